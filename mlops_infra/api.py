@@ -1,0 +1,143 @@
+"""What the CLI commands do, as plain keyword-only functions returning result objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlops_infra.errors import SpecInvalid, UsageError
+from mlops_infra.spec.problems import Problem
+
+VALIDATE_FORMAT = "mlops-infra/validate/v1"
+
+
+@dataclass(frozen=True)
+class SpecSource:
+    path: Path
+    stack: str  # the stack name: --stack, or the spec file's stem
+
+
+def resolve_source(*, stack: str | None, spec: str | None, root: Path | None = None) -> SpecSource:
+    if stack and spec:
+        raise UsageError("give --stack or --spec, not both")
+    if spec:
+        return SpecSource(path=Path(spec), stack=Path(spec).stem)
+    name = stack or "dev"
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"invalid stack name {name!r}", hint="stack names use letters, digits, '-' and '_'")
+    path = (root or Path.cwd()) / "stacks" / f"{name}.yaml"
+    if not path.exists():
+        raise UsageError(
+            f"no spec for stack {name!r}: {path} does not exist",
+            hint="run `mlops-infra init` to scaffold one, or pass --spec PATH",
+        )
+    return SpecSource(path=path, stack=name)
+
+
+@dataclass
+class ValidateResult:
+    file: str
+    valid: bool
+    clouds: list[str]
+    problems: list[Problem]
+    warnings: list[Problem]
+    stages: dict[str, dict[str, str]] = field(default_factory=dict)  # cloud -> stage -> status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": VALIDATE_FORMAT,
+            "file": self.file,
+            "valid": self.valid,
+            "clouds": self.clouds,
+            "problems": [p.to_dict() for p in self.problems],
+            "warnings": [p.to_dict() for p in self.warnings],
+            "stages": self.stages,
+        }
+
+
+def stage_support(cloud: str) -> dict[str, str]:
+    """'implemented' or the human reason a cloud cannot do a stage."""
+    from mlops_infra.backends import get_backend
+    from mlops_infra.stages import all_stages
+
+    backend = get_backend(cloud)
+    return {
+        s.name: "implemented" if backend.supports(s.name) else backend.unsupported.get(s.name, "not supported")
+        for s in all_stages()
+    }
+
+
+def validate(*, source: SpecSource, clouds: list[str] | None = None) -> ValidateResult:
+    from mlops_infra.spec.validate import check_file
+
+    if clouds:
+        for cloud in clouds:
+            _known_cloud(cloud)
+    try:
+        checked = check_file(source.path, clouds=clouds)
+    except SpecInvalid as exc:
+        return ValidateResult(
+            file=str(source.path), valid=False, clouds=list(clouds or []), problems=exc.problems, warnings=exc.warnings
+        )
+    return ValidateResult(
+        file=str(source.path),
+        valid=True,
+        clouds=checked.clouds,
+        problems=[],
+        warnings=checked.warnings,
+        stages={cloud: stage_support(cloud) for cloud in checked.clouds},
+    )
+
+
+def _known_cloud(cloud: str) -> None:
+    from mlops_infra.backends import get_backend
+
+    get_backend(cloud)
+
+
+@dataclass
+class PlanResult:
+    document: dict[str, Any]
+    warnings: list[Problem]
+    written_to: Path | None = None
+
+
+def plan(*, source: SpecSource, cloud: str | None, out: Path | None = None) -> PlanResult:
+    """Validate for the target cloud, then plan offline; SpecInvalid carries every problem."""
+    from mlops_infra.plan import dump_plan, plan_document
+    from mlops_infra.spec.validate import check_file
+
+    if cloud:
+        _known_cloud(cloud)
+    target = cloud
+    if target is None:
+        checked = check_file(source.path, clouds=[])
+        target = checked.spec.cloud
+        if target is None:
+            raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
+    checked = check_file(source.path, clouds=[target])
+    document = plan_document(
+        checked.spec, target, stack=source.stack, warnings=[w.to_dict() for w in checked.warnings]
+    )
+    written = None
+    if out is not None:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(dump_plan(document))
+        except OSError as exc:
+            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        written = out
+    return PlanResult(document=document, warnings=checked.warnings, written_to=written)
+
+
+def schema() -> dict[str, Any]:
+    from mlops_infra.spec.models import spec_model
+
+    document = spec_model().model_json_schema(by_alias=True)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://mlops-infra.dev/schema/v1/spec.json",
+        "title": "mlops-infra spec (apiVersion mlops-infra/v1)",
+        **document,
+    }

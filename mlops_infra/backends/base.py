@@ -1,0 +1,88 @@
+"""What a cloud backend is. Importing this (or a backend's __init__) loads no cloud SDK.
+
+A backend is one folder, backends/<cloud>/, found by convention:
+- __init__.py defines BACKEND, an instance of a Backend subclass (light: no SDK);
+- settings.py: the pydantic model of the spec's clouds.<cloud> block;
+- naming.py: the NameStyle of every physical name kind it generates;
+- catalog.py: neutral compute -> instance types per purpose;
+- <stage>.py for each stage it implements, with `build(ctx) -> <Stage>Outputs`
+  (these import the SDK). A stage without a module must be listed in
+  `unsupported` with a human reason, which `validate` shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+from pydantic import BaseModel
+
+from mlops_infra.naming import NameStyle, Namer
+from mlops_infra.spec.problems import Problem
+
+if TYPE_CHECKING:
+    import pulumi
+
+    from mlops_infra.spec.models import SpecBase
+
+
+class Backend:
+    name: ClassVar[str]  # "aws": the folder name and the --cloud value
+    display_name: ClassVar[str]  # "AWS"
+    sdk_package: ClassVar[str]  # "pulumi_aws": the only SDK planning on this cloud may import
+    settings_model: ClassVar[type[BaseModel]]  # the clouds.<name> block
+    naming_styles: ClassVar[Mapping[str, NameStyle]]
+    unsupported: ClassVar[Mapping[str, str]] = {}  # stage -> why this cloud cannot do it (yet)
+    settings_example: ClassVar[str] = ""  # shown when clouds.<name> is missing
+
+    # --- facts about stages -------------------------------------------------
+    def supports(self, stage: str) -> bool:
+        return importlib.util.find_spec(f"{self._package()}.{stage}") is not None
+
+    def stage_module(self, stage: str) -> ModuleType:
+        return importlib.import_module(f"{self._package()}.{stage}")
+
+    def _package(self) -> str:
+        return f"mlops_infra.backends.{self.name}"
+
+    # --- validation ---------------------------------------------------------
+    def check(self, spec: "SpecBase", settings: Any) -> list[Problem]:
+        """Cloud-specific checks of a structurally valid spec (catalog, overrides, limits)."""
+        return []
+
+    # --- naming -------------------------------------------------------------
+    def name_scope(self, settings: Any) -> str:
+        """Where global uniqueness is judged; feeds the hash of globally unique names."""
+        return ""
+
+    def namer(self, spec: "SpecBase", settings: Any) -> Namer:
+        return Namer(
+            cloud=self.name,
+            project=spec.project,
+            environment=spec.environment,
+            styles=self.naming_styles,
+            scope=self.name_scope(settings),
+        )
+
+    # --- engine -------------------------------------------------------------
+    def create_provider(self, spec: "SpecBase", settings: Any) -> "pulumi.ProviderResource":
+        """The explicit provider every resource of this cloud uses (imports the SDK)."""
+        raise NotImplementedError
+
+    def mock_call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Answers to data-source invokes under the offline engine (no cloud is called).
+
+        Values that only the cloud knows are the plan's "(known after apply)" marker.
+        """
+        return {}
+
+
+class CatalogMiss(Exception):
+    """The cloud (or this region) cannot serve a neutral compute requirement."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint

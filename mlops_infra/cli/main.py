@@ -1,0 +1,175 @@
+"""Command-line interface: thin commands over mlops_infra.api, one top-level error handler."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from mlops_infra import __version__
+from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
+
+CLOUDS = ("aws", "azure", "gcp")  # checked against the backend registry when a command runs
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        debug = bool(ctx.params.get("debug")) or os.environ.get("MLOPS_INFRA_DEBUG") == "1"
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
+            if debug:
+                raise
+            _report(exc, ctx)
+            ctx.exit(_exit_code(exc))
+
+
+def _exit_code(exc: Exception) -> int:
+    from mlops_infra.errors import MlopsInfraError
+
+    return exc.exit_code if isinstance(exc, MlopsInfraError) else 1
+
+
+def _report(exc: Exception, ctx: click.Context) -> None:
+    from mlops_infra.errors import MlopsInfraError, SpecInvalid
+
+    as_json = bool(ctx.meta.get("json"))
+    if isinstance(exc, SpecInvalid):
+        render_problems(exc.problems + exc.warnings)
+        echo_err(error_text(exc.message))
+        if as_json:
+            emit_json(
+                {
+                    "format": "mlops-infra/error/v1",
+                    "error": exc.message,
+                    "exit_code": exc.exit_code,
+                    "problems": [p.to_dict() for p in exc.problems],
+                    "warnings": [p.to_dict() for p in exc.warnings],
+                }
+            )
+        return
+    if isinstance(exc, MlopsInfraError):
+        message, hint = exc.message, exc.hint
+    else:
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        hint = "this is a bug in mlops-infra; run with --debug for the traceback and report it"
+    echo_err(error_text(message, hint))
+    if as_json:
+        emit_json({"format": "mlops-infra/error/v1", "error": message, "hint": hint, "exit_code": _exit_code(exc)})
+
+
+def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.meta["json"] = value
+        return value
+
+    return click.option(
+        "--json", "as_json", is_flag=True, callback=mark, expose_value=True, help="Print only JSON on stdout."
+    )(fn)
+
+
+def _source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--spec", "spec_path", metavar="PATH", help="Spec file to use instead of a stack.")(fn)
+    fn = click.option("--stack", metavar="NAME", help="Read stacks/NAME.yaml (default: dev).")(fn)
+    return fn
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mlops-infra")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+def main(debug: bool) -> None:
+    """A whole MLOps platform on AWS, GCP or Azure from one spec.
+
+    Exit codes: 0 ok, 1 failure, 2 invalid input, 3 tooling or credentials
+    missing, 4 deployment failed.
+    """
+
+
+@main.command()
+@_source_options
+@click.option(
+    "--cloud", "clouds", multiple=True, type=click.Choice(CLOUDS), help="Check for this cloud (repeatable; "
+    "default: the spec's cloud and every cloud it configures)."
+)
+@_json_option
+def validate(stack: str | None, spec_path: str | None, clouds: tuple[str, ...], as_json: bool) -> None:
+    """Check a spec; report every problem with file, line, path and hint.
+
+    Exits 0 when valid, 2 when not.
+    """
+    from mlops_infra import api
+
+    source = api.resolve_source(stack=stack, spec=spec_path)
+    result = api.validate(source=source, clouds=list(clouds) or None)
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        render_problems(result.problems + result.warnings)
+        if result.valid:
+            click.echo(f"{result.file}: valid for {', '.join(result.clouds) or 'no cloud'}")
+            for cloud, stages in result.stages.items():
+                missing = {s: why for s, why in stages.items() if why != "implemented"}
+                if missing:
+                    click.echo(f"  {cloud}: not deployed yet: {', '.join(sorted(missing))}")
+        else:
+            count = len(result.problems)
+            echo_err(error_text(f"{count} problem{'s' if count != 1 else ''} in {result.file}"))
+    if not result.valid:
+        sys.exit(2)
+
+
+@main.command()
+@_json_option
+def schema(as_json: bool) -> None:
+    """Print the JSON Schema of the spec (for editors and CI)."""
+    from mlops_infra import api
+
+    emit_json(api.schema())
+
+
+@main.command()
+@click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--cloud", required=True, type=click.Choice(CLOUDS), help="Default target cloud of the spec.")
+@click.option("--project", required=True, help="Project name (a slug such as churn).")
+@click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@_json_option
+def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) -> None:
+    """Scaffold a ready project: stacks/dev.yaml, Pulumi.yaml, README.md, .gitignore."""
+    from mlops_infra.scaffold import init_project
+
+    result = init_project(directory=directory, cloud=cloud, project=project, force=force)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    click.echo(f"Created {project} in {directory}:")
+    for name in result.files:
+        click.echo(f"  {name}")
+    where = "" if str(directory) == "." else f"cd {directory} && "
+    click.echo(f"Next: {where}mlops-infra plan --cloud {cloud}")
+
+
+@main.command()
+@_source_options
+@click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plan document here.")
+@_json_option
+def plan(stack: str | None, spec_path: str | None, cloud: str | None, out: Path | None, as_json: bool) -> None:
+    """Show the resources a spec declares, offline: no credentials, no Pulumi CLI."""
+    from mlops_infra import api
+    from mlops_infra.cli.plan_text import render_plan
+
+    source = api.resolve_source(stack=stack, spec=spec_path)
+    result = api.plan(source=source, cloud=cloud, out=out)
+    if as_json:
+        emit_json(result.document)
+        render_problems(result.warnings)
+        return
+    render_problems(result.warnings)
+    click.echo(render_plan(result.document))
+    if result.written_to:
+        click.echo(f"Plan document written to {result.written_to}")

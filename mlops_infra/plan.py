@@ -1,0 +1,232 @@
+"""The offline engine: run the real program against Pulumi's mock monitor, no cloud, no CLI.
+
+The plain mocks see only type, name and inputs; a subclass of the mock
+monitor captures the whole registration request (parent, protect, provider,
+property dependencies), which is what the plan document is made of.
+Registrations arrive in no fixed order, so the document is sorted; the same
+spec always yields the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlops_infra.errors import InternalError
+
+if TYPE_CHECKING:
+    from mlops_infra.spec.models import SpecBase
+
+PLAN_FORMAT = "mlops-infra/plan/v1"
+UNKNOWN = "(known after apply)"
+SECRET = "[secret]"
+
+_SIG = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_ASSET_SIGS = {"c44067f5952c0a294b673a41bacd8c17": "[asset]", "0def7320c3a5731c473e5ecbe6d01bc7": "[archive]"}
+_UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+
+
+@dataclass
+class Registration:
+    urn: str
+    type: str
+    name: str
+    parent_urn: str
+    custom: bool
+    protect: bool
+    retain_on_delete: bool
+    provider_ref: str
+    inputs: dict[str, Any]
+    property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _plain(value: Any) -> Any:
+    """A protobuf Struct value (as MessageToDict gives it) -> plan-document JSON."""
+    if isinstance(value, dict):
+        sig = value.get(_SIG)
+        if sig == _SECRET_SIG:
+            return SECRET
+        if sig == _RESOURCE_SIG:
+            return {"resource": _urn_name(value.get("urn", ""))}
+        if sig == _OUTPUT_SIG:
+            if value.get("secret"):
+                return SECRET
+            return _plain(value["value"]) if "value" in value else UNKNOWN
+        if sig in _ASSET_SIGS:
+            return _ASSET_SIGS[sig]
+        return {k: _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if value == _UNKNOWN_SENTINEL:
+        return UNKNOWN
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _urn_name(urn: str) -> str:
+    return urn.rsplit("::", 1)[-1] if urn else ""
+
+
+def _urn_types(urn: str) -> list[str]:
+    parts = urn.split("::")
+    return parts[2].split("$") if len(parts) >= 4 else []
+
+
+def _make_monitor(mocks: Any) -> Any:
+    from google.protobuf import json_format
+    from pulumi.runtime.mocks import MockMonitor
+
+    class CapturingMonitor(MockMonitor):
+        def __init__(self, mocks: Any) -> None:
+            super().__init__(mocks)
+            self.captured: list[Registration] = []
+
+        def RegisterResource(self, request: Any) -> Any:
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                inputs = json_format.MessageToDict(request.object, preserving_proto_field_name=True)
+                self.captured.append(
+                    Registration(
+                        urn=response.urn,
+                        type=request.type,
+                        name=request.name,
+                        parent_urn=request.parent,
+                        custom=bool(request.custom),
+                        protect=bool(request.protect),
+                        retain_on_delete=bool(getattr(request, "retainOnDelete", False)),
+                        provider_ref=request.provider,
+                        inputs=inputs,
+                        property_dependencies={
+                            key: sorted(deps.urns) for key, deps in request.propertyDependencies.items()
+                        },
+                    )
+                )
+            return response
+
+    return CapturingMonitor(mocks)
+
+
+def _make_mocks(backend: Any) -> Any:
+    import pulumi
+
+    class OfflineMocks(pulumi.runtime.Mocks):
+        def new_resource(self, args: Any) -> tuple[str, dict]:
+            # No id and no computed outputs: under preview they stay unknown, as
+            # they would before a real deployment; inputs read back as given.
+            return "", dict(args.inputs)
+
+        def call(self, args: Any) -> dict:
+            return backend.mock_call(args.token, dict(args.args))
+
+    return OfflineMocks()
+
+
+@dataclass
+class OfflineRun:
+    registrations: list[Registration]
+    exports: dict[str, Any]
+
+
+def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
+    """Run `program` (a Program) under the mock monitor in a fresh loop and fresh settings."""
+    import pulumi
+    from pulumi.runtime import settings as pulumi_settings
+    from pulumi.runtime.stack import run_pulumi_func
+
+    mocks = _make_mocks(program.backend)
+    monitor = _make_monitor(mocks)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
+        loop.run_until_complete(run_pulumi_func(program))
+        exports = loop.run_until_complete(_resolve(program.exports))
+    finally:
+        pulumi_settings.reset_options()
+        pulumi_settings.SETTINGS.rpc_manager.clear()
+        pulumi_settings.SETTINGS.outputs.clear()
+        loop.close()
+        asyncio.set_event_loop(None)
+    return OfflineRun(registrations=monitor.captured, exports=exports)
+
+
+async def _resolve(value: Any) -> Any:
+    import pulumi
+
+    if isinstance(value, pulumi.Output):
+        if not await value.is_known():
+            return UNKNOWN
+        if await value.is_secret():
+            return SECRET
+        return await _resolve(await value.future())
+    if isinstance(value, dict):
+        return {k: await _resolve(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [await _resolve(v) for v in value]
+    return value
+
+
+def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[dict] | None = None) -> dict:
+    """Plan `spec` on `cloud` offline and return the plan document (section 6 of DESIGN.md)."""
+    from mlops_infra.program import build_program
+    from mlops_infra.stages import all_stages
+
+    program = build_program(spec, cloud)
+    run = run_offline(program, project=spec.project, stack=stack)
+    titles = {f"mlops-infra:{cloud}:{s.title}": s.name for s in all_stages()}
+    by_urn = {r.urn: r for r in run.registrations}
+    names = [r.name for r in run.registrations]
+    duplicates = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if duplicates:
+        raise InternalError(f"logical names are not unique in the plan: {', '.join(duplicates)}")
+    resources = []
+    for reg in sorted(run.registrations, key=lambda r: r.name):
+        stage = next((titles[t] for t in _urn_types(reg.urn) if t in titles), None)
+        if stage is None and reg.type.startswith("pulumi:providers:"):
+            stage = "provider"
+        parent = by_urn.get(reg.parent_urn)
+        provider_urn = reg.provider_ref.rsplit("::", 1)[0] if reg.provider_ref else ""
+        provider = by_urn.get(provider_urn)
+        inputs = {k: _plain(v) for k, v in sorted(reg.inputs.items()) if not k.startswith("__")}
+        entry: dict[str, Any] = {
+            "name": reg.name,
+            "type": reg.type,
+            "stage": stage,
+            "parent": parent.name if parent else None,
+            "protect": reg.protect,
+            "custom": reg.custom,
+            "provider": provider.name if provider else None,
+            "inputs": inputs,
+        }
+        deps = {
+            key: sorted({by_urn[u].name for u in urns if u in by_urn})
+            for key, urns in sorted(reg.property_dependencies.items())
+            if urns
+        }
+        if deps:
+            entry["dependencies"] = deps
+        resources.append(entry)
+    by_stage: dict[str, int] = {}
+    for entry in resources:
+        by_stage[entry["stage"] or "other"] = by_stage.get(entry["stage"] or "other", 0) + 1
+    return {
+        "format": PLAN_FORMAT,
+        "project": spec.project,
+        "stack": stack,
+        "cloud": cloud,
+        "resources": resources,
+        "outputs": run.exports,
+        "warnings": warnings or [],
+        "summary": {"total": len(resources), "by_stage": dict(sorted(by_stage.items()))},
+    }
+
+
+def dump_plan(document: dict) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"

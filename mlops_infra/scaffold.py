@@ -1,0 +1,78 @@
+"""`mlops-infra init`: a ready project from the jinja2 templates shipped in the wheel."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlops_infra.errors import UsageError
+from mlops_infra.spec.types import SLUG_RE
+
+# template (under templates/init/) -> file written in the new project
+FILES = {
+    "stacks/dev.yaml.j2": "stacks/dev.yaml",
+    "Pulumi.yaml.j2": "Pulumi.yaml",
+    "__main__.py.j2": "__main__.py",
+    "README.md.j2": "README.md",
+    "gitignore.j2": ".gitignore",
+}
+
+
+@dataclass
+class InitResult:
+    directory: Path
+    files: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "mlops-infra/init/v1", "directory": str(self.directory), "files": self.files}
+
+
+def render_template(name: str, **values: Any) -> str:
+    import jinja2
+
+    from mlops_infra.templates_dir import templates_root
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_root())),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    return env.get_template(name).render(**values)
+
+
+def init_project(*, directory: Path, cloud: str, project: str, force: bool = False) -> InitResult:
+    from mlops_infra.backends import get_backend
+
+    get_backend(cloud)
+    if not (2 <= len(project) <= 24 and re.match(SLUG_RE, project)):
+        raise UsageError(
+            f"invalid project name {project!r}",
+            hint="2-24 characters: lowercase letters, digits and single hyphens, starting with a letter",
+        )
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory} exists and is not a directory")
+    targets = {template: directory / out for template, out in FILES.items()}
+    existing = sorted(str(p.relative_to(directory)) for p in targets.values() if p.exists())
+    if existing and not force:
+        raise UsageError(
+            f"{directory} already has {', '.join(existing)}; nothing was written",
+            hint="use another directory, or --force to overwrite these files",
+        )
+    values = {
+        "project": project,
+        "cloud": cloud,
+        "gcp_project": f"{project}-mlops",
+        "model": f"{project}-model" if len(project) <= 26 else "model",
+        "training_image": f"ghcr.io/acme/{project}-train:0.1.0",
+    }
+    rendered = {template: render_template(f"init/{template}", **values) for template in FILES}
+    try:
+        for template, path in targets.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(rendered[template])
+    except OSError as exc:
+        raise UsageError(f"cannot write into {directory}: {exc.strerror or exc}") from None
+    return InitResult(directory=directory, files=sorted(FILES.values()))

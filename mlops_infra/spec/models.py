@@ -1,0 +1,337 @@
+"""The neutral spec, apiVersion mlops-infra/v1, as strict pydantic models.
+
+The spec states requirements (size classes, replicas, retention), never SKUs;
+SKUs live only under clouds.<cloud>.overrides, whose models belong to each
+backend (see backends/<cloud>/settings.py) and are attached in `spec_model()`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+from mlops_infra.spec.types import (
+    Cron,
+    Email,
+    EnvironmentName,
+    HttpsUrl,
+    Image,
+    PositivePercent,
+    ProjectName,
+    ResourceName,
+    TimeZone,
+    duration,
+)
+
+API_VERSION = "mlops-infra/v1"
+
+SIZE_CLASSES: dict[str, dict[str, int]] = {
+    # Neutral size classes: what a workload needs, not what a cloud sells.
+    "cpu-small": {"cpus": 2, "memory_gib": 8, "gpus": 0},
+    "cpu-medium": {"cpus": 4, "memory_gib": 16, "gpus": 0},
+    "cpu-large": {"cpus": 8, "memory_gib": 32, "gpus": 0},
+    "cpu-xlarge": {"cpus": 16, "memory_gib": 64, "gpus": 0},
+    "gpu-small": {"cpus": 4, "memory_gib": 16, "gpus": 1},
+    "gpu-large": {"cpus": 8, "memory_gib": 32, "gpus": 1},
+    "gpu-x4": {"cpus": 48, "memory_gib": 192, "gpus": 4},
+    "gpu-x8": {"cpus": 96, "memory_gib": 768, "gpus": 8},
+}
+SizeClass = Literal[
+    "cpu-small", "cpu-medium", "cpu-large", "cpu-xlarge", "gpu-small", "gpu-large", "gpu-x4", "gpu-x8"
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Compute(Strict):
+    """A size class, or explicit cpus / memory / gpus (not both)."""
+
+    size: Optional[SizeClass] = Field(None, description="neutral size class")
+    cpus: Optional[int] = Field(None, ge=1, le=192, description="minimum vCPUs")
+    memory_gib: Optional[int] = Field(None, ge=1, le=2048, description="minimum memory in GiB")
+    gpus: int = Field(0, ge=0, le=16, description="number of GPUs")
+    instance_count: int = Field(1, ge=1, le=100, description="instances per job (training only)")
+
+    @model_validator(mode="after")
+    def _one_way(self) -> "Compute":
+        explicit = self.cpus is not None or self.memory_gib is not None
+        if self.size and (explicit or self.gpus):
+            raise ValueError("give either size or cpus/memory_gib/gpus, not both")
+        if not self.size and not (self.cpus and self.memory_gib):
+            raise ValueError("give a size class (e.g. size: cpu-small) or both cpus and memory_gib")
+        return self
+
+    @property
+    def requirements(self) -> dict[str, int]:
+        if self.size:
+            return dict(SIZE_CLASSES[self.size])
+        return {"cpus": self.cpus or 0, "memory_gib": self.memory_gib or 0, "gpus": self.gpus}
+
+    @property
+    def label(self) -> str:
+        if self.size:
+            return self.size
+        text = f"{self.cpus} cpus / {self.memory_gib} GiB"
+        return text + (f" / {self.gpus} gpus" if self.gpus else "")
+
+
+class Bucket(Strict):
+    name: ResourceName = Field(description="logical bucket name; feeds the physical name")
+    versioning: bool = Field(True, description="keep object versions (required for audit and rollback)")
+    archive_after_days: Optional[int] = Field(
+        None, ge=1, le=36500, description="move objects to archive storage after N days"
+    )
+    expire_after_days: Optional[int] = Field(
+        None, ge=1, le=36500, description="delete current objects after N days"
+    )
+    noncurrent_expire_after_days: Optional[int] = Field(
+        90, ge=1, le=36500, description="delete superseded object versions after N days"
+    )
+
+    @model_validator(mode="after")
+    def _lifecycle_order(self) -> "Bucket":
+        if (
+            self.archive_after_days is not None
+            and self.expire_after_days is not None
+            and self.expire_after_days <= self.archive_after_days
+        ):
+            raise ValueError(
+                f"expire_after_days ({self.expire_after_days}) must be greater than "
+                f"archive_after_days ({self.archive_after_days})"
+            )
+        return self
+
+
+class Artifacts(Strict):
+    """The artifact bucket every stack gets (models, pipeline outputs, captured data)."""
+
+    archive_after_days: Optional[int] = Field(None, ge=1, le=36500)
+    expire_after_days: Optional[int] = Field(None, ge=1, le=36500)
+    noncurrent_expire_after_days: Optional[int] = Field(90, ge=1, le=36500)
+
+
+class Storage(Strict):
+    buckets: list[Bucket] = Field(default_factory=list, max_length=100)
+    artifacts: Artifacts = Field(default_factory=Artifacts)
+
+
+class Tracking(Strict):
+    enabled: bool = Field(True, description="experiment tracking (managed MLflow / Vertex metadata)")
+    size: Literal["small", "medium", "large"] = Field("small", description="tracking server size")
+
+
+class DataRef(Strict):
+    bucket: ResourceName
+    prefix: str = Field("", max_length=512, pattern=r"^([A-Za-z0-9._=-]+/)*$")
+
+
+class Training(Strict):
+    image: Image = Field(description="training container image with an explicit tag or digest")
+    compute: Compute
+    spot: bool = Field(False, description="use spot/preemptible capacity (checkpoints required)")
+    max_runtime: duration(60, 28 * 86400) = Field(  # type: ignore[valid-type]
+        86400, description="stop the job after this long"
+    )
+    max_wait: Optional[duration(60, 28 * 86400)] = Field(  # type: ignore[valid-type]
+        None, description="spot only: total time including waiting for capacity"
+    )
+    hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=100)
+    environment: dict[str, str] = Field(default_factory=dict, max_length=100)
+    inputs: list[ResourceName | DataRef] = Field(default_factory=list, max_length=20)
+    run_on_deploy: bool = Field(False, description="also start one training run when deploying")
+
+    @model_validator(mode="after")
+    def _spot(self) -> "Training":
+        if self.max_wait is not None and not self.spot:
+            raise ValueError("max_wait only applies to spot training (set spot: true)")
+        if self.max_wait is not None and self.max_wait < self.max_runtime:
+            raise ValueError("max_wait must be at least max_runtime")
+        return self
+
+    @property
+    def input_refs(self) -> list[DataRef]:
+        return [i if isinstance(i, DataRef) else DataRef(bucket=i) for i in self.inputs]
+
+
+class Registry(Strict):
+    approval: Literal["manual", "automatic"] = "manual"
+
+
+class Autoscaling(Strict):
+    min_replicas: int = Field(1, ge=0, le=1000)
+    max_replicas: int = Field(1, ge=1, le=1000)
+    target_requests_per_replica: Optional[int] = Field(None, ge=1, le=100000)
+    target_cpu_percent: Optional[PositivePercent] = None
+    scale_in_cooldown: duration(0, 3600) = 300  # type: ignore[valid-type]
+    scale_out_cooldown: duration(0, 3600) = 60  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "Autoscaling":
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})"
+            )
+        if self.target_requests_per_replica and self.target_cpu_percent:
+            raise ValueError("choose one target: target_requests_per_replica or target_cpu_percent")
+        return self
+
+
+class DataCapture(Strict):
+    sampling_percent: PositivePercent = 100
+    capture_responses: bool = True
+
+
+class Rollout(Strict):
+    mode: Literal["all-at-once", "canary", "linear"] = "all-at-once"
+    canary_percent: Optional[PositivePercent] = None
+    step_percent: Optional[PositivePercent] = None
+    wait: duration(0, 3600) = 600  # type: ignore[valid-type]
+    rollback_on_alarms: bool = True
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> "Rollout":
+        if self.mode == "canary" and self.canary_percent is None:
+            raise ValueError("canary rollout needs canary_percent")
+        if self.mode == "linear" and self.step_percent is None:
+            raise ValueError("linear rollout needs step_percent")
+        if self.mode != "canary" and self.canary_percent is not None:
+            raise ValueError("canary_percent only applies to mode: canary")
+        if self.mode != "linear" and self.step_percent is not None:
+            raise ValueError("step_percent only applies to mode: linear")
+        return self
+
+
+class Serving(Strict):
+    image: Image
+    model_uri: Optional[str] = Field(
+        None, max_length=1024, description="explicit model artifact URI; default: the training output"
+    )
+    compute: Compute
+    environment: dict[str, str] = Field(default_factory=dict, max_length=100)
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    data_capture: Optional[DataCapture] = None
+    rollout: Rollout = Field(default_factory=Rollout)
+
+    @model_validator(mode="after")
+    def _rollout_capacity(self) -> "Serving":
+        if self.rollout.mode != "all-at-once" and self.autoscaling.max_replicas < 2:
+            raise ValueError(
+                f"a {self.rollout.mode} rollout needs max_replicas of at least 2 (traffic is split between replicas)"
+            )
+        return self
+
+
+class Drift(Strict):
+    baseline: DataRef | ResourceName
+    schedule: Literal["hourly", "daily", "weekly"] = "daily"
+
+    @property
+    def baseline_ref(self) -> DataRef:
+        return self.baseline if isinstance(self.baseline, DataRef) else DataRef(bucket=self.baseline)
+
+
+class ModelMonitoring(Strict):
+    latency_p99_ms: Optional[int] = Field(None, ge=1, le=600000)
+    error_rate_percent: Optional[PositivePercent] = None
+    min_invocations_per_hour: Optional[int] = Field(None, ge=1)
+    drift: Optional[Drift] = None
+
+
+class Retraining(Strict):
+    schedule: Optional[Cron] = Field(None, description="5-field cron, e.g. '0 3 * * 1'")
+    timezone: TimeZone = "UTC"
+    on_new_data: Optional[DataRef | ResourceName] = None
+    on_drift: bool = False
+
+    @model_validator(mode="after")
+    def _some_trigger(self) -> "Retraining":
+        if not (self.schedule or self.on_new_data or self.on_drift):
+            raise ValueError("give at least one trigger: schedule, on_new_data or on_drift")
+        return self
+
+    @property
+    def new_data_ref(self) -> DataRef | None:
+        if self.on_new_data is None or isinstance(self.on_new_data, DataRef):
+            return self.on_new_data
+        return DataRef(bucket=self.on_new_data)
+
+
+class Model(Strict):
+    name: ResourceName
+    training: Optional[Training] = None
+    registry: Optional[Registry] = None
+    serving: Optional[Serving] = None
+    monitoring: Optional[ModelMonitoring] = None
+    retraining: Optional[Retraining] = None
+
+
+class Notify(Strict):
+    emails: list[Email] = Field(default_factory=list, max_length=50)
+    webhook: Optional[HttpsUrl] = None
+
+
+class Monitoring(Strict):
+    notify: Notify = Field(default_factory=Notify)
+    dashboard: bool = True
+
+
+class Governance(Strict):
+    encryption: Literal["customer-managed"] = Field(
+        "customer-managed", description="stateful resources use a key this stack owns"
+    )
+    key_rotation_days: int = Field(365, ge=90, le=2560)
+    audit_logs: bool = True
+    network: Literal["public", "private"] = "public"
+
+
+TagKey = str
+TagValue = str
+
+
+class SpecBase(Strict):
+    api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion")
+    project: ProjectName  # type: ignore[valid-type]
+    environment: EnvironmentName  # type: ignore[valid-type]
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
+    storage: Storage = Field(default_factory=Storage)
+    tracking: Optional[Tracking] = None
+    models: list[Model] = Field(default_factory=list, max_length=5000)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    governance: Governance = Field(default_factory=Governance)
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
+
+    def model(self, name: str) -> Model:
+        for model in self.models:
+            if model.name == name:
+                return model
+        raise KeyError(name)
+
+    def settings_for(self, cloud: str) -> Any:
+        return getattr(self.clouds, cloud)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=1)
+def spec_model() -> type[SpecBase]:
+    """The full Spec model: SpecBase plus one `clouds.<name>` block per discovered backend."""
+    from mlops_infra.backends import registry
+
+    backends = registry()
+    fields: dict[str, Any] = {
+        name: (Optional[b.settings_model], Field(None, description=f"{b.display_name} target settings"))
+        for name, b in backends.items()
+    }
+    clouds = create_model(  # type: ignore[call-overload]
+        "Clouds", __config__=ConfigDict(extra="forbid", strict=True, frozen=True), **fields
+    )
+    cloud_names = tuple(sorted(backends))
+    return create_model(  # type: ignore[call-overload]
+        "Spec",
+        __base__=SpecBase,
+        cloud=(Optional[Literal[cloud_names]], Field(None, description="default target cloud")),  # type: ignore[valid-type]
+        clouds=(clouds, Field(default_factory=clouds)),
+    )

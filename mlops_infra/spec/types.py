@@ -1,0 +1,178 @@
+"""Small value types shared by the spec models: slugs, durations, cron, percentages."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
+
+SLUG_RE = r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$"
+_SLUG = re.compile(SLUG_RE)
+
+
+def _slug_check(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            "must be a slug: lowercase letters, digits and single hyphens, starting with a letter"
+        )
+    return value
+
+
+def slug(max_length: int, min_length: int = 2) -> object:
+    return Annotated[
+        str,
+        Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": SLUG_RE}),
+        AfterValidator(_slug_check),
+    ]
+
+
+ProjectName = slug(24)
+EnvironmentName = slug(16)
+ResourceName = slug(32)
+
+_DURATION = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d)$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+DURATION_PATTERN = r"^[1-9][0-9]{0,6}(s|m|h|d)$"
+
+
+def parse_duration(value: object) -> object:
+    """'4h' -> 14400. Anything else passes through for pydantic to reject."""
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError("must be a duration such as 90s, 30m, 4h or 2d")
+        return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError("must be a duration such as 90s, 30m, 4h or 2d")
+    return value
+
+
+def format_duration(seconds: int) -> str:
+    for unit in ("d", "h", "m"):
+        size = _UNIT_SECONDS[unit]
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def duration(min_seconds: int, max_seconds: int) -> object:
+    """A duration written '4h' (or whole seconds), kept as seconds, bounded."""
+    return Annotated[
+        int,
+        BeforeValidator(parse_duration),
+        Field(ge=min_seconds, le=max_seconds),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "pattern": DURATION_PATTERN},
+                    {"type": "integer", "minimum": min_seconds, "maximum": max_seconds},
+                ],
+                "description": f"duration ({format_duration(min_seconds)} to {format_duration(max_seconds)})",
+            }
+        ),
+    ]
+
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+PositivePercent = Annotated[float, Field(gt=0, le=100)]
+
+# Five-field cron: minute hour day-of-month month day-of-week.
+_CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    (
+        "month",
+        1,
+        12,
+        {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
+    ),
+    ("day of week", 0, 7, {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}),
+)
+
+
+def _cron_value(text: str, low: int, high: int, names: dict[str, int], field: str) -> int:
+    lowered = text.lower()
+    if lowered in names:
+        return names[lowered]
+    if not text.isdigit():
+        raise ValueError(f"cron {field} field: {text!r} is not a number")
+    number = int(text)
+    if not low <= number <= high:
+        raise ValueError(f"cron {field} field: {number} is outside {low}-{high}")
+    return number
+
+
+def check_cron(expression: str) -> str:
+    """Validate a neutral 5-field cron expression (no seconds, no @macros, no '?', 'L', '#')."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(
+            f"cron must have 5 fields (minute hour day-of-month month day-of-week), found {len(fields)}"
+        )
+    for text, (field, low, high, names) in zip(fields, _CRON_FIELDS):
+        for item in text.split(","):
+            base, _, step = item.partition("/")
+            if step and (not step.isdigit() or int(step) == 0):
+                raise ValueError(f"cron {field} field: step {step!r} must be a positive number")
+            if base == "*":
+                continue
+            start, dash, end = base.partition("-")
+            first = _cron_value(start, low, high, names, field)
+            if dash:
+                last = _cron_value(end, low, high, names, field)
+                if last < first:
+                    raise ValueError(f"cron {field} field: range {base!r} runs backwards")
+    return expression
+
+
+Cron = Annotated[str, AfterValidator(check_cron)]
+
+
+def check_timezone(name: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA time zone {name!r}") from None
+    if name not in available_timezones() and name != "UTC":
+        raise ValueError(f"unknown IANA time zone {name!r}")
+    return name
+
+
+TimeZone = Annotated[str, AfterValidator(check_timezone)]
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
+
+
+def check_email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("is not an email address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(check_email)]
+
+
+def check_https_url(value: str) -> str:
+    if not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+        raise ValueError("must be an https:// URL")
+    return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(check_https_url)]
+
+_IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:@]*$", re.IGNORECASE)
+
+
+def check_image(value: str) -> str:
+    if not _IMAGE.match(value) or " " in value:
+        raise ValueError("is not a container image reference (registry/repository:tag or @sha256:digest)")
+    if ":" not in value.rsplit("/", 1)[-1] and "@" not in value:
+        raise ValueError("needs an explicit tag (repository:1.2.0) or digest (repository@sha256:...)")
+    return value
+
+
+Image = Annotated[str, Field(max_length=512), AfterValidator(check_image)]

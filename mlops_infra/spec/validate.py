@@ -1,0 +1,305 @@
+"""Load a spec file and report every problem in it at once, each with file, line, path and hint.
+
+Two passes: the structural one (YAML + pydantic: types, unknown keys, ranges,
+local rules) reports everything it finds; when it passes, the semantic one
+(cross-references, tags, each target cloud's own checks) reports everything
+it finds. Warnings (a stage a cloud does not support yet) never fail a run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path as FsPath
+from typing import Any, Iterable, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from mlops_infra.errors import SpecInvalid, UsageError
+from mlops_infra.spec.problems import Path, Problem, errors_in, sort_problems
+
+MAX_SPEC_BYTES = 1_000_000
+
+
+@dataclass
+class Checked:
+    """A spec that passed validation, with the warnings found on the way."""
+
+    spec: Any  # the Spec model instance
+    file: str
+    warnings: list[Problem] = field(default_factory=list)
+    clouds: list[str] = field(default_factory=list)
+
+
+def read_spec_text(path: str | FsPath) -> str:
+    target = FsPath(path)
+    if not target.exists():
+        raise UsageError(f"spec file not found: {target}", hint="pass --spec PATH or --stack NAME (stacks/NAME.yaml)")
+    if target.is_dir():
+        raise UsageError(f"{target} is a directory, not a spec file")
+    try:
+        if target.stat().st_size > MAX_SPEC_BYTES:
+            raise UsageError(f"{target} is larger than {MAX_SPEC_BYTES} bytes; a spec should be far smaller")
+        data = target.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {target}: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise SpecInvalid(
+            [Problem(file=str(target), line=None, path=(), message=f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
+
+
+def check_file(path: str | FsPath, *, clouds: Sequence[str] | None = None) -> Checked:
+    return check_text(read_spec_text(path), str(path), clouds=clouds)
+
+
+def check_text(text: str, filename: str, *, clouds: Sequence[str] | None = None) -> Checked:
+    """Validate a spec; raise SpecInvalid with every problem, or return it with its warnings.
+
+    `clouds`: the target clouds to check for. None means the spec's default cloud
+    plus every cloud it has settings for.
+    """
+    from mlops_infra.spec.models import spec_model
+    from mlops_infra.spec.yaml_loader import YamlLoadError, load_yaml
+
+    try:
+        doc = load_yaml(text, filename)
+    except YamlLoadError as exc:
+        raise SpecInvalid(sort_problems(exc.problems)) from None
+    if not isinstance(doc.data, dict):
+        found = "an empty file" if doc.data is None else f"a {type(doc.data).__name__}"
+        raise SpecInvalid(
+            [
+                Problem(
+                    file=filename,
+                    line=doc.line_for(()) or 1,
+                    path=(),
+                    message=f"a spec must be a mapping, found {found}",
+                    hint="start from `mlops-infra init` or see the spec reference in the README",
+                )
+            ]
+        )
+    model = spec_model()
+    try:
+        spec = model.model_validate(doc.data)
+    except ValidationError as exc:
+        raise SpecInvalid(sort_problems(_structural_problems(exc, doc, model))) from None
+
+    targets = _targets(spec, clouds)
+    found = list(semantic_problems(spec, targets))
+    located = [_locate(p, doc) for p in found]
+    errors = errors_in(located)
+    warnings = [p for p in located if p.severity != "error"]
+    if errors:
+        raise SpecInvalid(sort_problems(errors), warnings=sort_problems(warnings))
+    return Checked(spec=spec, file=filename, warnings=sort_problems(warnings), clouds=targets)
+
+
+def _targets(spec: Any, clouds: Sequence[str] | None) -> list[str]:
+    if clouds is not None:
+        return list(clouds)
+    wanted = {name for name, value in spec.clouds if value is not None}
+    if spec.cloud:
+        wanted.add(spec.cloud)
+    return sorted(wanted)
+
+
+def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
+    from mlops_infra.backends import registry
+    from mlops_infra.stages import all_stages
+    from mlops_infra.stages.base import finding
+
+    seen: dict[str, int] = {}
+    for i, model in enumerate(spec.models):
+        if model.name in seen:
+            yield finding(
+                ("models", i, "name"),
+                f"duplicate model name {model.name!r} (also models[{seen[model.name]}])",
+                hint="model names must be unique within a spec",
+            )
+        seen.setdefault(model.name, i)
+    for stage in all_stages():
+        for check in stage.checks:
+            yield from check(spec)
+    backends = registry()
+    for cloud in clouds:
+        backend = backends[cloud]
+        settings = spec.settings_for(cloud)
+        if settings is None:
+            yield finding(
+                ("clouds",),
+                f"no settings for {cloud}: planning on {backend.display_name} needs clouds.{cloud}",
+                hint=f"add {backend.settings_example}" if backend.settings_example else None,
+            )
+            continue
+        for stage in all_stages():
+            if backend.supports(stage.name):
+                continue
+            reason = backend.unsupported.get(stage.name, "not supported")
+            for path in stage.used_at(spec):
+                yield finding(
+                    path,
+                    f"{backend.display_name} cannot deploy this yet: {reason}",
+                    hint=f"the plan for {cloud} leaves this part out",
+                    severity="warning",
+                )
+        yield from backend.check(spec, settings)
+
+
+def _locate(problem: Problem, doc: Any) -> Problem:
+    from dataclasses import replace
+
+    return replace(problem, file=doc.filename, line=doc.line_for(problem.path))
+
+
+# --- pydantic errors -> problems -----------------------------------------------
+
+
+def _structural_problems(exc: ValidationError, doc: Any, model: type[BaseModel]) -> list[Problem]:
+    grouped: dict[Path, list[dict[str, Any]]] = {}
+    for error in exc.errors(include_url=False):
+        path = _data_path(error["loc"], doc.data)
+        grouped.setdefault(path, []).append(error)
+    problems = []
+    for path, errors in grouped.items():
+        problems.append(_problem_for(path, errors, doc, model))
+    return problems
+
+
+def _data_path(loc: Sequence[Any], data: Any) -> Path:
+    """Drop pydantic's union-member tags from loc: keep only the parts that address the data."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and isinstance(part, str) and _FIELD_NAME.match(part) and part not in _TYPE_TAGS:
+            path.append(part)  # a missing field: point at where it belongs
+            node = None
+    return tuple(path)
+
+
+# Spec field names look like this; union-member tags in pydantic's loc do not
+# ('DataRef', 'function-after[...]', 'str', 'constrained-str').
+_FIELD_NAME = re.compile(r"^[a-z][A-Za-z0-9_]*$")
+_TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
+
+
+def _problem_for(path: Path, errors: list[dict[str, Any]], doc: Any, model: type[BaseModel]) -> Problem:
+    error = errors[0]
+    kind = error["type"]
+    line = doc.line_for(path)
+    value = error.get("input")
+    if kind == "extra_forbidden":
+        key = path[-1] if path else "?"
+        known = _known_fields(model, path[:-1])
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]!r}?" if close else (f"known keys here: {', '.join(known)}" if known else None)
+        return Problem(file=doc.filename, line=line, path=path, message=f"unknown key {key!r}", hint=hint)
+    if kind == "missing":
+        return Problem(file=doc.filename, line=line, path=path, message="required key is missing", hint=_hint_for(path))
+    messages = []
+    for err in errors:
+        text = _clean_message(err)
+        if text not in messages:
+            messages.append(text)
+    message = messages[0] if len(messages) == 1 else "does not match any accepted form: " + "; or ".join(messages)
+    shown = not isinstance(value, (dict, list)) or kind.endswith("_type")
+    if isinstance(value, dict):
+        shown = False
+    return Problem(
+        file=doc.filename,
+        line=line,
+        path=path,
+        message=message,
+        hint=_hint_for(path),
+        value=value,
+        has_value=shown,
+    )
+
+
+def _clean_message(error: dict[str, Any]) -> str:
+    text = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        if text.startswith(prefix):
+            text = text[len(prefix) :]
+    if error["type"] == "literal_error":
+        expected = error.get("ctx", {}).get("expected")
+        if expected:
+            text = f"must be one of {expected}"
+    return text[:1].lower() + text[1:]
+
+
+_HINTS = {
+    "apiVersion": "use apiVersion: mlops-infra/v1",
+    "size": "size classes: cpu-small, cpu-medium, cpu-large, cpu-xlarge, gpu-small, gpu-large, gpu-x4, gpu-x8",
+    "cloud": "the default target cloud: aws, gcp or azure (--cloud overrides it)",
+    "schedule": "five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
+    "project": "a slug such as churn: lowercase letters, digits and single hyphens",
+    "environment": "a slug such as dev or prod",
+}
+
+
+def _hint_for(path: Path) -> str | None:
+    for part in reversed(path):
+        if isinstance(part, str) and part in _HINTS:
+            return _HINTS[part]
+    return None
+
+
+def _known_fields(model: type[BaseModel], path: Path) -> list[str]:
+    target = _model_at(model, path)
+    if target is None:
+        return []
+    return sorted(f.alias or name for name, f in target.model_fields.items())
+
+
+def _model_at(model: type[BaseModel], path: Path) -> type[BaseModel] | None:
+    current: Any = model
+    for part in path:
+        current = _unwrap(current, part)
+        if current is None:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any, part: str | int) -> Any:
+    """Follow one path step through models, Optional/Union, list and dict annotations."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        if not isinstance(part, str):
+            return None
+        for name, info in annotation.model_fields.items():
+            if part in (name, info.alias):
+                return _model_in(info.annotation)
+        return None
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (list, tuple) and isinstance(part, int) and args:
+        return _model_in(args[0])
+    if origin is dict and args:
+        return _model_in(args[1])
+    return None
+
+
+def _model_in(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _model_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        models = [_model_in(a) for a in typing.get_args(annotation) if a is not type(None)]
+        models = [m for m in models if m is not None]
+        return models[0] if len(models) == 1 else (models[0] if models else None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if origin in (list, tuple, dict):
+        return annotation
+    return None

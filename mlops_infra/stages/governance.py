@@ -1,0 +1,54 @@
+"""Governance: the stack's encryption key, the workload identities and their grants.
+
+Built first on every cloud: every other stage encrypts with its key and runs
+as one of its identities.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlops_infra.spec.models import SpecBase
+from mlops_infra.stages.base import Stage
+from mlops_infra.tagging import check_tags
+
+# Workload identities every stack gets; later stages run as one of them.
+# training: reads model inputs, writes artifacts. serving: reads artifacts.
+# automation: starts pipelines and schedules (retraining, monitoring jobs).
+IDENTITIES = ("training", "serving", "automation")
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str  # one of IDENTITIES
+    id: Any  # what the cloud uses to refer to it: role name, service account email, identity id
+    principal: Any  # what grants name: role ARN, "serviceAccount:...", principal id
+
+
+@dataclass(frozen=True)
+class GovernanceOutputs:
+    key_id: Any  # key ARN / crypto key id / key vault key id (Output[str] or str)
+    identities: dict[str, Identity]
+    scope: Any = None  # where resources live when the cloud needs one (Azure resource group name)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def exports(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "identities": {role: ident.principal for role, ident in sorted(self.identities.items())},
+        }
+
+
+def _check_tags(spec: SpecBase) -> list:
+    return check_tags(dict(spec.tags))
+
+
+STAGE = Stage(
+    name="governance",
+    title="Governance",
+    requires=(),
+    used_at=lambda spec: [("governance",)],
+    checks=(_check_tags,),
+    always=True,
+)
