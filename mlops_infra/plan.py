@@ -205,6 +205,8 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
             "provider": provider.name if provider else None,
             "inputs": inputs,
         }
+        if reg.retain_on_delete:
+            entry["retain_on_delete"] = True
         deps = {
             key: sorted({by_urn[u].name for u in urns if u in by_urn})
             for key, urns in sorted(reg.property_dependencies.items())

@@ -14,14 +14,14 @@ def render_plan(document: dict[str, Any]) -> str:
     groups: dict[str, list[dict[str, Any]]] = {}
     for resource in resources:
         groups.setdefault(resource["stage"] or "other", []).append(resource)
-    width = max((len(r["type"]) for r in resources), default=0)
+    width = max((len(r["name"]) for r in resources), default=0)
     for stage in sorted(groups, key=_stage_order(document)):
         members = groups[stage]
         lines.append("")
         lines.append(f"{stage} ({len(members)})")
         for resource in members:
             mark = "  [protected]" if resource["protect"] else ""
-            lines.append(f"  + {resource['type'].ljust(width)}  {resource['name']}{mark}")
+            lines.append(f"  + {resource['name'].ljust(width)}  {resource['type']}{mark}")
     if document.get("outputs"):
         lines.append("")
         lines.append("Outputs: " + ", ".join(f"{stage}.{key}" for stage, out in document["outputs"].items() for key in out))

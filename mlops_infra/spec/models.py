@@ -109,14 +109,18 @@ class Bucket(Strict):
 class Artifacts(Strict):
     """The artifact bucket every stack gets (models, pipeline outputs, captured data)."""
 
-    archive_after_days: Optional[int] = Field(None, ge=1, le=36500)
-    expire_after_days: Optional[int] = Field(None, ge=1, le=36500)
-    noncurrent_expire_after_days: Optional[int] = Field(90, ge=1, le=36500)
+    archive_after_days: Optional[int] = Field(
+        None, ge=1, le=36500, description="move artifacts to archive storage after N days"
+    )
+    expire_after_days: Optional[int] = Field(None, ge=1, le=36500, description="delete artifacts after N days")
+    noncurrent_expire_after_days: Optional[int] = Field(
+        90, ge=1, le=36500, description="delete superseded artifact versions after N days"
+    )
 
 
 class Storage(Strict):
-    buckets: list[Bucket] = Field(default_factory=list, max_length=100)
-    artifacts: Artifacts = Field(default_factory=Artifacts)
+    buckets: list[Bucket] = Field(default_factory=list, max_length=100, description="data buckets")
+    artifacts: Artifacts = Field(default_factory=Artifacts, description="the stack's artifact bucket")
 
 
 class Tracking(Strict):
@@ -125,13 +129,15 @@ class Tracking(Strict):
 
 
 class DataRef(Strict):
-    bucket: ResourceName
-    prefix: str = Field("", max_length=512, pattern=r"^([A-Za-z0-9._=-]+/)*$")
+    bucket: ResourceName = Field(description="a bucket from storage.buckets")  # type: ignore[valid-type]
+    prefix: str = Field(
+        "", max_length=512, pattern=r"^([A-Za-z0-9._=-]+/)*$", description="object prefix ending in '/'; empty: all"
+    )
 
 
 class Training(Strict):
     image: Image = Field(description="training container image with an explicit tag or digest")
-    compute: Compute
+    compute: Compute = Field(description="size class or explicit requirements")
     spot: bool = Field(False, description="use spot/preemptible capacity (checkpoints required)")
     max_runtime: duration(60, 28 * 86400) = Field(  # type: ignore[valid-type]
         86400, description="stop the job after this long"
@@ -139,9 +145,13 @@ class Training(Strict):
     max_wait: Optional[duration(60, 28 * 86400)] = Field(  # type: ignore[valid-type]
         None, description="spot only: total time including waiting for capacity"
     )
-    hyperparameters: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=100)
-    environment: dict[str, str] = Field(default_factory=dict, max_length=100)
-    inputs: list[ResourceName | DataRef] = Field(default_factory=list, max_length=20)
+    hyperparameters: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, max_length=100, description="passed to the training container"
+    )
+    environment: dict[str, str] = Field(default_factory=dict, max_length=100, description="container environment")
+    inputs: list[ResourceName | DataRef] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=20, description="bucket names or {bucket, prefix} the job reads"
+    )
     run_on_deploy: bool = Field(False, description="also start one training run when deploying")
 
     @model_validator(mode="after")
@@ -158,16 +168,20 @@ class Training(Strict):
 
 
 class Registry(Strict):
-    approval: Literal["manual", "automatic"] = "manual"
+    approval: Literal["manual", "automatic"] = Field(
+        "manual", description="manual: new versions wait for approval before serving"
+    )
 
 
 class Autoscaling(Strict):
-    min_replicas: int = Field(1, ge=0, le=1000)
-    max_replicas: int = Field(1, ge=1, le=1000)
-    target_requests_per_replica: Optional[int] = Field(None, ge=1, le=100000)
-    target_cpu_percent: Optional[PositivePercent] = None
-    scale_in_cooldown: duration(0, 3600) = 300  # type: ignore[valid-type]
-    scale_out_cooldown: duration(0, 3600) = 60  # type: ignore[valid-type]
+    min_replicas: int = Field(1, ge=0, le=1000, description="replicas kept running")
+    max_replicas: int = Field(1, ge=1, le=1000, description="upper bound for scale-out")
+    target_requests_per_replica: Optional[int] = Field(
+        None, ge=1, le=100000, description="scale to keep this many requests per minute per replica"
+    )
+    target_cpu_percent: Optional[PositivePercent] = Field(None, description="or scale on CPU utilisation")
+    scale_in_cooldown: duration(0, 3600) = Field(300, description="wait after scaling in")  # type: ignore[valid-type]
+    scale_out_cooldown: duration(0, 3600) = Field(60, description="wait after scaling out")  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _bounds(self) -> "Autoscaling":
@@ -181,16 +195,16 @@ class Autoscaling(Strict):
 
 
 class DataCapture(Strict):
-    sampling_percent: PositivePercent = 100
-    capture_responses: bool = True
+    sampling_percent: PositivePercent = Field(100, description="share of requests captured")
+    capture_responses: bool = Field(True, description="capture responses as well as requests")
 
 
 class Rollout(Strict):
-    mode: Literal["all-at-once", "canary", "linear"] = "all-at-once"
-    canary_percent: Optional[PositivePercent] = None
-    step_percent: Optional[PositivePercent] = None
-    wait: duration(0, 3600) = 600  # type: ignore[valid-type]
-    rollback_on_alarms: bool = True
+    mode: Literal["all-at-once", "canary", "linear"] = Field("all-at-once", description="how new versions go live")
+    canary_percent: Optional[PositivePercent] = Field(None, description="canary: traffic share of the first step")
+    step_percent: Optional[PositivePercent] = Field(None, description="linear: traffic share added per step")
+    wait: duration(0, 3600) = Field(600, description="bake time between steps")  # type: ignore[valid-type]
+    rollback_on_alarms: bool = Field(True, description="roll back when the endpoint's alarms fire")
 
     @model_validator(mode="after")
     def _mode_fields(self) -> "Rollout":
@@ -206,15 +220,15 @@ class Rollout(Strict):
 
 
 class Serving(Strict):
-    image: Image
+    image: Image = Field(description="serving container image with an explicit tag or digest")
     model_uri: Optional[str] = Field(
         None, max_length=1024, description="explicit model artifact URI; default: the training output"
     )
-    compute: Compute
-    environment: dict[str, str] = Field(default_factory=dict, max_length=100)
-    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
-    data_capture: Optional[DataCapture] = None
-    rollout: Rollout = Field(default_factory=Rollout)
+    compute: Compute = Field(description="size class or explicit requirements per replica")
+    environment: dict[str, str] = Field(default_factory=dict, max_length=100, description="container environment")
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="replica bounds and target")
+    data_capture: Optional[DataCapture] = Field(None, description="request/response capture for monitoring")
+    rollout: Rollout = Field(default_factory=Rollout, description="how a new version replaces the old")
 
     @model_validator(mode="after")
     def _rollout_capacity(self) -> "Serving":
@@ -226,8 +240,10 @@ class Serving(Strict):
 
 
 class Drift(Strict):
-    baseline: DataRef | ResourceName
-    schedule: Literal["hourly", "daily", "weekly"] = "daily"
+    baseline: DataRef | ResourceName = Field(  # type: ignore[valid-type]
+        description="bucket (or {bucket, prefix}) holding the baseline data"
+    )
+    schedule: Literal["hourly", "daily", "weekly"] = Field("daily", description="how often drift is computed")
 
     @property
     def baseline_ref(self) -> DataRef:
@@ -235,17 +251,19 @@ class Drift(Strict):
 
 
 class ModelMonitoring(Strict):
-    latency_p99_ms: Optional[int] = Field(None, ge=1, le=600000)
-    error_rate_percent: Optional[PositivePercent] = None
-    min_invocations_per_hour: Optional[int] = Field(None, ge=1)
-    drift: Optional[Drift] = None
+    latency_p99_ms: Optional[int] = Field(None, ge=1, le=600000, description="alarm above this p99 latency")
+    error_rate_percent: Optional[PositivePercent] = Field(None, description="alarm above this share of errors")
+    min_invocations_per_hour: Optional[int] = Field(None, ge=1, description="alarm when traffic drops below")
+    drift: Optional[Drift] = Field(None, description="data drift against a baseline")
 
 
 class Retraining(Strict):
     schedule: Optional[Cron] = Field(None, description="5-field cron, e.g. '0 3 * * 1'")
-    timezone: TimeZone = "UTC"
-    on_new_data: Optional[DataRef | ResourceName] = None
-    on_drift: bool = False
+    timezone: TimeZone = Field("UTC", description="IANA time zone of the schedule")
+    on_new_data: Optional[DataRef | ResourceName] = Field(  # type: ignore[valid-type]
+        None, description="retrain when objects arrive in this bucket (or {bucket, prefix})"
+    )
+    on_drift: bool = Field(False, description="retrain when the drift alarm fires")
 
     @model_validator(mode="after")
     def _some_trigger(self) -> "Retraining":
@@ -261,31 +279,33 @@ class Retraining(Strict):
 
 
 class Model(Strict):
-    name: ResourceName
-    training: Optional[Training] = None
-    registry: Optional[Registry] = None
-    serving: Optional[Serving] = None
-    monitoring: Optional[ModelMonitoring] = None
-    retraining: Optional[Retraining] = None
+    name: ResourceName = Field(description="model name; feeds physical names")  # type: ignore[valid-type]
+    training: Optional[Training] = Field(None, description="repeatable training run")
+    registry: Optional[Registry] = Field(None, description="versioned model registry")
+    serving: Optional[Serving] = Field(None, description="managed online endpoint")
+    monitoring: Optional[ModelMonitoring] = Field(None, description="endpoint alarms and drift")
+    retraining: Optional[Retraining] = Field(None, description="when to retrain automatically")
 
 
 class Notify(Strict):
-    emails: list[Email] = Field(default_factory=list, max_length=50)
-    webhook: Optional[HttpsUrl] = None
+    emails: list[Email] = Field(default_factory=list, max_length=50, description="alert recipients")
+    webhook: Optional[HttpsUrl] = Field(None, description="https endpoint that receives alerts")
 
 
 class Monitoring(Strict):
-    notify: Notify = Field(default_factory=Notify)
-    dashboard: bool = True
+    notify: Notify = Field(default_factory=Notify, description="where alerts go")
+    dashboard: bool = Field(True, description="one dashboard per stack, a row per model")
 
 
 class Governance(Strict):
     encryption: Literal["customer-managed"] = Field(
         "customer-managed", description="stateful resources use a key this stack owns"
     )
-    key_rotation_days: int = Field(365, ge=90, le=2560)
-    audit_logs: bool = True
-    network: Literal["public", "private"] = "public"
+    key_rotation_days: int = Field(365, ge=90, le=2560, description="automatic key rotation period")
+    audit_logs: bool = Field(True, description="record data access to buckets and key use")
+    network: Literal["public", "private"] = Field(
+        "public", description="private: data services refuse public network access where the cloud allows"
+    )
 
 
 TagKey = str
@@ -293,15 +313,15 @@ TagValue = str
 
 
 class SpecBase(Strict):
-    api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion")
-    project: ProjectName  # type: ignore[valid-type]
-    environment: EnvironmentName  # type: ignore[valid-type]
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict)
-    storage: Storage = Field(default_factory=Storage)
-    tracking: Optional[Tracking] = None
-    models: list[Model] = Field(default_factory=list, max_length=5000)
-    monitoring: Monitoring = Field(default_factory=Monitoring)
-    governance: Governance = Field(default_factory=Governance)
+    api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion", description="spec format version")
+    project: ProjectName = Field(description="project slug (2-24); feeds every physical name")  # type: ignore[valid-type]
+    environment: EnvironmentName = Field(description="environment slug (2-16), e.g. dev")  # type: ignore[valid-type]
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, description="tags/labels valid on every cloud")
+    storage: Storage = Field(default_factory=Storage, description="data and artifact buckets")
+    tracking: Optional[Tracking] = Field(None, description="experiment tracking")
+    models: list[Model] = Field(default_factory=list, max_length=5000, description="models and their lifecycle")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="stack-wide alerting")
+    governance: Governance = Field(default_factory=Governance, description="keys, identities, audit")
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 
@@ -333,5 +353,5 @@ def spec_model() -> type[SpecBase]:
         "Spec",
         __base__=SpecBase,
         cloud=(Optional[Literal[cloud_names]], Field(None, description="default target cloud")),  # type: ignore[valid-type]
-        clouds=(clouds, Field(default_factory=clouds)),
+        clouds=(clouds, Field(default_factory=clouds, description="per-cloud target settings and overrides")),
     )

@@ -141,10 +141,13 @@ def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
             if backend.supports(stage.name):
                 continue
             reason = backend.unsupported.get(stage.name, "not supported")
-            for path in stage.used_at(spec):
+            used = stage.used_at(spec)
+            if used:
+                # One warning per (cloud, stage), at the first place the spec asks for it.
+                more = f" (and {len(used) - 1} more place{'s' if len(used) > 2 else ''})" if len(used) > 1 else ""
                 yield finding(
-                    path,
-                    f"{backend.display_name} cannot deploy this yet: {reason}",
+                    used[0],
+                    f"{backend.display_name} does not deploy {stage.name} yet{more}: {reason}",
                     hint=f"the plan for {cloud} leaves this part out",
                     severity="warning",
                 )

@@ -1,0 +1,230 @@
+"""AWS: provider setup and the facts validate needs (no SDK import at module level)."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws.naming import STYLES, bucket_name
+from mlops_infra.backends.aws.settings import AwsSettings
+from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.plan import UNKNOWN
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.storage import ARTIFACTS
+from mlops_infra.tagging import stack_tags
+
+# The override field of each purpose a model's compute is used for.
+OVERRIDE_FIELDS = {"training": "training_instance_type", "serving": "serving_instance_type"}
+# S3 Glacier Flexible Retrieval bills every object for at least 90 days (S3 pricing,
+# "minimum storage duration"); expiring sooner after archiving is charged as if kept 90 days.
+GLACIER_MINIMUM_DAYS = 90
+
+
+class AwsBackend(Backend):
+    name = "aws"
+    display_name = "AWS"
+    sdk_package = "pulumi_aws"
+    settings_model = AwsSettings
+    naming_styles = STYLES
+    settings_example = "clouds: {aws: {region: us-east-1}}"
+    unsupported = {
+        "tracking": "not implemented yet on AWS (SageMaker managed MLflow arrives with the training issue)",
+        "training": "not implemented yet on AWS (SageMaker Pipelines arrive with the training issue)",
+        "registry": "not implemented yet on AWS (model package groups arrive with the training issue)",
+        "serving": "not implemented yet on AWS (SageMaker endpoints arrive with the serving issue)",
+        "monitoring": "not implemented yet on AWS (CloudWatch alarms arrive with the monitoring issue)",
+        "retraining": "not implemented yet on AWS (EventBridge triggers arrive with the monitoring issue)",
+    }
+
+    def name_scope(self, settings: AwsSettings) -> str:
+        return settings.region
+
+    # --- validation ---------------------------------------------------------
+    def check(self, spec: Any, settings: AwsSettings | None) -> list[Problem]:
+        if settings is None:
+            return []
+        problems = self._check_overrides(spec, settings)
+        problems += self._check_compute(spec, settings)
+        problems += self._check_serving(spec)
+        problems += self._check_lifecycle(spec)
+        problems += self._check_policy_size(spec, settings)
+        if spec.governance.network == "private":
+            problems.append(
+                finding(
+                    ("governance", "network"),
+                    "network: private has no effect on AWS yet: no VPC, subnets or endpoints are created",
+                    hint="resources stay reachable through public AWS endpoints (IAM still applies); "
+                    "VPC support arrives with the training issue",
+                    value="private",
+                    severity="warning",
+                )
+            )
+        return problems
+
+    def _check_overrides(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        problems: list[Problem] = []
+        names = [m.name for m in spec.models]
+        for model_name, override in settings.overrides.models.items():
+            base = ("clouds", "aws", "overrides", "models", model_name)
+            if model_name not in names:
+                close = difflib.get_close_matches(model_name, names, n=1)
+                problems.append(
+                    finding(
+                        base,
+                        f"overrides name an unknown model {model_name!r}",
+                        hint=f"did you mean {close[0]!r}?" if close else f"models are: {', '.join(names) or 'none'}",
+                        value=model_name,
+                    )
+                )
+                continue
+            model = spec.model(model_name)
+            for purpose, field in OVERRIDE_FIELDS.items():
+                value = getattr(override, field)
+                if value is None:
+                    continue
+                path = (*base, field)
+                message = catalog.check_override(value, purpose)
+                if message:
+                    problems.append(
+                        finding(path, message, hint=f"see the {catalog.PURPOSE_ENUMS[purpose]} list in the "
+                                "SageMaker API reference", value=value)
+                    )
+                    continue
+                stage = getattr(model, purpose)
+                if stage is None:
+                    problems.append(
+                        finding(path, f"model {model_name!r} has no {purpose} section, so this override has no effect",
+                                hint=f"remove it, or add models[].{purpose}", value=value, severity="warning")
+                    )
+                    continue
+                shortfall = _shortfall(value, stage.compute)
+                if shortfall:
+                    problems.append(
+                        finding(path, f"{value} offers less than models[{names.index(model_name)}].{purpose}.compute "
+                                f"asks for ({shortfall})", hint="the override wins; check that the workload fits",
+                                value=value, severity="warning")
+                    )
+        return problems
+
+    def _check_compute(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            override = settings.overrides.models.get(model.name)
+            for purpose, field in OVERRIDE_FIELDS.items():
+                stage = getattr(model, purpose)
+                if stage is None or (override is not None and getattr(override, field)):
+                    continue
+                try:
+                    catalog.instance_type(stage.compute, purpose, settings)
+                except CatalogMiss as miss:
+                    problems.append(
+                        finding(
+                            ("models", i, purpose, "compute"), miss.message, hint=miss.hint, value=stage.compute.label
+                        )
+                    )
+        return problems
+
+    def _check_serving(self, spec: Any) -> list[Problem]:
+        problems = []
+        for i, model in enumerate(spec.models):
+            if model.serving is not None and model.serving.autoscaling.min_replicas == 0:
+                problems.append(
+                    finding(
+                        ("models", i, "serving", "autoscaling", "min_replicas"),
+                        "SageMaker real-time endpoints keep at least one instance per variant",
+                        hint="set min_replicas: 1 (scale-to-zero needs inference components, not supported yet)",
+                        value=0,
+                    )
+                )
+        return problems
+
+    def _check_lifecycle(self, spec: Any) -> list[Problem]:
+        rules = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
+        rules.append((("storage", "artifacts"), spec.storage.artifacts))
+        problems = []
+        for path, rule in rules:
+            archive, expire = rule.archive_after_days, rule.expire_after_days
+            if archive is not None and expire is not None and expire - archive < GLACIER_MINIMUM_DAYS:
+                problems.append(
+                    finding(
+                        (*path, "expire_after_days"),
+                        f"objects expire {expire - archive} days after moving to S3 Glacier, which bills "
+                        f"at least {GLACIER_MINIMUM_DAYS} days per object",
+                        hint=f"expire at least {GLACIER_MINIMUM_DAYS} days after archive_after_days, or do not archive",
+                        value=expire,
+                        severity="warning",
+                    )
+                )
+        return problems
+
+    def _check_policy_size(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        namer = self.namer(spec, settings)
+        known = {b.name for b in spec.storage.buckets}
+        reads = {name: prefixes for name, prefixes in policies.data_reads(spec).items() if name in known}
+        partition = policies.partition_of(settings.region)
+        grants = policies.storage_grants(
+            partition=partition,
+            artifacts=bucket_name(namer, ARTIFACTS),
+            reads=reads,
+            physical={name: bucket_name(namer, name) for name in reads},
+        )
+        # The key grant's ARN is only known after deployment: measure it at its longest.
+        key_arn = f"arn:{partition}:kms:{settings.region}:123456789012:key/{'0' * 36}"
+        key_grant = policies.policy_size(policies.key_use_policy(key_arn))
+        problems = []
+        for role, doc in grants.items():
+            size = policies.policy_size(doc) + key_grant
+            if size > policies.INLINE_POLICY_LIMIT:
+                problems.append(
+                    finding(
+                        ("storage", "buckets"),
+                        f"the {role} identity's IAM policies would be {size} characters; IAM allows "
+                        f"{policies.INLINE_POLICY_LIMIT} per role",
+                        hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining",
+                    )
+                )
+        return problems
+
+    # --- engine -------------------------------------------------------------
+    def create_provider(self, spec: Any, settings: AwsSettings) -> Any:
+        import pulumi
+        import pulumi_aws as aws
+
+        # Default tags catch anything a stage module might miss; every taggable resource
+        # also gets ctx.tags() explicitly, since plans only show explicit tags.
+        tags = stack_tags(project=spec.project, environment=spec.environment, user=dict(spec.tags), stage="")
+        tags.pop("mlops-stage", None)
+        return aws.Provider(
+            "aws",
+            region=settings.region,
+            default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
+            opts=pulumi.ResourceOptions(),
+        )
+
+    def mock_call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": UNKNOWN, "arn": UNKNOWN, "userId": UNKNOWN, "id": UNKNOWN}
+        if token == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "reverseDnsPrefix": "com.amazonaws", "id": "aws"}
+        if token == "aws:index/getRegion:getRegion":
+            region = args.get("region") or args.get("name") or UNKNOWN
+            return {"region": region, "name": region, "id": region, "endpoint": UNKNOWN, "description": UNKNOWN}
+        return {}
+
+
+def _shortfall(instance_type: str, compute: Any) -> str:
+    """What a known instance type lacks against a compute requirement ("" when it fits or is unknown)."""
+    spec = catalog.spec_of(instance_type)
+    if spec is None:
+        return ""
+    need = compute.requirements
+    missing = []
+    if spec.cpus < need["cpus"]:
+        missing.append(f"{spec.cpus} < {need['cpus']} vCPUs")
+    if spec.memory_gib < need["memory_gib"]:
+        missing.append(f"{spec.memory_gib} < {need['memory_gib']} GiB")
+    if spec.gpus < need["gpus"]:
+        missing.append(f"{spec.gpus} < {need['gpus']} GPUs")
+    return ", ".join(missing)

@@ -1,0 +1,204 @@
+"""Neutral compute -> SageMaker instance types, per purpose (training, serving, processing).
+
+Pure data and pure functions: no SDK. Three kinds of facts, each with its source:
+- which ml.* types SageMaker accepts for each purpose: data/sagemaker-instance-types.json
+  (the TrainingInstanceType / ProductionVariantInstanceType / ProcessingInstanceType enums
+  of botocore's sagemaker service model);
+- what each type offers (vCPUs, memory, NVIDIA GPUs): INSTANCE_SPECS below;
+- which type stands for each neutral size class: SIZE_CLASS_TYPES below.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from functools import lru_cache
+from importlib import resources
+from typing import Any, NamedTuple
+
+from mlops_infra.backends.base import CatalogMiss
+from mlops_infra.spec.models import Compute
+
+PURPOSES = ("training", "serving", "processing")
+
+# Purpose -> the botocore enum that lists the instance types SageMaker accepts for it.
+PURPOSE_ENUMS = {
+    "training": "TrainingInstanceType",  # CreateTrainingJob ResourceConfig.InstanceType
+    "serving": "ProductionVariantInstanceType",  # CreateEndpointConfig ProductionVariants[].InstanceType
+    "processing": "ProcessingInstanceType",  # CreateProcessingJob / monitoring ClusterConfig.InstanceType
+}
+
+# Words the messages use for each purpose.
+PURPOSE_WORDS = {"training": "training jobs", "serving": "real-time endpoints", "processing": "processing jobs"}
+
+
+class InstanceSpec(NamedTuple):
+    cpus: int  # vCPUs
+    memory_gib: int
+    gpus: int  # NVIDIA GPUs
+
+
+# What each candidate type offers. Source: Amazon EC2 instance type specifications
+# (docs.aws.amazon.com/ec2/latest/instancetypes: general purpose m5, compute optimized c5,
+# memory optimized r5, accelerated computing g4dn / g5 / p4d / p5); an ml.* type has the
+# vCPUs, memory and GPUs of the EC2 type of the same name (aws.amazon.com/sagemaker/pricing).
+# Only x86 types with NVIDIA GPUs (or none) are candidates: Graviton (arm64), Inferentia and
+# Trainium need images built for them, burstable t2/t3 types do not sustain workloads. Any
+# other type remains available through clouds.aws.overrides. Order = preference on ties.
+INSTANCE_SPECS: dict[str, InstanceSpec] = {
+    # general purpose: 4 GiB per vCPU
+    "ml.m5.large": InstanceSpec(2, 8, 0),
+    "ml.m5.xlarge": InstanceSpec(4, 16, 0),
+    "ml.m5.2xlarge": InstanceSpec(8, 32, 0),
+    "ml.m5.4xlarge": InstanceSpec(16, 64, 0),
+    "ml.m5.12xlarge": InstanceSpec(48, 192, 0),
+    "ml.m5.24xlarge": InstanceSpec(96, 384, 0),
+    # compute optimized: 2 GiB per vCPU
+    "ml.c5.large": InstanceSpec(2, 4, 0),
+    "ml.c5.xlarge": InstanceSpec(4, 8, 0),
+    "ml.c5.2xlarge": InstanceSpec(8, 16, 0),
+    "ml.c5.4xlarge": InstanceSpec(16, 32, 0),
+    "ml.c5.9xlarge": InstanceSpec(36, 72, 0),
+    "ml.c5.18xlarge": InstanceSpec(72, 144, 0),
+    # memory optimized: 8 GiB per vCPU
+    "ml.r5.large": InstanceSpec(2, 16, 0),
+    "ml.r5.xlarge": InstanceSpec(4, 32, 0),
+    "ml.r5.2xlarge": InstanceSpec(8, 64, 0),
+    "ml.r5.4xlarge": InstanceSpec(16, 128, 0),
+    "ml.r5.8xlarge": InstanceSpec(32, 256, 0),
+    "ml.r5.12xlarge": InstanceSpec(48, 384, 0),
+    "ml.r5.16xlarge": InstanceSpec(64, 512, 0),
+    "ml.r5.24xlarge": InstanceSpec(96, 768, 0),
+    # NVIDIA T4
+    "ml.g4dn.xlarge": InstanceSpec(4, 16, 1),
+    "ml.g4dn.2xlarge": InstanceSpec(8, 32, 1),
+    "ml.g4dn.4xlarge": InstanceSpec(16, 64, 1),
+    "ml.g4dn.8xlarge": InstanceSpec(32, 128, 1),
+    "ml.g4dn.16xlarge": InstanceSpec(64, 256, 1),
+    "ml.g4dn.12xlarge": InstanceSpec(48, 192, 4),
+    # NVIDIA A10G
+    "ml.g5.xlarge": InstanceSpec(4, 16, 1),
+    "ml.g5.2xlarge": InstanceSpec(8, 32, 1),
+    "ml.g5.4xlarge": InstanceSpec(16, 64, 1),
+    "ml.g5.8xlarge": InstanceSpec(32, 128, 1),
+    "ml.g5.16xlarge": InstanceSpec(64, 256, 1),
+    "ml.g5.12xlarge": InstanceSpec(48, 192, 4),
+    "ml.g5.24xlarge": InstanceSpec(96, 384, 4),
+    "ml.g5.48xlarge": InstanceSpec(192, 768, 8),
+    # NVIDIA A100 / H100
+    "ml.p4d.24xlarge": InstanceSpec(96, 1152, 8),
+    "ml.p5.48xlarge": InstanceSpec(192, 2048, 8),
+}
+
+# Neutral size class -> type, per purpose. Each type meets the class's cpus / memory / gpus
+# (SIZE_CLASSES in spec/models.py) and is in that purpose's botocore enum (a test checks both).
+# gpu-large takes an A10G (g5) rather than a T4; gpu-x8 takes 8 A100s (p4d) where SageMaker
+# offers them: processing jobs do not accept ml.p4d.*, so they get 8 A10Gs (g5.48xlarge).
+_COMMON = {
+    "cpu-small": "ml.m5.large",
+    "cpu-medium": "ml.m5.xlarge",
+    "cpu-large": "ml.m5.2xlarge",
+    "cpu-xlarge": "ml.m5.4xlarge",
+    "gpu-small": "ml.g4dn.xlarge",
+    "gpu-large": "ml.g5.2xlarge",
+    "gpu-x4": "ml.g5.12xlarge",
+}
+SIZE_CLASS_TYPES: dict[str, dict[str, str]] = {
+    "training": {**_COMMON, "gpu-x8": "ml.p4d.24xlarge"},
+    "serving": {**_COMMON, "gpu-x8": "ml.p4d.24xlarge"},
+    "processing": {**_COMMON, "gpu-x8": "ml.g5.48xlarge"},
+}
+
+
+@lru_cache(maxsize=1)
+def _enums() -> dict[str, tuple[str, ...]]:
+    raw = json.loads(resources.files("mlops_infra.data").joinpath("sagemaker-instance-types.json").read_text())
+    return {purpose: tuple(raw[enum]) for purpose, enum in PURPOSE_ENUMS.items()}
+
+
+def types_for(purpose: str) -> tuple[str, ...]:
+    """Every instance type SageMaker accepts for `purpose`, in botocore's order."""
+    _check_purpose(purpose)
+    return _enums()[purpose]
+
+
+def spec_of(instance_type: str) -> InstanceSpec | None:
+    """vCPUs / memory / GPUs of a type the catalog knows (None for others)."""
+    return INSTANCE_SPECS.get(instance_type)
+
+
+def instance_type(compute: Compute, purpose: str, settings: Any = None) -> str:
+    """The SageMaker type for `compute` used for `purpose`; CatalogMiss when none fits.
+
+    A size class maps through SIZE_CLASS_TYPES; explicit cpus / memory_gib / gpus pick the
+    smallest catalog type (fewest GPUs, then vCPUs, then memory) that meets all three.
+    `settings` (clouds.aws) only feeds the messages: SageMaker's lists are not per region.
+    """
+    _check_purpose(purpose)
+    where = f" in {settings.region}" if settings is not None and getattr(settings, "region", None) else ""
+    accepted = set(types_for(purpose))
+    if compute.size:
+        chosen = SIZE_CLASS_TYPES[purpose].get(compute.size)
+        if chosen is None or chosen not in accepted:
+            raise CatalogMiss(
+                f"AWS SageMaker{where} has no instance type for size class {compute.size!r} "
+                f"on {PURPOSE_WORDS[purpose]}",
+                hint=_override_hint(purpose),
+            )
+        return chosen
+    need = compute.requirements
+    candidates = [
+        (spec.gpus, spec.cpus, spec.memory_gib, order, name)
+        for order, (name, spec) in enumerate(INSTANCE_SPECS.items())
+        if name in accepted and _meets(spec, need)
+    ]
+    if not candidates:
+        raise CatalogMiss(
+            f"AWS SageMaker{where} has no {purpose} instance type with {compute.label}",
+            hint=_requirement_hint(need, purpose),
+        )
+    return min(candidates)[-1]
+
+
+def check_override(value: str, purpose: str) -> str | None:
+    """None when `value` is a type SageMaker accepts for `purpose`, else why not (with close matches)."""
+    accepted = types_for(purpose)
+    if value in accepted:
+        return None
+    message = f"{value!r} is not a SageMaker instance type for {PURPOSE_WORDS[purpose]}"
+    elsewhere = [p for p in PURPOSES if p != purpose and value in types_for(p)]
+    if elsewhere:
+        message += f" (SageMaker accepts it for {' and '.join(PURPOSE_WORDS[p] for p in elsewhere)} only)"
+    close = difflib.get_close_matches(value, accepted, n=3, cutoff=0.6)
+    if close:
+        message += f"; did you mean {', '.join(close)}?"
+    return message
+
+
+def _meets(spec: InstanceSpec, need: dict[str, int]) -> bool:
+    if need["gpus"] == 0 and spec.gpus:
+        return False  # never spend GPUs on a CPU-only requirement
+    return spec.cpus >= need["cpus"] and spec.memory_gib >= need["memory_gib"] and spec.gpus >= need["gpus"]
+
+
+def _requirement_hint(need: dict[str, int], purpose: str) -> str:
+    accepted = set(types_for(purpose))
+    top = max(s for n, s in INSTANCE_SPECS.items() if n in accepted and bool(s.gpus) == bool(need["gpus"]))
+    largest = f"{top.cpus} vCPUs / {top.memory_gib} GiB" + (f" / {top.gpus} GPUs" if top.gpus else "")
+    parts = [f"the largest {'GPU' if need['gpus'] else 'CPU'} type in the catalog offers {largest}"]
+    if purpose == "training":
+        parts.append("spread the work over several instances with compute.instance_count")
+    parts.append(_override_hint(purpose))
+    return "; ".join(parts)
+
+
+def _override_hint(purpose: str) -> str:
+    if purpose == "processing":
+        return "ask for less (processing jobs have no override)"
+    return f"or name a type under clouds.aws.overrides.models.<model>.{purpose}_instance_type"
+
+
+def _check_purpose(purpose: str) -> None:
+    if purpose not in PURPOSES:
+        raise ValueError(f"unknown purpose {purpose!r}; one of {', '.join(PURPOSES)}")
+

@@ -1,0 +1,275 @@
+"""IAM, KMS and S3 policy documents and ARNs for the AWS backend, as pure data.
+
+No SDK here: the stage modules JSON-encode these documents, `backend.check` measures
+them (IAM size limits) and the tests read them. Every ARN is built from physical names,
+so the documents are known before deployment; the only value the cloud supplies is the
+account id (getCallerIdentity), and the key ARN for the key grants.
+
+Artifact bucket layout (shared with later stages):
+- audit-logs/     CloudTrail log files (written by CloudTrail only; no workload reads them)
+- data-capture/   requests and responses captured by endpoints (serving writes here)
+- everything else models, pipeline and job outputs (training reads and writes)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping
+
+from mlops_infra.spec.models import SpecBase
+
+VERSION = "2012-10-17"
+AUDIT_PREFIX = "audit-logs"  # CloudTrail's S3KeyPrefix: keys are audit-logs/AWSLogs/<account>/...
+CAPTURE_PREFIX = "data-capture/"
+INLINE_POLICY_LIMIT = 10_240  # IAM quota: aggregate size of a role's inline policies (characters, no whitespace)
+
+# The KMS actions a workload identity needs to read and write data encrypted with the key
+# (S3 SSE-KMS, SageMaker volumes and outputs). Explicit: no kms:* and no GenerateDataKey*.
+KMS_USE_ACTIONS = (
+    "kms:Encrypt",
+    "kms:Decrypt",
+    "kms:ReEncryptFrom",
+    "kms:ReEncryptTo",
+    "kms:GenerateDataKey",
+    "kms:GenerateDataKeyWithoutPlaintext",
+    "kms:DescribeKey",
+)
+
+# What the account (through IAM) may do to administer the key: the expansion of the
+# console's default key-administrator statement (Create*, Describe*, Enable*, List*, Put*,
+# Update*, Revoke*, Disable*, Get*, Delete*, TagResource, UntagResource, ScheduleKeyDeletion,
+# CancelKeyDeletion, RotateKeyOnDemand) into the actions that apply to a key. It must keep
+# kms:PutKeyPolicy, or the key becomes unmanageable (KMS's lockout safety check).
+KMS_ADMIN_ACTIONS = (
+    "kms:CreateAlias",
+    "kms:CreateGrant",
+    "kms:DescribeKey",
+    "kms:EnableKey",
+    "kms:EnableKeyRotation",
+    "kms:DisableKey",
+    "kms:DisableKeyRotation",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListGrants",
+    "kms:ListKeyPolicies",
+    "kms:ListKeyRotations",
+    "kms:ListResourceTags",
+    "kms:PutKeyPolicy",
+    "kms:UpdateAlias",
+    "kms:UpdateKeyDescription",
+    "kms:RevokeGrant",
+    "kms:RetireGrant",
+    "kms:DeleteAlias",
+    "kms:TagResource",
+    "kms:UntagResource",
+    "kms:ScheduleKeyDeletion",
+    "kms:CancelKeyDeletion",
+    "kms:RotateKeyOnDemand",
+)
+
+S3_READ_OBJECT = ("s3:GetObject",)
+S3_WRITE_OBJECT = ("s3:PutObject", "s3:AbortMultipartUpload")
+S3_LIST_BUCKET = ("s3:ListBucket",)
+S3_LOCATE_BUCKET = ("s3:GetBucketLocation",)
+# Object actions no workload may take on the audit logs (an explicit deny beats any allow).
+S3_AUDIT_DENY = (
+    "s3:GetObject",
+    "s3:GetObjectVersion",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:DeleteObjectVersion",
+)
+
+# Which service assumes each workload identity.
+TRUSTED_SERVICES = {
+    "training": ("sagemaker.amazonaws.com",),
+    "serving": ("sagemaker.amazonaws.com",),
+    "automation": ("events.amazonaws.com", "scheduler.amazonaws.com"),
+}
+KEY_USERS = ("training", "serving")  # automation gets no key access yet
+CLOUDTRAIL = "cloudtrail.amazonaws.com"
+
+
+# --- ARNs -------------------------------------------------------------------
+_PARTITIONS = (  # region prefix -> partition (longest prefix first)
+    ("us-isob-", "aws-iso-b"),
+    ("us-isof-", "aws-iso-f"),
+    ("eu-isoe-", "aws-iso-e"),
+    ("us-iso-", "aws-iso"),
+    ("us-gov-", "aws-us-gov"),
+    ("cn-", "aws-cn"),
+)
+
+
+def partition_of(region: str) -> str:
+    """The ARN partition of a region (known offline, unlike a getPartition call)."""
+    return next((p for prefix, p in _PARTITIONS if region.startswith(prefix)), "aws")
+
+
+def bucket_arn(partition: str, bucket: str) -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def account_root(partition: str, account_id: str) -> str:
+    return f"arn:{partition}:iam::{account_id}:root"
+
+
+def trail_arn(partition: str, region: str, account_id: str, trail: str) -> str:
+    return f"arn:{partition}:cloudtrail:{region}:{account_id}:trail/{trail}"
+
+
+# --- documents --------------------------------------------------------------
+def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    return {"Version": VERSION, "Statement": list(statements)}
+
+
+def key_policy(*, partition: str, account_id: str, trail: str | None = None) -> dict[str, Any]:
+    """The key policy: the account administers the key and lets IAM grant its use.
+
+    With `trail` (a trail ARN), CloudTrail may encrypt that trail's log files with the key.
+    """
+    root = {"AWS": account_root(partition, account_id)}
+    statements: list[dict[str, Any]] = [
+        {"Sid": "AccountAdministersKey", "Effect": "Allow", "Principal": root,
+         "Action": list(KMS_ADMIN_ACTIONS), "Resource": "*"},
+        # Without this statement IAM policies cannot grant use of the key, so the key grants
+        # of the workload identities (aws.iam.RolePolicy) would have no effect.
+        {"Sid": "IamPoliciesGrantKeyUse", "Effect": "Allow", "Principal": root,
+         "Action": list(KMS_USE_ACTIONS), "Resource": "*"},
+    ]
+    if trail:
+        only_this_trail = {"StringEquals": {"aws:SourceArn": trail}}
+        statements += [
+            {"Sid": "CloudTrailEncryptsLogs", "Effect": "Allow", "Principal": {"Service": CLOUDTRAIL},
+             "Action": ["kms:GenerateDataKey"], "Resource": "*", "Condition": only_this_trail},
+            {"Sid": "CloudTrailDescribesKey", "Effect": "Allow", "Principal": {"Service": CLOUDTRAIL},
+             "Action": ["kms:DescribeKey"], "Resource": "*", "Condition": only_this_trail},
+        ]
+    return document(statements)
+
+
+def trust_policy(role: str, *, account_id: str) -> dict[str, Any]:
+    """Who may assume a workload identity: its service, on behalf of this account only."""
+    services = list(TRUSTED_SERVICES[role])
+    return document([{
+        "Sid": "ServiceAssumesRole",
+        "Effect": "Allow",
+        "Principal": {"Service": services[0] if len(services) == 1 else services},
+        "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+    }])
+
+
+def key_use_policy(key_arn: str) -> dict[str, Any]:
+    """A workload identity's grant on the stack key (inline role policy)."""
+    return document([{"Sid": "UseStackKey", "Effect": "Allow", "Action": list(KMS_USE_ACTIONS), "Resource": key_arn}])
+
+
+def bucket_policy(
+    *, partition: str, bucket: str, audit: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    """TLS-only (1.2 or later) access to a bucket; with audit=(account_id, trail ARN), CloudTrail
+    may deliver that trail's log files under audit-logs/."""
+    arn = bucket_arn(partition, bucket)
+    everything = [arn, f"{arn}/*"]
+    statements: list[dict[str, Any]] = [
+        # Denies must cover every principal and action; they grant nothing.
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": everything, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+        {"Sid": "DenyTlsBelow12", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": everything, "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}}},
+    ]
+    if audit:
+        account_id, trail = audit
+        statements += [
+            {"Sid": "CloudTrailChecksAcl", "Effect": "Allow", "Principal": {"Service": CLOUDTRAIL},
+             "Action": "s3:GetBucketAcl", "Resource": arn,
+             "Condition": {"StringEquals": {"aws:SourceArn": trail}}},
+            {"Sid": "CloudTrailWritesLogs", "Effect": "Allow", "Principal": {"Service": CLOUDTRAIL},
+             "Action": "s3:PutObject", "Resource": f"{arn}/{AUDIT_PREFIX}/AWSLogs/{account_id}/*",
+             "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}},
+        ]
+    return document(statements)
+
+
+def data_reads(spec: SpecBase) -> dict[str, list[str]]:
+    """Data buckets some model reads -> the prefixes it reads ("" = the whole bucket).
+
+    Collected from training.inputs, monitoring.drift.baseline and retraining.on_new_data
+    of every model; a bucket read whole by one model is read whole.
+    """
+    found: dict[str, set[str]] = {}
+    for model in spec.models:
+        refs = []
+        if model.training is not None:
+            refs += model.training.input_refs
+        if model.monitoring is not None and model.monitoring.drift is not None:
+            refs.append(model.monitoring.drift.baseline_ref)
+        if model.retraining is not None and model.retraining.new_data_ref is not None:
+            refs.append(model.retraining.new_data_ref)
+        for ref in refs:
+            found.setdefault(ref.bucket, set()).add(ref.prefix)
+    reads = {}
+    for bucket, prefixes in sorted(found.items()):
+        reads[bucket] = [""] if "" in prefixes else _outermost(prefixes)
+    return reads
+
+
+def _outermost(prefixes: set[str]) -> list[str]:
+    """Drop prefixes covered by a shorter one (a/ covers a/b/)."""
+    kept: list[str] = []
+    for prefix in sorted(prefixes, key=lambda p: (len(p), p)):
+        if not any(prefix.startswith(k) for k in kept):
+            kept.append(prefix)
+    return sorted(kept)
+
+
+def storage_grants(
+    *, partition: str, artifacts: str, reads: Mapping[str, list[str]], physical: Mapping[str, str]
+) -> dict[str, dict[str, Any]]:
+    """Inline S3 policies of the training and serving identities.
+
+    training: reads the data buckets (prefixes) some model uses; reads and writes artifacts.
+    serving: reads artifacts; writes captured data under data-capture/.
+    Neither may touch the audit logs. `physical` maps data bucket names to physical names.
+    """
+    art = bucket_arn(partition, artifacts)
+    deny_audit = {"Sid": "NoAuditLogs", "Effect": "Deny", "Action": list(S3_AUDIT_DENY),
+                  "Resource": f"{art}/{AUDIT_PREFIX}/*"}
+    training: list[dict[str, Any]] = []
+    if reads:
+        arns = {name: bucket_arn(partition, physical[name]) for name in reads}
+        training.append({"Sid": "LocateDataBuckets", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET),
+                         "Resource": [arns[n] for n in reads]})
+        whole = [n for n, prefixes in reads.items() if prefixes == [""]]
+        if whole:
+            training.append({"Sid": "ListDataBuckets", "Effect": "Allow", "Action": list(S3_LIST_BUCKET),
+                             "Resource": [arns[n] for n in whole]})
+        for name, prefixes in reads.items():
+            if prefixes != [""]:
+                training.append({
+                    "Effect": "Allow", "Action": list(S3_LIST_BUCKET),
+                    "Resource": arns[name],
+                    "Condition": {"StringLike": {"s3:prefix": [v for p in prefixes for v in (p, f"{p}*")]}},
+                })
+        training.append({"Sid": "ReadData", "Effect": "Allow", "Action": list(S3_READ_OBJECT),
+                         "Resource": [f"{arns[n]}/{p}*" for n, prefixes in reads.items() for p in prefixes]})
+    training += [
+        {"Sid": "ListArtifacts", "Effect": "Allow", "Action": [*S3_LIST_BUCKET, *S3_LOCATE_BUCKET], "Resource": art},
+        {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": [*S3_READ_OBJECT, *S3_WRITE_OBJECT],
+         "Resource": f"{art}/*"},
+        deny_audit,
+    ]
+    serving = [
+        {"Sid": "ListArtifacts", "Effect": "Allow", "Action": [*S3_LIST_BUCKET, *S3_LOCATE_BUCKET], "Resource": art},
+        {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": list(S3_READ_OBJECT), "Resource": f"{art}/*"},
+        {"Sid": "WriteCapturedData", "Effect": "Allow", "Action": list(S3_WRITE_OBJECT),
+         "Resource": f"{art}/{CAPTURE_PREFIX}*"},
+        deny_audit,
+    ]
+    return {"training": document(training), "serving": document(serving)}
+
+
+def policy_size(doc: Mapping[str, Any]) -> int:
+    """Characters IAM counts for a policy (JSON without whitespace)."""
+    return len(json.dumps(doc, separators=(",", ":")))

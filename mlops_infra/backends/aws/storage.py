@@ -1,0 +1,186 @@
+"""AWS storage: one S3 bucket per spec.storage.buckets entry plus the artifact bucket.
+
+Per bucket (all protected: destroying a bucket's settings while keeping the bucket
+would leave it weaker than declared): s3.Bucket, BucketOwnershipControls
+(BucketOwnerEnforced: no ACLs), BucketPublicAccessBlock (all four), BucketVersioning
+(Enabled; Suspended for a data bucket with versioning: false, which works whether or not
+the bucket was versioned before), BucketServerSideEncryptionConfiguration (aws:kms with
+the stack key, S3 Bucket Keys), BucketLifecycleConfiguration (archive to GLACIER, expire,
+expire noncurrent versions, abort incomplete multipart uploads after 7 days) and a
+BucketPolicy denying requests without TLS 1.2+.
+
+Grants are inline policies on the governance roles (policies.storage_grants). With
+spec.governance.audit_logs, a single-region CloudTrail trail records S3 data events on the
+stack's buckets (except its own log files) into the artifact bucket under audit-logs/,
+encrypted with the stack key and with log file validation. The trail is not protected: it
+holds no data (its log files live in the protected artifact bucket).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws.naming import bucket_name, inline_policy_name, trail_name
+from mlops_infra.backends.context import StageContext
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+
+ABORT_MULTIPART_DAYS = 7
+ARCHIVE_STORAGE_CLASS = "GLACIER"  # S3 Glacier Flexible Retrieval
+
+
+def build(ctx: StageContext) -> StorageOutputs:
+    spec, region = ctx.spec, ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    partition = policies.partition_of(region)
+    account_id = gov.extra["account_id"]
+    audit = spec.governance.audit_logs
+    trail = trail_name(ctx.namer) if audit else None
+
+    physical = {b.name: bucket_name(ctx.namer, b.name) for b in spec.storage.buckets}
+    physical[ARTIFACTS] = bucket_name(ctx.namer, ARTIFACTS)
+
+    refs: dict[str, BucketRef] = {}
+    for bucket in spec.storage.buckets:
+        tls_only = policies.bucket_policy(partition=partition, bucket=physical[bucket.name])
+        created = _bucket(ctx, bucket.name, physical[bucket.name], bucket, versioned=bucket.versioning,
+                          key_arn=gov.key_id, policy=json.dumps(tls_only))
+        refs[bucket.name] = created["ref"]
+
+    def artifact_policy(account: str) -> str:
+        audit_args = (account, policies.trail_arn(partition, region, account, trail)) if trail else None
+        return json.dumps(policies.bucket_policy(partition=partition, bucket=physical[ARTIFACTS], audit=audit_args))
+
+    artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
+                        key_arn=gov.key_id, policy=pulumi.Output.from_input(account_id).apply(artifact_policy))
+
+    reads = policies.data_reads(spec)
+    grants = policies.storage_grants(partition=partition, artifacts=physical[ARTIFACTS], reads=reads, physical=physical)
+    for role, document in grants.items():
+        aws.iam.RolePolicy(
+            ctx.logical("grant", role),
+            name=inline_policy_name(ctx.namer, "storage"),
+            role=gov.identities[role].id,
+            policy=json.dumps(document),
+            opts=ctx.opts(),
+        )
+
+    if trail:
+        _trail(ctx, trail, partition, physical, artifacts, gov.key_id)
+
+    return StorageOutputs(buckets=refs, artifacts=artifacts["ref"])
+
+
+def _bucket(
+    ctx: StageContext, name: str, physical: str, rules: Any, *, versioned: bool, key_arn: Any, policy: Any
+) -> dict[str, Any]:
+    protected = ctx.opts(protect=True)
+    bucket = aws.s3.Bucket(
+        ctx.logical("bucket", name),
+        bucket=physical,
+        force_destroy=False,
+        tags=ctx.tags(),
+        opts=protected,
+    )
+    ownership = aws.s3.BucketOwnershipControls(
+        ctx.logical("ownership", name),
+        bucket=bucket.bucket,
+        rule={"object_ownership": "BucketOwnerEnforced"},
+        opts=protected,
+    )
+    public = aws.s3.BucketPublicAccessBlock(
+        ctx.logical("publicaccess", name),
+        bucket=bucket.bucket,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=protected,
+    )
+    aws.s3.BucketVersioning(
+        ctx.logical("versioning", name),
+        bucket=bucket.bucket,
+        versioning_configuration={"status": "Enabled" if versioned else "Suspended"},
+        opts=protected,
+    )
+    encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+        ctx.logical("encryption", name),
+        bucket=bucket.bucket,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms", "kms_master_key_id": key_arn},
+                "bucket_key_enabled": True,
+            }
+        ],
+        opts=protected,
+    )
+    aws.s3.BucketLifecycleConfiguration(
+        ctx.logical("lifecycle", name),
+        bucket=bucket.bucket,
+        rules=lifecycle_rules(rules),
+        opts=protected,
+    )
+    bucket_policy = aws.s3.BucketPolicy(
+        ctx.logical("policy", name),
+        bucket=bucket.bucket,
+        policy=policy,
+        # S3 rejects a policy while the public access block is being written.
+        opts=ctx.opts(protect=True, depends_on=[public, ownership]),
+    )
+    ref = BucketRef(name=name, physical=bucket.bucket, uri=bucket.bucket.apply(lambda b: f"s3://{b}"))
+    return {"bucket": bucket, "policy": bucket_policy, "encryption": encryption, "ref": ref}
+
+
+def lifecycle_rules(rules: Any) -> list[dict[str, Any]]:
+    """Lifecycle rules of a bucket from its spec (storage.buckets[] or storage.artifacts)."""
+    whole_bucket: dict[str, Any] = {}  # an empty filter: every object (SDK docs, "Specifying an empty filter")
+    out: list[dict[str, Any]] = []
+    if rules.archive_after_days is not None:
+        out.append({"id": "archive", "status": "Enabled", "filter": whole_bucket,
+                    "transitions": [{"days": rules.archive_after_days, "storage_class": ARCHIVE_STORAGE_CLASS}]})
+    if rules.expire_after_days is not None:
+        out.append({"id": "expire", "status": "Enabled", "filter": whole_bucket,
+                    "expiration": {"days": rules.expire_after_days}})
+    if rules.noncurrent_expire_after_days is not None:
+        out.append({"id": "expire-noncurrent", "status": "Enabled", "filter": whole_bucket,
+                    "noncurrent_version_expiration": {"noncurrent_days": rules.noncurrent_expire_after_days}})
+    out.append({"id": "abort-incomplete-uploads", "status": "Enabled", "filter": whole_bucket,
+                "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_MULTIPART_DAYS}})
+    return out
+
+
+def _trail(
+    ctx: StageContext, trail: str, partition: str, physical: dict[str, str], artifacts: dict[str, Any], key_arn: Any
+) -> None:
+    logged = [f"{policies.bucket_arn(partition, p)}/" for _, p in sorted(physical.items())]
+    own_logs = f"{policies.bucket_arn(partition, physical[ARTIFACTS])}/{policies.AUDIT_PREFIX}/"
+    aws.cloudtrail.Trail(
+        ctx.logical("trail", "audit"),
+        name=trail,
+        s3_bucket_name=artifacts["bucket"].bucket,
+        s3_key_prefix=policies.AUDIT_PREFIX,
+        kms_key_id=key_arn,
+        is_multi_region_trail=False,
+        is_organization_trail=False,
+        include_global_service_events=False,
+        enable_log_file_validation=True,
+        enable_logging=True,
+        advanced_event_selectors=[
+            {
+                "name": "S3 data events on the stack's buckets, except the trail's own log files",
+                "field_selectors": [
+                    {"field": "eventCategory", "equals": ["Data"]},
+                    {"field": "resources.type", "equals": ["AWS::S3::Object"]},
+                    {"field": "resources.ARN", "starts_withs": logged, "not_starts_withs": [own_logs]},
+                ],
+            }
+        ],
+        tags=ctx.tags(),
+        # CloudTrail checks at creation that it may write to the bucket with the key.
+        opts=ctx.opts(depends_on=[artifacts["policy"], artifacts["encryption"]]),
+    )

@@ -1,0 +1,243 @@
+"""GCP: provider setup and the facts validate needs (no SDK import at module level)."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp.naming import STYLES
+from mlops_infra.backends.gcp.settings import GcpSettings
+from mlops_infra.plan import UNKNOWN
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+
+STORAGE_AGENT_INVOKE = "gcp:storage/getProjectServiceAccount:getProjectServiceAccount"
+# Cloud Storage's service agent is service-<PROJECT_NUMBER>@gs-project-accounts.iam.gserviceaccount.com;
+# the project number is only known to the cloud.
+STORAGE_AGENT_PLACEHOLDER = f"service-{UNKNOWN}@gs-project-accounts.iam.gserviceaccount.com"
+
+# Cloud Storage bucket naming: no "goog" prefix, no "google" (or close misspellings) anywhere.
+# Source: cloud.google.com/storage/docs/buckets#naming ("also" in data/cloud-name-rules.json).
+_GOOGLE_LIKE = re.compile(r"g[o0]{2}g[l1]e")
+# Objects in ARCHIVE are billed for at least 365 days (cloud.google.com/storage/docs/storage-classes).
+ARCHIVE_MINIMUM_DAYS = 365
+
+
+class GcpBackend(Backend):
+    name = "gcp"
+    display_name = "GCP"
+    sdk_package = "pulumi_gcp"
+    settings_model = GcpSettings
+    naming_styles = STYLES
+    settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
+    unsupported = {
+        "tracking": "not implemented yet on GCP (Vertex AI metadata store and TensorBoard arrive with the training issue)",
+        "training": "not implemented yet on GCP (Workflows calling Vertex AI custom jobs arrive with the training issue)",
+        "registry": "not implemented yet on GCP (Vertex AI model upload arrives with the training issue)",
+        "serving": "not implemented yet on GCP (Vertex AI endpoints arrive with the serving issue)",
+        "monitoring": "not implemented yet on GCP (Cloud Monitoring alert policies arrive with the monitoring issue)",
+        "retraining": "not implemented yet on GCP (Cloud Scheduler and Eventarc triggers arrive with the monitoring issue)",
+    }
+
+    def name_scope(self, settings: GcpSettings) -> str:
+        # Bucket names are global: the project id keeps two stacks in two projects apart.
+        return settings.project
+
+    def create_provider(self, spec: Any, settings: GcpSettings) -> Any:
+        import pulumi
+        import pulumi_gcp as gcp
+
+        # No default_labels: provider-level labels never show in plans; every taggable
+        # resource gets ctx.tags() explicitly instead.
+        return gcp.Provider("gcp", project=settings.project, region=settings.region, opts=pulumi.ResourceOptions())
+
+    def mock_call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
+        if token == STORAGE_AGENT_INVOKE:
+            return {
+                "emailAddress": STORAGE_AGENT_PLACEHOLDER,
+                "member": f"serviceAccount:{STORAGE_AGENT_PLACEHOLDER}",
+                "id": UNKNOWN,
+                "project": args.get("project") or UNKNOWN,
+            }
+        return {}
+
+    # --- validation ---------------------------------------------------------
+    def check(self, spec: Any, settings: GcpSettings | None) -> list[Problem]:
+        if settings is None:
+            return []  # a missing clouds.gcp block is reported (with settings_example) before this
+        problems = self._check_overrides(spec, settings)
+        problems += self._check_compute(spec, settings)
+        problems += self._check_bucket_names(spec)
+        if _GOOGLE_LIKE.search(settings.project):
+            problems.append(
+                finding(
+                    ("clouds", "gcp", "project"),
+                    f"GCP project ids cannot contain 'google' ({settings.project!r})",
+                    hint="use the id of an existing project (Resource Manager restricts 'google' in project ids)",
+                    value=settings.project,
+                )
+            )
+        problems += self._check_lifecycle(spec)
+        if spec.governance.network == "private":
+            problems.append(
+                finding(
+                    ("governance", "network"),
+                    "network: private has no effect on GCP yet: buckets and keys are reached over Google's "
+                    "public TLS endpoints, guarded by IAM",
+                    hint="VPC Service Controls / Private Service Connect arrive with the serving issue",
+                    value="private",
+                    severity="warning",
+                )
+            )
+        return problems
+
+    def _check_overrides(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        problems: list[Problem] = []
+        models = {m.name: m for m in spec.models}
+        for name, override in settings.overrides.models.items():
+            base = ("clouds", "gcp", "overrides", "models", name)
+            if name not in models:
+                close = difflib.get_close_matches(name, sorted(models), n=1)
+                problems.append(
+                    finding(
+                        base,
+                        f"overrides name an unknown model {name!r}",
+                        hint=f"did you mean {close[0]!r}?" if close else f"known models: {', '.join(sorted(models)) or 'none'}",
+                        value=name,
+                    )
+                )
+            for purpose in ("training", "serving"):
+                problems += self._check_override(override, purpose, base, models.get(name))
+        return problems
+
+    def _check_override(self, override: Any, purpose: str, base: tuple, model: Any) -> list[Problem]:
+        problems: list[Problem] = []
+        machine = getattr(override, f"{purpose}_machine_type")
+        accelerator = getattr(override, f"{purpose}_accelerator_type")
+        count = getattr(override, f"{purpose}_accelerator_count")
+        m_path = (*base, f"{purpose}_machine_type")
+        a_path = (*base, f"{purpose}_accelerator_type")
+        c_path = (*base, f"{purpose}_accelerator_count")
+        valid = True
+        if machine is not None and (message := catalog.check_override(machine, purpose)):
+            problems.append(finding(m_path, message, hint=_list_hint(purpose), value=machine))
+            valid = False
+        if accelerator is not None and (message := catalog.check_accelerator(accelerator)):
+            problems.append(
+                finding(a_path, message, hint=f"one of: {', '.join(catalog.accelerator_types())}", value=accelerator)
+            )
+            valid = False
+        if machine is None and (accelerator is not None or count is not None):
+            path = a_path if accelerator is not None else c_path
+            problems.append(
+                finding(
+                    path,
+                    f"an accelerator override needs {purpose}_machine_type too",
+                    hint="GPUs belong to a machine type: name both (e.g. n1-standard-8 with NVIDIA_TESLA_T4, or g2-standard-8)",
+                    value=accelerator if accelerator is not None else count,
+                )
+            )
+            valid = False
+        if valid and machine is not None and (message := catalog.check_pairing(machine, accelerator, count)):
+            problems.append(
+                finding(
+                    a_path if accelerator is not None else c_path if count is not None else m_path,
+                    message,
+                    hint="a2 machines come with A100s, g2 with L4s, a3 with H100s; n1 takes T4, V100, P100 or P4",
+                )
+            )
+            valid = False
+        section = getattr(model, purpose, None) if model is not None else None
+        if model is not None and machine is not None and section is None:
+            problems.append(
+                finding(
+                    m_path,
+                    f"model {model.name!r} has no {purpose} section: this override has no effect",
+                    hint=f"remove it, or add {purpose} to the model",
+                    value=machine,
+                    severity="warning",
+                )
+            )
+        elif valid and section is not None and machine is not None:
+            got = catalog.shape(catalog.override_spec(machine, accelerator, count))
+            need = section.compute.requirements
+            short = [
+                f"{label} {have:g} < {want}"
+                for label, have, want in (
+                    ("vCPUs", got.cpus, need["cpus"]),
+                    ("memory GiB", got.memory_gib, need["memory_gib"]),
+                    ("GPUs", got.gpus, need["gpus"]),
+                )
+                if have < want
+            ]
+            if short:
+                problems.append(
+                    finding(
+                        m_path,
+                        f"override {machine} provides less than the model's {purpose} compute "
+                        f"({section.compute.label}): {', '.join(short)}",
+                        hint="the override wins; raise it or lower the compute requirement",
+                        value=machine,
+                        severity="warning",
+                    )
+                )
+        return problems
+
+    def _check_compute(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            override = settings.overrides.models.get(model.name)
+            for purpose in ("training", "serving"):
+                section = getattr(model, purpose)
+                if section is None or (override and getattr(override, f"{purpose}_machine_type")):
+                    continue  # an override replaces the catalog's choice (checked above)
+                try:
+                    catalog.machine_spec(section.compute, purpose, settings)
+                except CatalogMiss as miss:
+                    problems.append(
+                        finding(("models", i, purpose, "compute"), miss.message, hint=miss.hint, value=section.compute.label)
+                    )
+        return problems
+
+    def _check_bucket_names(self, spec: Any) -> list[Problem]:
+        problems: list[Problem] = []
+        words: list[tuple[tuple, str]] = [(("project",), spec.project), (("environment",), spec.environment)]
+        words += [(("storage", "buckets", i, "name"), b.name) for i, b in enumerate(spec.storage.buckets)]
+        for path, word in words:
+            if _GOOGLE_LIKE.search(word) or (path == ("project",) and word.startswith("goog")):
+                problems.append(
+                    finding(
+                        path,
+                        f"{word!r} would put 'goog'/'google' into Cloud Storage bucket names, which GCS rejects",
+                        hint="bucket names may not start with 'goog' or contain 'google' or close misspellings",
+                        value=word,
+                    )
+                )
+        return problems
+
+    def _check_lifecycle(self, spec: Any) -> list[Problem]:
+        problems: list[Problem] = []
+        entries = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
+        entries.append((("storage", "artifacts"), spec.storage.artifacts))
+        for path, bucket in entries:
+            archive, expire = bucket.archive_after_days, bucket.expire_after_days
+            if archive is not None and expire is not None and expire - archive < ARCHIVE_MINIMUM_DAYS:
+                problems.append(
+                    finding(
+                        (*path, "expire_after_days"),
+                        f"objects are deleted {expire - archive} days after moving to ARCHIVE storage; "
+                        f"GCS bills ARCHIVE objects for at least {ARCHIVE_MINIMUM_DAYS} days",
+                        hint=f"expire at least {ARCHIVE_MINIMUM_DAYS} days after archive_after_days, or archive later",
+                        value=expire,
+                        severity="warning",
+                    )
+                )
+        return problems
+
+
+def _list_hint(purpose: str) -> str:
+    names = catalog.machine_types(purpose)
+    return f"Vertex AI {purpose} accepts {len(names)} machine types, e.g. {', '.join(names[:4])}, ... (see backends/gcp/catalog.py)"

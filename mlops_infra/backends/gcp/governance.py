@@ -1,0 +1,113 @@
+"""GCP governance: the Cloud KMS key, the workload service accounts, their key grants, audit logs."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_gcp as gcp
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
+
+ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+KEY_USERS = ("training", "serving")  # automation gets no key access yet
+# Versions of a destroyed key stay recoverable this long (the Cloud KMS default; up to 120 days).
+DESTROY_SCHEDULED_DURATION = f"{30 * 86400}s"
+# Data Access audit logs: who read and wrote which object. For Cloud KMS, ADMIN_READ records who
+# read key metadata and IAM policies (key changes are Admin Activity logs, always on); KMS
+# DATA_READ/DATA_WRITE would log every encrypt/decrypt the Cloud Storage agent makes, a volume
+# out of proportion with what storage DATA_READ/DATA_WRITE already tells.
+AUDITED_SERVICES = {
+    "storage.googleapis.com": ("DATA_READ", "DATA_WRITE"),
+    "cloudkms.googleapis.com": ("ADMIN_READ",),
+}
+_AUDIT_LOGICAL = {"storage.googleapis.com": "storage", "cloudkms.googleapis.com": "kms"}
+
+
+def build(ctx: StageContext) -> GovernanceOutputs:
+    project, region = ctx.settings.project, ctx.settings.region
+    labels = ctx.tags()
+
+    # Key rings and keys cannot be deleted on GCP (destroy only forgets the ring and schedules the
+    # key's versions for destruction): both are protected. Key rings carry no labels.
+    ring_name = ctx.namer.name("gcp.kms.key_ring", "keyring")
+    ring = gcp.kms.KeyRing(
+        ctx.logical("key-ring"),
+        name=ring_name,
+        location=region,
+        project=project,
+        opts=ctx.opts(protect=True),
+    )
+    # Ids derived from names (the formats the provider documents for KeyRing and CryptoKey ids),
+    # so plans show them; taken from the resources' own outputs, so they carry the dependency.
+    ring_id = ring.name.apply(lambda name: f"projects/{project}/locations/{region}/keyRings/{name}")
+    key = gcp.kms.CryptoKey(
+        ctx.logical("key"),
+        name=ctx.namer.name("gcp.kms.crypto_key", "key"),
+        key_ring=ring_id,
+        purpose="ENCRYPT_DECRYPT",
+        rotation_period=f"{ctx.spec.governance.key_rotation_days * 86400}s",
+        destroy_scheduled_duration=DESTROY_SCHEDULED_DURATION,
+        version_template={"algorithm": "GOOGLE_SYMMETRIC_ENCRYPTION", "protection_level": "SOFTWARE"},
+        labels=labels,
+        opts=ctx.opts(protect=True),
+    )
+    key_path = pulumi.Output.all(ring_id, key.name).apply(lambda parts: f"{parts[0]}/cryptoKeys/{parts[1]}")
+
+    identities: dict[str, Identity] = {}
+    for role in IDENTITIES:
+        account_id = ctx.namer.name("gcp.iam.service_account_id", role)
+        account = gcp.serviceaccount.Account(
+            ctx.logical("identity", role),
+            account_id=account_id,
+            display_name=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} {role}",
+            description=f"{role} workloads of the mlops-infra stack {ctx.spec.project}/{ctx.spec.environment}",
+            project=project,
+            opts=ctx.opts(),
+        )
+        # <account_id>@<project>.iam.gserviceaccount.com: known before deployment, and derived
+        # from the account's output so grants wait for the account.
+        email = account.account_id.apply(lambda aid: f"{aid}@{project}.iam.gserviceaccount.com")
+        identities[role] = Identity(role=role, id=email, principal=email.apply(lambda e: f"serviceAccount:{e}"))
+
+    for role in KEY_USERS:
+        gcp.kms.CryptoKeyIAMMember(
+            ctx.logical("key-grant", role),
+            crypto_key_id=key_path,
+            role=ENCRYPTER_DECRYPTER,
+            member=identities[role].principal,
+            opts=ctx.opts(),
+        )
+
+    # Cloud Storage encrypts with the key as its project service agent. The invoke also creates
+    # the agent when the project has none yet. Buckets must wait for this grant, or the first
+    # deployment fails: key_id below carries it as a dependency.
+    agent = gcp.storage.get_project_service_account_output(
+        project=project, opts=pulumi.InvokeOutputOptions(parent=ctx.parent, provider=ctx.provider)
+    )
+    agent_grant = gcp.kms.CryptoKeyIAMMember(
+        ctx.logical("key-grant", "storage-agent"),
+        crypto_key_id=key_path,
+        role=ENCRYPTER_DECRYPTER,
+        member=agent.member,
+        opts=ctx.opts(),
+    )
+    key_id = pulumi.Output.all(key_path, agent_grant.role).apply(lambda parts: parts[0])
+
+    if ctx.spec.governance.audit_logs:
+        for service, log_types in AUDITED_SERVICES.items():
+            # Authoritative for its service in the whole project, and shared by every stack there:
+            # kept on destroy so removing one stack does not switch audit logging off for others.
+            gcp.projects.IAMAuditConfig(
+                ctx.logical("audit", _AUDIT_LOGICAL[service]),
+                project=project,
+                service=service,
+                audit_log_configs=[{"log_type": t} for t in log_types],
+                opts=ctx.opts(retain_on_delete=True),
+            )
+
+    return GovernanceOutputs(
+        key_id=key_id,
+        identities=identities,
+        scope=project,
+        extra={"key_ring_id": ring_id},
+    )

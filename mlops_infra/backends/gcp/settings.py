@@ -1,0 +1,37 @@
+"""The spec's clouds.gcp block."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field
+
+from mlops_infra.spec.models import Strict
+
+# GCP project ids: 6-30 characters, a lowercase letter first, lowercase letters, digits and
+# hyphens, no trailing hyphen (Resource Manager projects.create, projectId).
+PROJECT_ID_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
+# Regions such as us-central1, europe-west4, northamerica-northeast1 (not zones, not multi-regions:
+# Cloud KMS key rings, Vertex AI and the buckets must share one region).
+REGION_PATTERN = r"^[a-z]+-[a-z]+[1-9][0-9]?$"
+
+
+class GcpModelOverrides(Strict):
+    """Raw Vertex AI machine specs for one model; each is checked against backends/gcp/catalog.py."""
+
+    training_machine_type: Optional[str] = Field(None, description="Vertex AI custom job machine type, e.g. n2-standard-8")
+    training_accelerator_type: Optional[str] = Field(None, description="Vertex AI accelerator type, e.g. NVIDIA_L4")
+    training_accelerator_count: Optional[int] = Field(None, ge=1, le=16, description="accelerators per machine")
+    serving_machine_type: Optional[str] = Field(None, description="Vertex AI prediction machine type, e.g. n2-standard-4")
+    serving_accelerator_type: Optional[str] = Field(None, description="Vertex AI accelerator type, e.g. NVIDIA_TESLA_T4")
+    serving_accelerator_count: Optional[int] = Field(None, ge=1, le=16, description="accelerators per replica")
+
+
+class GcpOverrides(Strict):
+    models: dict[str, GcpModelOverrides] = Field(default_factory=dict, description="per model name")
+
+
+class GcpSettings(Strict):
+    project: str = Field(pattern=PROJECT_ID_PATTERN, description="GCP project id, e.g. acme-ml-dev")
+    region: str = Field(pattern=REGION_PATTERN, description="GCP region, e.g. us-central1")
+    overrides: GcpOverrides = Field(default_factory=GcpOverrides)

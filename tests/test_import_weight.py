@@ -1,0 +1,49 @@
+"""Start-up stays light: the CLI loads no cloud SDK; planning one cloud loads only its SDK."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SDKS = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native")
+
+
+def loaded_after(code: str) -> set[str]:
+    script = code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True)
+    return set(out.stdout.split())
+
+
+def test_cli_import_and_help_load_no_cloud_sdk() -> None:
+    modules = loaded_after("import mlops_infra.cli")
+    assert not {m for m in modules if m.split(".")[0] in SDKS}
+    assert "pulumi" not in modules, "the Pulumi SDK itself is not needed for --help"
+    assert "pydantic" not in modules
+    help_run = subprocess.run(
+        [sys.executable, "-c", "from mlops_infra.cli import main; main()", "--help"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert help_run.returncode == 0 and "plan" in help_run.stdout
+
+
+def test_validate_loads_no_cloud_sdk() -> None:
+    modules = loaded_after(
+        "from mlops_infra.spec.validate import check_file; check_file('stacks/prod.yaml')"
+    )
+    assert not {m for m in modules if m.split(".")[0] in SDKS}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
+    modules = loaded_after(
+        "from mlops_infra import api\n"
+        f"api.plan(source=api.resolve_source(stack='dev', spec=None), cloud='{cloud}')"
+    )
+    roots = {m.split(".")[0] for m in modules}
+    mine = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"}[cloud]
+    assert mine in roots
+    assert not (roots & set(SDKS)) - {mine}

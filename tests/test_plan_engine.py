@@ -1,0 +1,86 @@
+"""The offline engine and the plan document: deterministic, sorted, complete."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from mlops_infra.plan import PLAN_FORMAT, UNKNOWN, dump_plan
+from tests.planning import BASE_SPEC, plan_for
+
+CLOUDS = ["aws", "gcp", "azure"]
+
+
+@pytest.fixture(scope="module", params=CLOUDS)
+def cloud_plan(request: pytest.FixtureRequest) -> tuple[str, dict]:
+    return request.param, plan_for(request.param)
+
+
+def test_document_shape(cloud_plan: tuple[str, dict]) -> None:
+    cloud, plan = cloud_plan
+    assert plan["format"] == PLAN_FORMAT and plan["cloud"] == cloud and plan["project"] == "churn"
+    assert plan["summary"]["total"] == len(plan["resources"]) > 5
+    assert sum(plan["summary"]["by_stage"].values()) == plan["summary"]["total"]
+    names = [r["name"] for r in plan["resources"]]
+    assert names == sorted(names) and len(set(names)) == len(names)
+    for resource in plan["resources"]:
+        assert set(resource) >= {"name", "type", "stage", "parent", "protect", "inputs"}
+        assert resource["stage"] in {"provider", "governance", "storage"}
+    json.dumps(plan)  # JSON-serializable, no Output objects leak
+
+
+def test_every_resource_belongs_to_a_stage_component(cloud_plan: tuple[str, dict]) -> None:
+    cloud, plan = cloud_plan
+    components = {r["name"]: r for r in plan["resources"] if not r["custom"]}
+    assert {c["type"] for c in components.values()} >= {
+        f"mlops-infra:{cloud}:Governance",
+        f"mlops-infra:{cloud}:Storage",
+    }
+    for resource in plan["resources"]:
+        if resource["custom"] and resource["stage"] != "provider":
+            assert resource["parent"] in components, f"{resource['name']} is not inside a stage component"
+            assert resource["provider"] is not None, f"{resource['name']} misses the explicit provider"
+
+
+def test_same_spec_same_bytes(cloud_plan: tuple[str, dict]) -> None:
+    cloud, plan = cloud_plan
+    assert dump_plan(plan_for(cloud)) == dump_plan(plan)
+
+
+def test_list_order_does_not_change_logical_names(cloud_plan: tuple[str, dict]) -> None:
+    cloud, _ = cloud_plan
+    data = copy.deepcopy(BASE_SPEC)
+    data["storage"]["buckets"] = [{"name": "alpha"}, {"name": "beta"}]
+    first = plan_for(cloud, data)
+    data["storage"]["buckets"].reverse()
+    second = plan_for(cloud, data)
+    assert dump_plan(first) == dump_plan(second)
+
+
+def test_unknown_values_are_marked(cloud_plan: tuple[str, dict]) -> None:
+    _, plan = cloud_plan
+    text = dump_plan(plan)
+    assert UNKNOWN in text
+    assert "04da6b54-80e4-46f7-96ec-b56ff0331ba9" not in text
+
+
+def test_outputs_are_neutral(cloud_plan: tuple[str, dict]) -> None:
+    _, plan = cloud_plan
+    assert set(plan["outputs"]) >= {"governance", "storage"}
+    assert set(plan["outputs"]["storage"]["bucket_uris"]) == {"raw"}
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_adversarial_names_keep_logical_names_unique(cloud: str) -> None:
+    # Spec names that extend each other with the words backends use in logical
+    # names: any ambiguity in the naming scheme makes two resources collide.
+    names = ["raw", "raw-training", "raw-training-read", "policy-raw", "grant-raw", "read-raw", "bucket-raw", "key"]
+    data = copy.deepcopy(BASE_SPEC)
+    data["storage"]["buckets"] = [{"name": n} for n in names]
+    data["models"] = [
+        {"name": "m1", "training": {"image": "r/t:1", "compute": {"size": "cpu-small"}, "inputs": names}}
+    ]
+    plan = plan_for(cloud, data)  # raises InternalError on a duplicate logical name
+    assert len(plan["outputs"]["storage"]["bucket_uris"]) == len(names)

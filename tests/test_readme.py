@@ -1,0 +1,53 @@
+"""The README's promises: its two commands, its spec reference, its CLI reference."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+
+from mlops_infra.cli import main
+from mlops_infra.docs import BEGIN, END, spec_reference
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def first_block() -> list[str]:
+    block = README.split("```", 2)[1]
+    return [line for line in block.splitlines()[1:] if line.strip()]
+
+
+def test_readme_starts_with_two_commands() -> None:
+    assert README.lstrip().startswith("# mlops-infra\n\n```bash")
+    install, tests = first_block()
+    assert "pip install ." in install and "mlops-infra plan --stack dev" in install
+    assert "pip install '.[test]'" in tests and "pytest" in tests
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "block==1 && /pytest/" in ci and 'bash -c "$test_command"' in ci
+
+
+def test_spec_reference_is_generated_from_the_models() -> None:
+    match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), README, re.S)
+    assert match, "README lacks the generated spec reference"
+    assert match.group(0) == spec_reference(), "run `python -m mlops_infra.docs` and paste the output"
+
+
+def test_every_command_and_option_is_documented() -> None:
+    for name, command in main.commands.items():
+        assert f"mlops-infra {name}" in README, f"README does not document `{name}`"
+        for param in command.params:
+            if isinstance(param, click.Option):
+                flag = max(param.opts, key=len)
+                assert flag in README, f"README does not document {name} {flag}"
+
+
+def test_examples_in_readme_spec_block_validate(tmp_path: Path) -> None:
+    from mlops_infra.spec.validate import check_text
+
+    block = README.split("## The spec", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
+    check_text(block, "README.md")
