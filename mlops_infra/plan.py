@@ -44,6 +44,7 @@ class Registration:
     provider_ref: str
     inputs: dict[str, Any]
     property_dependencies: dict[str, list[str]] = field(default_factory=dict)
+    dependencies: list[str] = field(default_factory=list)
 
 
 def _plain(value: Any) -> Any:
@@ -106,6 +107,7 @@ def _make_monitor(mocks: Any) -> Any:
                         property_dependencies={
                             key: sorted(deps.urns) for key, deps in request.propertyDependencies.items()
                         },
+                        dependencies=sorted(request.dependencies),
                     )
                 )
             return response
@@ -214,6 +216,10 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
         }
         if deps:
             entry["dependencies"] = deps
+        via_inputs = {u for urns in reg.property_dependencies.values() for u in urns}
+        explicit = sorted({by_urn[u].name for u in reg.dependencies if u in by_urn and u not in via_inputs})
+        if explicit:
+            entry["depends_on"] = explicit  # ordering only (depends_on), not wiring
         resources.append(entry)
     by_stage: dict[str, int] = {}
     for entry in resources:

@@ -22,6 +22,7 @@ from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.models import SIZE_CLASSES, Compute
+from mlops_infra.stages.storage import data_reads
 from mlops_infra.tagging import stack_tags
 from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
 
@@ -530,7 +531,7 @@ def test_data_reads_merge_prefixes():
             {"name": "mb", "training": {"image": IMAGE, "compute": {"size": "cpu-small"}, "inputs": ["raw"]}},
         ],
     )
-    assert policies.data_reads(spec) == {"features": ["x/"], "raw": [""]}
+    assert data_reads(spec) == {"features": ["x/"], "raw": [""]}
 
 
 # --- catalog ----------------------------------------------------------------------
@@ -704,3 +705,11 @@ def test_importing_the_backend_and_checking_loads_no_sdk():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_plan_shows_ordering_dependencies():
+    plan = plan_for("aws")
+    policy = next(r for r in plan["resources"] if r["name"] == "storage-policy-raw")
+    assert policy["depends_on"] == ["storage-ownership-raw", "storage-publicaccess-raw"]
+    trail = next(r for r in plan["resources"] if r["type"] == "aws:cloudtrail/trail:Trail")
+    assert set(trail["depends_on"]) >= {"storage-policy-artifacts", "storage-encryption-artifacts"}

@@ -14,6 +14,7 @@ from mlops_infra.spec.models import SpecBase
 from mlops_infra.stages.base import Stage, finding
 
 ARTIFACTS = "artifacts"  # the artifact bucket's logical name; reserved for data buckets
+CAPTURE_PREFIX = "data-capture/"  # where endpoints write captured requests in the artifact bucket
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,32 @@ class StorageOutputs:
 
 def bucket_names(spec: SpecBase) -> set[str]:
     return {b.name for b in spec.storage.buckets}
+
+
+def data_reads(spec: SpecBase) -> dict[str, list[str]]:
+    """Data buckets some model reads -> the prefixes it reads ([""] = the whole bucket).
+
+    Readers are training inputs, drift baselines and new-data triggers of every
+    model: the training identity may read these and nothing else. A prefix inside
+    another one is dropped; a bucket read whole by one model is read whole.
+    """
+    wanted: dict[str, set[str]] = {}
+    for model in spec.models:
+        refs = list(model.training.input_refs) if model.training else []
+        if model.monitoring and model.monitoring.drift:
+            refs.append(model.monitoring.drift.baseline_ref)
+        if model.retraining and model.retraining.new_data_ref:
+            refs.append(model.retraining.new_data_ref)
+        for ref in refs:
+            wanted.setdefault(ref.bucket, set()).add(ref.prefix)
+    reads: dict[str, list[str]] = {}
+    for bucket, prefixes in sorted(wanted.items()):
+        kept: list[str] = []
+        for prefix in sorted(prefixes, key=lambda p: (len(p), p)):
+            if not any(prefix.startswith(k) for k in kept):
+                kept.append(prefix)
+        reads[bucket] = sorted(kept)
+    return reads
 
 
 def _check_buckets(spec: SpecBase) -> list:

@@ -12,7 +12,7 @@ from mlops_infra.backends.base import Backend, CatalogMiss
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
-from mlops_infra.stages.storage import ARTIFACTS
+from mlops_infra.stages.storage import ARTIFACTS, data_reads
 from mlops_infra.tagging import stack_tags
 
 # The override field of each purpose a model's compute is used for.
@@ -162,7 +162,7 @@ class AwsBackend(Backend):
     def _check_policy_size(self, spec: Any, settings: AwsSettings) -> list[Problem]:
         namer = self.namer(spec, settings)
         known = {b.name for b in spec.storage.buckets}
-        reads = {name: prefixes for name, prefixes in policies.data_reads(spec).items() if name in known}
+        reads = {name: prefixes for name, prefixes in data_reads(spec).items() if name in known}
         partition = policies.partition_of(settings.region)
         grants = policies.storage_grants(
             partition=partition,

@@ -16,11 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any, Iterable, Mapping
 
-from mlops_infra.spec.models import SpecBase
+from mlops_infra.stages.storage import CAPTURE_PREFIX
 
 VERSION = "2012-10-17"
 AUDIT_PREFIX = "audit-logs"  # CloudTrail's S3KeyPrefix: keys are audit-logs/AWSLogs/<account>/...
-CAPTURE_PREFIX = "data-capture/"
 INLINE_POLICY_LIMIT = 10_240  # IAM quota: aggregate size of a role's inline policies (characters, no whitespace)
 
 # The KMS actions a workload identity needs to read and write data encrypted with the key
@@ -190,38 +189,6 @@ def bucket_policy(
              "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", "aws:SourceArn": trail}}},
         ]
     return document(statements)
-
-
-def data_reads(spec: SpecBase) -> dict[str, list[str]]:
-    """Data buckets some model reads -> the prefixes it reads ("" = the whole bucket).
-
-    Collected from training.inputs, monitoring.drift.baseline and retraining.on_new_data
-    of every model; a bucket read whole by one model is read whole.
-    """
-    found: dict[str, set[str]] = {}
-    for model in spec.models:
-        refs = []
-        if model.training is not None:
-            refs += model.training.input_refs
-        if model.monitoring is not None and model.monitoring.drift is not None:
-            refs.append(model.monitoring.drift.baseline_ref)
-        if model.retraining is not None and model.retraining.new_data_ref is not None:
-            refs.append(model.retraining.new_data_ref)
-        for ref in refs:
-            found.setdefault(ref.bucket, set()).add(ref.prefix)
-    reads = {}
-    for bucket, prefixes in sorted(found.items()):
-        reads[bucket] = [""] if "" in prefixes else _outermost(prefixes)
-    return reads
-
-
-def _outermost(prefixes: set[str]) -> list[str]:
-    """Drop prefixes covered by a shorter one (a/ covers a/b/)."""
-    kept: list[str] = []
-    for prefix in sorted(prefixes, key=lambda p: (len(p), p)):
-        if not any(prefix.startswith(k) for k in kept):
-            kept.append(prefix)
-    return sorted(kept)
 
 
 def storage_grants(

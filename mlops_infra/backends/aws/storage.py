@@ -28,7 +28,7 @@ from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws.naming import bucket_name, inline_policy_name, trail_name
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.governance import GovernanceOutputs
-from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, data_reads
 
 ABORT_MULTIPART_DAYS = 7
 ARCHIVE_STORAGE_CLASS = "GLACIER"  # S3 Glacier Flexible Retrieval
@@ -59,7 +59,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
                         key_arn=gov.key_id, policy=pulumi.Output.from_input(account_id).apply(artifact_policy))
 
-    reads = policies.data_reads(spec)
+    reads = data_reads(spec)
     grants = policies.storage_grants(partition=partition, artifacts=physical[ARTIFACTS], reads=reads, physical=physical)
     for role, document in grants.items():
         aws.iam.RolePolicy(

@@ -17,8 +17,7 @@ from typing import Any
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
-from mlops_infra.spec.models import SpecBase
-from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, data_reads
 
 OBJECT_VIEWER = "roles/storage.objectViewer"  # get + list objects
 OBJECT_CREATOR = "roles/storage.objectCreator"  # create objects (no overwrite, no delete)
@@ -33,7 +32,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     governance = ctx.upstream["governance"]
     training = governance.identities["training"]
     serving = governance.identities["serving"]
-    read_prefixes = used_prefixes(ctx.spec)
+    read_prefixes = data_reads(ctx.spec)
 
     buckets: dict[str, BucketRef] = {}
     for spec_bucket in ctx.spec.storage.buckets:
@@ -127,34 +126,6 @@ def lifecycle_rules(
         {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": ABORT_MULTIPART_AFTER_DAYS}}
     )
     return rules
-
-
-def used_prefixes(spec: SpecBase) -> dict[str, list[str]]:
-    """Data buckets some model reads -> the prefixes it reads ([""] for the whole bucket).
-
-    Readers: training inputs, drift baselines and new-data triggers. A prefix inside another
-    one, or anything alongside the whole bucket, is dropped.
-    """
-    known = {b.name for b in spec.storage.buckets}
-    wanted: dict[str, set[str]] = {}
-    for model in spec.models:
-        refs = list(model.training.input_refs) if model.training else []
-        if model.monitoring and model.monitoring.drift:
-            refs.append(model.monitoring.drift.baseline_ref)
-        if model.retraining and model.retraining.new_data_ref:
-            refs.append(model.retraining.new_data_ref)
-        for ref in refs:
-            if ref.bucket in known:
-                wanted.setdefault(ref.bucket, set()).add(ref.prefix)
-    result: dict[str, list[str]] = {}
-    for bucket, prefixes in sorted(wanted.items()):
-        ordered = sorted(prefixes, key=lambda p: (len(p), p))
-        kept: list[str] = []
-        for prefix in ordered:
-            if not any(prefix.startswith(k) for k in kept):
-                kept.append(prefix)
-        result[bucket] = sorted(kept)
-    return result
 
 
 def prefix_condition(physical_bucket: str, prefixes: list[str]) -> dict[str, str] | None:

@@ -1,0 +1,99 @@
+"""Shared by the Azure stage modules: role assignments and wiring of names we choose.
+
+Imported only by stage modules (it loads the azure-native SDK).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization
+
+from mlops_infra.backends.context import StageContext
+
+# Built-in role definition GUIDs (the same in every Azure cloud and tenant).
+# Source: learn.microsoft.com/azure/role-based-access-control/built-in-roles (security and storage pages).
+ROLES: dict[str, str] = {
+    # keys/read, wrapKey, unwrapKey: what a service needs for customer-managed-key encryption
+    "Key Vault Crypto Service Encryption User": "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+    # cryptographic operations with keys (encrypt, decrypt, wrap, unwrap, sign, verify); no key management
+    "Key Vault Crypto User": "12338af0-0e69-4776-bea7-57ae8d297424",
+    # read and list blobs and containers
+    "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
+    # read, write and delete blobs and containers
+    "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+}
+
+# Seeds every role assignment name: assignment names are GUIDs, derived (never random) so that
+# re-running a program yields the same names.
+_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "mlops-infra:azure:role-assignment")
+
+# DNS suffixes of the Azure public cloud, the only cloud clouds.azure targets today.
+VAULT_DNS_SUFFIX = "vault.azure.net"
+BLOB_DNS_SUFFIX = "blob.core.windows.net"
+
+# Diagnostic settings are named per resource they watch; the name rules table has no entry for
+# them yet, so the name is fixed rather than built by the namer.
+AUDIT_SETTING_NAME = "mlops-infra-audit"
+
+
+def assignment_name(*parts: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, "\x1f".join(parts)))
+
+
+def role_definition_id(subscription_id: Any, role: str) -> pulumi.Output[str]:
+    return pulumi.Output.concat(
+        "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", ROLES[role]
+    )
+
+
+def grant(
+    ctx: StageContext,
+    *,
+    role: str,
+    principal_id: Any,
+    principal: str,
+    scope: Any,
+    target: str,
+    subscription_id: Any,
+    description: str,
+    condition: str | None = None,
+    opts: pulumi.ResourceOptions | None = None,
+) -> authorization.RoleAssignment:
+    """Assign built-in `role` to a managed identity on `scope`.
+
+    `principal` (an identity role such as "training") and `target` (what `scope` is, in words
+    stable across runs: "key", "bucket/raw") name the assignment, logically and physically.
+    The GUID name is fixed, so a replacement must delete the old assignment first.
+    """
+    slug = role.lower().replace(" ", "-")
+    seed = (ctx.namer.scope, ctx.spec.project, ctx.spec.environment, target, ROLES[role], principal)
+    options = ctx.opts(delete_before_replace=True)
+    if opts is not None:
+        options = pulumi.ResourceOptions.merge(options, opts)
+    extra: dict[str, Any] = {}
+    if condition is not None:
+        extra = {"condition": condition, "condition_version": "2.0"}
+    return authorization.RoleAssignment(
+        ctx.logical("grant", principal, slug, *target.split("/")),
+        role_assignment_name=assignment_name(*seed),
+        principal_id=principal_id,
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=role_definition_id(subscription_id, role),
+        scope=scope,
+        description=description,
+        opts=options,
+        **extra,
+    )
+
+
+def after(echo: pulumi.Output[Any], value: str) -> pulumi.Output[str]:
+    """`value` (a name we chose) once the resource behind `echo` exists.
+
+    `echo` is one of the resource's outputs that repeats an input (its location, say). The
+    result is known while planning, unlike the resource's computed `name`, yet consumers
+    still depend on the resource and wait for it during deployment.
+    """
+    return echo.apply(lambda _: value)

@@ -1,0 +1,207 @@
+"""Azure governance: the resource group, Key Vault and its customer-managed key, the workload
+identities with their key grants, and Key Vault audit logs.
+
+- One resource group holds the stack (protected: deleting it deletes everything in it).
+- The vault uses Azure RBAC (no access policies), soft delete and purge protection (both
+  irreversible; a deleted vault's name stays reserved for the retention period).
+- The key is RSA 3072, rotated by Key Vault every key_rotation_days; new versions expire
+  KEY_EXPIRY_GRACE_DAYS after that, so a version is never used past its rotation for long.
+- Managed identities: training, serving and automation (IDENTITIES), plus one the storage
+  account uses to reach its key (Key Vault Crypto Service Encryption User on the key only).
+  training and serving may encrypt/decrypt with the key (Key Vault Crypto User on the key);
+  automation gets no key access yet.
+- Audit logs: the vault's AuditEvent log goes to a Log Analytics workspace; storage sends its
+  blob logs to the same workspace (storage.py).
+
+Values only the cloud knows (tenant, subscription) come from clouds.azure or, when absent,
+from the getClientConfig invoke.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, operationalinsights, resources
+
+from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, VAULT_DNS_SUFFIX, after, grant
+from mlops_infra.backends.context import StageContext
+from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
+
+KEY_SIZE = 3072
+KEY_EXPIRY_GRACE_DAYS = 30  # Key Vault wants expiry at least 7 days after the rotation time
+VAULT_SOFT_DELETE_DAYS = 90  # the maximum; with purge protection, nobody can shorten it
+AUDIT_RETENTION_DAYS = 365
+STORAGE_IDENTITY = "storage-cmk"
+
+
+def build(ctx: StageContext) -> GovernanceOutputs:
+    settings = ctx.settings
+    governance = ctx.spec.governance
+    location = settings.location
+    tags = ctx.tags()
+    private = governance.network == "private"
+    tenant_id, subscription_id = _client_config(ctx)
+
+    group_name = ctx.namer.name("azure.resource_group", location)
+    group = resources.ResourceGroup(
+        ctx.logical("resource-group"),
+        resource_group_name=group_name,
+        location=location,
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+    rg = after(group.tags, group_name)
+
+    vault_name = ctx.namer.name("azure.keyvault.vault")
+    vault = keyvault.Vault(
+        ctx.logical("vault"),
+        vault_name=vault_name,
+        resource_group_name=rg,
+        location=location,
+        properties=keyvault.VaultPropertiesArgs(
+            tenant_id=tenant_id,
+            sku=keyvault.SkuArgs(family=keyvault.SkuFamily.A, name=keyvault.SkuName.STANDARD),
+            enable_rbac_authorization=True,
+            access_policies=[],
+            enable_soft_delete=True,
+            soft_delete_retention_in_days=VAULT_SOFT_DELETE_DAYS,
+            enable_purge_protection=True,
+            enabled_for_deployment=False,
+            enabled_for_disk_encryption=False,
+            enabled_for_template_deployment=False,
+            # Disabled still lets trusted Azure services (the storage account's CMK access) through.
+            public_network_access="Disabled" if private else "Enabled",
+            network_acls=keyvault.NetworkRuleSetArgs(
+                default_action=keyvault.NetworkRuleAction.DENY if private else keyvault.NetworkRuleAction.ALLOW,
+                bypass=keyvault.NetworkRuleBypassOptions.AZURE_SERVICES,
+            ),
+        ),
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+
+    key_name = ctx.namer.name("azure.keyvault.key", "cmk")
+    days = governance.key_rotation_days
+    key = keyvault.Key(
+        ctx.logical("key"),
+        key_name=key_name,
+        vault_name=after(vault.tags, vault_name),
+        resource_group_name=rg,
+        properties=keyvault.KeyPropertiesArgs(
+            kty=keyvault.JsonWebKeyType.RSA,
+            key_size=KEY_SIZE,
+            key_ops=["encrypt", "decrypt", "wrapKey", "unwrapKey"],
+            attributes=keyvault.KeyAttributesArgs(enabled=True),
+            rotation_policy=keyvault.RotationPolicyArgs(
+                attributes=keyvault.KeyRotationPolicyAttributesArgs(expiry_time=f"P{days + KEY_EXPIRY_GRACE_DAYS}D"),
+                lifetime_actions=[
+                    keyvault.LifetimeActionArgs(
+                        action=keyvault.ActionArgs(type=keyvault.KeyRotationPolicyActionType.ROTATE),
+                        trigger=keyvault.TriggerArgs(time_after_create=f"P{days}D"),
+                    )
+                ],
+            ),
+        ),
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+    # Versionless URIs: services that hold them follow rotations to the newest key version.
+    vault_uri = f"https://{vault_name}.{VAULT_DNS_SUFFIX}/"
+    key_uri = after(key.tags, f"{vault_uri}keys/{key_name}")
+
+    identities: dict[str, Identity] = {}
+    for role in IDENTITIES:
+        identity = _identity(ctx, role, rg)
+        identities[role] = Identity(role=role, id=identity.id, principal=identity.principal_id)
+        if role in ("training", "serving"):
+            grant(
+                ctx,
+                role="Key Vault Crypto User",
+                principal_id=identity.principal_id,
+                principal=role,
+                scope=key.id,
+                target="key",
+                subscription_id=subscription_id,
+                description=f"mlops-infra: {role} encrypts and decrypts with the stack key",
+            )
+
+    # Deleting this identity would cut the storage account off from its key: protected.
+    cmk_identity = _identity(ctx, STORAGE_IDENTITY, rg, protect=True)
+    cmk_grant = grant(
+        ctx,
+        role="Key Vault Crypto Service Encryption User",
+        principal_id=cmk_identity.principal_id,
+        principal=STORAGE_IDENTITY,
+        scope=key.id,
+        target="key",
+        subscription_id=subscription_id,
+        description="mlops-infra: the storage account wraps its account key with the stack key",
+    )
+
+    workspace_id = None
+    if governance.audit_logs:
+        workspace = operationalinsights.Workspace(
+            ctx.logical("audit-workspace"),
+            workspace_name=ctx.namer.name("azure.loganalytics.workspace", "audit"),
+            resource_group_name=rg,
+            location=location,
+            sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+            retention_in_days=AUDIT_RETENTION_DAYS,
+            features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
+            tags=tags,
+            opts=ctx.opts(protect=True),
+        )
+        workspace_id = workspace.id
+        monitor.DiagnosticSetting(
+            ctx.logical("vault-audit"),
+            name=AUDIT_SETTING_NAME,
+            resource_uri=vault.id,
+            workspace_id=workspace_id,
+            logs=[monitor.DiagnosticsLogSettingsArgs(category="AuditEvent", enabled=True)],
+            opts=ctx.opts(),
+        )
+
+    return GovernanceOutputs(
+        key_id=key_uri,
+        identities=identities,
+        scope=rg,
+        extra={
+            "location": location,
+            "subscription_id": subscription_id,
+            "key_name": after(key.tags, key_name),
+            "vault_uri": after(key.tags, vault_uri),
+            # Its id is handed out only once the identity holds its key grant: Azure checks the
+            # key when the storage account is created, so the account must wait for the grant.
+            "storage_identity": Identity(
+                role=STORAGE_IDENTITY,
+                id=pulumi.Output.all(cmk_identity.id, cmk_grant.principal_type).apply(lambda values: values[0]),
+                principal=cmk_identity.principal_id,
+            ),
+            "audit_workspace_id": workspace_id,
+        },
+    )
+
+
+def _identity(
+    ctx: StageContext, role: str, rg: Any, *, protect: bool = False
+) -> managedidentity.UserAssignedIdentity:
+    return managedidentity.UserAssignedIdentity(
+        ctx.logical("identity", role),
+        resource_name_=ctx.namer.name("azure.managed_identity", role),
+        resource_group_name=rg,
+        location=ctx.settings.location,
+        tags=ctx.tags(),
+        opts=ctx.opts(protect=protect),
+    )
+
+
+def _client_config(ctx: StageContext) -> tuple[Any, Any]:
+    """(tenant id, subscription id): from clouds.azure, else from the credentials in use."""
+    settings = ctx.settings
+    if settings.tenant_id and settings.subscription_id:
+        return settings.tenant_id, settings.subscription_id
+    config = authorization.get_client_config_output(
+        opts=pulumi.InvokeOutputOptions(provider=ctx.provider, parent=ctx.parent)
+    )
+    return settings.tenant_id or config.tenant_id, settings.subscription_id or config.subscription_id

@@ -1,0 +1,43 @@
+"""The spec's clouds.azure block."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import Field
+
+from mlops_infra.spec.models import Strict
+
+GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+
+
+class AzureModelOverrides(Strict):
+    training_vm_size: Optional[str] = Field(
+        None, description="Azure ML compute cluster VM size, e.g. Standard_NC24ads_A100_v4"
+    )
+    serving_instance_type: Optional[str] = Field(
+        None, description="managed online endpoint instance type, e.g. Standard_DS3_v2"
+    )
+
+
+class AzureOverrides(Strict):
+    models: dict[str, AzureModelOverrides] = Field(default_factory=dict, description="per model name")
+
+
+class AzureSettings(Strict):
+    location: str = Field(
+        pattern=r"^[a-z][a-z0-9]*$", max_length=40, description="Azure region (location), e.g. westeurope"
+    )
+    subscription_id: Optional[str] = Field(
+        None,
+        pattern=GUID_PATTERN,
+        description=(
+            "subscription to deploy into (default: the credentials' default subscription). It feeds the "
+            "names of the storage account and key vault, which are globally unique: set it from the "
+            "start, since adding it later renames (replaces) them"
+        ),
+    )
+    tenant_id: Optional[str] = Field(
+        None, pattern=GUID_PATTERN, description="Microsoft Entra tenant (default: the credentials' tenant)"
+    )
+    overrides: AzureOverrides = Field(default_factory=AzureOverrides)

@@ -1,0 +1,293 @@
+"""Azure storage: one storage account per stack, one blob container per bucket.
+
+The account (StorageV2, Standard_LRS) refuses anonymous access, shared keys and plain HTTP,
+requires TLS 1.2, wraps its data with the stack's Key Vault key through a user-assigned
+identity (customer-managed key, plus infrastructure encryption) and is protected. Its blob
+service keeps versions, soft-deletes blobs and containers for 30 days and records a change
+feed. Lifecycle rules (one per container, matched by the container's name as prefix) archive,
+expire and prune old versions as the spec says.
+
+Why Standard_LRS, not Standard_ZRS: the spec's archive_after_days needs the Archive tier, which
+Azure offers only on LRS, GRS and RA-GRS accounts; choosing ZRS only for stacks without archive
+rules would make adding one rule a redundancy conversion of the whole account.
+
+Versioning is account-wide on Azure: a bucket with `versioning: false` stays versioned
+(backend.check warns); its old versions still expire after noncurrent_expire_after_days.
+Azure counts a version's age from when that version was written, not from when it was
+superseded, so old versions may go sooner than on S3 or GCS.
+
+Grants (role assignments on containers, never on the account):
+- training reads the data buckets some model uses (inputs, drift baselines, new-data triggers),
+  limited by an ABAC condition to the prefixes the spec names; it reads and writes artifacts;
+- serving reads artifacts and writes captured requests under CAPTURE_PREFIX only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi_azure_native import monitor, storage
+
+from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, BLOB_DNS_SUFFIX, after, grant
+from mlops_infra.backends.context import StageContext
+from mlops_infra.naming import stable_hash
+from mlops_infra.spec.models import SpecBase
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, BucketRef, StorageOutputs, data_reads
+
+SOFT_DELETE_DAYS = 30
+CHANGE_FEED_DAYS = 30
+
+_BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
+
+
+def build(ctx: StageContext) -> StorageOutputs:
+    spec = ctx.spec
+    governance = ctx.upstream["governance"]
+    extra = governance.extra
+    rg = governance.scope
+    location = ctx.settings.location
+    private = spec.governance.network == "private"
+    cmk = extra["storage_identity"]
+
+    account_name = ctx.namer.name("azure.storage.account")
+    account = storage.StorageAccount(
+        ctx.logical("account"),
+        account_name=account_name,
+        resource_group_name=rg,
+        location=location,
+        kind=storage.Kind.STORAGE_V2,
+        sku=storage.SkuArgs(name=storage.SkuName.STANDARD_LRS),
+        access_tier=storage.AccessTier.HOT,
+        allow_blob_public_access=False,
+        allow_shared_key_access=False,
+        default_to_o_auth_authentication=True,
+        allow_cross_tenant_replication=False,
+        allowed_copy_scope=storage.AllowedCopyScope.AAD,
+        is_local_user_enabled=False,
+        is_sftp_enabled=False,
+        enable_https_traffic_only=True,
+        minimum_tls_version=storage.MinimumTlsVersion.TLS1_2,
+        public_network_access=storage.PublicNetworkAccess.DISABLED if private else storage.PublicNetworkAccess.ENABLED,
+        network_rule_set=storage.NetworkRuleSetArgs(
+            default_action=storage.DefaultAction.DENY if private else storage.DefaultAction.ALLOW,
+            bypass=storage.Bypass.AZURE_SERVICES,
+        ),
+        identity=storage.IdentityArgs(
+            type=storage.IdentityType.USER_ASSIGNED,
+            # One Output for the whole list (not a list holding an Output): the input is a list of
+            # identity ids but the output a map keyed by id, and the offline engine, which echoes
+            # inputs as outputs, can only pass the list through while it is unknown.
+            user_assigned_identities=cmk.id.apply(lambda identity_id: [identity_id]),
+        ),
+        encryption=storage.EncryptionArgs(
+            key_source=storage.KeySource.MICROSOFT_KEYVAULT,
+            # No key version: the account follows the key's rotations.
+            key_vault_properties=storage.KeyVaultPropertiesArgs(
+                key_name=extra["key_name"], key_vault_uri=extra["vault_uri"]
+            ),
+            encryption_identity=storage.EncryptionIdentityArgs(encryption_user_assigned_identity=cmk.id),
+            require_infrastructure_encryption=True,
+            services=storage.EncryptionServicesArgs(
+                blob=_account_key(),
+                file=_account_key(),
+                queue=_account_key(),
+                table=_account_key(),
+            ),
+        ),
+        tags=ctx.tags(),
+        opts=ctx.opts(protect=True),
+    )
+    account_ref = after(account.tags, account_name)
+
+    blob_service = storage.BlobServiceProperties(
+        ctx.logical("blob-service"),
+        account_name=account_ref,
+        resource_group_name=rg,
+        blob_services_name="default",
+        is_versioning_enabled=True,  # account-wide: see the module docstring
+        delete_retention_policy=storage.DeleteRetentionPolicyArgs(
+            enabled=True, days=SOFT_DELETE_DAYS, allow_permanent_delete=False
+        ),
+        container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=SOFT_DELETE_DAYS),
+        change_feed=storage.ChangeFeedArgs(enabled=True, retention_in_days=CHANGE_FEED_DAYS),
+        opts=ctx.opts(),
+    )
+    # Containers and lifecycle rules wait for the blob service, so versioning is on before data lands.
+    service_ref = after(blob_service.is_versioning_enabled, account_name)
+
+    # bucket name -> its lifecycle settings (Bucket and Artifacts share the three fields)
+    lifecycles: dict[str, Any] = {b.name: b for b in spec.storage.buckets}
+    lifecycles[ARTIFACTS] = spec.storage.artifacts
+    containers: dict[str, storage.BlobContainer] = {}
+    refs: dict[str, BucketRef] = {}
+    rules: list[storage.ManagementPolicyRuleArgs] = []
+    for name in sorted([b.name for b in spec.storage.buckets] + [ARTIFACTS]):  # spec order must not matter
+        physical = ctx.namer.name("azure.storage.container", name)
+        container = storage.BlobContainer(
+            ctx.logical("bucket", name),
+            container_name=physical,
+            account_name=service_ref,
+            resource_group_name=rg,
+            public_access=storage.PublicAccess.NONE,
+            opts=ctx.opts(protect=True),
+        )
+        containers[name] = container
+        refs[name] = BucketRef(
+            name=name,
+            physical=after(container.public_access, physical),
+            uri=after(container.public_access, f"https://{account_name}.{BLOB_DNS_SUFFIX}/{physical}"),
+        )
+        rule = lifecycle_rule(name, physical, lifecycles[name])
+        if rule is not None:
+            rules.append(rule)
+
+    if rules:
+        storage.ManagementPolicy(
+            ctx.logical("lifecycle"),
+            account_name=service_ref,
+            resource_group_name=rg,
+            management_policy_name="default",
+            policy=storage.ManagementPolicySchemaArgs(rules=rules),
+            opts=ctx.opts(),
+        )
+
+    _grants(ctx, containers, extra["subscription_id"])
+
+    if extra.get("audit_workspace_id") is not None:
+        monitor.DiagnosticSetting(
+            ctx.logical("blob-audit"),
+            name=AUDIT_SETTING_NAME,
+            resource_uri=blob_service.id,
+            workspace_id=extra["audit_workspace_id"],
+            logs=[
+                monitor.DiagnosticsLogSettingsArgs(category=category, enabled=True)
+                for category in ("StorageRead", "StorageWrite", "StorageDelete")
+            ],
+            opts=ctx.opts(),
+        )
+
+    artifacts = refs.pop(ARTIFACTS)
+    return StorageOutputs(buckets=refs, artifacts=artifacts)
+
+
+def _account_key() -> storage.EncryptionServiceArgs:
+    return storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT)
+
+
+def rule_name(bucket: str) -> str:
+    """A lifecycle rule name (letters and digits only) for a bucket: 'raw-data' -> 'rawData'.
+
+    A hyphen before a digit cannot be shown by case ('a-1' and 'a1' would both read 'a1'):
+    such names get the bucket's hash appended.
+    """
+    head, *rest = bucket.split("-")
+    text = head + "".join(part[:1].upper() + part[1:] for part in rest)
+    if any(part[:1].isdigit() for part in rest):
+        text += stable_hash(bucket)
+    return text
+
+
+def lifecycle_rule(name: str, container: str, cfg: Any) -> storage.ManagementPolicyRuleArgs | None:
+    """The lifecycle rule of one container, or None when the bucket asks for none."""
+    base: dict[str, Any] = {}
+    if cfg.archive_after_days is not None:
+        base["tier_to_archive"] = storage.DateAfterModificationArgs(
+            days_after_modification_greater_than=cfg.archive_after_days
+        )
+    if cfg.expire_after_days is not None:
+        base["delete"] = storage.DateAfterModificationArgs(days_after_modification_greater_than=cfg.expire_after_days)
+    version = None
+    if cfg.noncurrent_expire_after_days is not None:
+        version = storage.ManagementPolicyVersionArgs(
+            delete=storage.DateAfterCreationArgs(days_after_creation_greater_than=cfg.noncurrent_expire_after_days)
+        )
+    if not base and version is None:
+        return None
+    return storage.ManagementPolicyRuleArgs(
+        name=rule_name(name),
+        type=storage.RuleType.LIFECYCLE,
+        enabled=True,
+        definition=storage.ManagementPolicyDefinitionArgs(
+            filters=storage.ManagementPolicyFilterArgs(blob_types=["blockBlob"], prefix_match=[f"{container}/"]),
+            actions=storage.ManagementPolicyActionArgs(
+                base_blob=storage.ManagementPolicyBaseBlobArgs(**base) if base else None,
+                version=version,
+            ),
+        ),
+    )
+
+
+def whole_or_prefixes(spec: SpecBase) -> dict[str, tuple[str, ...]]:
+    """data_reads in the form the grants want: () means the whole container."""
+    return {name: () if prefixes == [""] else tuple(prefixes) for name, prefixes in data_reads(spec).items()}
+
+
+def read_condition(prefixes: tuple[str, ...]) -> str:
+    """ABAC condition limiting a reader to blobs under `prefixes`: reads by path, listings by prefix.
+
+    The shape is Microsoft's "read or list blobs in named containers with a path" example.
+    """
+    paths = " OR ".join(f"@Resource[{_BLOBS}:path] StringStartsWith '{p}'" for p in prefixes)
+    listed = " OR ".join(f"@Request[{_BLOBS}:prefix] StringStartsWith '{p}'" for p in prefixes)
+    return (
+        f"((!(ActionMatches{{'{_BLOBS}/read'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR ({paths}))"
+        f" AND ((!(ActionMatches{{'{_BLOBS}/read'}} AND SubOperationMatches{{'Blob.List'}})) OR ({listed}))"
+    )
+
+
+def write_condition(prefix: str) -> str:
+    """ABAC condition limiting a contributor's writes and deletes to blobs under `prefix`."""
+    actions = " AND ".join(f"!(ActionMatches{{'{_BLOBS}/{a}'}})" for a in ("write", "add/action", "delete"))
+    return f"(({actions}) OR (@Resource[{_BLOBS}:path] StringStartsWith '{prefix}'))"
+
+
+def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], subscription_id: Any) -> None:
+    identities = ctx.upstream["governance"].identities
+    training, serving = identities["training"], identities["serving"]
+    for name, prefixes in whole_or_prefixes(ctx.spec).items():
+        if name not in containers or name == ARTIFACTS:
+            continue  # unknown buckets are reported by validate
+        scope_note = f" under {', '.join(prefixes)}" if prefixes else ""
+        grant(
+            ctx,
+            role="Storage Blob Data Reader",
+            principal_id=training.principal,
+            principal="training",
+            scope=containers[name].id,
+            target=f"bucket/{name}",
+            subscription_id=subscription_id,
+            description=f"mlops-infra: training reads bucket {name}{scope_note}",
+            condition=read_condition(prefixes) if prefixes else None,
+        )
+    artifacts = containers[ARTIFACTS].id
+    grant(
+        ctx,
+        role="Storage Blob Data Contributor",
+        principal_id=training.principal,
+        principal="training",
+        scope=artifacts,
+        target=f"bucket/{ARTIFACTS}",
+        subscription_id=subscription_id,
+        description="mlops-infra: training reads and writes artifacts",
+    )
+    grant(
+        ctx,
+        role="Storage Blob Data Reader",
+        principal_id=serving.principal,
+        principal="serving",
+        scope=artifacts,
+        target=f"bucket/{ARTIFACTS}",
+        subscription_id=subscription_id,
+        description="mlops-infra: serving reads model artifacts",
+    )
+    grant(
+        ctx,
+        role="Storage Blob Data Contributor",
+        principal_id=serving.principal,
+        principal="serving",
+        scope=artifacts,
+        target=f"bucket/{ARTIFACTS}",
+        subscription_id=subscription_id,
+        description=f"mlops-infra: serving writes captured data under {CAPTURE_PREFIX}",
+        condition=write_condition(CAPTURE_PREFIX),
+    )
