@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from mlops_infra.backends.aws import catalog, policies
 from mlops_infra.backends.aws.naming import STYLES, bucket_name
 from mlops_infra.backends.aws.settings import AwsSettings
-from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.backends import checks
+from mlops_infra.backends.base import Backend
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
@@ -45,22 +45,29 @@ class AwsBackend(Backend):
     def check(self, spec: Any, settings: AwsSettings | None) -> list[Problem]:
         if settings is None:
             return []
-        problems = self._check_overrides(spec, settings)
-        problems += self._check_compute(spec, settings)
-        problems += self._check_serving(spec)
-        problems += self._check_lifecycle(spec)
+        overrides = settings.overrides.models
+        problems = checks.unknown_override_models(spec, self.name, overrides)
+        problems += self._check_overrides(spec, settings)
+        problems += checks.compute_misses(
+            spec,
+            overridden=lambda model, purpose: bool(
+                model.name in overrides and getattr(overrides[model.name], OVERRIDE_FIELDS[purpose])
+            ),
+            resolve=lambda compute, purpose: catalog.instance_type(compute, purpose, settings),
+        )
+        problems += checks.no_scale_to_zero(
+            spec,
+            service="SageMaker real-time endpoints",
+            hint="set min_replicas: 1 (scale-to-zero needs inference components, not supported yet)",
+        )
+        problems += checks.archive_minimum(spec, minimum_days=GLACIER_MINIMUM_DAYS, tier="S3 Glacier", cloud="AWS")
         problems += self._check_policy_size(spec, settings)
-        if spec.governance.network == "private":
-            problems.append(
-                finding(
-                    ("governance", "network"),
-                    "network: private has no effect on AWS yet: no VPC, subnets or endpoints are created",
-                    hint="resources stay reachable through public AWS endpoints (IAM still applies); "
-                    "VPC support arrives with the training issue",
-                    value="private",
-                    severity="warning",
-                )
-            )
+        problems += checks.private_network_has_no_effect(
+            spec,
+            message="network: private has no effect on AWS yet: no VPC, subnets or endpoints are created",
+            hint="resources stay reachable through public AWS endpoints (IAM still applies); "
+            "VPC support arrives with the training issue",
+        )
         return problems
 
     def _check_overrides(self, spec: Any, settings: AwsSettings) -> list[Problem]:
@@ -69,16 +76,7 @@ class AwsBackend(Backend):
         for model_name, override in settings.overrides.models.items():
             base = ("clouds", "aws", "overrides", "models", model_name)
             if model_name not in names:
-                close = difflib.get_close_matches(model_name, names, n=1)
-                problems.append(
-                    finding(
-                        base,
-                        f"overrides name an unknown model {model_name!r}",
-                        hint=f"did you mean {close[0]!r}?" if close else f"models are: {', '.join(names) or 'none'}",
-                        value=model_name,
-                    )
-                )
-                continue
+                continue  # reported by checks.unknown_override_models
             model = spec.model(model_name)
             for purpose, field in OVERRIDE_FIELDS.items():
                 value = getattr(override, field)
@@ -106,57 +104,6 @@ class AwsBackend(Backend):
                                 f"asks for ({shortfall})", hint="the override wins; check that the workload fits",
                                 value=value, severity="warning")
                     )
-        return problems
-
-    def _check_compute(self, spec: Any, settings: AwsSettings) -> list[Problem]:
-        problems: list[Problem] = []
-        for i, model in enumerate(spec.models):
-            override = settings.overrides.models.get(model.name)
-            for purpose, field in OVERRIDE_FIELDS.items():
-                stage = getattr(model, purpose)
-                if stage is None or (override is not None and getattr(override, field)):
-                    continue
-                try:
-                    catalog.instance_type(stage.compute, purpose, settings)
-                except CatalogMiss as miss:
-                    problems.append(
-                        finding(
-                            ("models", i, purpose, "compute"), miss.message, hint=miss.hint, value=stage.compute.label
-                        )
-                    )
-        return problems
-
-    def _check_serving(self, spec: Any) -> list[Problem]:
-        problems = []
-        for i, model in enumerate(spec.models):
-            if model.serving is not None and model.serving.autoscaling.min_replicas == 0:
-                problems.append(
-                    finding(
-                        ("models", i, "serving", "autoscaling", "min_replicas"),
-                        "SageMaker real-time endpoints keep at least one instance per variant",
-                        hint="set min_replicas: 1 (scale-to-zero needs inference components, not supported yet)",
-                        value=0,
-                    )
-                )
-        return problems
-
-    def _check_lifecycle(self, spec: Any) -> list[Problem]:
-        rules = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
-        rules.append((("storage", "artifacts"), spec.storage.artifacts))
-        problems = []
-        for path, rule in rules:
-            archive, expire = rule.archive_after_days, rule.expire_after_days
-            if archive is not None and expire is not None and expire - archive < GLACIER_MINIMUM_DAYS:
-                problems.append(
-                    finding(
-                        (*path, "expire_after_days"),
-                        f"objects expire {expire - archive} days after moving to S3 Glacier, which bills "
-                        f"at least {GLACIER_MINIMUM_DAYS} days per object",
-                        hint=f"expire at least {GLACIER_MINIMUM_DAYS} days after archive_after_days, or do not archive",
-                        value=expire,
-                        severity="warning",
-                    )
-                )
         return problems
 
     def _check_policy_size(self, spec: Any, settings: AwsSettings) -> list[Problem]:

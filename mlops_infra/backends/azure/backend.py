@@ -2,24 +2,31 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.naming import STYLES
 from mlops_infra.backends.azure.settings import AzureSettings
-from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.backends import checks
+from mlops_infra.backends.base import Backend
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 
+# Azure Storage charges archived blobs for at least 180 days (early deletion period,
+# "Access tiers for blob data", Microsoft Learn).
+ARCHIVE_MINIMUM_DAYS = 180
+
 # (model part, catalog purpose, override field)
 _OVERRIDABLE = (
     ("training", "training", "training_vm_size"),
     ("serving", "serving", "serving_instance_type"),
 )
+
+
+_OVERRIDE_FIELD = {purpose: field for _, purpose, field in _OVERRIDABLE}
 
 
 class AzureBackend(Backend):
@@ -60,9 +67,24 @@ class AzureBackend(Backend):
 
     # --- validation ---------------------------------------------------------
     def check(self, spec: Any, settings: AzureSettings) -> list[Problem]:
-        problems = self._check_overrides(spec, settings)
-        problems += self._check_compute(spec, settings)
+        overrides = settings.overrides.models
+        problems = checks.unknown_override_models(spec, self.name, overrides)
+        problems += self._check_overrides(spec, settings)
+        problems += checks.compute_misses(
+            spec,
+            overridden=lambda model, purpose: bool(
+                model.name in overrides and getattr(overrides[model.name], _OVERRIDE_FIELD[purpose])
+            ),
+            resolve=lambda compute, purpose: catalog.instance_type(compute, purpose, settings),
+        )
+        problems += checks.no_scale_to_zero(
+            spec, service="Azure managed online endpoints", hint="set min_replicas: 1"
+        )
+        problems += self._check_max_wait(spec)
         problems += self._check_storage(spec)
+        problems += checks.archive_minimum(
+            spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="the Archive tier", cloud="Azure Storage"
+        )
         return problems
 
     def _check_overrides(self, spec: Any, settings: AzureSettings) -> list[Problem]:
@@ -73,10 +95,7 @@ class AzureBackend(Backend):
             path = (*base, name)
             model = models.get(name)
             if model is None:
-                close = difflib.get_close_matches(name, sorted(models), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"known models: {', '.join(sorted(models)) or 'none'}"
-                problems.append(finding(path, f"overrides name an unknown model {name!r}", hint=hint, value=name))
-                continue
+                continue  # reported by checks.unknown_override_models
             for part, purpose, field in _OVERRIDABLE:
                 value = getattr(override, field)
                 if value is None:
@@ -118,37 +137,17 @@ class AzureBackend(Backend):
                     )
         return problems
 
-    def _check_compute(self, spec: Any, settings: AzureSettings) -> list[Problem]:
-        problems: list[Problem] = []
-        for i, model in enumerate(spec.models):
-            override = settings.overrides.models.get(model.name)
-            for part, purpose, field in _OVERRIDABLE:
-                block = getattr(model, part)
-                if block is None or (override is not None and getattr(override, field)):
-                    continue
-                try:
-                    catalog.instance_type(block.compute, purpose, settings)
-                except CatalogMiss as miss:
-                    problems.append(finding(("models", i, part, "compute"), miss.message, hint=miss.hint))
-            if model.training is not None and model.training.max_wait is not None:
-                problems.append(
-                    finding(
-                        ("models", i, "training", "max_wait"),
-                        "has no effect on Azure: low-priority compute has no wait limit, only max_runtime applies",
-                        hint="remove max_wait, or keep it for the other clouds",
-                        severity="warning",
-                    )
-                )
-            if model.serving is not None and model.serving.autoscaling.min_replicas == 0:
-                problems.append(
-                    finding(
-                        ("models", i, "serving", "autoscaling", "min_replicas"),
-                        "Azure managed online endpoints cannot scale to zero (a deployment runs at least 1 instance)",
-                        hint="set min_replicas: 1",
-                        value=0,
-                    )
-                )
-        return problems
+    def _check_max_wait(self, spec: Any) -> list[Problem]:
+        return [
+            finding(
+                ("models", i, "training", "max_wait"),
+                "has no effect on Azure: low-priority compute has no wait limit, only max_runtime applies",
+                hint="remove max_wait, or keep it for the other clouds",
+                severity="warning",
+            )
+            for i, model in enumerate(spec.models)
+            if model.training is not None and model.training.max_wait is not None
+        ]
 
     def _check_storage(self, spec: Any) -> list[Problem]:
         # Blob versioning is a property of the storage account, not of a container: every bucket

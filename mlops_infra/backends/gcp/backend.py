@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import Any
 
-from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.backends import checks
+from mlops_infra.backends.base import Backend
 from mlops_infra.backends.gcp import catalog
 from mlops_infra.backends.gcp.naming import STYLES
 from mlops_infra.backends.gcp.settings import GcpSettings
@@ -68,8 +68,21 @@ class GcpBackend(Backend):
     def check(self, spec: Any, settings: GcpSettings | None) -> list[Problem]:
         if settings is None:
             return []  # a missing clouds.gcp block is reported (with settings_example) before this
-        problems = self._check_overrides(spec, settings)
-        problems += self._check_compute(spec, settings)
+        overrides = settings.overrides.models
+        problems = checks.unknown_override_models(spec, self.name, overrides)
+        problems += self._check_overrides(spec, settings)
+        problems += checks.compute_misses(
+            spec,
+            overridden=lambda model, purpose: bool(
+                model.name in overrides and getattr(overrides[model.name], f"{purpose}_machine_type")
+            ),
+            resolve=lambda compute, purpose: catalog.machine_spec(compute, purpose, settings),
+        )
+        problems += checks.no_scale_to_zero(
+            spec,
+            service="Vertex AI online endpoints",
+            hint="set min_replicas: 1 (Vertex AI scale-to-zero is a preview feature mlops-infra does not use)",
+        )
         problems += self._check_bucket_names(spec)
         if _GOOGLE_LIKE.search(settings.project):
             problems.append(
@@ -80,18 +93,13 @@ class GcpBackend(Backend):
                     value=settings.project,
                 )
             )
-        problems += self._check_lifecycle(spec)
-        if spec.governance.network == "private":
-            problems.append(
-                finding(
-                    ("governance", "network"),
-                    "network: private has no effect on GCP yet: buckets and keys are reached over Google's "
-                    "public TLS endpoints, guarded by IAM",
-                    hint="VPC Service Controls / Private Service Connect arrive with the serving issue",
-                    value="private",
-                    severity="warning",
-                )
-            )
+        problems += checks.archive_minimum(spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="ARCHIVE storage", cloud="GCS")
+        problems += checks.private_network_has_no_effect(
+            spec,
+            message="network: private has no effect on GCP yet: buckets and keys are reached over Google's "
+            "public TLS endpoints, guarded by IAM",
+            hint="VPC Service Controls / Private Service Connect arrive with the serving issue",
+        )
         return problems
 
     def _check_overrides(self, spec: Any, settings: GcpSettings) -> list[Problem]:
@@ -99,16 +107,6 @@ class GcpBackend(Backend):
         models = {m.name: m for m in spec.models}
         for name, override in settings.overrides.models.items():
             base = ("clouds", "gcp", "overrides", "models", name)
-            if name not in models:
-                close = difflib.get_close_matches(name, sorted(models), n=1)
-                problems.append(
-                    finding(
-                        base,
-                        f"overrides name an unknown model {name!r}",
-                        hint=f"did you mean {close[0]!r}?" if close else f"known models: {', '.join(sorted(models)) or 'none'}",
-                        value=name,
-                    )
-                )
             for purpose in ("training", "serving"):
                 problems += self._check_override(override, purpose, base, models.get(name))
         return problems
@@ -186,22 +184,6 @@ class GcpBackend(Backend):
                 )
         return problems
 
-    def _check_compute(self, spec: Any, settings: GcpSettings) -> list[Problem]:
-        problems: list[Problem] = []
-        for i, model in enumerate(spec.models):
-            override = settings.overrides.models.get(model.name)
-            for purpose in ("training", "serving"):
-                section = getattr(model, purpose)
-                if section is None or (override and getattr(override, f"{purpose}_machine_type")):
-                    continue  # an override replaces the catalog's choice (checked above)
-                try:
-                    catalog.machine_spec(section.compute, purpose, settings)
-                except CatalogMiss as miss:
-                    problems.append(
-                        finding(("models", i, purpose, "compute"), miss.message, hint=miss.hint, value=section.compute.label)
-                    )
-        return problems
-
     def _check_bucket_names(self, spec: Any) -> list[Problem]:
         problems: list[Problem] = []
         words: list[tuple[tuple, str]] = [(("project",), spec.project), (("environment",), spec.environment)]
@@ -217,26 +199,6 @@ class GcpBackend(Backend):
                     )
                 )
         return problems
-
-    def _check_lifecycle(self, spec: Any) -> list[Problem]:
-        problems: list[Problem] = []
-        entries = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
-        entries.append((("storage", "artifacts"), spec.storage.artifacts))
-        for path, bucket in entries:
-            archive, expire = bucket.archive_after_days, bucket.expire_after_days
-            if archive is not None and expire is not None and expire - archive < ARCHIVE_MINIMUM_DAYS:
-                problems.append(
-                    finding(
-                        (*path, "expire_after_days"),
-                        f"objects are deleted {expire - archive} days after moving to ARCHIVE storage; "
-                        f"GCS bills ARCHIVE objects for at least {ARCHIVE_MINIMUM_DAYS} days",
-                        hint=f"expire at least {ARCHIVE_MINIMUM_DAYS} days after archive_after_days, or archive later",
-                        value=expire,
-                        severity="warning",
-                    )
-                )
-        return problems
-
 
 def _list_hint(purpose: str) -> str:
     names = catalog.machine_types(purpose)
