@@ -12,6 +12,7 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from mlops_infra.tagging import MAX_USER_TAGS, TagKey, TagValue
 from mlops_infra.spec.types import (
     Cron,
     Email,
@@ -308,15 +309,13 @@ class Governance(Strict):
     )
 
 
-TagKey = str
-TagValue = str
-
-
 class SpecBase(Strict):
     api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion", description="spec format version")
     project: ProjectName = Field(description="project slug (2-24); feeds every physical name")  # type: ignore[valid-type]
     environment: EnvironmentName = Field(description="environment slug (2-16), e.g. dev")  # type: ignore[valid-type]
-    tags: dict[TagKey, TagValue] = Field(default_factory=dict, description="tags/labels valid on every cloud")
+    tags: dict[TagKey, TagValue] = Field(
+        default_factory=dict, max_length=MAX_USER_TAGS, description="tags/labels valid on every cloud"
+    )
     storage: Storage = Field(default_factory=Storage, description="data and artifact buckets")
     tracking: Optional[Tracking] = Field(None, description="experiment tracking")
     models: list[Model] = Field(default_factory=list, max_length=5000, description="models and their lifecycle")

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from mlops_infra.errors import SpecInvalid, UsageError
 from mlops_infra.spec.problems import Path, Problem, errors_in, sort_problems
+from mlops_infra.tagging import TAG_HINT
 
 MAX_SPEC_BYTES = 1_000_000
 
@@ -249,6 +250,7 @@ _HINTS = {
     "schedule": "five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
     "project": "a slug such as churn: lowercase letters, digits and single hyphens",
     "environment": "a slug such as dev or prod",
+    "tags": TAG_HINT,
 }
 
 

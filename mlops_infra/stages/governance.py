@@ -9,9 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlops_infra.spec.models import SpecBase
 from mlops_infra.stages.base import Stage
-from mlops_infra.tagging import check_tags
 
 # Workload identities every stack gets; later stages run as one of them.
 # training: reads model inputs, writes artifacts. serving: reads artifacts.
@@ -40,15 +38,10 @@ class GovernanceOutputs:
         }
 
 
-def _check_tags(spec: SpecBase) -> list:
-    return check_tags(dict(spec.tags))
-
-
 STAGE = Stage(
     name="governance",
     title="Governance",
     requires=(),
     used_at=lambda spec: [("governance",)],
-    checks=(_check_tags,),
     always=True,
 )
