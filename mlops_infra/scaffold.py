@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_infra.errors import UsageError
+from mlops_infra.templating import render
 from mlops_infra.spec.types import SLUG_RE
 
 # template (under templates/init/) -> file written in the new project
@@ -27,20 +28,6 @@ class InitResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": "mlops-infra/init/v1", "directory": str(self.directory), "files": self.files}
-
-
-def render_template(name: str, **values: Any) -> str:
-    import jinja2
-
-    from mlops_infra.templates_dir import templates_root
-
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_root())),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-    return env.get_template(name).render(**values)
 
 
 def init_project(*, directory: Path, cloud: str, project: str, force: bool = False) -> InitResult:
@@ -68,7 +55,7 @@ def init_project(*, directory: Path, cloud: str, project: str, force: bool = Fal
         "model": f"{project}-model" if len(project) <= 26 else "model",
         "training_image": f"ghcr.io/acme/{project}-train:0.1.0",
     }
-    rendered = {template: render_template(f"init/{template}", **values) for template in FILES}
+    rendered = {template: render(f"init/{template}", **values) for template in FILES}
     try:
         for template, path in targets.items():
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -48,7 +48,7 @@ def _check(spec: SpecBase) -> list:
 STAGE = Stage(
     name="retraining",
     title="Retraining",
-    requires=("governance", "storage", "training"),
+    requires=("governance", "storage", "training", "monitoring"),
     used_at=lambda spec: model_paths(spec, "retraining"),
     checks=(_check,),
 )

@@ -33,7 +33,7 @@ def _check_model_source(spec: SpecBase) -> list:
 STAGE = Stage(
     name="serving",
     title="Serving",
-    requires=("governance", "storage"),
+    requires=("governance", "storage", "registry", "training"),
     used_at=lambda spec: model_paths(spec, "serving"),
     checks=(_check_model_source,),
 )

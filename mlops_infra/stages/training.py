@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_infra.spec.models import SpecBase
@@ -10,13 +10,29 @@ from mlops_infra.stages.base import Stage, model_paths
 from mlops_infra.stages.refs import check_bucket_ref
 
 
+# Layout of the artifact bucket that every cloud follows (relative to its root).
+def output_prefix(model: str) -> str:
+    """Where a model's trained artifacts land."""
+    return f"models/{model}/"
+
+
+def checkpoint_prefix(model: str) -> str:
+    """Where spot/preemptible training keeps checkpoints to resume from."""
+    return f"checkpoints/{model}/"
+
+
 @dataclass(frozen=True)
 class TrainingOutputs:
-    pipelines: dict[str, Any]  # model name -> pipeline / workflow / job id
-    output_uris: dict[str, Any]  # model name -> where its artifacts land
+    pipelines: dict[str, Any]  # model name -> what retraining starts: pipeline ARN / workflow id / job id
+    output_uris: dict[str, Any]  # model name -> artifact bucket URI + output_prefix(model)
+    images: dict[str, Any] = field(default_factory=dict)  # model name -> the image the cloud will pull
 
     def exports(self) -> dict[str, Any]:
-        return {"pipelines": dict(sorted(self.pipelines.items()))}
+        return {
+            "pipelines": dict(sorted(self.pipelines.items())),
+            "output_uris": dict(sorted(self.output_uris.items())),
+            "images": dict(sorted(self.images.items())),
+        }
 
 
 def _check_inputs(spec: SpecBase) -> list:
@@ -32,7 +48,7 @@ def _check_inputs(spec: SpecBase) -> list:
 STAGE = Stage(
     name="training",
     title="Training",
-    requires=("governance", "storage"),
+    requires=("governance", "storage", "tracking", "registry"),
     used_at=lambda spec: model_paths(spec, "training"),
     checks=(_check_inputs,),
 )
