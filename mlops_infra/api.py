@@ -101,13 +101,23 @@ class PlanResult:
     document: dict[str, Any]
     warnings: list[Problem]
     written_to: Path | None = None
+    changes: Any = None  # diff.Changes when planned --against an older document
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.changes is None:
+            return self.document
+        return {**self.document, "changes": self.changes.to_dict()}
 
 
-def plan(*, source: SpecSource, cloud: str | None, out: Path | None = None) -> PlanResult:
+def plan(
+    *, source: SpecSource, cloud: str | None, out: Path | None = None, against: Path | None = None
+) -> PlanResult:
     """Validate for the target cloud, then plan offline; SpecInvalid carries every problem."""
+    from mlops_infra.diff import diff_plans, load_plan
     from mlops_infra.plan import dump_plan, plan_document
     from mlops_infra.spec.validate import check_file
 
+    old = load_plan(against) if against is not None else None
     if cloud:
         _known_cloud(cloud)
     target = cloud
@@ -128,7 +138,13 @@ def plan(*, source: SpecSource, cloud: str | None, out: Path | None = None) -> P
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
         written = out
-    return PlanResult(document=document, warnings=checked.warnings, written_to=written)
+    changes = diff_plans(old, document) if old is not None else None
+    if old is not None and old.get("cloud") != target:
+        raise UsageError(
+            f"--against: {against} is a plan for {old.get('cloud')}, this plan is for {target}",
+            hint="compare plans of the same cloud",
+        )
+    return PlanResult(document=document, warnings=checked.warnings, written_to=written, changes=changes)
 
 
 def schema() -> dict[str, Any]:

@@ -157,19 +157,42 @@ def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) 
 @_source_options
 @click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plan document here.")
+@click.option(
+    "--against",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="An older plan document: show what changes (create / update with property paths / delete).",
+)
+@click.option("--expect-no-changes", is_flag=True, help="With --against: exit 1 when anything changes.")
 @_json_option
-def plan(stack: str | None, spec_path: str | None, cloud: str | None, out: Path | None, as_json: bool) -> None:
+def plan(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    out: Path | None,
+    against: Path | None,
+    expect_no_changes: bool,
+    as_json: bool,
+) -> None:
     """Show the resources a spec declares, offline: no credentials, no Pulumi CLI."""
     from mlops_infra import api
     from mlops_infra.cli.plan_text import render_plan
+    from mlops_infra.errors import UsageError
 
+    if expect_no_changes and against is None:
+        raise UsageError("--expect-no-changes needs --against OLD.json", hint="plan the base branch with --out first")
     source = api.resolve_source(stack=stack, spec=spec_path)
-    result = api.plan(source=source, cloud=cloud, out=out)
-    if as_json:
-        emit_json(result.document)
-        render_problems(result.warnings)
-        return
+    result = api.plan(source=source, cloud=cloud, out=out, against=against)
     render_problems(result.warnings)
-    click.echo(render_plan(result.document))
-    if result.written_to:
+    if as_json:
+        emit_json(result.to_dict())
+    elif result.changes is not None:
+        from mlops_infra.diff import render_changes
+
+        click.echo(render_changes(result.changes))
+    else:
+        click.echo(render_plan(result.document))
+    if result.written_to and not as_json:
         click.echo(f"Plan document written to {result.written_to}")
+    if expect_no_changes and result.changes is not None and not result.changes.empty:
+        echo_err(error_text("the plan has changes and --expect-no-changes was given"))
+        sys.exit(1)
