@@ -157,3 +157,34 @@ def schema() -> dict[str, Any]:
         "title": "mlops-infra spec (apiVersion mlops-infra/v1)",
         **document,
     }
+
+
+def engine_target(
+    *, source: SpecSource, cloud: str | None, backend_url: str | None, project_dir: Path | None = None
+) -> tuple[Any, list[Problem]]:
+    """Validate the spec for the target cloud and name the Pulumi stack the engine commands use."""
+    from mlops_infra.deploy import Target
+    from mlops_infra.spec.validate import check_file
+
+    if cloud:
+        _known_cloud(cloud)
+    target_cloud = cloud
+    if target_cloud is None:
+        target_cloud = check_file(source.path, clouds=[]).spec.cloud
+        if target_cloud is None:
+            raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
+    checked = check_file(source.path, clouds=[target_cloud])
+    if backend_url is not None and not backend_url.startswith(("s3://", "gs://", "azblob://", "file://", "https://")):
+        raise UsageError(
+            f"unsupported --backend {backend_url!r}",
+            hint="use s3://bucket, gs://bucket, azblob://container, file://path or https://api.pulumi.com",
+        )
+    root = project_dir or _project_dir(source)
+    target = Target(spec=checked.spec, cloud=target_cloud, stack=source.stack, project_dir=root, backend_url=backend_url)
+    return target, checked.warnings
+
+
+def _project_dir(source: SpecSource) -> Path:
+    """The project is the folder holding stacks/ (state goes to <project>/.mlops-infra/state)."""
+    folder = source.path.resolve().parent
+    return folder.parent if folder.name == "stacks" else folder

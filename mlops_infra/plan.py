@@ -80,6 +80,17 @@ def _urn_types(urn: str) -> list[str]:
     return parts[2].split("$") if len(parts) >= 4 else []
 
 
+def stage_of(urn: str, resource_type: str, cloud: str) -> str | None:
+    """The stage a resource belongs to: its nearest mlops-infra:<cloud>:<Stage> component."""
+    from mlops_infra.stages import all_stages
+
+    titles = {f"mlops-infra:{cloud}:{s.title}": s.name for s in all_stages()}
+    stage = next((titles[t] for t in _urn_types(urn) if t in titles), None)
+    if stage is None and resource_type.startswith("pulumi:providers:"):
+        return "provider"
+    return stage
+
+
 def _make_monitor(mocks: Any) -> Any:
     from google.protobuf import json_format
     from pulumi.runtime.mocks import MockMonitor
@@ -178,11 +189,9 @@ async def _resolve(value: Any) -> Any:
 def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[dict] | None = None) -> dict:
     """Plan `spec` on `cloud` offline and return the plan document (section 6 of DESIGN.md)."""
     from mlops_infra.program import build_program
-    from mlops_infra.stages import all_stages
 
     program = build_program(spec, cloud)
     run = run_offline(program, project=spec.project, stack=stack)
-    titles = {f"mlops-infra:{cloud}:{s.title}": s.name for s in all_stages()}
     by_urn = {r.urn: r for r in run.registrations}
     names = [r.name for r in run.registrations]
     duplicates = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
@@ -190,9 +199,7 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
         raise InternalError(f"logical names are not unique in the plan: {', '.join(duplicates)}")
     resources = []
     for reg in sorted(run.registrations, key=lambda r: r.name):
-        stage = next((titles[t] for t in _urn_types(reg.urn) if t in titles), None)
-        if stage is None and reg.type.startswith("pulumi:providers:"):
-            stage = "provider"
+        stage = stage_of(reg.urn, reg.type, cloud)
         parent = by_urn.get(reg.parent_urn)
         provider_urn = reg.provider_ref.rsplit("::", 1)[0] if reg.provider_ref else ""
         provider = by_urn.get(provider_urn)

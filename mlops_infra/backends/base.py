@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
@@ -26,6 +28,20 @@ if TYPE_CHECKING:
     import pulumi
 
     from mlops_infra.spec.models import SpecBase
+
+
+@dataclass(frozen=True)
+class CredentialSources:
+    """Where a cloud's SDKs look for credentials, as data (backends/<cloud>/credentials.py).
+
+    Checked offline before any engine run, so a missing login is one clear message
+    instead of a provider failure halfway through a deployment.
+    """
+
+    env_groups: tuple[tuple[str, ...], ...]  # credentials exist when every variable of one group is set
+    files: tuple[str, ...]  # ... or one of these files exists (relative to the home directory)
+    login_hint: str  # the usual ways to log in
+    error_markers: tuple[str, ...] = ()  # provider messages that mean missing or expired credentials
 
 
 class Backend:
@@ -65,6 +81,26 @@ class Backend:
             styles=self.naming_styles,
             scope=self.name_scope(settings),
         )
+
+    # --- credentials --------------------------------------------------------
+    def credential_sources(self) -> CredentialSources:
+        module = importlib.import_module(f"{self._package()}.credentials")
+        return module.CREDENTIALS
+
+    def has_credentials(self, env: Mapping[str, str], home: Path) -> bool:
+        sources = self.credential_sources()
+        if any(all(env.get(name) for name in group) for group in sources.env_groups):
+            return True
+        return any((home / relative).is_file() for relative in sources.files)
+
+    @property
+    def login_hint(self) -> str:
+        return self.credential_sources().login_hint
+
+    def is_credential_error(self, engine_output: str) -> bool:
+        """Whether an engine failure is the provider refusing or not finding credentials."""
+        text = engine_output.lower()
+        return any(marker.lower() in text for marker in self.credential_sources().error_markers)
 
     # --- engine -------------------------------------------------------------
     def create_provider(self, spec: "SpecBase", settings: Any) -> "pulumi.ProviderResource":

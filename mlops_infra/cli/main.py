@@ -196,3 +196,12 @@ def plan(
     if expect_no_changes and result.changes is not None and not result.changes.empty:
         echo_err(error_text("the plan has changes and --expect-no-changes was given"))
         sys.exit(1)
+
+
+def _register_engine_commands() -> None:
+    from mlops_infra.cli.engine_commands import register
+
+    register(main)
+
+
+_register_engine_commands()

@@ -1,0 +1,202 @@
+"""preview, up, destroy, refresh, outputs, install-cli: the commands that run the real Pulumi engine."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
+
+CLOUDS = ("aws", "azure", "gcp")
+
+
+def make_engine() -> Any:
+    """The engine the commands drive; tests replace this with a recording fake."""
+    from mlops_infra.automation import AutomationEngine
+    from mlops_infra.deploy import current_env
+
+    return AutomationEngine(current_env())
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
+def _engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    from mlops_infra.cli.main import _json_option, _source_options
+
+    fn = _json_option(fn)
+    fn = click.option(
+        "--backend",
+        "backend_url",
+        metavar="URL",
+        help="State backend: s3://, gs://, azblob://, file:// or Pulumi Cloud (default: file://.mlops-infra/state).",
+    )(fn)
+    fn = click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")(fn)
+    return _source_options(fn)
+
+
+def _target(stack: str | None, spec_path: str | None, cloud: str | None, backend_url: str | None) -> Any:
+    from mlops_infra import api
+
+    source = api.resolve_source(stack=stack, spec=spec_path)
+    target, warnings = api.engine_target(source=source, cloud=cloud, backend_url=backend_url)
+    render_problems(warnings)
+    return target
+
+
+def _planned_total(target: Any) -> int | None:
+    from mlops_infra.plan import plan_document
+
+    try:
+        document = plan_document(target.spec, target.cloud, stack=target.stack)
+    except Exception:  # noqa: BLE001 - the count only feeds the progress display
+        return None
+    # Every registration the engine reports: the plan's resources plus the root stack.
+    return len(document["resources"]) + 1
+
+
+def _run(operation: str, target: Any, *, as_json: bool, delete_data: bool = False) -> Any:
+    from mlops_infra.cli.progress import Progress
+
+    progress = Progress(total=None if operation == "destroy" else (lambda: _planned_total(target)))
+    engine = make_engine()
+    try:
+        result = engine.run(operation, target, on_event=progress, delete_data=delete_data)
+    finally:
+        progress.finish()
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _render(result)
+    return result
+
+
+def _render(result: Any) -> None:
+    summary = ", ".join(f"{count} {op}" for op, count in sorted(result.summary.items())) or "nothing to do"
+    click.echo(f"{result.operation} {result.target.spec.project}/{result.target.pulumi_stack}: {summary}")
+    if result.kept:
+        click.echo(f"Kept {len(result.kept)} protected resources (data and keys; --delete-data removes them):")
+        for item in result.kept:
+            click.echo(f"  {item['name']}  {item['type']}")
+    for key, value in result.outputs.items():
+        click.echo(f"  output {key}: {value}")
+
+
+def _confirm_or_refuse(operation: str, target: Any, yes: bool, *, delete_data: bool = False) -> None:
+    from mlops_infra.errors import UsageError
+
+    if yes:
+        return
+    if not stdin_is_terminal():
+        raise UsageError(
+            f"refusing to {operation} without --yes: stdin is not a terminal, so nobody can confirm",
+            hint=f"review `mlops-infra preview` first, then run `mlops-infra {operation} --yes`",
+        )
+    where = f"{target.spec.project}/{target.pulumi_stack} on {target.cloud} (state: {target.state_url})"
+    if delete_data:
+        typed = click.prompt(
+            f"This deletes ALL data of {where}: buckets, keys, registries. Type the stack name to confirm",
+            default="",
+            show_default=False,
+            err=True,
+        )
+        if typed != target.pulumi_stack:
+            raise UsageError("not confirmed; nothing was deleted")
+        return
+    if not click.confirm(f"{operation.capitalize()} {where}?", default=False, err=True):
+        raise UsageError(f"not confirmed; nothing was {'deployed' if operation == 'up' else 'destroyed'}")
+
+
+@click.command()
+@_engine_options
+@click.option("--expect-no-changes", is_flag=True, help="Exit 1 when the preview has changes.")
+def preview(stack, spec_path, cloud, backend_url, as_json, expect_no_changes) -> None:  # type: ignore[no-untyped-def]
+    """Show what `up` would change, using the real engine and your credentials."""
+    target = _target(stack, spec_path, cloud, backend_url)
+    result = _run("preview", target, as_json=as_json)
+    if expect_no_changes and result.changed:
+        echo_err(error_text("the preview has changes and --expect-no-changes was given"))
+        sys.exit(1)
+
+
+@click.command()
+@_engine_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
+def up(stack, spec_path, cloud, backend_url, as_json, yes) -> None:  # type: ignore[no-untyped-def]
+    """Create or update the cloud resources of a stack."""
+    target = _target(stack, spec_path, cloud, backend_url)
+    _confirm_or_refuse("up", target, yes)
+    _run("up", target, as_json=as_json)
+
+
+@click.command()
+@_engine_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
+@click.option("--delete-data", is_flag=True, help="Also delete protected resources: buckets, keys, registries.")
+def destroy(stack, spec_path, cloud, backend_url, as_json, yes, delete_data) -> None:  # type: ignore[no-untyped-def]
+    """Delete a stack's resources; data and keys are kept unless --delete-data."""
+    target = _target(stack, spec_path, cloud, backend_url)
+    _confirm_or_refuse("destroy", target, yes, delete_data=delete_data)
+    _run("destroy", target, as_json=as_json, delete_data=delete_data)
+
+
+@click.command()
+@_engine_options
+def refresh(stack, spec_path, cloud, backend_url, as_json) -> None:  # type: ignore[no-untyped-def]
+    """Read the real state of the stack's resources from the cloud into the state."""
+    target = _target(stack, spec_path, cloud, backend_url)
+    _run("refresh", target, as_json=as_json)
+
+
+@click.command()
+@_engine_options
+def outputs(stack, spec_path, cloud, backend_url, as_json) -> None:  # type: ignore[no-untyped-def]
+    """Print the stack's outputs (bucket URIs, key id, identities, endpoints)."""
+    target = _target(stack, spec_path, cloud, backend_url)
+    values = make_engine().outputs(target)
+    if as_json:
+        emit_json({"format": "mlops-infra/outputs/v1", "stack": target.stack, "cloud": target.cloud, "outputs": values})
+        return
+    for key, value in values.items():
+        click.echo(f"{key}: {value}")
+
+
+@click.command("install-cli")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def install_cli(yes: bool) -> None:
+    """Download and install the Pulumi CLI matching the installed SDK (needs the internet)."""
+    from mlops_infra.automation import installed_cli_root, sdk_version
+    from mlops_infra.errors import UsageError
+
+    root = installed_cli_root()
+    if not yes:
+        if not stdin_is_terminal():
+            raise UsageError("refusing to download without --yes: stdin is not a terminal")
+        if not click.confirm(f"Download Pulumi CLI {sdk_version()} from get.pulumi.com into {root}?", err=True):
+            raise UsageError("not confirmed; nothing was downloaded")
+    install_pulumi_cli(root)
+    click.echo(f"Pulumi CLI {sdk_version()} installed in {root}/bin; mlops-infra finds it there.")
+
+
+def install_pulumi_cli(root: Path) -> None:
+    """The only code path that downloads anything, behind an explicit command (replaced in tests)."""
+    from pulumi import automation as auto
+
+    from mlops_infra.errors import ToolingMissing
+
+    try:
+        auto.PulumiCommand.install(root=str(root))
+    except Exception as exc:  # noqa: BLE001 - network or permission problems, said plainly
+        raise ToolingMissing(
+            f"could not install the Pulumi CLI: {exc}",
+            hint="install it yourself: https://www.pulumi.com/docs/iac/download-install/",
+        ) from None
+
+
+def register(group: click.Group) -> None:
+    for command in (preview, up, destroy, refresh, outputs, install_cli):
+        group.add_command(command)

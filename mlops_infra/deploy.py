@@ -1,0 +1,141 @@
+"""The deploy layer's interface: what the engine commands ask of an engine, and what they get back.
+
+The CLI drives an `Engine`; the real one is the thin Automation API adapter in
+mlops_infra/automation.py, tests drive a recording fake. Everything here is
+plain data, so the command layer never touches Pulumi directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
+
+from mlops_infra.errors import ToolingMissing
+
+OPERATIONS = ("preview", "up", "destroy", "refresh")
+RESULT_FORMAT = "mlops-infra/result/v1"
+STATE_DIR = ".mlops-infra/state"
+PASSPHRASE_VARS = ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One Pulumi stack: a spec stack on one cloud, with its state backend."""
+
+    spec: Any
+    cloud: str
+    stack: str  # the spec's stack name (dev, prod)
+    project_dir: Path
+    backend_url: str | None = None
+
+    @property
+    def pulumi_stack(self) -> str:
+        # One Pulumi stack per (spec stack, cloud): the same spec on two clouds never shares state.
+        return f"{self.stack}-{self.cloud}"
+
+    @property
+    def state_url(self) -> str:
+        return self.backend_url or f"file://{(self.project_dir / STATE_DIR).resolve()}"
+
+    @property
+    def uses_pulumi_cloud(self) -> bool:
+        return self.state_url.startswith(("https://", "http://"))
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """One thing the engine reports while it works, in neutral words."""
+
+    kind: str  # "start" (a resource step begins), "done", "failed", "diagnostic"
+    name: str = ""
+    type: str = ""
+    stage: str | None = None
+    op: str = ""  # create, update, delete, replace, same, refresh, read ...
+    diffs: tuple[str, ...] = ()
+    message: str = ""
+    severity: str = ""
+
+
+@dataclass
+class DeployResult:
+    operation: str
+    target: Target
+    steps: list[StepEvent] = field(default_factory=list)
+    diagnostics: list[StepEvent] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)  # op -> count, from the engine
+    kept: list[dict[str, str]] = field(default_factory=list)  # destroy: protected resources left in place
+    outputs: dict[str, Any] = field(default_factory=dict)
+    failed: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(op not in ("same", "read") and count for op, count in self.summary.items())
+
+    def to_dict(self) -> dict[str, Any]:
+        target = self.target
+        return {
+            "format": RESULT_FORMAT,
+            "operation": self.operation,
+            "project": target.spec.project,
+            "stack": target.stack,
+            "cloud": target.cloud,
+            "pulumi_stack": target.pulumi_stack,
+            "ok": not self.failed,
+            "resources": [
+                {
+                    "name": s.name,
+                    "type": s.type,
+                    "stage": s.stage,
+                    "op": s.op,
+                    "status": s.kind,
+                    "changed_properties": list(s.diffs),
+                }
+                for s in self.steps
+            ],
+            "diagnostics": [{"severity": d.severity, "resource": d.name or None, "message": d.message} for d in self.diagnostics],
+            "kept": self.kept,
+            "outputs": self.outputs,
+            "summary": dict(sorted(self.summary.items())),
+        }
+
+
+OnEvent = Callable[[StepEvent], None]
+
+
+class Engine(Protocol):
+    def run(self, operation: str, target: Target, *, on_event: OnEvent, delete_data: bool = False) -> DeployResult: ...
+
+    def outputs(self, target: Target) -> dict[str, Any]: ...
+
+
+# --- prerequisites, checked before any engine work (pure: environment and files only) -----------
+
+
+def require_passphrase(target: Target, env: Mapping[str, str]) -> None:
+    """Self-managed backends encrypt secrets with a passphrase; without one Pulumi stops halfway."""
+    if target.uses_pulumi_cloud or any(env.get(name) for name in PASSPHRASE_VARS):
+        return
+    raise ToolingMissing(
+        "no passphrase for the stack's secrets: the local/self-managed state backend encrypts secrets with one",
+        hint="export PULUMI_CONFIG_PASSPHRASE='...' (or PULUMI_CONFIG_PASSPHRASE_FILE=path); keep it in your "
+        "secret store: it is needed for every later run",
+    )
+
+
+def require_credentials(target: Target, env: Mapping[str, str], home: Path) -> None:
+    from mlops_infra.backends import get_backend
+
+    backend = get_backend(target.cloud)
+    if env.get("MLOPS_INFRA_AMBIENT_CREDENTIALS") == "1" or backend.has_credentials(env, home):
+        return
+    raise ToolingMissing(
+        f"no {backend.display_name} credentials found for `{target.cloud}`",
+        hint=backend.login_hint
+        + "; on a machine with an instance role or managed identity, set MLOPS_INFRA_AMBIENT_CREDENTIALS=1",
+    )
+
+
+def current_env() -> dict[str, str]:
+    return dict(os.environ)

@@ -1,0 +1,273 @@
+"""preview / up / destroy / refresh / outputs: the command layer with a recording fake engine,
+and the real Automation API adapter's error paths (no CLI, no passphrase, no credentials)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from mlops_infra.cli import engine_commands, main
+from mlops_infra.deploy import DeployResult, StepEvent, Target
+from mlops_infra.errors import DeployFailed
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_COMMANDS = [["preview"], ["up", "--yes"], ["destroy", "--yes"], ["refresh"], ["outputs"]]
+
+
+@dataclass
+class FakeEngine:
+    """Records what the commands ask; replays scripted events. Never pretends to be the cloud."""
+
+    events: list[StepEvent] = field(default_factory=list)
+    summary: dict[str, int] = field(default_factory=dict)
+    kept: list[dict[str, str]] = field(default_factory=list)
+    fail: Exception | None = None
+    calls: list[tuple[str, Target, bool]] = field(default_factory=list)
+
+    def run(self, operation: str, target: Target, *, on_event: Any, delete_data: bool = False) -> DeployResult:
+        self.calls.append((operation, target, delete_data))
+        if self.fail is not None:
+            raise self.fail
+        result = DeployResult(operation=operation, target=target, summary=dict(self.summary))
+        for event in self.events:
+            on_event(event)
+            if event.kind in ("done", "failed"):
+                result.steps.append(event)
+        result.kept = list(self.kept) if operation == "destroy" else []
+        return result
+
+    def outputs(self, target: Target) -> dict[str, Any]:
+        self.calls.append(("outputs", target, False))
+        return {"storage": {"artifacts_uri": "s3://x"}}
+
+
+@pytest.fixture()
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture()
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    engine = FakeEngine()
+    monkeypatch.setattr(engine_commands, "make_engine", lambda: engine)
+    return engine
+
+
+def bucket_event(kind: str, op: str = "create") -> StepEvent:
+    return StepEvent(kind=kind, name="storage-bucket-raw", type="aws:s3/bucket:Bucket", stage="storage", op=op,
+                     diffs=("versioning",) if op == "update" else ())
+
+
+def test_up_runs_the_engine_on_one_stack_per_cloud(project: Path, fake: FakeEngine) -> None:
+    fake.events = [bucket_event("start"), bucket_event("done")]
+    fake.summary = {"create": 1}
+    result = CliRunner().invoke(main, ["up", "--cloud", "gcp", "--yes", "--json"])
+    assert result.exit_code == 0, result.stderr
+    (operation, target, delete_data) = fake.calls[0]
+    assert operation == "up" and target.pulumi_stack == "dev-gcp" and not delete_data
+    assert target.state_url == f"file://{(project / '.mlops-infra' / 'state').resolve()}"
+    document = json.loads(result.stdout)
+    assert document["format"] == "mlops-infra/result/v1" and document["pulumi_stack"] == "dev-gcp"
+    assert document["resources"] == [
+        {"name": "storage-bucket-raw", "type": "aws:s3/bucket:Bucket", "stage": "storage", "op": "create",
+         "status": "done", "changed_properties": []}
+    ]
+    assert "created storage-bucket-raw" in result.stderr and "by stage: storage 1" in result.stderr
+
+
+def test_backend_url_is_passed_and_checked(project: Path, fake: FakeEngine) -> None:
+    ok = CliRunner().invoke(main, ["preview", "--backend", "s3://state-bucket"])
+    assert ok.exit_code == 0 and fake.calls[0][1].state_url == "s3://state-bucket"
+    bad = CliRunner().invoke(main, ["preview", "--backend", "ftp://x"])
+    assert bad.exit_code == 2 and "unsupported --backend" in bad.stderr
+
+
+@pytest.mark.parametrize("operation", ["up", "destroy"])
+def test_up_and_destroy_refuse_without_yes_and_terminal(project: Path, fake: FakeEngine, operation: str) -> None:
+    result = CliRunner().invoke(main, [operation], input="")
+    assert result.exit_code == 2 and "without --yes" in result.stderr
+    assert fake.calls == []
+
+
+def test_interactive_confirmation(project: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_commands, "stdin_is_terminal", lambda: True)
+    declined = CliRunner().invoke(main, ["up"], input="n\n")
+    assert declined.exit_code == 2 and fake.calls == []
+    accepted = CliRunner().invoke(main, ["up"], input="y\n")
+    assert accepted.exit_code == 0 and fake.calls[0][0] == "up"
+
+
+def test_destroy_keeps_data_and_says_what_it_kept(project: Path, fake: FakeEngine) -> None:
+    fake.kept = [{"name": "storage-bucket-raw", "type": "aws:s3/bucket:Bucket"}]
+    fake.summary = {"delete": 12}
+    result = CliRunner().invoke(main, ["destroy", "--yes"])
+    assert result.exit_code == 0 and fake.calls[0][2] is False
+    assert "Kept 1 protected resources" in result.stdout and "storage-bucket-raw" in result.stdout
+
+
+def test_delete_data_needs_the_stack_name_typed(project: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_commands, "stdin_is_terminal", lambda: True)
+    wrong = CliRunner().invoke(main, ["destroy", "--delete-data"], input="yes\n")
+    assert wrong.exit_code == 2 and fake.calls == []
+    right = CliRunner().invoke(main, ["destroy", "--delete-data"], input="dev-aws\n")
+    assert right.exit_code == 0 and fake.calls[0][2] is True
+
+
+def test_preview_expect_no_changes(project: Path, fake: FakeEngine) -> None:
+    fake.summary = {"same": 20}
+    assert CliRunner().invoke(main, ["preview", "--expect-no-changes"]).exit_code == 0
+    fake.summary = {"same": 19, "update": 1}
+    fake.events = [bucket_event("done", op="update")]
+    result = CliRunner().invoke(main, ["preview", "--expect-no-changes"])
+    assert result.exit_code == 1 and "updated storage-bucket-raw [versioning]" in result.stderr
+
+
+def test_engine_failure_is_exit_4_without_traceback(project: Path, fake: FakeEngine) -> None:
+    fake.fail = DeployFailed("up failed (storage-bucket-raw): BucketAlreadyExists")
+    result = CliRunner().invoke(main, ["up", "--yes"])
+    assert result.exit_code == 4 and "BucketAlreadyExists" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_outputs_json(project: Path, fake: FakeEngine) -> None:
+    result = CliRunner().invoke(main, ["outputs", "--json"])
+    assert json.loads(result.stdout)["outputs"] == {"storage": {"artifacts_uri": "s3://x"}}
+
+
+def test_invalid_spec_stops_before_the_engine(project: Path, fake: FakeEngine) -> None:
+    (project / "stacks" / "dev.yaml").write_text("apiVersion: mlops-infra/v1\nproject: X\nenvironment: dev\n")
+    result = CliRunner().invoke(main, ["up", "--yes"])
+    assert result.exit_code == 2 and fake.calls == []
+
+
+def test_install_cli_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed: list[Path] = []
+    monkeypatch.setattr(engine_commands, "install_pulumi_cli", installed.append)
+    refused = CliRunner().invoke(main, ["install-cli"], input="")
+    assert refused.exit_code == 2 and installed == []
+    done = CliRunner().invoke(main, ["install-cli", "--yes"])
+    from mlops_infra.automation import installed_cli_root
+
+    assert done.exit_code == 0 and installed == [installed_cli_root()]
+    assert installed[0].parent.name == "versions"
+
+
+# --- the real adapter, for real: only what can run without a CLI, a network or an account ---------
+
+
+@pytest.fixture()
+def bare_env(project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """No pulumi on PATH, an empty home, no cloud or Pulumi variables."""
+    home = tmp_path_factory.mktemp("home")
+    bin_dir = tmp_path_factory.mktemp("bin")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "GOOGLE_", "CLOUDSDK_", "ARM_", "AZURE_", "PULUMI_", "MLOPS_INFRA_")):
+            monkeypatch.delenv(name)
+    return bin_dir
+
+
+def stub_pulumi(bin_dir: Path) -> None:
+    script = bin_dir / "pulumi"
+    script.write_text("#!/bin/sh\necho v3.272.0\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+
+
+@pytest.mark.parametrize("command", ENGINE_COMMANDS, ids=lambda c: c[0])
+def test_no_cli_is_exit_3_with_install_hint(bare_env: Path, command: list[str]) -> None:
+    result = CliRunner().invoke(main, command)
+    assert result.exit_code == 3, result.stderr
+    assert "Pulumi CLI is not installed" in result.stderr and "install-cli" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_passphrase_is_exit_3(bare_env: Path) -> None:
+    stub_pulumi(bare_env)
+    result = CliRunner().invoke(main, ["preview"])
+    assert result.exit_code == 3 and "PULUMI_CONFIG_PASSPHRASE" in result.stderr
+
+
+@pytest.mark.parametrize(("cloud", "login"), [("aws", "aws configure"), ("gcp", "gcloud auth"), ("azure", "az login")])
+def test_no_credentials_is_exit_3_naming_the_cloud(
+    bare_env: Path, monkeypatch: pytest.MonkeyPatch, cloud: str, login: str
+) -> None:
+    stub_pulumi(bare_env)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "test")
+    result = CliRunner().invoke(main, ["preview", "--cloud", cloud, "--json"])
+    assert result.exit_code == 3
+    error = json.loads(result.stdout)
+    assert f"credentials found for `{cloud}`" in error["error"] and login in error["hint"]
+
+
+@pytest.mark.parametrize(
+    ("cloud", "env", "files"),
+    [
+        ("aws", {"AWS_PROFILE": "prod"}, []),
+        ("aws", {}, [".aws/credentials"]),
+        ("gcp", {"GOOGLE_APPLICATION_CREDENTIALS": "/k.json"}, []),
+        ("gcp", {}, [".config/gcloud/application_default_credentials.json"]),
+        ("azure", {"ARM_CLIENT_ID": "a", "ARM_CLIENT_SECRET": "b", "ARM_TENANT_ID": "c"}, []),
+        ("azure", {}, [".azure/azureProfile.json"]),
+    ],
+)
+def test_credential_sources(tmp_path: Path, cloud: str, env: dict, files: list[str]) -> None:
+    from mlops_infra.backends import get_backend
+
+    backend = get_backend(cloud)
+    assert not backend.has_credentials({}, tmp_path)
+    assert not backend.has_credentials({"ARM_CLIENT_ID": "only-half"}, tmp_path)
+    for relative in files:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("{}")
+    assert backend.has_credentials(env, tmp_path)
+
+
+def test_engine_errors_are_classified() -> None:
+    from pulumi.automation import CommandError
+
+    from mlops_infra.automation import _raise_engine_error
+    from mlops_infra.errors import ToolingMissing
+    from tests.planning import spec_from
+
+    target = Target(spec=spec_from(), cloud="aws", stack="dev", project_dir=Path("."))
+    with pytest.raises(ToolingMissing, match="rejected the credentials"):
+        _raise_engine_error(CommandError("error: NoCredentialProviders: no valid providers in chain"), "up", target,
+                            DeployResult(operation="up", target=target))
+    result = DeployResult(operation="up", target=target)
+    result.steps.append(StepEvent(kind="failed", name="storage-bucket-raw", op="create"))
+    result.diagnostics.append(StepEvent(kind="diagnostic", message="BucketAlreadyExists", severity="error"))
+    with pytest.raises(DeployFailed, match=r"up failed \(storage-bucket-raw\): BucketAlreadyExists"):
+        _raise_engine_error(CommandError("code: 255"), "up", target, result)
+
+
+def test_translator_turns_engine_events_into_steps() -> None:
+    from pulumi.automation import events
+
+    from mlops_infra.automation import _Translator
+    from tests.planning import spec_from
+
+    target = Target(spec=spec_from(), cloud="aws", stack="dev", project_dir=Path("."))
+    result = DeployResult(operation="up", target=target)
+    seen: list[StepEvent] = []
+    urn = "urn:pulumi:dev-aws::churn::mlops-infra:aws:Storage$aws:s3/bucket:Bucket::storage-bucket-raw"
+    meta = events.StepEventMetadata(op=events.OpType.UPDATE, urn=urn, type="aws:s3/bucket:Bucket", provider="p",
+                                    diffs=["tags"])
+    translate = _Translator(target, result, seen.append)
+    translate(events.EngineEvent(sequence=1, timestamp=0, resource_pre_event=events.ResourcePreEvent(meta)))
+    translate(events.EngineEvent(sequence=2, timestamp=0, res_op_failed_event=events.ResOpFailedEvent(meta, 1, 1)))
+    translate(events.EngineEvent(sequence=3, timestamp=0, diagnostic_event=events.DiagnosticEvent(
+        message="AccessDenied\n", color="never", severity="error", urn=urn)))
+    assert [e.kind for e in seen] == ["start", "failed", "diagnostic"]
+    assert seen[1].stage == "storage" and seen[1].op == "update" and seen[1].diffs == ("tags",)
+    assert result.failed and result.diagnostics[0].message == "AccessDenied"
