@@ -174,6 +174,7 @@ def engine_target(
         if target_cloud is None:
             raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
     checked = check_file(source.path, clouds=[target_cloud])
+    backend_url = backend_url or None  # an empty --backend (an unset CI variable) means the default
     if backend_url is not None and not backend_url.startswith(("s3://", "gs://", "azblob://", "file://", "https://")):
         raise UsageError(
             f"unsupported --backend {backend_url!r}",

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mlops_infra import __version__
 from mlops_infra.errors import UsageError
 from mlops_infra.templating import render
 from mlops_infra.spec.types import SLUG_RE
@@ -18,6 +19,7 @@ FILES = {
     "__main__.py.j2": "__main__.py",
     "README.md.j2": "README.md",
     "gitignore.j2": ".gitignore",
+    "ci/github-workflow.yml.j2": ".github/workflows/mlops-infra.yml",
 }
 
 
@@ -54,6 +56,7 @@ def init_project(*, directory: Path, cloud: str, project: str, force: bool = Fal
         "gcp_project": f"{project}-mlops",
         "model": f"{project}-model" if len(project) <= 26 else "model",
         "training_image": f"ghcr.io/acme/{project}-train:0.1.0",
+        "version": __version__,
     }
     rendered = {template: render(f"init/{template}", **values) for template in FILES}
     try:

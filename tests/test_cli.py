@@ -110,7 +110,8 @@ def test_init_writes_project_and_refuses_to_overwrite(runner: CliRunner, tmp_pat
     result = runner.invoke(main, ["init", str(target), "--cloud", "gcp", "--project", "demo", "--json"])
     assert result.exit_code == 0, result.stderr
     files = json.loads(result.stdout)["files"]
-    assert set(files) == {"stacks/dev.yaml", "Pulumi.yaml", "__main__.py", "README.md", ".gitignore"}
+    assert set(files) == {"stacks/dev.yaml", "Pulumi.yaml", "__main__.py", "README.md", ".gitignore",
+                          ".github/workflows/mlops-infra.yml"}
     before = (target / "stacks/dev.yaml").read_text()
     again = runner.invoke(main, ["init", str(target), "--cloud", "aws", "--project", "other"])
     assert again.exit_code == 2 and "nothing was written" in again.stderr
