@@ -491,12 +491,13 @@ def test_billion_laughs_is_rejected_fast(backend: type) -> None:
 
 
 def test_limit_is_enforced_even_when_the_last_node_crosses_it() -> None:
-    # 1,000-node anchor expanded 100 times: the final alias is the very last
-    # node, so the limit must be checked at the alias itself.
-    anchor = "a: &a [" + ", ".join(["x"] * 999) + "]\n"
+    # An anchor of MAX_NODES/100 nodes expanded 100 times: the final alias is the
+    # very last node, so the limit must be checked at the alias itself.
+    size = MAX_NODES // 100
+    anchor = "a: &a [" + ", ".join(["x"] * (size - 1)) + "]\n"
     problem = only_problem(anchor + "b: [" + ", ".join(["*a"] * 100) + "]\n")
     assert str(MAX_NODES) in problem.message and problem.line == 2
-    assert load(anchor + "b: [" + ", ".join(["*a"] * 90) + "]\n").data["b"][89][998] == "x"
+    assert load(anchor + "b: [" + ", ".join(["*a"] * 90) + "]\n").data["b"][89][size - 2] == "x"
 
 
 def test_many_small_aliases_within_the_limit_are_fine() -> None:

@@ -22,7 +22,7 @@ from mlops_infra.errors import SpecInvalid, UsageError
 from mlops_infra.spec.problems import Path, Problem, errors_in, sort_problems
 from mlops_infra.tagging import TAG_HINT
 
-MAX_SPEC_BYTES = 1_000_000
+MAX_SPEC_BYTES = 8_000_000
 
 
 @dataclass

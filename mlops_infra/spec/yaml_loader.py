@@ -51,8 +51,8 @@ __all__ = [
     "load_yaml",
 ]
 
-MAX_BYTES = 1_000_000
-MAX_NODES = 100_000
+MAX_BYTES = 8_000_000  # a spec of 5,000 models (the models limit) is about 6 MB
+MAX_NODES = 600_000  # 5,000 models are about 350,000 nodes; a bomb stops here
 MAX_DEPTH = 64
 
 # libyaml parses roughly an order of magnitude faster than the pure-Python
