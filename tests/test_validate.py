@@ -162,7 +162,12 @@ def test_wrong_api_version_hint() -> None:
     assert problem.dotted_path == "apiVersion" and problem.hint == "use apiVersion: mlops-infra/v1"
 
 
-def test_unsupported_stage_is_a_warning_with_reason() -> None:
+def test_unsupported_stage_is_a_warning_with_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_infra.backends import get_backend
+
+    backend = get_backend("aws")
+    monkeypatch.setattr(type(backend), "supports", lambda self, stage: stage != "training")
+    monkeypatch.setattr(type(backend), "unsupported", {"training": "SageMaker is on holiday in this test"})
     checked = check_text(
         HEAD
         + textwrap.dedent(
@@ -170,12 +175,15 @@ def test_unsupported_stage_is_a_warning_with_reason() -> None:
             models:
               - name: m1
                 training: {image: "ghcr.io/a/t:1", compute: {size: cpu-small}}
+              - name: m2
+                training: {image: "ghcr.io/a/t:1", compute: {size: cpu-small}}
             """
         ),
         "s.yaml",
     )
-    warning = next(w for w in checked.warnings if w.dotted_path == "models[0].training")
-    assert warning.severity == "warning" and "AWS does not deploy training" in warning.message and warning.line == 9
+    (warning,) = [w for w in checked.warnings if "does not deploy" in w.message]
+    assert warning.severity == "warning" and warning.dotted_path == "models[0].training" and warning.line == 9
+    assert warning.message == "AWS does not deploy training yet (and 1 more place): SageMaker is on holiday in this test"
 
 
 def test_hostile_input_is_bounded() -> None:
