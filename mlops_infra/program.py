@@ -36,8 +36,18 @@ class Program:
         provider = backend.create_provider(spec, settings)
         namer = backend.namer(spec, settings)
         built: dict[str, Any] = {}
+        components: dict[str, Any] = {}
         for stage in stages_to_build(spec, backend):
-            component = pulumi.ComponentResource(f"mlops-infra:{self.cloud}:{stage.title}", stage.name)
+            # A stage waits for the stages it requires: their grants and keys exist before its
+            # resources (a one-off training job, say) start using them.
+            upstream = [components[name] for name in stage.requires if name in components]
+            component = pulumi.ComponentResource(
+                f"mlops-infra:{self.cloud}:{stage.title}",
+                stage.name,
+                None,
+                pulumi.ResourceOptions(depends_on=upstream) if upstream else None,
+            )
+            components[stage.name] = component
             ctx = StageContext(
                 spec=spec,
                 cloud=self.cloud,
@@ -47,6 +57,7 @@ class Program:
                 parent=component,
                 provider=provider,
                 upstream=dict(built),
+                upstream_components=upstream,
             )
             result = backend.stage_module(stage.name).build(ctx)
             exported = result.exports()

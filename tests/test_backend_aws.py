@@ -1,5 +1,7 @@
 """AWS backend: catalog, checks, and the governance + storage plan (offline engine).
 
+Training, tracking and registry: tests/test_training_aws.py.
+
 Plans are shared through module-scoped fixtures (7 plans in this file).
 """
 
@@ -76,7 +78,7 @@ LONG: dict[str, Any] = {
     "storage": {"buckets": [{"name": "a-b-c-d-e-f-g-h-i-j-k-l-m-n-o-p"}, {"name": "x-really-long-bucket-name-here-x"}]},
 }
 
-STATEFUL_TYPES = {
+FOUNDATION_STATEFUL = {
     "aws:kms/key:Key",
     "aws:s3/bucket:Bucket",
     "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
@@ -85,6 +87,12 @@ STATEFUL_TYPES = {
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     "aws:s3/bucketPolicy:BucketPolicy",
+}
+# Stateful resources of the training issue (tests/test_training_aws.py covers them in depth).
+STATEFUL_TYPES = FOUNDATION_STATEFUL | {
+    "aws:ecr/repository:Repository",
+    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
 }
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 NAME_INPUTS = {  # type -> (input holding the physical name, name rule kind)
@@ -262,7 +270,7 @@ def test_stateful_resources_are_protected_and_others_not(all_plans):
     for plan in all_plans:
         for r in plan["resources"]:
             assert r["protect"] is (r["type"] in STATEFUL_TYPES), r["name"]
-        assert {r["type"] for r in plan["resources"]} >= STATEFUL_TYPES
+        assert {r["type"] for r in plan["resources"]} >= FOUNDATION_STATEFUL
 
 
 def _taggable(type_: str) -> bool:
@@ -273,10 +281,11 @@ def _taggable(type_: str) -> bool:
 
 
 def test_every_taggable_resource_carries_the_stack_tags(rich, long_names):
-    for plan, spec in ((rich, RICH), (long_names, LONG)):
+    foundation = {"aws:kms/key:Key", "aws:iam/role:Role", "aws:s3/bucket:Bucket", "aws:cloudtrail/trail:Trail"}
+    training = {"aws:ecr/repository:Repository", "aws:sagemaker/pipeline:Pipeline"}  # RICH trains one model
+    for plan, spec, types in ((rich, RICH, foundation | training), (long_names, LONG, foundation)):
         taggable = [r for r in plan["resources"] if r["type"].startswith("aws:") and _taggable(r["type"])]
-        assert {r["type"] for r in taggable} == {
-            "aws:kms/key:Key", "aws:iam/role:Role", "aws:s3/bucket:Bucket", "aws:cloudtrail/trail:Trail"}
+        assert {r["type"] for r in taggable} == types
         for r in taggable:
             expected = stack_tags(
                 project=spec["project"], environment=spec["environment"], user=spec["tags"], stage=r["stage"]
@@ -291,7 +300,8 @@ def test_custom_resources_use_the_explicit_provider_and_a_stage_parent(all_plans
         for r in plan["resources"]:
             if r["custom"] and r["type"] != "pulumi:providers:aws":
                 assert r["provider"] == "aws", r["name"]
-                assert r["parent"] == r["stage"] and r["stage"] in ("governance", "storage"), r["name"]
+                assert r["parent"] == r["stage"], r["name"]
+                assert r["stage"] in ("governance", "storage", "registry", "tracking", "training"), r["name"]
 
 
 # --- grants -----------------------------------------------------------------------
@@ -685,9 +695,9 @@ def test_check_reports_policies_iam_would_reject():
 
 # --- backend facts ----------------------------------------------------------------
 def test_unsupported_stages_have_reasons():
-    assert set(BACKEND.unsupported) == {"tracking", "training", "registry", "serving", "monitoring", "retraining"}
+    assert set(BACKEND.unsupported) == {"serving", "monitoring", "retraining"}
     assert all("AWS" in why for why in BACKEND.unsupported.values())
-    assert BACKEND.supports("governance") and BACKEND.supports("storage")
+    assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training"))
 
 
 def test_mock_call_answers_every_invoke_without_a_cloud():

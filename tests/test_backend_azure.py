@@ -37,7 +37,28 @@ ROLE = {
     "crypto-user": "12338af0-0e69-4776-bea7-57ae8d297424",  # Key Vault Crypto User
     "blob-reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",  # Storage Blob Data Reader
     "blob-contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",  # Storage Blob Data Contributor
+    "secrets-officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",  # Key Vault Secrets Officer
+    "ai-administrator": "b78c5d69-af96-48a3-bf8d-a8b4d589de94",  # Azure AI Administrator
+    "metrics-writer": "635dd51f-9968-44d3-b7fb-6d9a6bd613ae",  # AzureML Metrics Writer (preview)
+    "acr-pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",  # AcrPull
 }
+# what each role may be granted on (one resource type each), by the resource type of its scope
+GRANTABLE = {
+    ROLE["crypto-service"]: {"azure-native:keyvault:Key"},
+    ROLE["crypto-user"]: {"azure-native:keyvault:Key"},
+    ROLE["blob-reader"]: {"azure-native:storage:BlobContainer"},
+    ROLE["blob-contributor"]: {"azure-native:storage:BlobContainer"},
+    ROLE["secrets-officer"]: {"azure-native:keyvault:Vault"},
+    ROLE["ai-administrator"]: {
+        "azure-native:keyvault:Vault",
+        "azure-native:storage:StorageAccount",
+        "azure-native:containerregistry:Registry",
+        "azure-native:applicationinsights:Component",
+    },
+    ROLE["metrics-writer"]: {"azure-native:machinelearningservices:Workspace"},
+    ROLE["acr-pull"]: {"azure-native:containerregistry:Registry"},
+}
+STAGES = {"governance", "storage", "tracking", "training", "registry"}
 # physical-name inputs of each resource type and their naming kind
 NAMED = {
     "azure-native:resources:ResourceGroup": ("resourceGroupName", "azure.resource_group"),
@@ -203,7 +224,7 @@ def test_every_custom_resource_uses_the_explicit_provider(plans: list[dict]) -> 
         custom = [r for r in plan["resources"] if r["custom"] and not r["type"].startswith("pulumi:providers:")]
         assert custom
         assert {r["provider"] for r in custom} == {provider["name"]}
-        assert all(r["parent"] in ("governance", "storage") for r in custom)
+        assert all(r["parent"] in STAGES for r in custom)
 
 
 def test_provider_location_and_explicit_ids(base: dict, explicit: dict) -> None:
@@ -336,9 +357,17 @@ def test_role_assignments_are_least_privilege(plans: list[dict]) -> None:
             assert inputs["principalType"] == "ServicePrincipal"
             assert uuid.UUID(inputs["roleAssignmentName"]).version == 5
             assert inputs["roleDefinitionId"].startswith("/subscriptions/")
-            # always a single key or container, never the account, the group or the subscription
-            (scope,) = grant["dependencies"]["scope"]
-            assert by_name(plan, scope)["type"] in ("azure-native:keyvault:Key", CONTAINER), grant["name"]
+            # always one resource (a key, a container, one of the ML workspace's resources),
+            # never the group or the subscription
+            scope = grant["dependencies"]["scope"]
+            if grant["name"].startswith("training-grant-training-storage-blob-data-contributor-system-container-"):
+                # a system container of the workspace, by its path in the account
+                assert role_guid(grant) == ROLE["blob-contributor"], grant["name"]
+                assert scope in (["storage-account"], ["storage-account", "storage-workspace"]), grant["name"]
+                assert inputs["scope"] == UNKNOWN  # the account's ARM id + /blobServices/default/containers/...
+                continue
+            (scope,) = scope
+            assert by_name(plan, scope)["type"] in GRANTABLE[role_guid(grant)], grant["name"]
             (principal,) = grant["dependencies"]["principalId"]
             assert principal.startswith("governance-identity-")
 
@@ -363,7 +392,8 @@ def test_audit_logs_follow_the_spec(base: dict, rich: dict) -> None:
     assert {log["category"] for log in blob_audit["inputs"]["logs"]} == {"StorageRead", "StorageWrite", "StorageDelete"}
     assert all(log["enabled"] for s in settings.values() for log in s["inputs"]["logs"])
     assert resources_of(rich, DIAGNOSTICS) == []
-    assert resources_of(rich, "azure-native:operationalinsights:Workspace") == []
+    # the only Log Analytics workspace is the ML workspace's, not an audit one
+    assert [r["name"] for r in resources_of(rich, "azure-native:operationalinsights:Workspace")] == ["storage-logs"]
 
 
 # --- storage -------------------------------------------------------------------------------
@@ -479,6 +509,10 @@ def test_training_reads_only_the_buckets_models_use(rich: dict) -> None:
         (ROLE["blob-reader"], "storage-bucket-features"),
         (ROLE["blob-reader"], "storage-bucket-ref-data-2"),
         (ROLE["blob-contributor"], "storage-bucket-artifacts"),
+        # what a job needs in the ML workspace (tests/test_training_azure.py checks them)
+        (ROLE["acr-pull"], "storage-registry"),
+        (ROLE["metrics-writer"], "storage-workspace"),
+        (ROLE["blob-contributor"], "storage-account"),  # its system containers only
     }
     assert "storage-bucket-unused" in containers  # declared, but no model reads it
     readers = {g["dependencies"]["scope"][0]: g["inputs"] for g in grants(rich, "training") if role_guid(g) == ROLE["blob-reader"]}
@@ -685,10 +719,10 @@ def test_mock_call_answers_client_config_with_unknowns() -> None:
 def test_unsupported_stages_have_reasons() -> None:
     for stage in all_stages():
         if BACKEND.supports(stage.name):
-            assert stage.name in ("governance", "storage")
+            assert stage.name in STAGES
         else:
             assert "Azure" in BACKEND.unsupported[stage.name]
-    assert set(BACKEND.unsupported) == {"tracking", "training", "registry", "serving", "monitoring", "retraining"}
+    assert set(BACKEND.unsupported) == {"serving", "monitoring", "retraining"}
 
 
 def test_backend_package_and_check_load_no_sdk() -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import mlops_infra.spec.yaml_loader as loader_module
@@ -772,6 +772,9 @@ def test_round_trip_of_safe_dump(value: Any) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(identifiers, scalars, min_size=1, max_size=8))
 def test_round_trip_lines_cover_every_key(value: dict[str, Any]) -> None:
+    # One key per line only holds when no value spans lines (a "\n" string is dumped quoted
+    # over several lines).
+    assume(not any(isinstance(v, str) and ("\n" in v or "\r" in v) for v in value.values()))
     text = yaml.safe_dump(value, default_flow_style=False, sort_keys=False, width=10_000)
     doc = load(text)
     for line_no, key in enumerate(value, start=1):

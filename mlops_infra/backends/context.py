@@ -24,6 +24,9 @@ class StageContext:
     parent: "pulumi.ComponentResource"
     provider: "pulumi.ProviderResource"
     upstream: dict[str, Any] = field(default_factory=dict)  # stage name -> its outputs
+    # The components of the required stages: pass to depends_on where a resource acts at
+    # creation time (a job that starts running) and must find upstream grants in place.
+    upstream_components: list[Any] = field(default_factory=list)
 
     def tags(self) -> dict[str, str]:
         """The tag set for this stage's taggable resources (pass it explicitly to each)."""

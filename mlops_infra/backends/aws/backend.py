@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
-from mlops_infra.backends.aws import catalog, policies
-from mlops_infra.backends.aws.naming import STYLES, bucket_name
-from mlops_infra.backends.aws.settings import AwsSettings
 from mlops_infra.backends import checks
+from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws.naming import (
+    STYLES,
+    bucket_name,
+    job_prefix,
+    model_package_group_name,
+    repository_name,
+    role_name,
+)
+from mlops_infra.backends.aws.settings import AwsSettings
 from mlops_infra.backends.base import Backend
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
@@ -20,6 +29,12 @@ OVERRIDE_FIELDS = {"training": "training_instance_type", "serving": "serving_ins
 # S3 Glacier Flexible Retrieval bills every object for at least 90 days (S3 pricing,
 # "minimum storage duration"); expiring sooner after archiving is charged as if kept 90 days.
 GLACIER_MINIMUM_DAYS = 90
+# CreateTrainingJob limits (botocore sagemaker shapes HyperParameterKey / HyperParameterValue,
+# EnvironmentKey / EnvironmentValue).
+HYPERPARAMETER_KEY_MAX = 256
+HYPERPARAMETER_VALUE_MAX = 2500
+ENVIRONMENT_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ENVIRONMENT_MAX = 1024
 
 
 class AwsBackend(Backend):
@@ -30,9 +45,6 @@ class AwsBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {aws: {region: us-east-1}}"
     unsupported = {
-        "tracking": "not implemented yet on AWS (SageMaker managed MLflow arrives with the training issue)",
-        "training": "not implemented yet on AWS (SageMaker Pipelines arrive with the training issue)",
-        "registry": "not implemented yet on AWS (model package groups arrive with the training issue)",
         "serving": "not implemented yet on AWS (SageMaker endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on AWS (CloudWatch alarms arrive with the monitoring issue)",
         "retraining": "not implemented yet on AWS (EventBridge triggers arrive with the monitoring issue)",
@@ -62,11 +74,12 @@ class AwsBackend(Backend):
         )
         problems += checks.archive_minimum(spec, minimum_days=GLACIER_MINIMUM_DAYS, tier="S3 Glacier", cloud="AWS")
         problems += self._check_policy_size(spec, settings)
+        problems += self._check_training(spec, settings)
         problems += checks.private_network_has_no_effect(
             spec,
             message="network: private has no effect on AWS yet: no VPC, subnets or endpoints are created",
             hint="resources stay reachable through public AWS endpoints (IAM still applies); "
-            "VPC support arrives with the training issue",
+            "VPC support is not implemented yet (training containers already run network-isolated)",
         )
         return problems
 
@@ -120,18 +133,91 @@ class AwsBackend(Backend):
         # The key grant's ARN is only known after deployment: measure it at its longest.
         key_arn = f"arn:{partition}:kms:{settings.region}:123456789012:key/{'0' * 36}"
         key_grant = policies.policy_size(policies.key_use_policy(key_arn))
+        account = "123456789012"
+        trained = [m for m in spec.models if m.training is not None]
+        if trained:
+            extra = policies.policy_size(jobs.training_grants(
+                partition=partition, region=settings.region, account_id=account,
+                role_name=role_name(namer, "training", settings.region),
+                models=[
+                    jobs.ModelGrant(
+                        job_prefix=job_prefix(namer, m.name),
+                        repositories=(jobs.repository_arn(partition, settings.region, account,
+                                                          repository_name(namer, m.name)),),
+                        group=model_package_group_name(namer, m.name) if m.registry else None,
+                    )
+                    for m in trained
+                ],
+            )) + policies.policy_size(jobs.volume_key_grant(key_arn))
+        else:
+            extra = 0
         problems = []
         for role, doc in grants.items():
-            size = policies.policy_size(doc) + key_grant
+            size = policies.policy_size(doc) + key_grant + (extra if role == "training" else 0)
             if size > policies.INLINE_POLICY_LIMIT:
                 problems.append(
                     finding(
                         ("storage", "buckets"),
                         f"the {role} identity's IAM policies would be {size} characters; IAM allows "
                         f"{policies.INLINE_POLICY_LIMIT} per role",
-                        hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining",
+                        hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining"
+                        + ("; or train fewer models per stack (each adds job, image, log and registry grants)"
+                           if role == "training" and extra else ""),
                     )
                 )
+        return problems
+
+    def _check_training(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        """Images SageMaker cannot pull, and request fields it would reject."""
+        namer = self.namer(spec, settings)
+        partition = policies.partition_of(settings.region)
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            training = model.training
+            if training is None:
+                continue
+            path = ("models", i, "training")
+            source = jobs.image_source(training.image, settings.region)
+            if source.kind == "stack":
+                target = jobs.push_target(partition=partition, region=settings.region,
+                                          repository=repository_name(namer, model.name), reference=source.reference)
+                problems.append(finding(
+                    (*path, "image"),
+                    f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
+                    f"{model.name!r} with {target} (the stack's repository, same tag)",
+                    hint=f"after `up`, copy the image there (docker pull, docker tag, docker push; "
+                    f"{jobs.ACCOUNT_PLACEHOLDER} is the stack's account), or name a private ECR image in "
+                    f"{settings.region}",
+                    value=training.image,
+                    severity="warning",
+                ))
+            elif source.kind == "other-region":
+                problems.append(finding(
+                    (*path, "image"),
+                    f"SageMaker training pulls images only from ECR in the job's region ({settings.region}); "
+                    f"this image is in {source.ecr.region}",
+                    hint=f"replicate the repository to {settings.region} (ECR replication) and name that copy, "
+                    "or name an image outside ECR to use this stack's repository",
+                    value=training.image,
+                ))
+            for key, value in training.hyperparameters.items():
+                text = value if isinstance(value, str) else json.dumps(value)
+                if len(key) > HYPERPARAMETER_KEY_MAX or len(text) > HYPERPARAMETER_VALUE_MAX:
+                    problems.append(finding(
+                        (*path, "hyperparameters", key),
+                        f"SageMaker takes hyperparameter names of at most {HYPERPARAMETER_KEY_MAX} and values of "
+                        f"at most {HYPERPARAMETER_VALUE_MAX} characters",
+                        hint="pass large settings as an input file instead", value=key,
+                    ))
+            for key, value in training.environment.items():
+                if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX:
+                    problems.append(finding(
+                        (*path, "environment", key),
+                        f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
+                        f"and values of at most {ENVIRONMENT_MAX} characters",
+                        hint="rename the variable (letters, digits, underscores; not starting with a digit)",
+                        value=key,
+                    ))
         return problems
 
     # --- engine -------------------------------------------------------------

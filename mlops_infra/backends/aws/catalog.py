@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, NamedTuple
@@ -108,6 +109,26 @@ SIZE_CLASS_TYPES: dict[str, dict[str, str]] = {
     "serving": {**_COMMON, "gpu-x8": "ml.p4d.24xlarge"},
     "processing": {**_COMMON, "gpu-x8": "ml.g5.48xlarge"},
 }
+
+
+# Families whose instances carry local NVMe instance storage (Amazon EC2 instance types:
+# "Instance store volumes"; SageMaker "Training storage folders"). SageMaker puts a job's
+# storage on it, encrypted by the instance hardware, and rejects a VolumeKmsKeyId for these
+# types (CreateTrainingJob ResourceConfig.VolumeKmsKeyId: "You can't request a
+# VolumeKmsKeyId when using an instance type with local storage"). Families with a "d" in
+# their suffix (m5d, r5d, g4dn, p3dn, p4d, c6id...) all have it; these do without the "d":
+_INSTANCE_STORE_WITHOUT_D = frozenset({
+    "g5", "g6", "g6e", "g7", "g7e", "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200",
+    "trn1", "trn1n", "trn2", "i3", "i4i", "x1", "x1e",
+})
+_D_SUFFIX = re.compile(r"^[a-z]+[0-9]+[a-z]*d[a-z]*$")
+
+
+def has_instance_storage(instance_type: str) -> bool:
+    """Whether an ml.* type keeps job storage on local NVMe (no EBS volume, no volume key)."""
+    parts = instance_type.split(".")
+    family = parts[1] if len(parts) == 3 else instance_type
+    return family in _INSTANCE_STORE_WITHOUT_D or bool(_D_SUFFIX.match(family))
 
 
 @lru_cache(maxsize=1)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_infra.backends import checks
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.naming import STYLES
 from mlops_infra.backends.azure.settings import AzureSettings
-from mlops_infra.backends import checks
 from mlops_infra.backends.base import Backend
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
@@ -37,9 +37,6 @@ class AzureBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {azure: {location: westeurope}}"
     unsupported = {
-        "tracking": "not implemented yet on Azure (the Azure ML workspace's MLflow server arrives with the training issue)",
-        "training": "not implemented yet on Azure (Azure ML compute clusters and jobs arrive with the training issue)",
-        "registry": "not implemented yet on Azure (Azure ML model registry arrives with the training issue)",
         "serving": "not implemented yet on Azure (managed online endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on Azure (Azure Monitor alerts arrive with the monitoring issue)",
         "retraining": "not implemented yet on Azure (Azure ML schedules and Event Grid triggers arrive with the monitoring issue)",
@@ -81,6 +78,7 @@ class AzureBackend(Backend):
             spec, service="Azure managed online endpoints", hint="set min_replicas: 1"
         )
         problems += self._check_max_wait(spec)
+        problems += self._check_ml(spec)
         problems += self._check_storage(spec)
         problems += checks.archive_minimum(
             spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="the Archive tier", cloud="Azure Storage"
@@ -148,6 +146,32 @@ class AzureBackend(Backend):
             for i, model in enumerate(spec.models)
             if model.training is not None and model.training.max_wait is not None
         ]
+
+    def _check_ml(self, spec: Any) -> list[Problem]:
+        problems = [
+            finding(
+                ("models", i, "registry", "approval"),
+                "Azure ML has no approval gate on model versions: mlops-infra records approval: manual as the "
+                "model container's 'approval' tag, and nothing in Azure stops an unapproved version from serving",
+                hint="keep manual approval in your release process, or use approval: automatic",
+                value="manual",
+                severity="warning",
+            )
+            for i, model in enumerate(spec.models)
+            if model.registry is not None and model.registry.approval == "manual"
+        ]
+        tracking = spec.tracking
+        if tracking is not None and tracking.enabled and "size" in tracking.model_fields_set:
+            problems.append(
+                finding(
+                    ("tracking", "size"),
+                    "has no effect on Azure: the Azure ML workspace's MLflow server is not sized",
+                    hint="remove size, or keep it for the other clouds",
+                    value=tracking.size,
+                    severity="warning",
+                )
+            )
+        return problems
 
     def _check_storage(self, spec: Any) -> list[Problem]:
         # Blob versioning is a property of the storage account, not of a container: every bucket

@@ -209,6 +209,19 @@ def _canonical(value: str, purpose: str) -> str | None:
     return next((t for t in PURPOSE_TYPES[purpose] if t.lower() == lowered), None)
 
 
+def canonical(value: str, purpose: str) -> str | None:
+    """The catalog's spelling of a VM size `purpose` accepts (Azure ignores case), else None."""
+    return _canonical(value, purpose)
+
+
+def training_vm_size(model: Any, settings: Any) -> str:
+    """The VM size of a model's training cluster: the override when given, else the catalog's."""
+    override = settings.overrides.models.get(model.name) if settings is not None else None
+    if override is not None and override.training_vm_size:
+        return canonical(override.training_vm_size, "training") or override.training_vm_size
+    return instance_type(model.training.compute, "training", settings)
+
+
 def check_override(value: str, purpose: str) -> str | None:
     """None when `value` is a VM size Azure accepts for `purpose`, else a message with close matches."""
     if _canonical(value, purpose) is not None:

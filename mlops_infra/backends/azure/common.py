@@ -24,6 +24,16 @@ ROLES: dict[str, str] = {
     "Storage Blob Data Reader": "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1",
     # read, write and delete blobs and containers
     "Storage Blob Data Contributor": "ba92f5b4-2d11-453d-a403-e96b0029c9fe",
+    # read, write and delete secrets (data plane only; no key or vault management)
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    # Source for the three below: built-in-roles, "AI + machine learning" and "Containers" tables.
+    # The control-plane role Azure ML gives a workspace's own identity since 11/2024, in place of
+    # Contributor ("minimum permissions needed for the managed identity to perform its tasks").
+    "Azure AI Administrator": "b78c5d69-af96-48a3-bf8d-a8b4d589de94",
+    # write metrics (MLflow runs) to a workspace, nothing else in it
+    "AzureML Metrics Writer (preview)": "635dd51f-9968-44d3-b7fb-6d9a6bd613ae",
+    # pull images from a container registry
+    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
 }
 
 # Seeds every role assignment name: assignment names are GUIDs, derived (never random) so that
@@ -68,7 +78,7 @@ def grant(
     stable across runs: "key", "bucket/raw") name the assignment, logically and physically.
     The GUID name is fixed, so a replacement must delete the old assignment first.
     """
-    slug = role.lower().replace(" ", "-")
+    slug = "-".join(role.lower().replace("(", " ").replace(")", " ").split())
     seed = (ctx.namer.scope, ctx.spec.project, ctx.spec.environment, target, ROLES[role], principal)
     options = ctx.opts(delete_before_replace=True)
     if opts is not None:

@@ -12,6 +12,11 @@ identities with their key grants, and Key Vault audit logs.
   automation gets no key access yet.
 - Audit logs: the vault's AuditEvent log goes to a Log Analytics workspace; storage sends its
   blob logs to the same workspace (storage.py).
+- Azure ML (when the spec uses tracking, training, registry or serving): the identity the
+  workspace and its container registry run as ("workspace"), protected like storage-cmk, with
+  what it needs on the key (wrap/unwrap for the customer-managed key) and on the vault (Azure AI
+  Administrator for the control plane, Key Vault Secrets Officer for the secrets the workspace
+  keeps there). The workspace itself is built by the storage stage (workspace.py explains why).
 
 Values only the cloud knows (tenant, subscription) come from clouds.azure or, when absent,
 from the getClientConfig invoke.
@@ -25,6 +30,7 @@ import pulumi
 from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, operationalinsights, resources
 
 from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, VAULT_DNS_SUFFIX, after, grant
+from mlops_infra.backends.azure.workspace import WORKSPACE_IDENTITY, uses_workspace
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
@@ -139,6 +145,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         description="mlops-infra: the storage account wraps its account key with the stack key",
     )
 
+    ml_extra = _workspace_identity(ctx, rg, key, vault, subscription_id) if uses_workspace(ctx.spec) else {}
+
     workspace_id = None
     if governance.audit_logs:
         workspace = operationalinsights.Workspace(
@@ -179,8 +187,65 @@ def build(ctx: StageContext) -> GovernanceOutputs:
                 principal=cmk_identity.principal_id,
             ),
             "audit_workspace_id": workspace_id,
+            **ml_extra,
         },
     )
+
+
+def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscription_id: Any) -> dict[str, Any]:
+    """The Azure ML workspace's identity and its grants on the key and the vault (extra entries).
+
+    A user-assigned identity, not the workspace's system identity: the customer-managed key is
+    checked when the workspace is created, so the identity must exist and hold its key grant
+    before the workspace does. Azure ML documents Contributor (+ Key Vault Administrator) for such
+    an identity; we grant the narrower Azure AI Administrator, the role Azure ML itself gives
+    workspace identities, on the vault only, and only the secrets part of the data plane.
+    """
+    identity = _identity(ctx, WORKSPACE_IDENTITY, rg, protect=True)
+    grants = [
+        grant(
+            ctx,
+            role="Key Vault Crypto Service Encryption User",
+            principal_id=identity.principal_id,
+            principal=WORKSPACE_IDENTITY,
+            scope=key.id,
+            target="key",
+            subscription_id=subscription_id,
+            description="mlops-infra: the ML workspace and its registry wrap their data keys with the stack key",
+        ),
+        grant(
+            ctx,
+            role="Azure AI Administrator",
+            principal_id=identity.principal_id,
+            principal=WORKSPACE_IDENTITY,
+            scope=vault.id,
+            target="vault",
+            subscription_id=subscription_id,
+            description="mlops-infra: the ML workspace manages its associated key vault",
+        ),
+        grant(
+            ctx,
+            role="Key Vault Secrets Officer",
+            principal_id=identity.principal_id,
+            principal=WORKSPACE_IDENTITY,
+            scope=vault.id,
+            target="vault",
+            subscription_id=subscription_id,
+            description="mlops-infra: the ML workspace keeps its connection secrets in the vault",
+        ),
+    ]
+    return {
+        # Handed out once every grant exists: Azure checks the key and the vault when the registry
+        # and the workspace are created.
+        "workspace_identity": Identity(
+            role=WORKSPACE_IDENTITY,
+            id=pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0]),
+            principal=identity.principal_id,
+        ),
+        # Container Registry names the identity that reaches its key by client id.
+        "workspace_identity_client_id": identity.client_id,
+        "vault_id": vault.id,
+    }
 
 
 def _identity(

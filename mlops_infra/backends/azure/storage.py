@@ -16,7 +16,11 @@ Versioning is account-wide on Azure: a bucket with `versioning: false` stays ver
 Azure counts a version's age from when that version was written, not from when it was
 superseded, so old versions may go sooner than on S3 or GCS.
 
-Grants (role assignments on containers, never on the account):
+When the spec uses tracking, training, registry or serving, this stage also declares the stack's
+Azure ML workspace on this account (workspace.py says what it holds and why it is declared here)
+and hands it on in AzureStorageOutputs.workspace.
+
+Grants on data (role assignments on containers, never on the account):
 - training reads the data buckets some model uses (inputs, drift baselines, new-data triggers),
   limited by an ABAC condition to the prefixes the spec names; it reads and writes artifacts;
 - serving reads artifacts and writes captured requests under CAPTURE_PREFIX only.
@@ -24,11 +28,13 @@ Grants (role assignments on containers, never on the account):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from pulumi_azure_native import monitor, storage
 
 from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, BLOB_DNS_SUFFIX, after, grant
+from mlops_infra.backends.azure.workspace import WorkspaceRef, build_workspace, uses_workspace
 from mlops_infra.backends.context import StageContext
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import SpecBase
@@ -40,7 +46,14 @@ CHANGE_FEED_DAYS = 30
 _BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
-def build(ctx: StageContext) -> StorageOutputs:
+@dataclass(frozen=True)
+class AzureStorageOutputs(StorageOutputs):
+    """StorageOutputs plus the Azure ML workspace (same-backend wiring; exports stay neutral)."""
+
+    workspace: WorkspaceRef | None = None
+
+
+def build(ctx: StageContext) -> AzureStorageOutputs:
     spec = ctx.spec
     governance = ctx.upstream["governance"]
     extra = governance.extra
@@ -167,7 +180,10 @@ def build(ctx: StageContext) -> StorageOutputs:
         )
 
     artifacts = refs.pop(ARTIFACTS)
-    return StorageOutputs(buckets=refs, artifacts=artifacts)
+    workspace = None
+    if uses_workspace(spec):
+        workspace = build_workspace(ctx, account=account, account_name=account_ref, artifacts=artifacts)
+    return AzureStorageOutputs(buckets=refs, artifacts=artifacts, workspace=workspace)
 
 
 def _account_key() -> storage.EncryptionServiceArgs:

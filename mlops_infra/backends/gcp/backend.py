@@ -8,7 +8,15 @@ from typing import Any
 from mlops_infra.backends import checks
 from mlops_infra.backends.base import Backend
 from mlops_infra.backends.gcp import catalog
-from mlops_infra.backends.gcp.naming import STYLES
+from mlops_infra.backends.gcp.naming import (
+    STYLES,
+    TRAINING_SOURCES,
+    UPLOAD_SOURCES,
+    image_source,
+    mirror_target,
+    repository_id,
+    workflow_name,
+)
 from mlops_infra.backends.gcp.settings import GcpSettings
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
@@ -24,6 +32,8 @@ STORAGE_AGENT_PLACEHOLDER = f"service-{UNKNOWN}@gs-project-accounts.iam.gservice
 _GOOGLE_LIKE = re.compile(r"g[o0]{2}g[l1]e")
 # Objects in ARCHIVE are billed for at least 365 days (cloud.google.com/storage/docs/storage-classes).
 ARCHIVE_MINIMUM_DAYS = 365
+# Container environment names the training workflow sets itself (backends/gcp/training.py).
+RESERVED_ENV_PREFIX = "MLOPS_"
 
 
 class GcpBackend(Backend):
@@ -34,9 +44,6 @@ class GcpBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
     unsupported = {
-        "tracking": "not implemented yet on GCP (Vertex AI metadata store and TensorBoard arrive with the training issue)",
-        "training": "not implemented yet on GCP (Workflows calling Vertex AI custom jobs arrive with the training issue)",
-        "registry": "not implemented yet on GCP (Vertex AI model upload arrives with the training issue)",
         "serving": "not implemented yet on GCP (Vertex AI endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on GCP (Cloud Monitoring alert policies arrive with the monitoring issue)",
         "retraining": "not implemented yet on GCP (Cloud Scheduler and Eventarc triggers arrive with the monitoring issue)",
@@ -96,10 +103,88 @@ class GcpBackend(Backend):
         problems += checks.archive_minimum(spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="ARCHIVE storage", cloud="GCS")
         problems += checks.private_network_has_no_effect(
             spec,
-            message="network: private has no effect on GCP yet: buckets and keys are reached over Google's "
-            "public TLS endpoints, guarded by IAM",
+            message="network: private has no effect on GCP yet: buckets, keys and Vertex AI are reached over "
+            "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering",
             hint="VPC Service Controls / Private Service Connect arrive with the serving issue",
         )
+        problems += self._check_ml(spec, settings)
+        return problems
+
+    def _check_ml(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        """Training, registry and tracking settings GCP handles differently (all knowable offline)."""
+        problems: list[Problem] = []
+        namer = self.namer(spec, settings)
+        for i, model in enumerate(spec.models):
+            training, base = model.training, ("models", i)
+            repository = repository_id(namer, model.name)
+            if training is not None:
+                problems += _image_findings(
+                    training.image, (*base, "training", "image"), accepted=TRAINING_SOURCES, use="custom training",
+                    sources="Artifact Registry, Container Registry or Docker Hub", settings=settings, repository=repository,
+                )
+                if training.run_on_deploy:
+                    problems.append(
+                        finding(
+                            (*base, "training", "run_on_deploy"),
+                            "run_on_deploy has no effect on GCP: Pulumi has no resource that starts a Workflows "
+                            "execution or a Vertex AI custom job once, so deploying declares the training workflow only",
+                            hint=f"start the run after `up` with: gcloud workflows run {workflow_name(namer, model.name)} "
+                            f"--project={settings.project} --location={settings.region}",
+                            value=True,
+                            severity="warning",
+                        )
+                    )
+                reserved = sorted(k for k in training.environment if k.startswith(RESERVED_ENV_PREFIX))
+                for name in reserved:
+                    problems.append(
+                        finding(
+                            (*base, "training", "environment", name),
+                            f"{RESERVED_ENV_PREFIX}* variables are set by mlops-infra on GCP; where it sets {name} too, "
+                            "its value replaces the spec's",
+                            hint="rename it (mlops-infra sets MLOPS_MODEL, MLOPS_OUTPUT_URI, MLOPS_MODEL_DIR, "
+                            "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI)",
+                            value=name,
+                            severity="warning",
+                        )
+                    )
+            if model.registry is None:
+                continue
+            if training is None:
+                problems.append(
+                    finding(
+                        (*base, "registry"),
+                        "on GCP models enter the Vertex AI model registry through their training workflow; without "
+                        "training nothing registers this model yet (serving.model_uri is uploaded with the serving issue)",
+                        hint="add training: to this model, or expect the registry block to take effect with serving",
+                        severity="warning",
+                    )
+                )
+            elif model.serving is None:
+                problems.append(
+                    finding(
+                        (*base, "registry"),
+                        "a Vertex AI model version needs a serving container, and this model has no serving section: "
+                        "each workflow run must be started with the argument {\"serving_image\": \"...\"}",
+                        hint=f"add serving: with its image, or start runs with: gcloud workflows run "
+                        f"{workflow_name(namer, model.name)} --data='{{\"serving_image\": \"IMAGE\"}}'",
+                        severity="warning",
+                    )
+                )
+            else:
+                problems += _image_findings(
+                    model.serving.image, (*base, "serving", "image"), accepted=UPLOAD_SOURCES, use="model upload",
+                    sources="Artifact Registry or Container Registry", settings=settings, repository=repository,
+                )
+        if spec.tracking is not None and spec.tracking.enabled and spec.tracking.size != "small":
+            problems.append(
+                finding(
+                    ("tracking", "size"),
+                    "tracking.size has no effect on GCP: the Vertex AI metadata store and TensorBoard are serverless",
+                    hint="remove it, or keep it for the clouds where it sizes the tracking server",
+                    value=spec.tracking.size,
+                    severity="warning",
+                )
+            )
         return problems
 
     def _check_overrides(self, spec: Any, settings: GcpSettings) -> list[Problem]:
@@ -199,6 +284,30 @@ class GcpBackend(Backend):
                     )
                 )
         return problems
+
+def _image_findings(
+    image: str, path: tuple, *, accepted: tuple[str, ...], use: str, sources: str, settings: GcpSettings, repository: str
+) -> list[Problem]:
+    """A warning with the exact push target when Vertex AI cannot pull `image` where it is."""
+    if image_source(image) in accepted:
+        return []
+    target = mirror_target(image, region=settings.region, project=settings.project, repository=repository)
+    if "@" in target:
+        # docker pull/tag/push may change a multi-platform image's digest: copy it as it is.
+        hint = f"after `up`, copy it there with its digest: crane copy {image} {target.split('@')[0]}:<tag>"
+    else:
+        hint = f"after `up`, push it there: docker pull {image} && docker tag {image} {target} && docker push {target}"
+    return [
+        finding(
+            path,
+            f"Vertex AI {use} pulls images only from {sources}: on GCP this model uses {target} "
+            f"(the stack's Artifact Registry repository {repository}), which must hold a copy of the image",
+            hint=hint,
+            value=image,
+            severity="warning",
+        )
+    ]
+
 
 def _list_hint(purpose: str) -> str:
     names = catalog.machine_types(purpose)

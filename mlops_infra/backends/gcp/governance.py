@@ -1,4 +1,10 @@
-"""GCP governance: the Cloud KMS key, the workload service accounts, their key grants, audit logs."""
+"""GCP governance: the Cloud KMS key, the workload service accounts, their key grants, audit logs.
+
+When the spec uses an ML stage it also enables the Google APIs those stages call and lets each
+one's service agent use the key: Vertex AI (metadata store, TensorBoard, custom jobs, model
+upload), Cloud Workflows (workflow source and executions) and Artifact Registry (image layers)
+encrypt with it as their service agents, not as the workload identities.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +12,7 @@ import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
+from mlops_infra.stages import stage
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
@@ -21,6 +28,24 @@ AUDITED_SERVICES = {
     "cloudkms.googleapis.com": ("ADMIN_READ",),
 }
 _AUDIT_LOGICAL = {"storage.googleapis.com": "storage", "cloudkms.googleapis.com": "kms"}
+# Short name -> API; each API's service agent (service-PROJECT_NUMBER@gcp-sa-<name>.iam...) gets
+# encrypt/decrypt on the key. Sources: cloud.google.com/vertex-ai/docs/general/cmek,
+# cloud.google.com/workflows/docs/use-cmek, cloud.google.com/artifact-registry/docs/cmek.
+ML_APIS = {
+    "aiplatform": "aiplatform.googleapis.com",
+    "artifactregistry": "artifactregistry.googleapis.com",
+    "workflows": "workflows.googleapis.com",
+}
+
+
+def ml_apis(spec: object) -> list[str]:
+    """The ML APIs the spec needs: Vertex AI for tracking, training and registry; Workflows and
+    Artifact Registry for training (the workflow that runs it and the repository of its images)."""
+    used = {name: stage(name).used(spec) for name in ("tracking", "training", "registry")}
+    names = ["aiplatform"] if any(used.values()) else []
+    if used["training"]:
+        names += ["artifactregistry", "workflows"]
+    return names
 
 
 def build(ctx: StageContext) -> GovernanceOutputs:
@@ -93,6 +118,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     )
     key_id = pulumi.Output.all(key_path, agent_grant.role).apply(lambda parts: parts[0])
 
+    service_keys, service_agents = _ml_apis(ctx, key_path)
+
     if ctx.spec.governance.audit_logs:
         for service, log_types in AUDITED_SERVICES.items():
             # Authoritative for its service in the whole project, and shared by every stack there:
@@ -109,5 +136,41 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         key_id=key_id,
         identities=identities,
         scope=project,
-        extra={"key_ring_id": ring_id},
+        # service_keys[api]: the key path, available once that API's agent may use it (resources
+        # encrypted by the API take it from here); service_agents[api]: the agent's IAM member.
+        extra={"key_ring_id": ring_id, "service_keys": service_keys, "service_agents": service_agents},
     )
+
+
+def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulumi.Output], dict[str, pulumi.Output]]:
+    project = ctx.settings.project
+    keys: dict[str, pulumi.Output] = {}
+    agents: dict[str, pulumi.Output] = {}
+    for name in ml_apis(ctx.spec):
+        # Left enabled on destroy: other stacks or people in the project may use the API.
+        api = gcp.projects.Service(
+            ctx.logical("api", name),
+            project=project,
+            service=ML_APIS[name],
+            disable_on_destroy=False,
+            disable_dependent_services=False,
+            opts=ctx.opts(),
+        )
+        # Creates the service agent if the project has none yet (agents appear lazily) and
+        # tells its email, which holds the project number that only the cloud knows.
+        agent = gcp.projects.ServiceIdentity(
+            ctx.logical("service-agent", name),
+            project=project,
+            service=api.service,
+            opts=ctx.opts(),
+        )
+        grant = gcp.kms.CryptoKeyIAMMember(
+            ctx.logical("key-grant", f"{name}-agent"),
+            crypto_key_id=key_path,
+            role=ENCRYPTER_DECRYPTER,
+            member=agent.member,
+            opts=ctx.opts(),
+        )
+        keys[name] = pulumi.Output.all(key_path, grant.role).apply(lambda parts: parts[0])
+        agents[name] = agent.member
+    return keys, agents

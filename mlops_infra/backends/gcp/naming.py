@@ -1,6 +1,19 @@
-"""How each GCP physical name is built (rules: data/cloud-name-rules.json)."""
+"""How each GCP physical name is built (rules: data/cloud-name-rules.json), and where images live.
 
-from mlops_infra.naming import NameStyle
+Kinds and their scope of uniqueness on GCP:
+- gcp.storage.bucket: one global namespace -> always hashed (scope: the GCP project).
+- gcp.iam.service_account_id, gcp.iam.custom_role_id: unique per project.
+- gcp.kms.*, gcp.workflows.workflow, gcp.artifactregistry.repository, gcp.vertex.model_id:
+  unique per project and region.
+
+Names GCP fixes (the Vertex metadata store "default") bypass the namer.
+"""
+
+from __future__ import annotations
+
+import re
+
+from mlops_infra.naming import Namer, NameStyle
 
 STYLES = {
     # Bucket names share one global namespace: always hashed (scope: the GCP project).
@@ -10,4 +23,92 @@ STYLES = {
     "gcp.iam.service_account_id": NameStyle(letter_first=True),
     "gcp.kms.key_ring": NameStyle(),
     "gcp.kms.crypto_key": NameStyle(),
+    "gcp.workflows.workflow": NameStyle(letter_first=True),
+    "gcp.artifactregistry.repository": NameStyle(letter_first=True),
+    # Custom role ids allow no hyphens: words joined with "_".
+    "gcp.iam.custom_role_id": NameStyle(separator="_", letter_first=True),
+    "gcp.vertex.model_id": NameStyle(letter_first=True),
 }
+
+def physical_name(namer: Namer, kind: str, *parts: str) -> str:
+    return namer.name(kind, *parts)
+
+
+def workflow_name(namer: Namer, model: str) -> str:
+    """The Cloud Workflows workflow that trains (and registers) a model."""
+    return physical_name(namer, "gcp.workflows.workflow", model)
+
+
+def repository_id(namer: Namer, model: str) -> str:
+    """The Artifact Registry repository a model's images are pushed to (training and serving)."""
+    return physical_name(namer, "gcp.artifactregistry.repository", model)
+
+
+def custom_role_id(namer: Namer, *words: str) -> str:
+    """A project custom role's id (words joined with "_": role ids take no hyphens)."""
+    return physical_name(namer, "gcp.iam.custom_role_id", *words)
+
+
+def model_id(namer: Namer, model: str) -> str:
+    """The model's id in the Vertex AI model registry (every version lands under it)."""
+    return physical_name(namer, "gcp.vertex.model_id", model)
+
+
+# --- container images --------------------------------------------------------------------------
+# Where Vertex AI can pull from. Custom training: "push it to Artifact Registry or Docker Hub"
+# (cloud.google.com/vertex-ai/docs/training/containers-overview); Container Registry paths
+# (gcr.io) are served by Artifact Registry. Model upload (ModelContainerSpec.imageUri): "must
+# identify an image in Artifact Registry or Container Registry" (aiplatform v1 reference).
+ARTIFACT_REGISTRY = "artifact-registry"
+CONTAINER_REGISTRY = "container-registry"
+DOCKER_HUB = "docker-hub"
+OTHER = "other"
+TRAINING_SOURCES = (ARTIFACT_REGISTRY, CONTAINER_REGISTRY, DOCKER_HUB)
+UPLOAD_SOURCES = (ARTIFACT_REGISTRY, CONTAINER_REGISTRY)
+_AR_HOST = re.compile(r"^[a-z0-9-]+-docker\.pkg\.dev$")
+_GCR_HOST = re.compile(r"^([a-z]+\.)?gcr\.io$")
+_DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def image_source(image: str) -> str:
+    """Which registry an image reference points at (Docker's rule: a first path part with a
+    '.' or ':' or equal to 'localhost' is a registry host; none means Docker Hub)."""
+    first, _, rest = image.partition("/")
+    if not rest or ("." not in first and ":" not in first and first != "localhost"):
+        return DOCKER_HUB
+    if _AR_HOST.match(first):
+        return ARTIFACT_REGISTRY
+    if _GCR_HOST.match(first):
+        return CONTAINER_REGISTRY
+    if first in _DOCKER_HUB_HOSTS:
+        return DOCKER_HUB
+    return OTHER
+
+
+def mirror_target(image: str, *, region: str, project: str, repository: str) -> str:
+    """Where `image` goes in the model's Artifact Registry repository: its last path part with
+    its tag or digest, e.g. ghcr.io/acme/churn-train:1.4 -> REGION-docker.pkg.dev/PROJECT/REPO/churn-train:1.4."""
+    last = image.rsplit("/", 1)[-1]
+    return f"{region}-docker.pkg.dev/{project}/{repository}/{last}"
+
+
+def pull_image(image: str, *, accepted: tuple[str, ...], region: str, project: str, repository: str) -> str:
+    """The image Vertex AI will pull: the spec's own when Vertex accepts its registry, else
+    its mirror in the model's repository (backend.check() warns with the push target)."""
+    if image_source(image) in accepted:
+        return image
+    return mirror_target(image, region=region, project=project, repository=repository)
+
+
+def training_image(image: str, settings: object, repository: str) -> str:
+    """The image a model's custom job runs."""
+    return pull_image(
+        image, accepted=TRAINING_SOURCES, region=settings.region, project=settings.project, repository=repository  # type: ignore[attr-defined]
+    )
+
+
+def model_upload_image(image: str, settings: object, repository: str) -> str:
+    """The serving image a model version is uploaded with."""
+    return pull_image(
+        image, accepted=UPLOAD_SOURCES, region=settings.region, project=settings.project, repository=repository  # type: ignore[attr-defined]
+    )

@@ -18,12 +18,16 @@ import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, data_reads
+from mlops_infra.stages.training import checkpoint_prefix, output_prefix
 
 OBJECT_VIEWER = "roles/storage.objectViewer"  # get + list objects
 OBJECT_CREATOR = "roles/storage.objectCreator"  # create objects (no overwrite, no delete)
 # Read, create, overwrite and delete objects (training rewrites checkpoints and outputs);
 # versioning and soft delete keep what it overwrites or deletes.
 OBJECT_USER = "roles/storage.objectUser"
+# What training may touch in the artifact bucket: the roots of the neutral layout (models/<model>/
+# and checkpoints/<model>/, stages/training.py), not captured data or anything else there.
+TRAINING_ROOTS = tuple(sorted({f"{prefix('m').split('/', 1)[0]}/" for prefix in (output_prefix, checkpoint_prefix)}))
 SOFT_DELETE_SECONDS = 7 * 86400  # the GCS default, stated so plans show it (7-90 days allowed)
 ABORT_MULTIPART_AFTER_DAYS = 7
 
@@ -51,17 +55,20 @@ def build(ctx: StageContext) -> StorageOutputs:
             )
 
     artifacts = _bucket(ctx, ARTIFACTS, ctx.spec.storage.artifacts, versioning=True, key_id=governance.key_id)
+    artifacts_physical = ctx.namer.name("gcp.storage.bucket", ARTIFACTS)
     grants = (
-        ("training-readwrite", OBJECT_USER, training),
-        ("serving-read", OBJECT_VIEWER, serving),
-        ("serving-write", OBJECT_CREATOR, serving),  # captured requests and responses
+        # Training reads and writes model outputs and checkpoints, nothing else in the bucket.
+        ("training-readwrite", OBJECT_USER, training, prefix_condition(artifacts_physical, list(TRAINING_ROOTS))),
+        ("serving-read", OBJECT_VIEWER, serving, None),
+        ("serving-write", OBJECT_CREATOR, serving, None),  # captured requests and responses
     )
-    for suffix, role, identity in grants:
+    for suffix, role, identity, condition in grants:
         gcp.storage.BucketIAMMember(
             ctx.logical("grant", suffix, ARTIFACTS),
             bucket=artifacts.name,
             role=role,
             member=identity.principal,
+            condition=condition,
             opts=ctx.opts(),
         )
     return StorageOutputs(buckets=buckets, artifacts=_ref(ARTIFACTS, artifacts))
@@ -142,7 +149,7 @@ def prefix_condition(physical_bucket: str, prefixes: list[str]) -> dict[str, str
         clauses.append(f'resource.name.startsWith("projects/_/buckets/{physical_bucket}/objects/{prefix}")')
         clauses.append(f'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")')
     return {
-        "title": "mlops-infra model input prefixes",
-        "description": f"read only under: {', '.join(prefixes)}",
+        "title": "mlops-infra object prefixes",
+        "description": f"only under: {', '.join(prefixes)}",
         "expression": " || ".join(clauses),
     }

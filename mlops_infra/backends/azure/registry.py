@@ -1,0 +1,44 @@
+"""Azure registry: one model container per model in the stack's Azure ML workspace.
+
+Trained versions are registered into it (ModelVersion, by the training run or later by the
+retraining stage); the container is protected, since deleting it deletes every version.
+
+Approval: Azure ML has no approval gate on model versions (SageMaker's model package status has
+no counterpart), so the spec's mode is recorded on the container, as the tag and property
+"approval" (manual / automatic), for whatever promotes a version to serving to honour;
+backend.check warns that `approval: manual` is not enforced by Azure.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pulumi_azure_native import machinelearningservices as ml
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.stages.registry import RegistryOutputs
+
+APPROVAL_KEY = "approval"
+
+
+def build(ctx: StageContext) -> RegistryOutputs:
+    workspace = ctx.upstream["storage"].workspace
+    registries: dict[str, Any] = {}
+    for model in sorted((m for m in ctx.spec.models if m.registry is not None), key=lambda m: m.name):
+        approval = model.registry.approval
+        container = ml.ModelContainer(
+            ctx.logical("model", model.name),
+            # Spec model names are slugs, valid model names as they are: versions registered by
+            # hand or by MLflow land under the name users know.
+            name=model.name,
+            resource_group_name=workspace.resource_group,
+            workspace_name=workspace.name,
+            properties=ml.ModelContainerPropertiesArgs(
+                description=f"mlops-infra: versions of {model.name} (approval: {approval})",
+                tags={**ctx.tags(), APPROVAL_KEY: approval},
+                properties={APPROVAL_KEY: approval},
+            ),
+            opts=ctx.opts(protect=True),
+        )
+        registries[model.name] = container.id
+    return RegistryOutputs(registries=registries)

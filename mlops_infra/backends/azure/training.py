@@ -1,0 +1,399 @@
+"""Azure training: per model an AmlCompute cluster, an environment and a command component.
+
+Per model with a `training` block, in the stack's Azure ML workspace (workspace.py):
+- a compute cluster (AmlCompute) of the catalog's VM size (or clouds.azure.overrides), from 0
+  nodes (it scales to zero after IDLE_SCALE_DOWN) to instance_count nodes, low priority for
+  `spot: true`, running as the governance "training" identity, no SSH, no node public IP when
+  governance.network is private;
+- an environment (EnvironmentContainer + EnvironmentVersion) holding the spec's image as is:
+  Azure ML pulls from any registry it can reach, so public images (ghcr.io, Docker Hub) need
+  no copy in the stack's registry; images in the stack's registry are pulled with AcrPull;
+- the repeatable definition: a command component (ComponentContainer + ComponentVersion whose
+  spec is rendered from templates/azure/command_component.json.j2). A component is a workspace
+  asset that any job or schedule can run again with other data, which is what retraining
+  starts; TrainingOutputs.pipelines holds its ARM id. Its version is a hash of its content, so a
+  changed definition is a new version and earlier runs keep the one they used.
+- `run_on_deploy: true`: a command Job binding that definition to the data (inputs as
+  uri_folder https URIs of the data containers, read-only mounts), to the artifact container
+  (output `model` at output_prefix(model), checkpoints at checkpoint_prefix(model) for spot) and
+  to the cluster. A job is immutable: its name is a hash of its whole definition, so any change
+  is a new job, and an unchanged one is left alone. Jobs, environment and component versions are
+  retained on delete: they hold run history that replacing them must not erase.
+
+The container contract (documented in the README): the image provides a `train` executable
+(SageMaker's convention), called as
+`train --model-dir DIR [--checkpoint-dir DIR] --<input> DIR ... --<hyperparameter> VALUE ...`.
+Low-priority nodes can be preempted: the job should write checkpoints to --checkpoint-dir and
+resume from what it finds there. Azure has no wait limit for low-priority capacity, so max_wait
+has no effect (backend.check warns); max_runtime is the job's timeout.
+
+Grants for the training identity (what a job needs, nothing more), on top of storage's data
+grants and governance's key grant:
+- AcrPull on the stack's registry (Azure ML keeps the images it prepares there);
+- AzureML Metrics Writer (preview) on the workspace: MLflow metrics of its runs. AzureML Data
+  Scientist would also let it submit jobs, create models, read every datastore's secrets;
+- Storage Blob Data Contributor on the workspace's two system containers only ("azureml": run
+  logs and artifacts; "azureml-blobstore-<workspace id>": the default datastore), which the
+  workspace reaches with identities, not keys.
+Jobs are submitted by whoever deploys (run_on_deploy) or, later, by the retraining stage's
+schedules; no identity of the stack needs to submit jobs yet, so none gets that right.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import machinelearningservices as ml
+
+from mlops_infra.backends.azure import catalog
+from mlops_infra.backends.azure.common import grant
+from mlops_infra.backends.context import StageContext
+from mlops_infra.naming import stable_hash
+from mlops_infra.spec.models import DataRef, Model
+from mlops_infra.stages.training import (
+    TrainingOutputs,
+    checkpoint_prefix,
+    output_prefix,
+)
+from mlops_infra.templating import render_json
+
+TEMPLATE = "azure/command_component.json.j2"
+TRAIN_COMMAND = "train"
+IDLE_SCALE_DOWN = "PT120S"  # idle nodes are released after 2 minutes
+MODEL_OUTPUT = "model"
+CHECKPOINT_OUTPUT = "checkpoints"
+VERSION_LENGTH = 12
+# Containers Azure ML creates in the workspace's storage account (its system datastores).
+SYSTEM_CONTAINERS = ("azureml", "azureml-blobstore-")
+
+
+def asset_name(model: str, suffix: str) -> str:
+    """A workspace asset name for `model`: 'churn-classifier' -> 'churn_classifier_train'.
+
+    Spec names are slugs (single hyphens, no underscores), so the mapping is one to one and the
+    result fits every Azure ML asset rule (letters, digits, underscores; letter first).
+    """
+    return f"{model.replace('-', '_')}_{suffix}"
+
+
+def input_names(refs: list[DataRef]) -> dict[str, DataRef]:
+    """Job input name -> the data it reads: the bucket, plus a hash when a prefix narrows it.
+
+    Bucket slugs never contain "__", so 'raw' + prefix cannot collide with another bucket.
+    """
+    names: dict[str, DataRef] = {}
+    for ref in refs:
+        base = ref.bucket.replace("-", "_")
+        names[f"{base}__{stable_hash(ref.prefix)}" if ref.prefix else base] = ref
+    return dict(sorted(names.items()))
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def command(inputs: list[str], hyperparameters: dict[str, Any], *, spot: bool) -> str:
+    """The component's command line (hyperparameters as arguments, shell-quoted)."""
+    parts = [TRAIN_COMMAND, "--model-dir", f"${{{{outputs.{MODEL_OUTPUT}}}}}"]
+    if spot:
+        parts += ["--checkpoint-dir", f"${{{{outputs.{CHECKPOINT_OUTPUT}}}}}"]
+    for name in sorted(inputs):
+        parts += [f"--{name}", f"${{{{inputs.{name}}}}}"]
+    for key, value in sorted(hyperparameters.items()):
+        parts += [shlex.quote(f"--{key}"), shlex.quote(_text(value))]
+    return " ".join(parts)
+
+
+def processes_per_node(vm_size: str) -> int:
+    return max(1, int(catalog.VM_SIZES.get(vm_size, {}).get("gpus", 0)))
+
+
+def component_values(model: Model, *, environment: str, vm_size: str) -> dict[str, Any]:
+    """What the component template renders, without its version (which is a hash of this)."""
+    training = model.training
+    assert training is not None
+    inputs = input_names(training.input_refs)
+    outputs = {
+        MODEL_OUTPUT: {"mode": "upload", "description": f"the trained model, under {output_prefix(model.name)}"},
+    }
+    if training.spot:
+        outputs[CHECKPOINT_OUTPUT] = {
+            "mode": "rw_mount",
+            "description": f"checkpoints to resume from after preemption, under {checkpoint_prefix(model.name)}",
+        }
+    count = training.compute.instance_count
+    return {
+        "component_name": asset_name(model.name, "train"),
+        "display_name": f"{model.name} training",
+        "description": f"mlops-infra: trains {model.name}",
+        "command": command(list(inputs), dict(training.hyperparameters), spot=training.spot),
+        "environment": environment,
+        "environment_variables": dict(sorted(training.environment.items())),
+        "inputs": {
+            name: f"bucket {ref.bucket}" + (f" under {ref.prefix}" if ref.prefix else "")
+            for name, ref in inputs.items()
+        },
+        "outputs": outputs,
+        "instance_count": count,
+        # Several nodes: torch.distributed's environment (MASTER_ADDR, RANK, ...) on each, one
+        # process per GPU.
+        "distribution": (
+            {"type": "pytorch", "process_count_per_instance": processes_per_node(vm_size)} if count > 1 else None
+        ),
+    }
+
+
+def component_spec(values: dict[str, Any]) -> dict[str, Any]:
+    """The rendered component spec; its version is the hash of everything else in it."""
+    version = stable_hash(json.dumps(values, sort_keys=True), length=VERSION_LENGTH)
+    return render_json(TEMPLATE, version=version, **values)
+
+
+def build(ctx: StageContext) -> TrainingOutputs:
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    workspace = storage.workspace
+    training_identity = governance.identities["training"]
+    models = sorted((m for m in ctx.spec.models if m.training is not None), key=lambda m: m.name)
+
+    grants = _grants(ctx, workspace, training_identity, governance.extra["subscription_id"])
+    pipelines: dict[str, Any] = {}
+    output_uris: dict[str, Any] = {}
+    images: dict[str, Any] = {}
+    for model in models:
+        pipelines[model.name] = _model(ctx, model, workspace, training_identity, storage, grants)
+        output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
+        images[model.name] = model.training.image
+    return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
+
+
+def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: Any) -> list[Any]:
+    common = {"principal_id": identity.principal, "principal": "training", "subscription_id": subscription_id}
+    grants = [
+        grant(
+            ctx,
+            role="AcrPull",
+            scope=workspace.registry_id,
+            target="registry",
+            description="mlops-infra: training jobs pull their images",
+            **common,
+        ),
+        grant(
+            ctx,
+            role="AzureML Metrics Writer (preview)",
+            scope=workspace.id,
+            target="workspace",
+            description="mlops-infra: training jobs log MLflow metrics",
+            **common,
+        ),
+    ]
+    for container in SYSTEM_CONTAINERS:
+        scope = pulumi.Output.concat(workspace.account_id, "/blobServices/default/containers/", container)
+        if container.endswith("-"):
+            scope = pulumi.Output.concat(scope, workspace.internal_id)
+        grants.append(
+            grant(
+                ctx,
+                role="Storage Blob Data Contributor",
+                scope=scope,
+                target=f"system-container/{container.rstrip('-')}",
+                description=f"mlops-infra: training jobs write run logs to the workspace container {container}*",
+                **common,
+            )
+        )
+    return grants
+
+
+def _model(
+    ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any, grants: list[Any]
+) -> pulumi.Output[str]:
+    training = model.training
+    assert training is not None
+    rg, tags = workspace.resource_group, ctx.tags()
+    private = ctx.spec.governance.network == "private"
+    vm_size = catalog.training_vm_size(model, ctx.settings)
+    count = training.compute.instance_count
+
+    compute_name = ctx.namer.name("azure.ml.compute_cluster", model.name)
+    compute = ml.Compute(
+        ctx.logical("compute", model.name),
+        compute_name=compute_name,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        location=workspace.location,
+        identity=ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
+        ),
+        properties=ml.AmlComputeArgs(
+            compute_type="AmlCompute",
+            description=f"mlops-infra: training of {model.name}",
+            disable_local_auth=True,
+            properties=ml.AmlComputePropertiesArgs(
+                vm_size=vm_size,
+                vm_priority=ml.VmPriority.LOW_PRIORITY if training.spot else ml.VmPriority.DEDICATED,
+                os_type=ml.OsType.LINUX,
+                scale_settings=ml.ScaleSettingsArgs(
+                    min_node_count=0, max_node_count=count, node_idle_time_before_scale_down=IDLE_SCALE_DOWN
+                ),
+                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
+                enable_node_public_ip=not private,
+            ),
+        ),
+        tags=tags,
+        opts=ctx.opts(),
+    )
+
+    environment_name = asset_name(model.name, "train_env")
+    environment_container = ml.EnvironmentContainer(
+        ctx.logical("environment", model.name),
+        name=environment_name,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentContainerPropertiesArgs(
+            description=f"mlops-infra: training image of {model.name}", tags=tags
+        ),
+        opts=ctx.opts(),
+    )
+    environment_version = stable_hash(training.image, "Linux", length=VERSION_LENGTH)
+    environment = ml.EnvironmentVersion(
+        ctx.logical("envversion", model.name),
+        name=environment_container.name.apply(lambda _: environment_name),
+        version=environment_version,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentVersionPropertiesArgs(
+            image=training.image,
+            os_type=ml.OperatingSystemType.LINUX,
+            auto_rebuild=ml.AutoRebuildSetting.DISABLED,
+            description=f"mlops-infra: {training.image}",
+            tags=tags,
+        ),
+        opts=ctx.opts(retain_on_delete=True),
+    )
+
+    values = component_values(model, environment=f"azureml:{environment_name}:{environment_version}", vm_size=vm_size)
+    spec = component_spec(values)
+    component_name = spec["name"]
+    component_container = ml.ComponentContainer(
+        ctx.logical("component", model.name),
+        name=component_name,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.ComponentContainerPropertiesArgs(description=f"mlops-infra: training of {model.name}", tags=tags),
+        opts=ctx.opts(),
+    )
+    component = ml.ComponentVersion(
+        ctx.logical("compversion", model.name),
+        # Waits for the environment the spec names by reference.
+        name=pulumi.Output.all(component_container.name, environment.name).apply(lambda _: component_name),
+        version=spec["version"],
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.ComponentVersionPropertiesArgs(
+            component_spec=spec,
+            description=values["description"],
+            tags=tags,
+        ),
+        opts=ctx.opts(retain_on_delete=True),
+    )
+
+    if training.run_on_deploy:
+        _job(ctx, model, workspace, identity, storage, grants, values, spec, compute, compute_name, environment, vm_size)
+    return component.id
+
+
+def _job(
+    ctx: StageContext,
+    model: Model,
+    workspace: Any,
+    identity: Any,
+    storage: Any,
+    grants: list[Any],
+    values: dict[str, Any],
+    spec: dict[str, Any],
+    compute: Any,
+    compute_name: str,
+    environment: Any,
+    vm_size: str,
+) -> ml.Job:
+    training = model.training
+    assert training is not None
+    inputs = input_names(training.input_refs)
+    uris = {
+        name: pulumi.Output.concat(storage.buckets[ref.bucket].uri, "/", ref.prefix)
+        for name, ref in inputs.items()
+        if ref.bucket in storage.buckets  # unknown buckets are reported by validate
+    }
+    datastore = workspace.artifacts_datastore
+    outputs = {MODEL_OUTPUT: (output_prefix(model.name), ml.OutputDeliveryMode.UPLOAD)}
+    if training.spot:
+        outputs[CHECKPOINT_OUTPUT] = (checkpoint_prefix(model.name), ml.OutputDeliveryMode.READ_WRITE_MOUNT)
+    output_uris = {
+        name: pulumi.Output.concat("azureml://datastores/", datastore, "/paths/", prefix)
+        for name, (prefix, _) in outputs.items()
+    }
+
+    # The job's name hashes its whole definition: the component's content and version, where it
+    # runs (cluster, VM size, priority), how long, as whom, and where its data comes from and goes.
+    definition = {
+        "component": spec,
+        "compute": compute_name,
+        "vm_size": vm_size,
+        "spot": training.spot,
+        "timeout": training.max_runtime,
+        "identity": "training",
+    }
+
+    def job_name(resolved: list[Any]) -> str:
+        bound = dict(zip(sorted(uris) + sorted(output_uris), resolved))
+        text = json.dumps({**definition, "bindings": bound}, sort_keys=True)
+        return f"{model.name}-train-{stable_hash(text, length=VERSION_LENGTH)}"
+
+    name = pulumi.Output.all(*[uris[k] for k in sorted(uris)], *[output_uris[k] for k in sorted(output_uris)]).apply(
+        job_name
+    )
+    distribution = values["distribution"]
+    return ml.Job(
+        ctx.logical("job", model.name),
+        id=name,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.CommandJobArgs(
+            job_type="Command",
+            display_name=f"{model.name} training (deploy)",
+            description=f"mlops-infra: one-off training run of {model.name} started by the deployment",
+            experiment_name=model.name,
+            command=values["command"],
+            environment_id=environment.id,
+            environment_variables=values["environment_variables"],
+            compute_id=compute.id,
+            identity=ml.ManagedIdentityArgs(identity_type="Managed", resource_id=identity.id),
+            inputs={
+                key: ml.UriFolderJobInputArgs(
+                    job_input_type="uri_folder", uri=uri, mode=ml.InputDeliveryMode.READ_ONLY_MOUNT
+                )
+                for key, uri in uris.items()
+            },
+            outputs={
+                key: ml.UriFolderJobOutputArgs(job_output_type="uri_folder", uri=output_uris[key], mode=mode)
+                for key, (_, mode) in outputs.items()
+            },
+            limits=ml.CommandJobLimitsArgs(job_limits_type="Command", timeout=f"PT{training.max_runtime}S"),
+            resources=ml.JobResourceConfigurationArgs(instance_count=training.compute.instance_count),
+            distribution=(
+                ml.PyTorchArgs(
+                    distribution_type="PyTorch",
+                    process_count_per_instance=distribution["process_count_per_instance"],
+                )
+                if distribution
+                else None
+            ),
+            properties={"mlops-infra/component": f"{spec['name']}:{spec['version']}"},
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(retain_on_delete=True, depends_on=grants),
+    )

@@ -1,0 +1,268 @@
+"""The stack's Azure ML workspace and what it is wired to; built by the storage stage.
+
+One workspace per stack serves tracking (it is the MLflow server), training (its compute
+clusters, environments, components and jobs), the registry (its model containers) and, later,
+serving (its online endpoints). It exists whenever the spec uses any of these four stages.
+
+Where it is declared, and why:
+- Not in one of those four stages: a resource's URN names the stage component that holds it, so
+  a workspace declared by "training" would move, and be deleted and re-created with every run,
+  model and endpoint in it, when the spec turns training off but keeps tracking. It belongs to a
+  stage that is always built.
+- Not in governance, although governance is always built too: the workspace stores its metadata
+  in the stack's storage account, which Azure checks when the workspace is created, and that
+  account is declared by the storage stage, which runs after governance. A workspace declared
+  in governance could not depend on it and would race it on the first deployment.
+- So in storage (always built, right after the account), with the identity, key grant and vault
+  grants it needs coming from governance (governance.py). Later stages find it in
+  `ctx.upstream["storage"].workspace` (storage.AzureStorageOutputs, a StorageOutputs whose
+  neutral exports are unchanged).
+
+What is wired to it:
+- storage account: the stack's own (CMK, no shared keys): system datastores use identities
+  (systemDatastoresAuthMode Identity), never account keys;
+- key vault: the governance vault; customer-managed key: the governance key (versionless, so
+  rotations are followed), reached through the user-assigned "workspace" identity, which is also
+  the workspace's primary identity; hbiWorkspace on (encrypted, wiped scratch disks on compute
+  nodes, less diagnostic data);
+- Application Insights: workspace-based, on a Log Analytics workspace of its own;
+- container registry: Premium, because the spec's governance always asks for a customer-managed
+  key (Basic and Standard registries cannot use one) and because only Premium can refuse public
+  network access; admin user and anonymous pull off;
+- network: governance.network private turns public access off on the workspace and the
+  registry and puts compute in a managed virtual network that allows outbound internet (training
+  images from public registries such as ghcr.io stay reachable); public leaves both reachable.
+- an identity-based datastore for the artifact container: job outputs are written through it.
+
+The workspace identity gets Azure AI Administrator on each associated resource (the role Azure ML
+gives workspace identities since 11/2024, narrower than the Contributor its docs list for
+user-assigned identities), never on the resource group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import (
+    applicationinsights,
+    containerregistry,
+    operationalinsights,
+)
+from pulumi_azure_native import machinelearningservices as ml
+
+from mlops_infra.backends.azure.common import after, grant
+from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.models import SpecBase
+
+WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
+ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
+LOG_RETENTION_DAYS = 90  # Application Insights data is retained free for 90 days
+MLFLOW_HOST = "api.azureml.ms"  # Azure public cloud: <location>.api.azureml.ms serves MLflow
+
+
+def uses_workspace(spec: SpecBase) -> bool:
+    """True when the spec uses a stage that lives in the Azure ML workspace."""
+    from mlops_infra.stages import all_stages
+
+    return any(stage.used(spec) for stage in all_stages() if stage.name in ML_STAGES)
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    """What the workspace stages need: names we chose (known while planning) and ids."""
+
+    name: Any  # workspace name, once the workspace exists
+    id: Any  # ARM id (known after apply)
+    internal_id: Any  # the workspace's own GUID (names its default blob container; known after apply)
+    resource_group: Any
+    location: str
+    subscription_id: Any
+    tracking_uri: Any  # azureml://<location>.api.azureml.ms/mlflow/v1.0/<workspace ARM path>
+    registry_id: Any  # the container registry's ARM id
+    account_id: Any  # the storage account's ARM id
+    artifacts_datastore: Any  # datastore name of the artifact container, once it exists
+
+
+def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name: Any) -> pulumi.Output[str]:
+    """The workspace's MLflow tracking URI, built from names (Workspace.mlFlowTrackingUri once deployed)."""
+    return pulumi.Output.concat(
+        f"azureml://{location}.{MLFLOW_HOST}/mlflow/v1.0/subscriptions/",
+        subscription_id,
+        "/resourceGroups/",
+        resource_group,
+        "/providers/Microsoft.MachineLearningServices/workspaces/",
+        name,
+    )
+
+
+def build_workspace(ctx: StageContext, *, account: Any, account_name: str, artifacts: Any) -> WorkspaceRef:
+    """Declare the workspace and its associated resources (called by storage.build).
+
+    `account` is the stack's StorageAccount, `artifacts` the artifact BucketRef.
+    """
+    governance = ctx.upstream["governance"]
+    extra = governance.extra
+    rg = governance.scope
+    location = ctx.settings.location
+    subscription_id = extra["subscription_id"]
+    private = ctx.spec.governance.network == "private"
+    tags = ctx.tags()
+    identity = extra["workspace_identity"]
+    public = "Disabled" if private else "Enabled"
+
+    logs = operationalinsights.Workspace(
+        ctx.logical("logs"),
+        workspace_name=ctx.namer.name("azure.loganalytics.workspace", "ml"),
+        resource_group_name=rg,
+        location=location,
+        sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
+        retention_in_days=LOG_RETENTION_DAYS,
+        features=operationalinsights.WorkspaceFeaturesArgs(disable_local_auth=True),
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+    insights = applicationinsights.Component(
+        ctx.logical("insights"),
+        # The name rules table has no Application Insights entry; its rule (1-260 characters, no
+        # %&\\?/ or control characters, no trailing dot or space) accepts every Log Analytics name.
+        resource_name_=ctx.namer.name("azure.loganalytics.workspace", "ml-insights"),
+        resource_group_name=rg,
+        location=location,
+        kind="web",
+        application_type=applicationinsights.ApplicationType.WEB,
+        workspace_resource_id=logs.id,
+        ingestion_mode=applicationinsights.IngestionMode.LOG_ANALYTICS,
+        # Ingestion stays reachable: without a private link scope, computes and endpoints could not
+        # send telemetry. Queries follow governance.network.
+        public_network_access_for_ingestion=applicationinsights.PublicNetworkAccessType.ENABLED,
+        public_network_access_for_query=public,
+        tags=tags,
+        opts=ctx.opts(),
+    )
+
+    registry_name = ctx.namer.name("azure.acr.registry")
+    registry = containerregistry.Registry(
+        ctx.logical("registry"),
+        registry_name=registry_name,
+        resource_group_name=rg,
+        location=location,
+        sku=containerregistry.SkuArgs(name=containerregistry.SkuName.PREMIUM),
+        admin_user_enabled=False,
+        anonymous_pull_enabled=False,
+        public_network_access=public,
+        network_rule_bypass_options=containerregistry.NetworkRuleBypassOptions.AZURE_SERVICES,
+        network_rule_set=containerregistry.NetworkRuleSetArgs(default_action="Deny" if private else "Allow"),
+        identity=containerregistry.IdentityPropertiesArgs(
+            type=containerregistry.ResourceIdentityType.USER_ASSIGNED,
+            # A map keyed by the identity's id: one Output for the whole map (see storage.py).
+            user_assigned_identities=identity.id.apply(lambda identity_id: {identity_id: {}}),
+        ),
+        encryption=containerregistry.EncryptionPropertyArgs(
+            status=containerregistry.EncryptionStatus.ENABLED,
+            key_vault_properties=containerregistry.KeyVaultPropertiesArgs(
+                key_identifier=governance.key_id, identity=extra["workspace_identity_client_id"]
+            ),
+        ),
+        # Export needs public access; a private registry also refuses to export images.
+        policies=containerregistry.PoliciesArgs(
+            export_policy=containerregistry.ExportPolicyArgs(status="disabled" if private else "enabled")
+        ),
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+
+    grants = [
+        grant(
+            ctx,
+            role="Azure AI Administrator",
+            principal_id=identity.principal,
+            principal=WORKSPACE_IDENTITY,
+            scope=scope,
+            target=target,
+            subscription_id=subscription_id,
+            description=f"mlops-infra: the ML workspace manages its associated {what}",
+        )
+        for scope, target, what in (
+            (account.id, "account", "storage account"),
+            (registry.id, "registry", "container registry"),
+            (insights.id, "insights", "Application Insights"),
+        )
+    ]
+    # The workspace waits for the grants that let its identity reach what it is wired to.
+    identity_id = pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
+
+    name = ctx.namer.name("azure.ml.workspace")
+    workspace = ml.Workspace(
+        ctx.logical("workspace"),
+        workspace_name=name,
+        resource_group_name=rg,
+        location=location,
+        friendly_name=f"{ctx.spec.project} {ctx.spec.environment}",
+        description=f"mlops-infra: experiments, training and models of {ctx.spec.project} ({ctx.spec.environment})",
+        kind="Default",
+        sku=ml.SkuArgs(name="Basic", tier=ml.SkuTier.BASIC),
+        storage_account=account.id,
+        key_vault=extra["vault_id"],
+        application_insights=insights.id,
+        container_registry=registry.id,
+        identity=ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity_id.apply(lambda identity_id: [identity_id]),
+        ),
+        primary_user_assigned_identity=identity_id,
+        encryption=ml.EncryptionPropertyArgs(
+            status=ml.EncryptionStatus.ENABLED,
+            key_vault_properties=ml.KeyVaultPropertiesArgs(
+                key_identifier=governance.key_id, key_vault_arm_id=extra["vault_id"]
+            ),
+            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
+        ),
+        hbi_workspace=True,
+        system_datastores_auth_mode=ml.SystemDatastoresAuthMode.IDENTITY,
+        public_network_access=public,
+        allow_public_access_when_behind_vnet=False,
+        managed_network=ml.ManagedNetworkSettingsArgs(
+            isolation_mode=ml.IsolationMode.ALLOW_INTERNET_OUTBOUND if private else ml.IsolationMode.DISABLED
+        ),
+        v1_legacy_mode=False,
+        tags=tags,
+        opts=ctx.opts(protect=True),
+    )
+    workspace_name = after(workspace.tags, name)
+
+    datastore_name = ctx.namer.name("azure.ml.datastore", "artifacts")
+    datastore = ml.Datastore(
+        ctx.logical("datastore", "artifacts"),
+        name=datastore_name,
+        resource_group_name=rg,
+        workspace_name=workspace_name,
+        properties=ml.AzureBlobDatastoreArgs(
+            datastore_type="AzureBlob",
+            account_name=account_name,
+            container_name=artifacts.physical,
+            # No stored credentials: every job reaches the container with its own identity.
+            credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
+            endpoint="core.windows.net",
+            protocol="https",
+            resource_group=rg,
+            subscription_id=subscription_id,
+            description="mlops-infra: the stack's artifact bucket (models, checkpoints)",
+            tags=tags,
+        ),
+        opts=ctx.opts(),
+    )
+
+    return WorkspaceRef(
+        name=workspace_name,
+        id=workspace.id,
+        internal_id=workspace.workspace_id,
+        resource_group=rg,
+        location=location,
+        subscription_id=subscription_id,
+        tracking_uri=tracking_uri(location, subscription_id, rg, workspace_name),
+        registry_id=registry.id,
+        account_id=account.id,
+        artifacts_datastore=after(datastore.name, datastore_name),
+    )

@@ -1,0 +1,359 @@
+"""GCP training: per model, a Cloud Workflows workflow that runs a Vertex AI custom job.
+
+Why a workflow: a Vertex AI custom job is a one-off run, not declarative state, and Pulumi has
+no resource that starts one. The workflow is the repeatable, parameterised training definition
+(the counterpart of a SageMaker pipeline): each execution submits a custom job built from the
+spec, polls it to the end and, when the model has a registry block, uploads the trained model
+to the Vertex AI model registry as a new version. It is what retraining triggers; `gcloud
+workflows run NAME` starts a run by hand. Its source is rendered from templates/gcp/workflow.yaml.j2.
+
+Per model: the workflow, and an Artifact Registry repository (CMEK, immutable tags, protected)
+for the model's images, since Vertex AI pulls training images only from Artifact Registry,
+Container Registry or Docker Hub, and serving images (model upload) only from the first two
+(backend.check() warns with the push target for anything else).
+
+Identities. The custom job runs as the governance "training" service account: it reads the model
+inputs and writes under models/ and checkpoints/ in the artifact bucket (storage grants, prefix-
+conditioned), encrypts with the key (governance grant), writes logs (roles/logging.logWriter,
+project-level: log writes have no narrower resource) and reads the model's repository (the
+model upload runs as it). The image itself is pulled by the Vertex AI service agent (a job's
+service account cannot pull images), which gets reader on the repository.
+The workflow runs as the "automation" identity (what starts pipelines and schedules): a custom
+role with exactly the Vertex AI permissions it calls (roles/aiplatform.user would add hundreds
+of others: endpoints, datasets, notebooks...; no narrower predefined role exists), actAs on the
+training service account only (to launch jobs as it), and logWriter for the workflow's call logs.
+
+Encryption: the custom job (its disks and outputs), the uploaded model, the workflow (source,
+arguments, results) and the repository all use the governance key; governance lets each API's
+service agent use it and hands the key out only once that grant exists.
+
+Network: Vertex AI custom jobs have no network-isolation switch (nothing like SageMaker's
+EnableNetworkIsolation). Without VPC peering or Private Service Connect (not configured yet:
+backend.check() reports governance.network private as having no effect) a job runs on a
+Google-managed network with internet egress; what it can reach in the project is bounded by
+its service account's grants. The interactive shell (enableWebAccess) stays off.
+
+run_on_deploy: Pulumi has no resource that starts a workflow execution or a custom job once, so
+GCP declares none; backend.check() warns with the command that starts the run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp.naming import (
+    custom_role_id,
+    model_id,
+    model_upload_image,
+    repository_id,
+    training_image,
+    workflow_name,
+)
+from mlops_infra.spec.models import Model
+from mlops_infra.stages.training import (
+    TrainingOutputs,
+    checkpoint_prefix,
+    output_prefix,
+)
+from mlops_infra.templating import render
+
+TEMPLATE = "gcp/workflow.yaml.j2"
+POLL_SECONDS = 60  # how often the workflow asks for the job's state (each poll is 3 billed steps)
+# Spot without max_wait: the workflow allows this many times max_runtime in all (queueing for
+# capacity, preemptions and restarts included) before it cancels the job.
+SPOT_WAIT_FACTOR = 2
+MAX_WAIT_CAP = 28 * 86400
+# Vertex AI CustomJob states a job never leaves (aiplatform v1 JobState).
+TERMINAL_FAILURES = ("JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
+
+LOG_WRITER = "roles/logging.logWriter"
+SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # iam.serviceAccounts.actAs (and get/list)
+REPOSITORY_READER = "roles/artifactregistry.reader"
+# Exactly what the workflow calls: customJobs.create / get / cancel (IAM permission per method,
+# aiplatform v1 REST reference).
+LAUNCHER_PERMISSIONS = ("aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get")
+# Version aliases (Vertex AI model registry): "default" is what deployments use when they name
+# no version; a manual approval leaves it where it is and marks the new version "candidate"
+# until someone moves "default" to it (gcloud ai models add-version-aliases / the console).
+APPROVAL_ALIASES = {"automatic": ["default"], "manual": ["candidate"]}
+
+
+def build(ctx: StageContext) -> TrainingOutputs:
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    tracking = ctx.upstream.get("tracking")
+    registry = ctx.upstream.get("registry")
+    project, region = ctx.settings.project, ctx.settings.region
+    training = governance.identities["training"]
+    automation = governance.identities["automation"]
+    service_keys = governance.extra["service_keys"]
+    service_agents = governance.extra["service_agents"]
+
+    _launcher_grants(ctx, training=training, automation=automation)
+
+    pipelines: dict[str, Any] = {}
+    output_uris: dict[str, Any] = {}
+    images: dict[str, Any] = {}
+    for model in ctx.spec.models:
+        if model.training is None:
+            continue
+        repo_id = repository_id(ctx.namer, model.name)
+        repo = gcp.artifactregistry.Repository(
+            ctx.logical("repository", model.name),
+            project=project,
+            location=region,
+            repository_id=repo_id,
+            format="DOCKER",
+            mode="STANDARD_REPOSITORY",
+            description=f"container images of model {model.name} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+            kms_key_name=service_keys["artifactregistry"],
+            # A tag names one image for good: a training run is reproducible from its tag.
+            docker_config={"immutable_tags": True},
+            labels=ctx.tags(),
+            opts=ctx.opts(protect=True),
+        )
+        readers = (("training", training.principal), ("vertex-agent", service_agents["aiplatform"]))
+        for who, member in readers:
+            gcp.artifactregistry.RepositoryIamMember(
+                ctx.logical("repo-reader", who, model.name),
+                project=project,
+                location=region,
+                repository=repo.repository_id,
+                role=REPOSITORY_READER,
+                member=member,
+                opts=ctx.opts(),
+            )
+
+        image = training_image(model.training.image, ctx.settings, repo_id)
+        name = workflow_name(ctx.namer, model.name)
+        inputs = {
+            "artifacts_uri": storage.artifacts.uri,
+            "key": service_keys["aiplatform"],
+            "training_email": training.id,
+            "buckets": {ref.bucket: storage.buckets[ref.bucket].uri for ref in model.training.input_refs},
+        }
+        if tracking is not None:
+            inputs["tracking_uri"] = tracking.tracking_uri
+        if registry is not None and model.name in registry.registries:
+            inputs["model_name"] = registry.registries[model.name]
+        source = pulumi.Output.all(**inputs).apply(
+            lambda values, model=model, name=name, image=image, repo_id=repo_id: workflow_source(
+                ctx, model, workflow=name, image=image, repository=repo_id, values=values
+            )
+        )
+        workflow = gcp.workflows.Workflow(
+            ctx.logical("workflow", model.name),
+            name=name,
+            project=project,
+            region=region,
+            description=f"trains model {model.name} on Vertex AI (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+            service_account=automation.id,
+            crypto_key_name=service_keys["workflows"],
+            call_log_level="LOG_ERRORS_ONLY",
+            # A definition, not data: replaced and destroyed like any other (the provider's
+            # default, true, would make `destroy` fail on it).
+            deletion_protection=False,
+            source_contents=source,
+            labels=ctx.tags(),
+            opts=ctx.opts(),
+        )
+        pipelines[model.name] = workflow.name.apply(lambda n: f"projects/{project}/locations/{region}/workflows/{n}")
+        output_uris[model.name] = storage.artifacts.uri.apply(lambda uri, m=model.name: f"{uri}/{output_prefix(m)}")
+        images[model.name] = image
+    return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
+
+
+def _launcher_grants(ctx: StageContext, *, training: Any, automation: Any) -> None:
+    project = ctx.settings.project
+    role = gcp.projects.IAMCustomRole(
+        ctx.logical("role", "launcher"),
+        project=project,
+        role_id=custom_role_id(ctx.namer, "training", "launcher"),
+        title=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} training launcher",
+        description="Submit, watch and cancel the Vertex AI custom jobs of the training workflows",
+        permissions=list(LAUNCHER_PERMISSIONS),
+        stage="GA",
+        opts=ctx.opts(),
+    )
+    # Project-level: custom jobs have no resource-level IAM (their names exist only once created).
+    gcp.projects.IAMMember(
+        ctx.logical("project-grant", "launcher", "automation"),
+        project=project,
+        role=role.role_id.apply(lambda rid: f"projects/{project}/roles/{rid}"),
+        member=automation.principal,
+        opts=ctx.opts(),
+    )
+    # Launch jobs (and upload models) as the training service account: actAs on it alone.
+    gcp.serviceaccount.IAMMember(
+        ctx.logical("actas-grant", "automation"),
+        service_account_id=training.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
+        role=SERVICE_ACCOUNT_USER,
+        member=automation.principal,
+        opts=ctx.opts(),
+    )
+    # Cloud Logging has no narrower resource for writing entries than the project.
+    for who, identity in (("training", training), ("automation", automation)):
+        gcp.projects.IAMMember(
+            ctx.logical("project-grant", "logwriter", who),
+            project=project,
+            role=LOG_WRITER,
+            member=identity.principal,
+            opts=ctx.opts(),
+        )
+
+
+# --- the workflow source (pure: called inside apply with resolved values; tests call it too) ---
+def workflow_source(
+    ctx: StageContext, model: Model, *, workflow: str, image: str, repository: str, values: dict[str, Any]
+) -> str:
+    """The rendered workflow YAML for `model` (values: resolved artifact URI, key, emails...)."""
+    return render(TEMPLATE, **workflow_values(ctx, model, workflow=workflow, image=image, repository=repository, values=values))
+
+
+def workflow_values(
+    ctx: StageContext, model: Model, *, workflow: str, image: str, repository: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    settings = ctx.settings
+    project, region = settings.project, settings.region
+    training = model.training
+    assert training is not None
+    labels = {**ctx.tags(), "mlops-model": model.name}
+    key = values["key"]
+    serving_image = None
+    registry = None
+    if "model_name" in values and model.registry is not None:
+        serving_image = model_upload_image(model.serving.image, settings, repository) if model.serving else None
+        registry = {
+            "model_name": values["model_name"],
+            "model_id": model_id(ctx.namer, model.name),
+            "service_account": values["training_email"],
+            "model": _model_body(model, labels=labels, key=key),
+        }
+    return {
+        "workflow": workflow,
+        "model": model.name,
+        "region": region,
+        "parent": f"projects/{project}/locations/{region}",
+        "output_root": f"{values['artifacts_uri']}/{output_prefix(model.name)}",
+        "checkpoint_root": f"{values['artifacts_uri']}/{checkpoint_prefix(model.name)}",
+        "failed_states": list(TERMINAL_FAILURES),
+        "job_prefix": workflow,
+        "max_wait": max_wait(training),
+        "poll_seconds": POLL_SECONDS,
+        "job": custom_job(ctx, model, image=image, values=values, labels=labels),
+        "registry": registry,
+        "serving_image": serving_image,
+    }
+
+
+def max_wait(training: Any) -> int | None:
+    """Seconds the workflow waits for a spot job in all; None for on-demand jobs (their running
+    time is bounded by scheduling.timeout, their queueing by Vertex AI)."""
+    if not training.spot:
+        return None
+    return training.max_wait or min(SPOT_WAIT_FACTOR * training.max_runtime, MAX_WAIT_CAP)
+
+
+def custom_job(ctx: StageContext, model: Model, *, image: str, values: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    """The CustomJob body (aiplatform v1 projects.locations.customJobs.create). Strings "${...}"
+    are Workflows expressions over the workflow's variables (run-specific paths and names)."""
+    training = model.training
+    assert training is not None
+    machine = catalog.machine_spec(training.compute, "training", ctx.settings, model=model.name)
+    machine_spec: dict[str, Any] = {"machineType": machine.machine_type}
+    if machine.accelerator_type:
+        machine_spec["acceleratorType"] = machine.accelerator_type
+        machine_spec["acceleratorCount"] = machine.accelerator_count
+    container = {
+        "imageUri": image,
+        "args": [_literal(arg) for arg in hyperparameter_args(training.hyperparameters)],
+        "env": [{"name": k, "value": v} for k, v in sorted(job_environment(ctx, model, values).items())],
+    }
+    # The first worker pool is the primary replica and takes exactly one; more instances run
+    # as a second pool of identical workers.
+    pools = [{"machineSpec": machine_spec, "replicaCount": 1, "containerSpec": container}]
+    if training.compute.instance_count > 1:
+        pools.append({"machineSpec": machine_spec, "replicaCount": training.compute.instance_count - 1, "containerSpec": container})
+    return {
+        "displayName": "${job_display_name}",
+        "labels": labels,
+        "jobSpec": {
+            "workerPoolSpecs": pools,
+            "serviceAccount": values["training_email"],
+            "baseOutputDirectory": {"outputUriPrefix": "${base_output}"},
+            "scheduling": {
+                "timeout": f"{training.max_runtime}s",
+                "strategy": "SPOT" if training.spot else "STANDARD",
+            },
+            "enableWebAccess": False,
+        },
+        "encryptionSpec": {"kmsKeyName": values["key"]},
+    }
+
+
+def hyperparameter_args(hyperparameters: dict[str, Any]) -> list[str]:
+    """--name=value per hyperparameter, sorted by name (booleans as true/false)."""
+    return [f"--{name}={_arg(value)}" for name, value in sorted(hyperparameters.items())]
+
+
+def job_environment(ctx: StageContext, model: Model, values: dict[str, Any]) -> dict[str, str]:
+    """The container environment: the spec's, plus where to read, write and track (the MLOPS_
+    names set here win; backend.check() warns when the spec sets one of them)."""
+    training = model.training
+    assert training is not None
+    env = {name: _literal(value) for name, value in training.environment.items()}
+    by_bucket: dict[str, list[str]] = {}
+    for ref in training.input_refs:
+        by_bucket.setdefault(ref.bucket, []).append(f"{values['buckets'][ref.bucket]}/{ref.prefix}")
+    env.update(
+        {
+            "MLOPS_MODEL": model.name,
+            "MLOPS_OUTPUT_URI": "${base_output}",
+            "MLOPS_MODEL_DIR": "${model_dir}",
+            "MLOPS_CHECKPOINT_URI": "${checkpoint_dir}",
+            "MLOPS_INPUTS": ",".join(uri for uris in by_bucket.values() for uri in uris),
+        }
+    )
+    for bucket, uris in by_bucket.items():
+        env[f"MLOPS_INPUT_{bucket.upper().replace('-', '_')}"] = ",".join(uris)
+    if "tracking_uri" in values:
+        env["MLOPS_TRACKING_URI"] = values["tracking_uri"]
+    return env
+
+
+def _model_body(model: Model, *, labels: dict[str, str], key: str) -> dict[str, Any]:
+    """The Model of models.upload (aiplatform v1): artifacts from this run, the serving container."""
+    assert model.registry is not None
+    container: dict[str, Any] = {"imageUri": "${serving_image}"}
+    if model.serving is not None and model.serving.environment:
+        container["env"] = [{"name": k, "value": _literal(v)} for k, v in sorted(model.serving.environment.items())]
+    return {
+        "displayName": model.name,
+        "description": f"model {model.name}, trained by mlops-infra",
+        "artifactUri": "${model_dir}",
+        "containerSpec": container,
+        "labels": {**labels, "mlops-approval": model.registry.approval},
+        "versionAliases": APPROVAL_ALIASES[model.registry.approval],
+        "versionDescription": '${"workflow execution " + run_id}',
+        "encryptionSpec": {"kmsKeyName": key},
+    }
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _literal(value: str) -> str:
+    """A user string as Workflows reads it: a value written "${...}" is an expression, so any
+    string holding "${" becomes the expression of its own quoted literal."""
+    if "${" in value:
+        return "${" + json.dumps(value) + "}"
+    return value
