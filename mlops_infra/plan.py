@@ -29,7 +29,9 @@ _RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
 _OUTPUT_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
 _ASSET_SIGS = {"c44067f5952c0a294b673a41bacd8c17": "[asset]", "0def7320c3a5731c473e5ecbe6d01bc7": "[archive]"}
 _UNKNOWN_SENTINEL = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-DYNAMIC_TYPE = "pulumi-python:dynamic:Resource"
+# Dynamic resources subclass pulumi.dynamic.Resource with module= and name=, which gives
+# them a readable type token: pulumi-python:dynamic/<module>:<name>.
+DYNAMIC_PREFIX = "pulumi-python:dynamic"
 
 
 @dataclass

@@ -120,3 +120,30 @@ def test_extreme_names_plan_within_limits_and_unique(cloud: str, project: str, e
         )
         assert identity not in seen, f"{resource['name']} and {seen[identity]} share a physical name"
         seen[identity] = resource["name"]
+
+
+def test_dynamic_resources_have_a_readable_type_and_no_serialized_provider() -> None:
+    import pulumi
+    from pulumi.dynamic import CreateResult, Resource, ResourceProvider
+
+    from mlops_infra.backends import get_backend
+    from mlops_infra.plan import DYNAMIC_PREFIX, _plain, run_offline
+
+    class Echo(ResourceProvider):
+        def create(self, props: dict) -> CreateResult:  # never called offline
+            raise AssertionError("the offline engine must not run dynamic providers")
+
+    class Deployment(Resource, module="mlops-infra-test", name="Deployment"):
+        pass
+
+    class Program:
+        backend = get_backend("aws")
+        exports: dict = {}
+
+        def __call__(self) -> None:
+            Deployment(Echo(), "deploy-churn", {"replicas": 2}, pulumi.ResourceOptions())
+
+    run = run_offline(Program(), project="p", stack="s")
+    (reg,) = run.registrations
+    assert reg.type == f"{DYNAMIC_PREFIX}/mlops-infra-test:Deployment" and "__provider" in reg.inputs
+    assert {k: _plain(v) for k, v in reg.inputs.items() if not k.startswith("__")} == {"replicas": 2}
