@@ -10,6 +10,7 @@ spec always yields the same bytes.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -159,6 +160,12 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
     monitor = _make_monitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    # Pulumi's registration makes hundreds of thousands of short-lived objects (Outputs,
+    # futures, tasks); with the default thresholds the cyclic collector rescans the old ones
+    # again and again and is half the run time at scale. Rarer collections keep memory flat
+    # (disabling it outright costs 1.7x the memory for the same speed; see benchmarks/).
+    thresholds = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 1_000)
     try:
         pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
         loop.run_until_complete(run_pulumi_func(program))
@@ -169,6 +176,7 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
         pulumi_settings.SETTINGS.outputs.clear()
         loop.close()
         asyncio.set_event_loop(None)
+        gc.set_threshold(*thresholds)
     return OfflineRun(registrations=monitor.captured, exports=exports)
 
 

@@ -1,6 +1,6 @@
 """AWS backend: catalog, checks, and the governance + storage plan (offline engine).
 
-Training, tracking and registry: tests/test_training_aws.py.
+Training, tracking and registry: tests/test_training_aws.py; serving: tests/test_serving_aws.py.
 
 Plans are shared through module-scoped fixtures (7 plans in this file).
 """
@@ -283,7 +283,9 @@ def _taggable(type_: str) -> bool:
 def test_every_taggable_resource_carries_the_stack_tags(rich, long_names):
     foundation = {"aws:kms/key:Key", "aws:iam/role:Role", "aws:s3/bucket:Bucket", "aws:cloudtrail/trail:Trail"}
     training = {"aws:ecr/repository:Repository", "aws:sagemaker/pipeline:Pipeline"}  # RICH trains one model
-    for plan, spec, types in ((rich, RICH, foundation | training), (long_names, LONG, foundation)):
+    serving = {"aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
+               "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/target:Target"}  # ... and serves it
+    for plan, spec, types in ((rich, RICH, foundation | training | serving), (long_names, LONG, foundation)):
         taggable = [r for r in plan["resources"] if r["type"].startswith("aws:") and _taggable(r["type"])]
         assert {r["type"] for r in taggable} == types
         for r in taggable:
@@ -301,7 +303,7 @@ def test_custom_resources_use_the_explicit_provider_and_a_stage_parent(all_plans
             if r["custom"] and r["type"] != "pulumi:providers:aws":
                 assert r["provider"] == "aws", r["name"]
                 assert r["parent"] == r["stage"], r["name"]
-                assert r["stage"] in ("governance", "storage", "registry", "tracking", "training"), r["name"]
+                assert r["stage"] in ("governance", "storage", "registry", "tracking", "training", "serving"), r["name"]
 
 
 # --- grants -----------------------------------------------------------------------
@@ -342,13 +344,16 @@ def test_training_reads_only_the_buckets_and_prefixes_models_use(rich):
     assert {r for a, r in pairs if a == "s3:GetBucketLocation"} == {raw, features, art}
 
 
-def test_serving_reads_artifacts_and_writes_captured_data_only(rich):
-    pairs = allowed(grant(rich, "serving"))
+def test_serving_reads_trained_models_and_writes_captured_data_only(rich):
+    doc = grant(rich, "serving")
+    pairs = allowed(doc)
     art = arn(rich, "artifacts")
     assert set(pairs) == {
-        ("s3:ListBucket", art), ("s3:GetBucketLocation", art), ("s3:GetObject", f"{art}/*"),
+        ("s3:ListBucket", art), ("s3:GetBucketLocation", art), ("s3:GetObject", f"{art}/models/*"),
         ("s3:PutObject", f"{art}/data-capture/*"), ("s3:AbortMultipartUpload", f"{art}/data-capture/*"),
     }
+    (listing,) = [s for s in statements(doc) if "s3:ListBucket" in s["Action"]]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["models/", "models/*"]}}
 
 
 def test_no_workload_touches_the_audit_logs(rich):
@@ -676,6 +681,8 @@ def test_check_reports_other_aws_facts():
     assert found.pop(("models", 0, "serving", "autoscaling", "min_replicas")).severity == "error"
     assert found.pop(("storage", "buckets", 0, "expire_after_days")).severity == "warning"
     assert found.pop(("governance", "network")).severity == "warning"
+    # max_replicas 2 without a target: nothing would ever scale out.
+    assert found.pop(("models", 0, "serving", "autoscaling")).severity == "warning"
     assert found == {}
 
 
@@ -695,9 +702,9 @@ def test_check_reports_policies_iam_would_reject():
 
 # --- backend facts ----------------------------------------------------------------
 def test_unsupported_stages_have_reasons():
-    assert set(BACKEND.unsupported) == {"serving", "monitoring", "retraining"}
+    assert set(BACKEND.unsupported) == {"monitoring", "retraining"}
     assert all("AWS" in why for why in BACKEND.unsupported.values())
-    assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training"))
+    assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training", "serving"))
 
 
 def test_mock_call_answers_every_invoke_without_a_cloud():

@@ -58,7 +58,9 @@ GRANTABLE = {
     ROLE["metrics-writer"]: {"azure-native:machinelearningservices:Workspace"},
     ROLE["acr-pull"]: {"azure-native:containerregistry:Registry"},
 }
-STAGES = {"governance", "storage", "tracking", "training", "registry"}
+STAGES = {"governance", "storage", "tracking", "training", "registry", "serving"}
+# Dynamic resources (serving's endpoint traffic) run in Pulumi's own Python provider, not azure-native.
+DYNAMIC = "pulumi-python:dynamic/"
 # physical-name inputs of each resource type and their naming kind
 NAMED = {
     "azure-native:resources:ResourceGroup": ("resourceGroupName", "azure.resource_group"),
@@ -223,7 +225,8 @@ def test_every_custom_resource_uses_the_explicit_provider(plans: list[dict]) -> 
         provider = one(plan, "pulumi:providers:azure-native")
         custom = [r for r in plan["resources"] if r["custom"] and not r["type"].startswith("pulumi:providers:")]
         assert custom
-        assert {r["provider"] for r in custom} == {provider["name"]}
+        assert {r["provider"] for r in custom if not r["type"].startswith(DYNAMIC)} == {provider["name"]}
+        assert all(r["provider"] is None for r in custom if r["type"].startswith(DYNAMIC))
         assert all(r["parent"] in STAGES for r in custom)
 
 
@@ -534,19 +537,26 @@ def test_base_spec_without_models_grants_no_data_reads(base: dict) -> None:
     }
 
 
-def test_serving_reads_artifacts_and_writes_only_captured_data(rich: dict) -> None:
+def test_serving_reads_models_and_reads_and_writes_only_captured_data(rich: dict) -> None:
     serving = {(role_guid(g), g["dependencies"]["scope"][0]): g["inputs"] for g in grants(rich, "serving")}
     assert set(serving) == {
         (ROLE["crypto-user"], "governance-key"),
         (ROLE["blob-reader"], "storage-bucket-artifacts"),
         (ROLE["blob-contributor"], "storage-bucket-artifacts"),
+        # what an online deployment needs in the ML workspace (tests/test_serving_azure.py checks them)
+        (ROLE["acr-pull"], "storage-registry"),
+        (ROLE["metrics-writer"], "storage-workspace"),
     }
     writes = serving[(ROLE["blob-contributor"], "storage-bucket-artifacts")]
     assert writes["conditionVersion"] == "2.0"
     for action in ("blobs/write", "blobs/add/action", "blobs/delete"):
         assert f"!(ActionMatches{{'Microsoft.Storage/storageAccounts/blobServices/containers/{action}'}})" in writes["condition"]
-    assert "blobs:path] StringStartsWith 'data-capture/'" in writes["condition"]
-    assert "condition" not in serving[(ROLE["blob-reader"], "storage-bucket-artifacts")]
+    # reads, listings and writes all stay under data-capture/: nothing else in the bucket
+    assert set(re.findall(r"StringStartsWith '([^']*)'", writes["condition"])) == {"data-capture/"}
+    assert writes["condition"].count("StringStartsWith") == 3
+    reads = serving[(ROLE["blob-reader"], "storage-bucket-artifacts")]
+    assert reads["conditionVersion"] == "2.0"
+    assert re.findall(r"StringStartsWith '([^']*)'", reads["condition"]) == ["models/", "models/"]
 
 
 # --- catalog ---------------------------------------------------------------------------------
@@ -722,7 +732,7 @@ def test_unsupported_stages_have_reasons() -> None:
             assert stage.name in STAGES
         else:
             assert "Azure" in BACKEND.unsupported[stage.name]
-    assert set(BACKEND.unsupported) == {"serving", "monitoring", "retraining"}
+    assert set(BACKEND.unsupported) == {"monitoring", "retraining"}
 
 
 def test_backend_package_and_check_load_no_sdk() -> None:

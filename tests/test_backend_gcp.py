@@ -124,11 +124,11 @@ def test_importing_the_backend_loads_no_cloud_sdk() -> None:
 def test_unsupported_stages_have_reasons_and_implemented_ones_build() -> None:
     for stage in all_stages():
         if BACKEND.supports(stage.name):
-            assert stage.name in ("governance", "storage", "tracking", "training", "registry")
+            assert stage.name in ("governance", "storage", "tracking", "training", "registry", "serving")
             assert stage.name not in BACKEND.unsupported
         else:
             assert "not implemented yet on GCP" in BACKEND.unsupported[stage.name]
-    assert set(BACKEND.unsupported) == {"serving", "monitoring", "retraining"}
+    assert set(BACKEND.unsupported) == {"monitoring", "retraining"}
 
 
 @pytest.mark.parametrize("project", ["acme-ml-dev", "a12345", "p" * 30, "x-1-y-2-z3"])
@@ -339,7 +339,7 @@ def test_every_resource_uses_the_explicit_provider(plans: list[dict]) -> None:
         for r in plan["resources"]:
             if r["custom"] and r["name"] != "gcp":
                 assert r["provider"] == "gcp", r["name"]
-                assert r["parent"] in ("governance", "storage", "tracking", "training", "registry"), r["name"]
+                assert r["parent"] in ("governance", "storage", "tracking", "training", "registry", "serving"), r["name"]
                 assert r["parent"] == r["stage"], r["name"]
 
 
@@ -398,6 +398,7 @@ def test_grants_are_least_privilege(plans: list[dict]) -> None:
             "training-project-grant-logwriter-automation",
             "training-project-grant-launcher-automation",
             "registry-project-grant-registrar-automation",
+            "serving-project-grant-logwriter-serving",
         }
 
 
@@ -407,11 +408,9 @@ def test_artifact_grants(base: dict) -> None:
         for r in resources_of(base, BUCKET_MEMBER)
         if r["dependencies"]["bucket"] == ["storage-bucket-artifacts"]
     }
-    assert got == {
-        ("churn-dev-training", "roles/storage.objectUser"),
-        ("churn-dev-serving", "roles/storage.objectViewer"),
-        ("churn-dev-serving", "roles/storage.objectCreator"),
-    }
+    # The serving identity reads per served model, granted by the serving stage
+    # (tests/test_serving_gcp.py); captured requests go to BigQuery, not to this bucket.
+    assert got == {("churn-dev-training", "roles/storage.objectUser")}
     # BASE has no models: its data bucket gets no grant.
     assert [r["name"] for r in resources_of(base, BUCKET_MEMBER) if "raw" in r["name"]] == []
 
@@ -650,7 +649,8 @@ def test_check_reports_catalog_misses_at_the_model_compute() -> None:
         models=[_model("big", training={"cpus": 192, "memory_gib": 100}, serving={"cpus": 8, "memory_gib": 64, "gpus": 16})]
     )
     paths = {p.path: p for p in problems}
-    assert set(paths) == {("models", 0, "training", "compute"), ("models", 0, "serving", "compute")}
+    # Plus: a trained model without registry or model_uri has nothing to deploy on GCP.
+    assert set(paths) == {("models", 0, "training", "compute"), ("models", 0, "serving", "compute"), ("models", 0, "serving")}
     assert all("GCP" in p.message and p.severity == "error" and p.hint for p in problems)
 
 

@@ -10,6 +10,7 @@ with the stage's own code.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import json
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 from mlops_infra import api
 from mlops_infra.backends.aws import BACKEND, catalog, jobs, training
 from mlops_infra.backends.aws.naming import STYLES, job_prefix, repository_name
+from mlops_infra.diff import diff_plans
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
@@ -495,39 +497,63 @@ def test_no_tracking_without_a_tracking_block():
 
 
 # --- least privilege --------------------------------------------------------------------
-def test_training_grant_is_scoped_to_this_stacks_jobs_images_and_groups(rich):
+def test_training_grant_is_scoped_to_this_stacks_prefix(rich):
     resources = named(rich)
     account = UNKNOWN
     grant = doc(resources["training-grant-training"])
     pairs = allowed(grant)
     sm = f"arn:aws:sagemaker:us-east-1:{account}"
-    prefixes = ["churn-dev-churn", "churn-dev-ltv", "churn-dev-scorer"]
     for action in ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                    "sagemaker:AddTags"):
-        assert pairs.pop(action) == {f"{sm}:training-job/{p}*" for p in prefixes}
-    assert pairs.pop("sagemaker:CreateModelPackage") == {
-        f"{sm}:model-package-group/churn-dev-churn", f"{sm}:model-package/churn-dev-churn/*",
-        f"{sm}:model-package-group/churn-dev-ltv", f"{sm}:model-package/churn-dev-ltv/*"}
-    repos = {f"arn:aws:ecr:us-east-1:{account}:repository/churn-dev-churn-training",
-             f"arn:aws:ecr:us-east-1:{account}:repository/churn-dev-scorer-training",
-             "arn:aws:ecr:us-east-1:123456789012:repository/ltv"}  # ltv pulls its own ECR image
+        assert pairs.pop(action) == {f"{sm}:training-job/churn-dev-*"}
+    groups = pairs.pop("sagemaker:CreateModelPackage")
+    assert groups == {f"{sm}:model-package-group/churn-dev-*", f"{sm}:model-package/churn-dev-*/*"}
+    repositories = {f"arn:aws:ecr:us-east-1:{account}:repository/churn-dev-*-training"}
     for action in jobs.ECR_PULL:
-        assert pairs.pop(action) == repos
+        assert pairs.pop(action) == repositories
     assert pairs.pop("ecr:GetAuthorizationToken") == {"*"}  # no resource-level permission exists
     group = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/sagemaker/TrainingJobs"
     assert pairs.pop("logs:CreateLogGroup") == pairs.pop("logs:DescribeLogStreams") == {group}
-    streams = {f"{group}:log-stream:{p}*" for p in prefixes}
-    assert pairs.pop("logs:CreateLogStream") == pairs.pop("logs:PutLogEvents") == streams
+    assert pairs.pop("logs:CreateLogStream") == pairs.pop("logs:PutLogEvents") == {f"{group}:log-stream:churn-dev-*"}
     role = f"arn:aws:iam::{account}:role/" + resources["governance-role-training"]["inputs"]["name"]
     assert pairs.pop("iam:PassRole") == {role}
     assert pairs == {}
     (pass_role,) = [s for s in grant["Statement"] if s["Action"] == "iam:PassRole"]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    # The patterns cover every job, repository and group of this stack's models, and nothing else's.
+    names = {
+        "training-job/": [named(rich)[f"training-pipeline-{m}"]["inputs"]["pipelineName"].removesuffix("-training")
+                          for m in ("churn", "ltv", "scorer")] + [
+            named(rich)["training-job-churn"]["inputs"]["trainingJobName"]],
+        "repository/": [named(rich)[f"training-repository-{m}"]["inputs"]["name"] for m in ("churn", "ltv", "scorer")],
+        "model-package-group/": [g["inputs"]["modelPackageGroupName"] for g in resources_of(rich, GROUP)],
+    }
+    patterns = {r.split(":", 5)[5] for statement in grant["Statement"] for r in as_list(statement["Resource"]) if r != "*"}
+    for kind, values in names.items():
+        (pattern,) = [p for p in patterns if p.startswith(kind)]
+        assert all(fnmatch.fnmatchcase(kind + v, pattern) for v in values), (pattern, values)
+        assert not fnmatch.fnmatchcase(kind + "churn-prod-churn-training", pattern)
+    # ltv trains with an image from its own ECR repository: a grant of its own, and its pipeline waits for it.
+    image = doc(resources["training-imagegrant-ltv"])
+    assert allowed(image) == {a: {"arn:aws:ecr:us-east-1:123456789012:repository/ltv"} for a in jobs.ECR_PULL}
+    assert "training-imagegrant-ltv" in resources["training-pipeline-ltv"]["depends_on"]
+    assert not {"training-imagegrant-churn", "training-imagegrant-scorer"} & set(resources)
     volume = jobs.volume_key_grant("arn:aws:kms:us-east-1:1:key/k")
     (statement,) = volume["Statement"]
     assert statement["Action"] == ["kms:CreateGrant"] and statement["Resource"] == "arn:aws:kms:us-east-1:1:key/k"
     assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     assert resources["training-keygrant-training"]["dependencies"]["policy"] == ["governance-key"]
+
+
+def test_adding_a_trained_model_changes_no_existing_grant(rich):
+    data = copy.deepcopy(RICH)
+    data["models"].append({"name": "another", "training": {"image": "ghcr.io/acme/another:1.0",
+                                                           "compute": {"size": "cpu-small"}, "inputs": ["raw"]},
+                           "registry": {}})
+    changes = diff_plans(rich, plan_for("aws", data))
+    assert changes.update == [] and changes.delete == []
+    assert {c["name"] for c in changes.create} == {"training-repository-another", "training-pipeline-another",
+                                                   "registry-group-another"}
 
 
 def test_no_wildcard_action_anywhere_and_star_only_where_ecr_needs_it(dev, prod, rich):
@@ -555,18 +581,25 @@ def test_a_stack_without_registries_grants_no_registration():
     assert not resources_of(plan, GROUP) and "registry" not in plan["outputs"]
 
 
-def test_training_grants_count_toward_the_iam_policy_limit():
-    big = jobs.training_grants(partition="aws", region="us-east-1", account_id="123456789012", role_name="r",
-                               models=[jobs.ModelGrant(f"p-{i:03d}" + "x" * 30, (f"arn:repo/{i}" + "y" * 60,), f"g{i}")
-                                       for i in range(60)])
-    assert jobs.policies.policy_size(big) > jobs.policies.INLINE_POLICY_LIMIT
-    models = [{"name": f"model-{i:02d}-" + "m" * 20, "training": {"image": ECR_IMAGE, "compute": {"size": "cpu-small"}},
-               "registry": {}} for i in range(25)]
-    spec = spec_from(BASE, models=models)
-    (problem,) = [p for p in BACKEND.check(spec, spec.clouds.aws) if p.path == ("storage", "buckets")]
-    assert "training identity" in problem.message and "10240" in problem.message
-    spec = spec_from(BASE, models=models[:5])
-    assert not [p for p in BACKEND.check(spec, spec.clouds.aws) if p.path == ("storage", "buckets")]
+def test_per_model_image_grants_count_toward_the_iam_policy_limit():
+    # The stack-wide training grant keeps its size; each model pulling from a spec-named ECR
+    # repository adds a grant of its own, and IAM caps a role's inline policies at 10240 characters.
+    def models(n: int, image: str = ECR_IMAGE) -> list[dict[str, Any]]:
+        return [{"name": f"model-{i:02d}-" + "m" * 20, "registry": {},
+                 "training": {"image": image.replace("/ltv:", f"/ltv-{i}:"), "compute": {"size": "cpu-small"}}}
+                for i in range(n)]
+
+    def problems(data_models: list[dict[str, Any]]) -> list[Any]:
+        spec = spec_from(BASE, models=data_models)
+        return [p for p in BACKEND.check(spec, spec.clouds.aws) if "IAM allows" in p.message]
+
+    (problem,) = problems(models(40))
+    assert problem.path == ("models",) and "training identity" in problem.message and "10240" in problem.message
+    assert not problems(models(5))
+    assert not problems(models(200, "ghcr.io/acme/ltv:1.0"))  # images in the stack's repositories: no growth
+    one, many = (jobs.training_scope(BACKEND.namer(s, s.clouds.aws), registers=True)
+                 for s in (spec_from(BASE, models=models(1)), spec_from(BASE, models=models(200))))
+    assert one == many
 
 
 # --- other checks -----------------------------------------------------------------------

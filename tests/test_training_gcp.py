@@ -245,7 +245,9 @@ def test_everything_is_encrypted_with_the_governance_key_after_its_agent_may_use
 
 def test_each_ml_api_is_enabled_and_its_service_agent_may_use_the_key(dev: dict, tracking_only: dict) -> None:
     apis = {r["inputs"]["service"]: r for r in resources_of(dev, SERVICE)}
-    assert set(apis) == {"aiplatform.googleapis.com", "artifactregistry.googleapis.com", "workflows.googleapis.com"}
+    # (+ BigQuery: dev's endpoint captures requests there, see tests/test_serving_gcp.py)
+    assert set(apis) == {"aiplatform.googleapis.com", "artifactregistry.googleapis.com", "workflows.googleapis.com",
+                         "bigquery.googleapis.com"}
     assert all(r["inputs"]["disableOnDestroy"] is False for r in apis.values())
     grants = {r["name"]: r for r in resources_of(dev, KEY_MEMBER)}
     for api_name in ("aiplatform", "artifactregistry", "workflows"):
@@ -355,8 +357,9 @@ def test_container_gets_hyperparameters_inputs_environment_and_tracking(dev: dic
 
 
 def test_registry_versions_follow_the_approval_mode(dev: dict, prod: dict, variant: dict) -> None:
-    cases = ((dev, "churn-classifier", "manual", ["candidate"]), (prod, "ltv-regressor", "automatic", ["default"]),
-             (variant, "vision", "automatic", ["default"]))
+    # "approved" is what endpoints serve (tests/test_serving_gcp.py); a person gives it on manual approval.
+    cases = ((dev, "churn-classifier", "manual", ["candidate"]), (prod, "ltv-regressor", "automatic", ["default", "approved"]),
+             (variant, "vision", "automatic", ["default", "approved"]))
     for plan, model, approval, aliases in cases:
         source = workflows(plan)[model]
         values = assigned(source)
@@ -397,7 +400,8 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
         for role in roles.values():
             assert all("*" not in p and p.startswith("aiplatform.") for p in role["permissions"])
             assert name_rules()["gcp.iam.custom_role_id"].accepts(role["roleId"])
-        project_grants = {r["name"]: r["inputs"] for r in resources_of(plan, PROJECT_MEMBER)}
+        # (the serving stage's grants are checked in tests/test_serving_gcp.py)
+        project_grants = {r["name"]: r["inputs"] for r in resources_of(plan, PROJECT_MEMBER) if r["stage"] != "serving"}
         assert project_grants == {
             "training-project-grant-logwriter-training": {**project_grants["training-project-grant-logwriter-training"],
                                                           "role": "roles/logging.logWriter", "member": identities["training"]},
@@ -416,12 +420,13 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
         assert act_as["inputs"]["serviceAccountId"].endswith(f"/serviceAccounts/{training_email}")
         assert act_as["inputs"]["role"] == "roles/iam.serviceAccountUser" and act_as["inputs"]["member"] == identities["automation"]
         # Repository readers: the training identity (model upload) and the Vertex AI agent (image pulls).
-        for r in resources_of(plan, REPO_MEMBER):
+        training_readers = [r for r in resources_of(plan, REPO_MEMBER) if r["stage"] == "training"]
+        for r in training_readers:
             assert r["inputs"]["role"] == "roles/artifactregistry.reader"
             model = r["dependencies"]["repository"][0].removeprefix("training-repository-")
             assert r["name"] in (f"training-repo-reader-training-{model}", f"training-repo-reader-vertex-agent-{model}")
             assert r["inputs"]["member"] in (identities["training"], UNKNOWN)
-        assert len(resources_of(plan, REPO_MEMBER)) == 2 * len(workflows(plan))
+        assert len(training_readers) == 2 * len(workflows(plan))
         # The training identity writes only model outputs and checkpoints in the artifact bucket.
         [artifacts_grant] = [r for r in resources_of(plan, BUCKET_MEMBER) if r["name"] == "storage-grant-training-readwrite-artifacts"]
         expression = artifacts_grant["inputs"]["condition"]["expression"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 import textwrap
-import time
 from typing import Any
 
 import pytest
@@ -478,14 +477,13 @@ def test_undefined_alias() -> None:
     assert "nowhere" in problem.message and problem.line == 1
 
 
-def test_billion_laughs_is_rejected_fast(backend: type) -> None:
+def test_billion_laughs_is_rejected(backend: type) -> None:
+    # 10**10 nodes if expanded: the node bound stops it (speed is measured in benchmarks/, not here).
     lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for index, name in enumerate("bcdefghij"):
         previous = "abcdefghij"[index]
         lines.append(f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 10) + "]")
-    started = time.perf_counter()
     problem = only_problem("\n".join(lines) + "\n")
-    assert time.perf_counter() - started < 1.0
     assert problem.message == f"the document expands to more than {MAX_NODES} nodes (aliases?)"
     assert problem.line is not None and problem.line > 1
 
@@ -545,10 +543,10 @@ def test_block_nesting_beyond_the_limit_reports_its_line() -> None:
     assert problem.line == MAX_DEPTH + 1
 
 
-def test_extremely_deep_nesting_fails_cleanly_and_fast(backend: type) -> None:
-    started = time.perf_counter()
-    only_problem(nested_lists(200_000))
-    assert time.perf_counter() - started < 2.0
+def test_extremely_deep_nesting_fails_cleanly(backend: type) -> None:
+    # The depth bound stops at once, before the parser walks 200,000 levels.
+    problem = only_problem(nested_lists(200_000))
+    assert "nest" in problem.message  # our bound, or libyaml's own: either stops it
 
 
 def test_alias_expansion_counts_towards_depth() -> None:
@@ -702,17 +700,14 @@ def big_spec(entries: int) -> str:
     return "models:\n" + "".join(item.format(i=i) for i in range(entries))
 
 
-def test_large_document_loads_fast() -> None:
+def test_large_document_loads_completely() -> None:
+    # Speed is measured by benchmarks/run.py (validate of 1,000 models), not asserted here.
     text = big_spec(1000)
     assert text.count("\n") > 20_000
-    started = time.perf_counter()
     doc = load(text)
-    elapsed = time.perf_counter() - started
     assert len(doc.data["models"]) == 1000
     assert doc.data["models"][999]["serving"]["port"] == 8080
     assert doc.lines[("models", 999, "extra")] == text.count("\n")
-    limit = 1.0 if loader_module._Loader is not yaml.SafeLoader else 3.0
-    assert elapsed < limit, f"took {elapsed:.2f}s"
 
 
 # --------------------------------------------------------------------------

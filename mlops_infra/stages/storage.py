@@ -17,6 +17,11 @@ ARTIFACTS = "artifacts"  # the artifact bucket's logical name; reserved for data
 CAPTURE_PREFIX = "data-capture/"  # where endpoints write captured requests in the artifact bucket
 
 
+def capture_prefix(model: str) -> str:
+    """Where one model's captured requests and responses land in the artifact bucket."""
+    return f"{CAPTURE_PREFIX}{model}/"
+
+
 @dataclass(frozen=True)
 class BucketRef:
     name: str  # logical name from the spec

@@ -7,21 +7,19 @@ import re
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
 from mlops_infra.backends.aws.naming import (
     STYLES,
     bucket_name,
-    job_prefix,
-    model_package_group_name,
     repository_name,
     role_name,
 )
 from mlops_infra.backends.aws.settings import AwsSettings
-from mlops_infra.backends.base import Backend
+from mlops_infra.backends.base import Backend, CatalogMiss
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
-from mlops_infra.stages.storage import ARTIFACTS, data_reads
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, data_reads
 from mlops_infra.tagging import stack_tags
 
 # The override field of each purpose a model's compute is used for.
@@ -45,7 +43,6 @@ class AwsBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {aws: {region: us-east-1}}"
     unsupported = {
-        "serving": "not implemented yet on AWS (SageMaker endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on AWS (CloudWatch alarms arrive with the monitoring issue)",
         "retraining": "not implemented yet on AWS (EventBridge triggers arrive with the monitoring issue)",
     }
@@ -75,11 +72,14 @@ class AwsBackend(Backend):
         problems += checks.archive_minimum(spec, minimum_days=GLACIER_MINIMUM_DAYS, tier="S3 Glacier", cloud="AWS")
         problems += self._check_policy_size(spec, settings)
         problems += self._check_training(spec, settings)
+        problems += self._check_serving(spec, settings)
         problems += checks.private_network_has_no_effect(
             spec,
-            message="network: private has no effect on AWS yet: no VPC, subnets or endpoints are created",
-            hint="resources stay reachable through public AWS endpoints (IAM still applies); "
-            "VPC support is not implemented yet (training containers already run network-isolated)",
+            message="network: private has no effect on AWS yet: no VPC, subnets or VPC endpoints are created, "
+            "and SageMaker endpoints get no VPC config",
+            hint="resources stay reachable through public AWS endpoints (IAM still applies, and endpoints only "
+            "answer SigV4-signed requests); VPC support is not implemented yet (training and serving "
+            "containers already run network-isolated)",
         )
         return problems
 
@@ -120,51 +120,67 @@ class AwsBackend(Backend):
         return problems
 
     def _check_policy_size(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        """IAM's aggregate limit on a role's inline policies. The stack-wide grants do not grow
+        with the number of models; the data reads, and the per-model grants (spec-named ECR
+        images, model data outside the trained models) do."""
         namer = self.namer(spec, settings)
+        region = settings.region
         known = {b.name for b in spec.storage.buckets}
         reads = {name: prefixes for name, prefixes in data_reads(spec).items() if name in known}
-        partition = policies.partition_of(settings.region)
-        grants = policies.storage_grants(
-            partition=partition,
-            artifacts=bucket_name(namer, ARTIFACTS),
-            reads=reads,
+        partition = policies.partition_of(region)
+        artifacts = bucket_name(namer, ARTIFACTS)
+        storage = policies.storage_grants(
+            partition=partition, artifacts=artifacts, reads=reads,
             physical={name: bucket_name(namer, name) for name in reads},
         )
-        # The key grant's ARN is only known after deployment: measure it at its longest.
-        key_arn = f"arn:{partition}:kms:{settings.region}:123456789012:key/{'0' * 36}"
-        key_grant = policies.policy_size(policies.key_use_policy(key_arn))
+        # ARNs only known after deployment: measured at their longest.
         account = "123456789012"
+        key_arn = f"arn:{partition}:kms:{region}:{account}:key/{'0' * 36}"
+        size = policies.policy_size
+        base = {role: size(doc) + size(policies.key_use_policy(key_arn)) for role, doc in storage.items()}
+        per_model = {role: 0 for role in base}
         trained = [m for m in spec.models if m.training is not None]
         if trained:
-            extra = policies.policy_size(jobs.training_grants(
-                partition=partition, region=settings.region, account_id=account,
-                role_name=role_name(namer, "training", settings.region),
-                models=[
-                    jobs.ModelGrant(
-                        job_prefix=job_prefix(namer, m.name),
-                        repositories=(jobs.repository_arn(partition, settings.region, account,
-                                                          repository_name(namer, m.name)),),
-                        group=model_package_group_name(namer, m.name) if m.registry else None,
-                    )
-                    for m in trained
-                ],
-            )) + policies.policy_size(jobs.volume_key_grant(key_arn))
-        else:
-            extra = 0
+            scope = jobs.training_scope(namer, registers=any(m.registry for m in trained))
+            base["training"] += size(jobs.training_grants(
+                partition=partition, region=region, account_id=account,
+                role_name=role_name(namer, "training", region), scope=scope,
+            )) + size(jobs.volume_key_grant(key_arn))
+            for m in trained:
+                repository = jobs.spec_repository_arn(partition, jobs.image_source(m.training.image, region))
+                if repository is not None:
+                    per_model["training"] += size(jobs.image_pull_grant(repository, "PullTrainingImage"))
+        served = [m for m in spec.models if m.serving is not None]
+        if served:
+            base["serving"] += size(endpoints.serving_grants(
+                partition=partition, region=region, account_id=account, scope=endpoints.serving_scope(namer)))
+            for m in served:
+                repository = jobs.spec_repository_arn(partition, jobs.image_source(m.serving.image, region))
+                if repository is not None:
+                    per_model["serving"] += size(jobs.image_pull_grant(repository, "PullServingImage"))
+                uri = m.serving.model_uri
+                if uri and endpoints.parse_s3(uri) and not endpoints.covered_by_storage_grant(uri, artifacts):
+                    per_model["serving"] += size(endpoints.model_data_grant(partition, uri))
         problems = []
-        for role, doc in grants.items():
-            size = policies.policy_size(doc) + key_grant + (extra if role == "training" else 0)
-            if size > policies.INLINE_POLICY_LIMIT:
-                problems.append(
-                    finding(
-                        ("storage", "buckets"),
-                        f"the {role} identity's IAM policies would be {size} characters; IAM allows "
-                        f"{policies.INLINE_POLICY_LIMIT} per role",
-                        hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining"
-                        + ("; or train fewer models per stack (each adds job, image, log and registry grants)"
-                           if role == "training" and extra else ""),
-                    )
-                )
+        limit = policies.INLINE_POLICY_LIMIT
+        for role, stack_wide in base.items():
+            total = stack_wide + per_model[role]
+            if total <= limit:
+                continue
+            message = f"the {role} identity's IAM policies would be {total} characters; IAM allows {limit} per role"
+            if stack_wide > limit:
+                problems.append(finding(
+                    ("storage", "buckets"), message,
+                    hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining",
+                ))
+            else:
+                what = "training.image" if role == "training" else "serving.image or serving.model_uri"
+                problems.append(finding(
+                    ("models",), message,
+                    hint=f"each model whose {what} names a location outside the stack's own adds a grant: push "
+                    "images to the stack's repositories (and keep models under the artifact bucket's models/), "
+                    "or split the models over several stacks",
+                ))
         return problems
 
     def _check_training(self, spec: Any, settings: AwsSettings) -> list[Problem]:
@@ -220,6 +236,96 @@ class AwsBackend(Backend):
                     ))
         return problems
 
+    def _check_serving(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        """What SageMaker endpoints would reject, or do differently than the spec says."""
+        namer = self.namer(spec, settings)
+        region = settings.region
+        partition = policies.partition_of(region)
+        artifacts = bucket_name(namer, ARTIFACTS)
+        stack_buckets = {artifacts} | {bucket_name(namer, b.name) for b in spec.storage.buckets}
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            serving = model.serving
+            if serving is None:
+                continue
+            path = ("models", i, "serving")
+            problems += self._serving_image(model, path, namer, region, partition)
+            for key, value in serving.environment.items():
+                if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX:
+                    problems.append(finding(
+                        (*path, "environment", key),
+                        f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
+                        f"and values of at most {ENVIRONMENT_MAX} characters",
+                        hint="rename the variable (letters, digits, underscores; not starting with a digit)",
+                        value=key,
+                    ))
+            if serving.model_uri:
+                problems += _check_model_uri(serving.model_uri, (*path, "model_uri"), artifacts, stack_buckets)
+            capture = serving.data_capture
+            if capture is not None and not endpoints.whole(capture.sampling_percent):
+                problems.append(finding(
+                    (*path, "data_capture", "sampling_percent"),
+                    "SageMaker samples a whole percentage of requests (InitialSamplingPercentage is an integer)",
+                    hint=f"use {max(1, round(capture.sampling_percent))}", value=capture.sampling_percent,
+                ))
+            problems += _check_rollout(serving, path)
+            problems += self._check_scaling(model, path, settings)
+        return problems
+
+    def _serving_image(self, model: Any, path: tuple, namer: Any, region: str, partition: str) -> list[Problem]:
+        image = model.serving.image
+        source = jobs.image_source(image, region)
+        if source.kind == "stack":
+            target = jobs.push_target(partition=partition, region=region,
+                                      repository=repository_name(namer, model.name, "serving"),
+                                      reference=source.reference)
+            return [finding(
+                (*path, "image"),
+                f"SageMaker endpoints (without a VPC) pull images only from Amazon ECR: this stack serves "
+                f"{model.name!r} with {target} (the stack's repository, same tag)",
+                hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push; "
+                f"{jobs.ACCOUNT_PLACEHOLDER} is the stack's account) and deploy again, or name a private ECR image "
+                f"in {region}",
+                value=image,
+                severity="warning",
+            )]
+        if source.kind == "other-region":
+            return [finding(
+                (*path, "image"),
+                f"SageMaker endpoints pull images only from ECR in the endpoint's region ({region}); this image is "
+                f"in {source.ecr.region}",
+                hint=f"replicate the repository to {region} (ECR replication) and name that copy, or name an image "
+                "outside ECR to use this stack's repository",
+                value=image,
+            )]
+        return []
+
+    def _check_scaling(self, model: Any, path: tuple, settings: AwsSettings) -> list[Problem]:
+        autoscaling = model.serving.autoscaling
+        problems: list[Problem] = []
+        if autoscaling.target_cpu_percent is not None:
+            try:
+                instance_type = _serving_instance_type(model, settings)
+            except CatalogMiss:
+                instance_type = None  # reported by checks.compute_misses
+            if instance_type is not None and endpoints.cpu_target(autoscaling.target_cpu_percent, instance_type) is None:
+                problems.append(finding(
+                    (*path, "autoscaling", "target_cpu_percent"),
+                    f"SageMaker's CPUUtilization adds up every vCPU, and the catalog does not know how many "
+                    f"{instance_type} has: the target applies as if it had one",
+                    hint="scale on target_requests_per_replica, or use an instance type from the catalog",
+                    value=autoscaling.target_cpu_percent, severity="warning",
+                ))
+        if autoscaling.max_replicas > max(autoscaling.min_replicas, 1) and endpoints.policy_suffix(autoscaling) is None:
+            problems.append(finding(
+                (*path, "autoscaling"),
+                f"no scaling target: the endpoint stays at {max(autoscaling.min_replicas, 1)} instance(s) and never "
+                f"uses max_replicas ({autoscaling.max_replicas})",
+                hint="set target_requests_per_replica or target_cpu_percent",
+                severity="warning",
+            ))
+        return problems
+
     # --- engine -------------------------------------------------------------
     def create_provider(self, spec: Any, settings: AwsSettings) -> Any:
         import pulumi
@@ -261,3 +367,72 @@ def _shortfall(instance_type: str, compute: Any) -> str:
     if spec.gpus < need["gpus"]:
         missing.append(f"{spec.gpus} < {need['gpus']} GPUs")
     return ", ".join(missing)
+
+
+def _serving_instance_type(model: Any, settings: AwsSettings) -> str:
+    override = settings.overrides.models.get(model.name)
+    if override is not None and override.serving_instance_type:
+        return override.serving_instance_type
+    return catalog.instance_type(model.serving.compute, "serving", settings)
+
+
+def _check_model_uri(uri: str, path: tuple, artifacts: str, stack_buckets: set[str]) -> list[Problem]:
+    """SageMaker reads model data from S3 only; the stack's grants decide what the serving role reads."""
+    location = endpoints.parse_s3(uri)
+    if location is None:
+        return [finding(
+            path, "SageMaker endpoints load model data from S3 only (no public or HTTP downloads): model_uri must "
+            "be s3://<bucket>/<key>",
+            hint="copy the model to the stack's artifact bucket (or another private bucket) and name it here",
+            value=uri,
+        )]
+    if location.bucket == artifacts and location.key.startswith((f"{policies.AUDIT_PREFIX}/", CAPTURE_PREFIX)):
+        return [finding(
+            path, "model_uri points into the artifact bucket's audit logs or captured data, which the serving "
+            "identity may not read",
+            hint=f"use a location under {policies.MODELS_PREFIX} (where training writes models)", value=uri,
+        )]
+    if location.bucket not in stack_buckets:
+        return [finding(
+            path, f"model_uri is outside this stack's buckets: the serving identity gets read access to it, but the "
+            f"stack cannot check that {location.bucket} is private or which key encrypts it",
+            hint="keep model artifacts in the stack's buckets; otherwise make sure the bucket blocks public access and, "
+            "if it uses its own KMS key, that the key lets the serving role decrypt",
+            value=uri, severity="warning",
+        )]
+    return []
+
+
+def _check_rollout(serving: Any, path: tuple) -> list[Problem]:
+    rollout = serving.rollout
+    problems: list[Problem] = []
+    if rollout.mode == "all-at-once":
+        return problems
+    if serving.autoscaling.min_replicas < endpoints.MIN_SPLIT_INSTANCES:
+        problems.append(finding(
+            (*path, "autoscaling", "min_replicas"),
+            f"a {rollout.mode} rollout on SageMaker shifts traffic by shares of the running instances, and at "
+            f"{max(serving.autoscaling.min_replicas, 1)} instance the first step is the whole fleet",
+            hint=f"set min_replicas to at least {endpoints.MIN_SPLIT_INSTANCES}, or use mode: all-at-once",
+            value=serving.autoscaling.min_replicas,
+        ))
+    if rollout.mode == "canary":
+        value = rollout.canary_percent
+        if not endpoints.whole(value) or value > endpoints.CANARY_MAX_PERCENT:
+            problems.append(finding(
+                (*path, "rollout", "canary_percent"),
+                f"SageMaker takes a canary of a whole percentage, at most {endpoints.CANARY_MAX_PERCENT}% of the "
+                "instances (CanarySize)",
+                hint=f"use a whole number from 1 to {endpoints.CANARY_MAX_PERCENT}", value=value,
+            ))
+    if rollout.mode == "linear":
+        value = rollout.step_percent
+        low, high = endpoints.LINEAR_MIN_PERCENT, endpoints.LINEAR_MAX_PERCENT
+        if not endpoints.whole(value) or not low <= value <= high:
+            problems.append(finding(
+                (*path, "rollout", "step_percent"),
+                f"SageMaker takes linear steps of a whole percentage, {low}% to {high}% of the instances "
+                "(LinearStepSize)",
+                hint=f"use a whole number from {low} to {high}", value=value,
+            ))
+    return problems

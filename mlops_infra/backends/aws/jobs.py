@@ -19,7 +19,8 @@ Names. Every training job of a model starts with its job prefix (naming.job_pref
 pipeline's training step carries the prefix as TrainingJobName, which SageMaker Pipelines
 uses as a prefix for the jobs it starts (the Python SDK's `use_custom_job_prefix`), and a
 one-off job (`run_on_deploy`) is named prefix + a hash of its full definition. IAM grants
-name jobs and their log streams by these prefixes.
+name jobs and their log streams by the stack's prefix (naming.stack_prefix), which every job
+prefix starts with: the training grant stays the same size whatever the number of models.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from mlops_infra.backends.aws import policies
-from mlops_infra.naming import stable_hash
+from mlops_infra.backends.aws.naming import stack_prefix
+from mlops_infra.naming import Namer, stable_hash
 from mlops_infra.spec.models import DataRef
 
 VOLUME_SIZE_GB = 30  # EBS volume per instance (the SageMaker Python SDK's default volume_size)
@@ -112,8 +114,13 @@ def image_source(image: str, region: str) -> ImageSource:
     return ImageSource("ecr" if ecr.region == region else "other-region", ecr.reference, ecr)
 
 
+def dns_suffix(partition: str) -> str:
+    """The DNS suffix of AWS service endpoints in a partition."""
+    return _DNS_SUFFIX.get(partition, "amazonaws.com")
+
+
 def registry_host(partition: str, region: str, account: str = ACCOUNT_PLACEHOLDER) -> str:
-    return f"{account}.dkr.ecr.{region}.{_DNS_SUFFIX.get(partition, 'amazonaws.com')}"
+    return f"{account}.dkr.ecr.{region}.{dns_suffix(partition)}"
 
 
 def push_target(*, partition: str, region: str, repository: str, reference: str) -> str:
@@ -279,46 +286,69 @@ def one_off_job_name(prefix: str, definition: Mapping[str, Any]) -> str:
 
 # --- IAM --------------------------------------------------------------------
 @dataclass(frozen=True)
-class ModelGrant:
-    """What the training role needs for one model."""
+class TrainingScope:
+    """What the training role may act on, named by the stack's prefixes (naming.stack_prefix),
+    so that the grant's size does not grow with the number of models and adding a model
+    changes no existing grant."""
 
-    job_prefix: str
-    repositories: tuple[str, ...]  # ECR repository ARNs its image comes from
-    group: str | None  # model package group name when the model has a registry
+    job_prefix: str  # every training job of the stack starts with it
+    repositories: str  # name pattern of the stack's training image repositories
+    group_prefix: str | None  # every model package group of the stack, when some model has a registry
 
 
-def training_grants(
-    *, partition: str, region: str, account_id: str, role_name: str, models: Sequence[ModelGrant]
-) -> dict[str, Any]:
-    """The training role's inline policy for training: pull its images, write its logs, run
-    (as the pipeline) the jobs of this stack's models and register their models, pass itself
-    to those jobs. Everything is named by ARN; the only "*" is ecr:GetAuthorizationToken."""
+def training_scope(namer: Namer, *, registers: bool) -> TrainingScope:
+    return TrainingScope(
+        job_prefix=stack_prefix(namer, "aws.sagemaker.training_job"),
+        # Repository names are never truncated (at most 83 of 256 characters): "<stack>-<model>-training".
+        repositories=f"{stack_prefix(namer, 'aws.ecr.repository')}*-training",
+        group_prefix=stack_prefix(namer, "aws.sagemaker.model_package_group") if registers else None,
+    )
+
+
+def training_grants(*, partition: str, region: str, account_id: str, role_name: str,
+                    scope: TrainingScope) -> dict[str, Any]:
+    """The training role's inline policy for training: pull the stack's training images, write
+    its jobs' logs, run (as the pipeline) the stack's jobs and register their models, pass
+    itself to those jobs. Everything is named by ARN pattern; the only "*" resource is
+    ecr:GetAuthorizationToken. A model whose image lives in another ECR repository gets its
+    own grant (image_pull_grant)."""
     sm = f"arn:{partition}:sagemaker:{region}:{account_id}"
     group_arn = f"arn:{partition}:logs:{region}:{account_id}:log-group:{LOG_GROUP}"
-    prefixes = sorted({m.job_prefix for m in models})
-    repositories = sorted({r for m in models for r in m.repositories})
-    groups = sorted({m.group for m in models if m.group})
     statements: list[dict[str, Any]] = [
-        {"Sid": "PullTrainingImages", "Effect": "Allow", "Action": list(ECR_PULL), "Resource": repositories},
+        {"Sid": "PullTrainingImages", "Effect": "Allow", "Action": list(ECR_PULL),
+         "Resource": repository_arn(partition, region, account_id, scope.repositories)},
         # ecr:GetAuthorizationToken supports no resource-level permission: "*" is the only form.
         {"Sid": "LogInToEcr", "Effect": "Allow", "Action": list(ECR_LOGIN), "Resource": "*"},
         {"Sid": "UseTrainingLogGroup", "Effect": "Allow", "Action": list(LOGS_GROUP), "Resource": group_arn},
         {"Sid": "WriteTrainingLogs", "Effect": "Allow", "Action": list(LOGS_STREAM),
-         "Resource": [f"{group_arn}:log-stream:{p}*" for p in prefixes]},
+         "Resource": f"{group_arn}:log-stream:{scope.job_prefix}*"},
         {"Sid": "RunTrainingJobs", "Effect": "Allow", "Action": list(JOB_CONTROL),
-         "Resource": [f"{sm}:training-job/{p}*" for p in prefixes]},
+         "Resource": f"{sm}:training-job/{scope.job_prefix}*"},
         {"Sid": "PassRoleToTrainingJobs", "Effect": "Allow", "Action": "iam:PassRole",
          "Resource": f"arn:{partition}:iam::{account_id}:role/{role_name}",
          "Condition": {"StringEquals": {"iam:PassedToService": SAGEMAKER}}},
     ]
-    if groups:
+    if scope.group_prefix is not None:
         # SageMaker ARNs carry names in lower case.
+        group = scope.group_prefix.lower()
         statements.append({
             "Sid": "RegisterModels", "Effect": "Allow", "Action": list(REGISTER),
-            "Resource": [a for g in groups for a in (f"{sm}:model-package-group/{g.lower()}",
-                                                      f"{sm}:model-package/{g.lower()}/*")],
+            "Resource": [f"{sm}:model-package-group/{group}*", f"{sm}:model-package/{group}*/*"],
         })
     return policies.document(statements)
+
+
+def image_pull_grant(repository: str, sid: str) -> dict[str, Any]:
+    """Pull access to one ECR repository named by the spec (an image outside the stack's own
+    repositories): a separate inline policy per model, so adding one changes no other grant."""
+    return policies.document([{"Sid": sid, "Effect": "Allow", "Action": list(ECR_PULL), "Resource": repository}])
+
+
+def spec_repository_arn(partition: str, source: ImageSource) -> str | None:
+    """The ARN of the ECR repository the spec's image names (None when the stack's repository serves it)."""
+    if source.ecr is None:
+        return None
+    return repository_arn(partition, source.ecr.region, source.ecr.account, source.ecr.repository)
 
 
 def volume_key_grant(key_arn: str) -> dict[str, Any]:

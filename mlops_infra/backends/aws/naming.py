@@ -10,13 +10,43 @@ Kinds and their scope of uniqueness on AWS:
 - aws.sagemaker.training_job: the per-model prefix of every training job the stack starts
   (pipeline runs and one-off jobs); capped at JOB_PREFIX_MAX characters so that a one-off
   job's content hash, and the suffix SageMaker Pipelines appends, still fit in 63.
+- aws.sagemaker.model, aws.sagemaker.endpoint_config: immutable on SageMaker, so their names
+  are a per-model prefix (at most CONTENT_PREFIX_MAX characters) + "-" + a hash of their whole
+  definition (content_name): any change is a new resource with a new name, created before the
+  old one is deleted, while the endpoint (a stable name) is updated in place.
+- aws.cloudwatch.alarm: the alarms the monitoring stage creates per served model; the serving
+  stage names them first (alarm_name) for the endpoint's automatic rollback, so both stages agree
+  without depending on each other.
+
+Stack prefixes (stack_prefix): every name of a kind this stack generates starts with the
+sanitized "<project>-<environment>-" (or, where a kind's limit cuts into it, with the part of
+it every name keeps). IAM grants name the stack's resources by it (ARN wildcards), so their
+size does not grow with the number of models. Another stack whose project-environment starts
+with the same words ("churn-dev-eu" after "churn-dev") in the same account and region would
+share the pattern: give stacks of one account distinct project or environment names.
 """
 
 from __future__ import annotations
 
-from mlops_infra.naming import Namer, NameStyle
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from mlops_infra.naming import (
+    HASH_LENGTH,
+    Namer,
+    NameStyle,
+    _sanitize,
+    name_rules,
+    stable_hash,
+)
 
 JOB_PREFIX_MAX = 40
+CONTENT_HASH_LENGTH = 12
+CONTENT_PREFIX_MAX = 63 - CONTENT_HASH_LENGTH - 1  # SageMaker ModelName / EndpointConfigName: 63
+# The kinds of alarm the monitoring stage creates per served model (issue 5), which the
+# endpoint's deployment rolls back on: the model's p99 latency and its error rate.
+ALARM_KINDS = ("latency", "errors")
 
 STYLES = {
     "aws.s3.bucket": NameStyle(global_unique=True),
@@ -29,6 +59,10 @@ STYLES = {
     "aws.sagemaker.training_job": NameStyle(max_length=JOB_PREFIX_MAX),
     "aws.sagemaker.model_package_group": NameStyle(),
     "aws.sagemaker.mlflow_tracking_server": NameStyle(),
+    "aws.sagemaker.model": NameStyle(max_length=CONTENT_PREFIX_MAX),
+    "aws.sagemaker.endpoint_config": NameStyle(max_length=CONTENT_PREFIX_MAX),
+    "aws.sagemaker.endpoint": NameStyle(),
+    "aws.cloudwatch.alarm": NameStyle(),
 }
 
 
@@ -48,13 +82,14 @@ def trail_name(namer: Namer) -> str:
     return namer.name("aws.cloudtrail.trail", "audit")
 
 
-def inline_policy_name(namer: Namer, purpose: str) -> str:
-    return namer.name("aws.iam.policy", purpose)
+def inline_policy_name(namer: Namer, purpose: str, *parts: str) -> str:
+    """An inline role policy (unique per role): its purpose, and the model for per-model grants."""
+    return namer.name("aws.iam.policy", purpose, *parts)
 
 
-def repository_name(namer: Namer, model: str) -> str:
-    """The ECR repository a model's training image is pushed to."""
-    return namer.name("aws.ecr.repository", model, "training")
+def repository_name(namer: Namer, model: str, purpose: str = "training") -> str:
+    """The ECR repository a model's training (or serving) image is pushed to."""
+    return namer.name("aws.ecr.repository", model, purpose)
 
 
 def pipeline_name(namer: Namer, model: str) -> str:
@@ -72,3 +107,49 @@ def model_package_group_name(namer: Namer, model: str) -> str:
 
 def tracking_server_name(namer: Namer) -> str:
     return namer.name("aws.sagemaker.mlflow_tracking_server", "mlflow")
+
+
+def model_prefix(namer: Namer, model: str) -> str:
+    """What every SageMaker model of a served model starts with (+ "-" + its content hash)."""
+    return namer.name("aws.sagemaker.model", model)
+
+
+def endpoint_config_prefix(namer: Namer, model: str) -> str:
+    return namer.name("aws.sagemaker.endpoint_config", model)
+
+
+def endpoint_name(namer: Namer, model: str) -> str:
+    """A served model's endpoint: a stable name, updated in place."""
+    return namer.name("aws.sagemaker.endpoint", model)
+
+
+def alarm_name(namer: Namer, model: str, kind: str) -> str:
+    """The CloudWatch alarm of `kind` (ALARM_KINDS) on a model's endpoint. The monitoring
+    stage creates it under this name; the serving stage rolls deployments back on it."""
+    if kind not in ALARM_KINDS:
+        raise ValueError(f"unknown alarm kind {kind!r}; one of {', '.join(ALARM_KINDS)}")
+    return namer.name("aws.cloudwatch.alarm", model, kind)
+
+
+def content_name(prefix: str, definition: Mapping[str, Any]) -> str:
+    """prefix + "-" + a hash of a whole definition (canonical JSON): immutable resources get a
+    new name whenever anything in their definition changes, and keep it otherwise."""
+    text = json.dumps(definition, sort_keys=True, separators=(",", ":"))
+    return f"{prefix}-{stable_hash(text, length=CONTENT_HASH_LENGTH)}"
+
+
+def stack_prefix(namer: Namer, kind: str) -> str:
+    """The start every name of `kind` that `namer` generates (with at least one part) shares.
+
+    The namer joins the sanitized words project, environment, parts; when the result is too
+    long it keeps the first `room` characters and appends "-<hash>". So every name starts with
+    "<project>-<environment>-", or with its first `room` characters when the kind's limit is
+    shorter than that.
+    """
+    style = namer.styles[kind]
+    rule = name_rules()[kind]
+    sep = style.separator
+    head = sep.join(w for w in (_sanitize(namer.project, style), _sanitize(namer.environment, style)) if w) + sep
+    limit = min(rule.max, style.max_length or rule.max) - len(style.prefix)
+    room = limit - HASH_LENGTH - len(sep)
+    return style.prefix + (head if room >= len(head) else head[:max(room, 0)])

@@ -8,7 +8,8 @@ account id (getCallerIdentity), and the key ARN for the key grants.
 Artifact bucket layout (shared with later stages):
 - audit-logs/     CloudTrail log files (written by CloudTrail only; no workload reads them)
 - data-capture/   requests and responses captured by endpoints (serving writes here)
-- everything else models, pipeline and job outputs (training reads and writes)
+- models/         trained models, one prefix per model (training writes, serving reads)
+- everything else pipeline and job outputs, checkpoints (training reads and writes)
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ import json
 from typing import Any, Iterable, Mapping
 
 from mlops_infra.stages.storage import CAPTURE_PREFIX
+from mlops_infra.stages.training import output_prefix
 
 VERSION = "2012-10-17"
 AUDIT_PREFIX = "audit-logs"  # CloudTrail's S3KeyPrefix: keys are audit-logs/AWSLogs/<account>/...
+MODELS_PREFIX = output_prefix("x").split("/", 1)[0] + "/"  # "models/": every model's output_prefix starts here
 INLINE_POLICY_LIMIT = 10_240  # IAM quota: aggregate size of a role's inline policies (characters, no whitespace)
 
 # The KMS actions a workload identity needs to read and write data encrypted with the key
@@ -197,7 +200,9 @@ def storage_grants(
     """Inline S3 policies of the training and serving identities.
 
     training: reads the data buckets (prefixes) some model uses; reads and writes artifacts.
-    serving: reads artifacts; writes captured data under data-capture/.
+    serving: reads the trained models (models/, listing included: an endpoint may load a whole
+    model prefix); writes captured data under data-capture/. A model served from elsewhere
+    (serving.model_uri) gets its own grant from the serving stage.
     Neither may touch the audit logs. `physical` maps data bucket names to physical names.
     """
     art = bucket_arn(partition, artifacts)
@@ -228,8 +233,10 @@ def storage_grants(
         deny_audit,
     ]
     serving = [
-        {"Sid": "ListArtifacts", "Effect": "Allow", "Action": [*S3_LIST_BUCKET, *S3_LOCATE_BUCKET], "Resource": art},
-        {"Sid": "ReadArtifacts", "Effect": "Allow", "Action": list(S3_READ_OBJECT), "Resource": f"{art}/*"},
+        {"Sid": "LocateArtifacts", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET), "Resource": art},
+        {"Sid": "ListModels", "Effect": "Allow", "Action": list(S3_LIST_BUCKET), "Resource": art,
+         "Condition": {"StringLike": {"s3:prefix": [MODELS_PREFIX, f"{MODELS_PREFIX}*"]}}},
+        {"Sid": "ReadModels", "Effect": "Allow", "Action": list(S3_READ_OBJECT), "Resource": f"{art}/{MODELS_PREFIX}*"},
         {"Sid": "WriteCapturedData", "Effect": "Allow", "Action": list(S3_WRITE_OBJECT),
          "Resource": f"{art}/{CAPTURE_PREFIX}*"},
         deny_audit,

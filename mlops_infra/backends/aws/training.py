@@ -22,10 +22,13 @@ Who runs what. The pipeline runs as the training identity, which is also the rol
 run as: the pipeline needs to pass a role to the jobs it starts, so running it as the
 automation identity would mean giving automation iam:PassRole on the training role and
 SageMaker job permissions, and trusting SageMaker. Instead the training role gets (one inline
-policy for the stack): create / describe / stop only training jobs whose names start with
-one of this stack's job prefixes, create model packages in its own groups, pass itself to
-SageMaker (iam:PassedToService), pull its images, write its log streams. Automation will
-only need sagemaker:StartPipelineExecution on these pipelines (retraining issue).
+policy for the stack, named by the stack's prefix so that it keeps its size and stays unchanged
+when models are added): create / describe / stop only training jobs whose names start with the
+stack's prefix, create model packages in the stack's groups, pass itself to SageMaker
+(iam:PassedToService), pull from the stack's training repositories, write its jobs' log
+streams; plus, per model whose image is in another ECR repository, a pull grant on that
+repository. Automation will only need sagemaker:StartPipelineExecution on these pipelines
+(retraining issue).
 S3 reads and writes come from the storage stage's grant, key use from governance's, plus
 kms:CreateGrant (for AWS resources only) when a job has an EBS volume to encrypt.
 
@@ -47,7 +50,6 @@ from mlops_infra.backends.aws.naming import (
     bucket_name,
     inline_policy_name,
     job_prefix,
-    model_package_group_name,
     pipeline_name,
     repository_name,
     role_name,
@@ -74,22 +76,15 @@ def build(ctx: StageContext) -> TrainingOutputs:
     training_role = gov.identities["training"]
     trained = [m for m in spec.models if m.training is not None]
 
-    # Each model's image source, and the repositories the training role may pull from.
+    # Each model's image source. The training grant names the stack's own repositories by
+    # pattern; a model whose image is in another ECR repository gets its own pull grant.
     sources = {m.name: jobs.image_source(m.training.image, region) for m in trained}
+    scope = jobs.training_scope(ctx.namer, registers=any(m.registry for m in trained))
 
     def grant_document(values: list[Any]) -> str:
         account, role = values
-        models = [
-            jobs.ModelGrant(
-                job_prefix=job_prefix(ctx.namer, m.name),
-                repositories=(_pull_repository(sources[m.name], partition, region, account,
-                                               repository_name(ctx.namer, m.name)),),
-                group=model_package_group_name(ctx.namer, m.name) if m.registry else None,
-            )
-            for m in trained
-        ]
         return json.dumps(jobs.training_grants(partition=partition, region=region, account_id=account,
-                                               role_name=role, models=models))
+                                               role_name=role, scope=scope))
 
     grants = [
         aws.iam.RolePolicy(
@@ -100,6 +95,17 @@ def build(ctx: StageContext) -> TrainingOutputs:
             opts=ctx.opts(),
         )
     ]
+    image_grants: dict[str, Any] = {}
+    for model in trained:
+        repository = jobs.spec_repository_arn(partition, sources[model.name])
+        if repository is not None:
+            image_grants[model.name] = aws.iam.RolePolicy(
+                ctx.logical("imagegrant", model.name),
+                name=inline_policy_name(ctx.namer, "training-image", model.name),
+                role=training_role.id,
+                policy=json.dumps(jobs.image_pull_grant(repository, "PullTrainingImage")),
+                opts=ctx.opts(),
+            )
     instance_types = {m.name: _instance_type(m, settings) for m in trained}
     if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
         grants.append(
@@ -119,6 +125,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         training = model.training
         source = sources[model.name]
         repo_name = repository_name(ctx.namer, model.name)
+        own_grants = [*grants, *([image_grants[model.name]] if model.name in image_grants else [])]
         repository = aws.ecr.Repository(
             ctx.logical("repository", model.name),
             name=repo_name,
@@ -166,7 +173,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
                 *bucket_uris.values(),
             ).apply(definition),
             tags=ctx.tags(),
-            opts=ctx.opts(depends_on=[*grants, *ctx.upstream_components]),
+            opts=ctx.opts(depends_on=[*own_grants, *ctx.upstream_components]),
         )
         pipelines[model.name] = pipeline.arn
         output_uris[model.name] = pulumi.Output.from_input(storage.artifacts.uri).apply(
@@ -177,7 +184,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         if training.run_on_deploy:
             _one_off_job(ctx, model, values=values, prefix=prefix, source=source, repo_name=repo_name,
                          partition=partition, image=image, role_arn=training_role.principal, key_arn=gov.key_id,
-                         artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, grants=grants)
+                         artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, grants=own_grants)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
@@ -187,12 +194,6 @@ def _instance_type(model: Any, settings: Any) -> str:
     if override is not None and override.training_instance_type:
         return override.training_instance_type
     return catalog.instance_type(model.training.compute, "training", settings)
-
-
-def _pull_repository(source: jobs.ImageSource, partition: str, region: str, account: str, stack_repo: str) -> str:
-    if source.ecr is not None:
-        return jobs.repository_arn(partition, source.ecr.region, source.ecr.account, source.ecr.repository)
-    return jobs.repository_arn(partition, region, account, stack_repo)
 
 
 def _registration(model: Any, registry: Any) -> Any:

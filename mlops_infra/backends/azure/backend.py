@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.azure import catalog
-from mlops_infra.backends.azure.naming import STYLES
+from mlops_infra.backends.azure import catalog, endpoint_rules
+from mlops_infra.backends.azure.naming import STYLES, alarm_name
 from mlops_infra.backends.azure.settings import AzureSettings
 from mlops_infra.backends.base import Backend
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
+from mlops_infra.tagging import MANAGED_KEYS
 
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 
@@ -37,7 +38,6 @@ class AzureBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {azure: {location: westeurope}}"
     unsupported = {
-        "serving": "not implemented yet on Azure (managed online endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on Azure (Azure Monitor alerts arrive with the monitoring issue)",
         "retraining": "not implemented yet on Azure (Azure ML schedules and Event Grid triggers arrive with the monitoring issue)",
     }
@@ -80,6 +80,7 @@ class AzureBackend(Backend):
         problems += self._check_max_wait(spec)
         problems += self._check_ml(spec)
         problems += self._check_storage(spec)
+        problems += self._check_serving(spec, settings)
         problems += checks.archive_minimum(
             spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="the Archive tier", cloud="Azure Storage"
         )
@@ -188,3 +189,140 @@ class AzureBackend(Backend):
             for i, bucket in enumerate(spec.storage.buckets)
             if not bucket.versioning
         ]
+
+    def _check_serving(self, spec: Any, settings: AzureSettings) -> list[Problem]:
+        """What Azure ML managed online endpoints cannot do as the spec asks (serving.py explains)."""
+        served = [(i, m) for i, m in enumerate(spec.models) if m.serving is not None]
+        if not served:
+            return []
+        namer = self.namer(spec, settings)
+        account = namer.name("azure.storage.account")
+        container = namer.name("azure.storage.container", "artifacts")
+        problems: list[Problem] = []
+        for i, model in served:
+            serving = model.serving
+            base = ("models", i, "serving")
+            rollout = serving.rollout
+            if rollout.mode == "linear":
+                problems.append(
+                    finding(
+                        (*base, "rollout", "mode"),
+                        "Azure ML cannot step traffic up by itself: a linear rollout needs something to move "
+                        "the split every `wait`, and managed online endpoints only hold the split they are given",
+                        hint=f"use mode: canary with canary_percent: {endpoint_rules.traffic_percent(rollout)} "
+                        "(the split holds until the next release or until you set mode: all-at-once)",
+                        value="linear",
+                    )
+                )
+            if rollout.mode == "canary":
+                if rollout.canary_percent != int(rollout.canary_percent):
+                    problems.append(
+                        finding(
+                            (*base, "rollout", "canary_percent"),
+                            "Azure ML endpoint traffic is split in whole percentages",
+                            hint=f"use {int(rollout.canary_percent) or 1}",
+                            value=rollout.canary_percent,
+                        )
+                    )
+                problems.append(
+                    finding(
+                        (*base, "rollout", "wait"),
+                        "has no effect on Azure: the new deployment keeps canary_percent of the traffic and the "
+                        "previous one the rest until the next `up` that changes it; nothing promotes the canary "
+                        "after the wait",
+                        hint="promote with rollout mode: all-at-once (the previous deployment is then deleted), "
+                        "or let the next release replace the older of the two",
+                        value=rollout.wait,
+                        severity="warning",
+                    )
+                )
+            watched = _alarm_kinds(model)
+            if rollout.rollback_on_alarms and watched:
+                alarms = ", ".join(alarm_name(namer, model.name, kind) for kind in watched)
+                problems.append(
+                    finding(
+                        (*base, "rollout", "rollback_on_alarms"),
+                        "Azure ML has no automatic rollback: the endpoint's alarms "
+                        f"({alarms}) notify but do not move traffic back",
+                        hint="roll back by deploying the previous image again; during a canary, set the traffic "
+                        "back with `az ml online-endpoint update --traffic`; or set rollback_on_alarms: false",
+                        value=True,
+                        severity="warning",
+                    )
+                )
+            for field in ("scale_in_cooldown", "scale_out_cooldown"):
+                seconds = getattr(serving.autoscaling, field)
+                if seconds < endpoint_rules.MIN_COOLDOWN_SECONDS:
+                    problems.append(
+                        finding(
+                            (*base, "autoscaling", field),
+                            f"Azure Monitor autoscale waits at least {endpoint_rules.MIN_COOLDOWN_SECONDS} seconds "
+                            f"between scale actions: {seconds} s becomes 1 minute",
+                            hint="use 60s or more",
+                            value=seconds,
+                            severity="warning",
+                        )
+                    )
+            source = endpoint_rules.model_source(serving.model_uri, account=account, container=container, model=model.name)
+            models = endpoint_rules.models_prefix()
+            if source.kind == "unsupported":
+                problems.append(
+                    finding(
+                        (*base, "model_uri"),
+                        "Azure ML reads model files from Azure storage only (https://, azureml://, wasbs:// or "
+                        "abfss:// URIs)",
+                        hint=f"copy the model into the stack's artifact bucket under {models}{model.name}/ and "
+                        "point model_uri there, or drop model_uri to serve the training output",
+                        value=serving.model_uri,
+                    )
+                )
+            elif source.kind == "external" or (source.kind == "artifacts" and not source.path.startswith(models)):
+                where = "outside the stack's artifact bucket" if source.kind == "external" else f"outside {models}"
+                problems.append(
+                    finding(
+                        (*base, "model_uri"),
+                        f"the model lies {where}: the serving identity gets no read access to it, so the "
+                        "deployment cannot load it unless you grant that",
+                        hint=f"put it under {models} in the artifact bucket, or give the stack's serving identity "
+                        "Storage Blob Data Reader on it",
+                        value=serving.model_uri,
+                        severity="warning",
+                    )
+                )
+        total_tags = len(spec.tags) + len(MANAGED_KEYS)
+        if total_tags > endpoint_rules.MAX_AUTOSCALE_TAGS:
+            problems.append(
+                finding(
+                    ("tags",),
+                    f"Azure Monitor autoscale settings take at most {endpoint_rules.MAX_AUTOSCALE_TAGS} tags; "
+                    f"with mlops-infra's own {len(MANAGED_KEYS)}, this spec gives them {total_tags}",
+                    hint=f"keep at most {endpoint_rules.MAX_AUTOSCALE_TAGS - len(MANAGED_KEYS)} tags under tags:",
+                    value=len(spec.tags),
+                )
+            )
+        if spec.governance.network == "private":
+            problems.append(
+                finding(
+                    ("governance", "network"),
+                    "with network: private, online endpoints accept scoring requests only through a private "
+                    "endpoint of the Azure ML workspace, which this stack does not create yet",
+                    hint="add a private endpoint for the workspace in your virtual network (with its private DNS "
+                    "zones), or use network: public",
+                    value="private",
+                    severity="warning",
+                )
+            )
+        return problems
+
+
+def _alarm_kinds(model: Any) -> list[str]:
+    """The endpoint alarms a model's monitoring block asks for (what a rollback would watch)."""
+    monitoring = model.monitoring
+    if monitoring is None:
+        return []
+    kinds = []
+    if monitoring.latency_p99_ms is not None:
+        kinds.append("latency")
+    if monitoring.error_rate_percent is not None:
+        kinds.append("errors")
+    return kinds

@@ -222,6 +222,14 @@ def training_vm_size(model: Any, settings: Any) -> str:
     return instance_type(model.training.compute, "training", settings)
 
 
+def serving_instance_type(model: Any, settings: Any) -> str:
+    """The instance type of a model's online deployment: the override when given, else the catalog's."""
+    override = settings.overrides.models.get(model.name) if settings is not None else None
+    if override is not None and override.serving_instance_type:
+        return canonical(override.serving_instance_type, "serving") or override.serving_instance_type
+    return instance_type(model.serving.compute, "serving", settings)
+
+
 def check_override(value: str, purpose: str) -> str | None:
     """None when `value` is a VM size Azure accepts for `purpose`, else a message with close matches."""
     if _canonical(value, purpose) is not None:

@@ -12,9 +12,17 @@ like storage accounts. Names inside the stack's Azure ML workspace (environments
 components, model containers, jobs) are scoped to that one workspace: they are
 the spec's model names plus a fixed suffix (training.py, registry.py), which the
 rules table has no entry for and which always fit Azure ML's asset name rule.
+
+Online endpoints are DNS names (<endpoint>.<location>.inference.ml.azure.com), unique per
+region across all customers: they carry the stack's hash. A deployment's name holds a hash of
+its content (serving.py), so a changed image or model is a new deployment next to the old one.
+Each deployment's autoscale setting takes the deployment's name (autoscale settings live in the
+resource group; deployment names are unique in it and fit the autoscale name rule, which the
+rules table has no entry for). Metric alerts of an endpoint are named by alarm_name(), which the
+monitoring stage uses too, so both stages agree on them without depending on each other.
 """
 
-from mlops_infra.naming import NameStyle
+from mlops_infra.naming import Namer, NameStyle
 
 STYLES = {
     "azure.resource_group": NameStyle(),
@@ -28,4 +36,16 @@ STYLES = {
     "azure.ml.workspace": NameStyle(),
     "azure.ml.compute_cluster": NameStyle(letter_first=True),
     "azure.ml.datastore": NameStyle(separator="_"),
+    "azure.ml.online_endpoint": NameStyle(global_unique=True, letter_first=True),
+    "azure.ml.online_deployment": NameStyle(letter_first=True),
+    "azure.monitor.metric_alert": NameStyle(),
 }
+
+ALARM_KINDS = ("latency", "errors")  # the endpoint alarms a rollout would watch
+
+
+def alarm_name(namer: Namer, model: str, kind: str) -> str:
+    """The metric alert name of one of a model endpoint's alarms ("latency" or "errors")."""
+    if kind not in ALARM_KINDS:
+        raise ValueError(f"unknown alarm kind {kind!r}; expected one of {', '.join(ALARM_KINDS)}")
+    return namer.name("azure.monitor.metric_alert", model, kind)

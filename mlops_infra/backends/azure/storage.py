@@ -23,7 +23,11 @@ and hands it on in AzureStorageOutputs.workspace.
 Grants on data (role assignments on containers, never on the account):
 - training reads the data buckets some model uses (inputs, drift baselines, new-data triggers),
   limited by an ABAC condition to the prefixes the spec names; it reads and writes artifacts;
-- serving reads artifacts and writes captured requests under CAPTURE_PREFIX only.
+- serving reads model artifacts (under the models/ prefix of every training output) and reads and
+  writes captured requests under CAPTURE_PREFIX, nothing else. These two grants are the stack's,
+  not one per model: Azure allows one assignment per (identity, role, scope), whatever its
+  condition, and every endpoint runs as the one serving identity, so per-model prefixes would
+  isolate nothing; prefix conditions keep the grants the same size however many models serve.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 from pulumi_azure_native import monitor, storage
 
 from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, BLOB_DNS_SUFFIX, after, grant
+from mlops_infra.backends.azure.endpoint_rules import models_prefix
 from mlops_infra.backends.azure.workspace import WorkspaceRef, build_workspace, uses_workspace
 from mlops_infra.backends.context import StageContext
 from mlops_infra.naming import stable_hash
@@ -257,6 +262,11 @@ def write_condition(prefix: str) -> str:
     return f"(({actions}) OR (@Resource[{_BLOBS}:path] StringStartsWith '{prefix}'))"
 
 
+def prefix_condition(prefix: str) -> str:
+    """ABAC condition limiting a contributor's reads, listings, writes and deletes to `prefix`."""
+    return f"{read_condition((prefix,))} AND {write_condition(prefix)}"
+
+
 def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], subscription_id: Any) -> None:
     identities = ctx.upstream["governance"].identities
     training, serving = identities["training"], identities["serving"]
@@ -286,6 +296,7 @@ def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], sub
         subscription_id=subscription_id,
         description="mlops-infra: training reads and writes artifacts",
     )
+    models = models_prefix()
     grant(
         ctx,
         role="Storage Blob Data Reader",
@@ -294,7 +305,8 @@ def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], sub
         scope=artifacts,
         target=f"bucket/{ARTIFACTS}",
         subscription_id=subscription_id,
-        description="mlops-infra: serving reads model artifacts",
+        description=f"mlops-infra: serving reads model artifacts under {models}",
+        condition=read_condition((models,)),
     )
     grant(
         ctx,
@@ -305,5 +317,5 @@ def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], sub
         target=f"bucket/{ARTIFACTS}",
         subscription_id=subscription_id,
         description=f"mlops-infra: serving writes captured data under {CAPTURE_PREFIX}",
-        condition=write_condition(CAPTURE_PREFIX),
+        condition=prefix_condition(CAPTURE_PREFIX),
     )

@@ -7,13 +7,15 @@ from typing import Any
 
 from mlops_infra.backends import checks
 from mlops_infra.backends.base import Backend
-from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp import catalog, endpoints
 from mlops_infra.backends.gcp.naming import (
     STYLES,
     TRAINING_SOURCES,
     UPLOAD_SOURCES,
+    endpoint_id,
     image_source,
     mirror_target,
+    model_id,
     repository_id,
     workflow_name,
 )
@@ -26,6 +28,9 @@ STORAGE_AGENT_INVOKE = "gcp:storage/getProjectServiceAccount:getProjectServiceAc
 # Cloud Storage's service agent is service-<PROJECT_NUMBER>@gs-project-accounts.iam.gserviceaccount.com;
 # the project number is only known to the cloud.
 STORAGE_AGENT_PLACEHOLDER = f"service-{UNKNOWN}@gs-project-accounts.iam.gserviceaccount.com"
+BIGQUERY_AGENT_INVOKE = "gcp:bigquery/getDefaultServiceAccount:getDefaultServiceAccount"
+# BigQuery's encryption service account: bq-<PROJECT_NUMBER>@bigquery-encryption.iam.gserviceaccount.com.
+BIGQUERY_AGENT_PLACEHOLDER = f"bq-{UNKNOWN}@bigquery-encryption.iam.gserviceaccount.com"
 
 # Cloud Storage bucket naming: no "goog" prefix, no "google" (or close misspellings) anywhere.
 # Source: cloud.google.com/storage/docs/buckets#naming ("also" in data/cloud-name-rules.json).
@@ -44,7 +49,6 @@ class GcpBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
     unsupported = {
-        "serving": "not implemented yet on GCP (Vertex AI endpoints arrive with the serving issue)",
         "monitoring": "not implemented yet on GCP (Cloud Monitoring alert policies arrive with the monitoring issue)",
         "retraining": "not implemented yet on GCP (Cloud Scheduler and Eventarc triggers arrive with the monitoring issue)",
     }
@@ -66,6 +70,13 @@ class GcpBackend(Backend):
             return {
                 "emailAddress": STORAGE_AGENT_PLACEHOLDER,
                 "member": f"serviceAccount:{STORAGE_AGENT_PLACEHOLDER}",
+                "id": UNKNOWN,
+                "project": args.get("project") or UNKNOWN,
+            }
+        if token == BIGQUERY_AGENT_INVOKE:
+            return {
+                "email": BIGQUERY_AGENT_PLACEHOLDER,
+                "member": f"serviceAccount:{BIGQUERY_AGENT_PLACEHOLDER}",
                 "id": UNKNOWN,
                 "project": args.get("project") or UNKNOWN,
             }
@@ -101,13 +112,104 @@ class GcpBackend(Backend):
                 )
             )
         problems += checks.archive_minimum(spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="ARCHIVE storage", cloud="GCS")
+        serves = any(m.serving is not None for m in spec.models)
         problems += checks.private_network_has_no_effect(
             spec,
-            message="network: private has no effect on GCP yet: buckets, keys and Vertex AI are reached over "
-            "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering",
-            hint="VPC Service Controls / Private Service Connect arrive with the serving issue",
+            message=(
+                "network: private on GCP makes the Vertex AI endpoints private (Private Service Connect, this "
+                "project allow-listed) but nothing else yet: buckets, keys and the Vertex AI APIs are reached over "
+                "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering"
+                if serves
+                else "network: private has no effect on GCP yet: buckets, keys and Vertex AI are reached over "
+                "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering"
+            ),
+            hint=(
+                "to call an endpoint, create a Private Service Connect forwarding rule in your VPC for its service "
+                "attachment (gcloud ai endpoints describe ENDPOINT shows it); VPC Service Controls are not configured"
+                if serves
+                else "Private Service Connect applies to serving endpoints; VPC Service Controls are not configured"
+            ),
         )
         problems += self._check_ml(spec, settings)
+        problems += self._check_serving(spec, settings)
+        return problems
+
+    def _check_serving(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        """What Vertex AI endpoints cannot do as the spec says, knowable offline."""
+        problems: list[Problem] = []
+        namer = self.namer(spec, settings)
+        artifacts = namer.name("gcp.storage.bucket", "artifacts")
+        serving_email = f"{namer.name('gcp.iam.service_account_id', 'serving')}@{settings.project}.iam.gserviceaccount.com"
+        for i, model in enumerate(spec.models):
+            serving = model.serving
+            if serving is None:
+                continue
+            base = ("models", i, "serving")
+            problems += _image_findings(
+                serving.image, (*base, "image"), accepted=UPLOAD_SOURCES, use="model upload",
+                sources="Artifact Registry or Container Registry", settings=settings,
+                repository=repository_id(namer, model.name),
+            )
+            source = endpoints.model_source(model, artifacts_bucket=artifacts)
+            if source.kind == endpoints.UNSUPPORTED:
+                problems.append(
+                    finding(
+                        (*base, "model_uri"),
+                        "Vertex AI reads model artifacts from Cloud Storage only (gs://BUCKET/PATH, or a path in the "
+                        "stack's artifact bucket)",
+                        hint="copy the artifact to Cloud Storage and point model_uri there",
+                        value=serving.model_uri,
+                    )
+                )
+            elif source.bucket is not None:
+                problems.append(
+                    finding(
+                        (*base, "model_uri"),
+                        f"the model is uploaded from gs://{source.bucket}, outside the stack's artifact bucket: "
+                        "mlops-infra grants the serving identity no access there",
+                        hint=f"grant roles/storage.objectViewer on gs://{source.bucket} (or its prefix) to "
+                        f"serviceAccount:{serving_email}, or use a path in the artifact bucket gs://{artifacts}",
+                        value=serving.model_uri,
+                        severity="warning",
+                    )
+                )
+            elif source.kind == endpoints.MISSING and model.training is not None:
+                problems.append(
+                    finding(
+                        base,
+                        "on GCP a trained model reaches its endpoint through the Vertex AI model registry (each "
+                        "training run writes its own folder, so there is no single artifact to deploy): this model "
+                        "has training but neither registry nor serving.model_uri",
+                        hint="add registry: {approval: automatic} (every successful run is deployed) or "
+                        "{approval: manual}, or set serving.model_uri to the artifact to serve",
+                    )
+                )
+            elif source.kind == endpoints.REGISTRY and model.registry.approval == "manual":
+                problems.append(
+                    finding(
+                        (*base[:2], "registry", "approval"),
+                        f"the endpoint serves the version of {model_id(namer, model.name)} called "
+                        f"{endpoints.SERVING_ALIAS!r}: with manual approval it stays empty until a person approves a "
+                        "trained version, and the next `up` deploys it",
+                        hint=f"approve with: gcloud ai models add-version-aliases {model_id(namer, model.name)}@VERSION "
+                        f"--version-aliases={endpoints.SERVING_ALIAS} --region={settings.region} --project={settings.project}",
+                        value="manual",
+                        severity="warning",
+                    )
+                )
+            capture = serving.data_capture
+            if capture is not None and not capture.capture_responses:
+                problems.append(
+                    finding(
+                        (*base, "data_capture", "capture_responses"),
+                        "Vertex AI request-response logging always records responses with the requests; "
+                        "capturing requests only is not possible on GCP",
+                        hint="remove data_capture, or accept capture_responses: true",
+                        value=False,
+                    )
+                )
+            problems += _serving_numbers(serving, base)
+            problems += _rollout_findings(serving, base, settings=settings, endpoint=endpoint_id(namer, model.name))
         return problems
 
     def _check_ml(self, spec: Any, settings: GcpSettings) -> list[Problem]:
@@ -154,8 +256,9 @@ class GcpBackend(Backend):
                     finding(
                         (*base, "registry"),
                         "on GCP models enter the Vertex AI model registry through their training workflow; without "
-                        "training nothing registers this model yet (serving.model_uri is uploaded with the serving issue)",
-                        hint="add training: to this model, or expect the registry block to take effect with serving",
+                        "training nothing registers this model (its endpoint serves serving.model_uri, uploaded as a "
+                        "model of its own)",
+                        hint="add training: to this model, or remove the registry block",
                         severity="warning",
                     )
                 )
@@ -169,11 +272,6 @@ class GcpBackend(Backend):
                         f"{workflow_name(namer, model.name)} --data='{{\"serving_image\": \"IMAGE\"}}'",
                         severity="warning",
                     )
-                )
-            else:
-                problems += _image_findings(
-                    model.serving.image, (*base, "serving", "image"), accepted=UPLOAD_SOURCES, use="model upload",
-                    sources="Artifact Registry or Container Registry", settings=settings, repository=repository,
                 )
         if spec.tracking is not None and spec.tracking.enabled and spec.tracking.size != "small":
             problems.append(
@@ -304,6 +402,63 @@ def _image_findings(
             f"(the stack's Artifact Registry repository {repository}), which must hold a copy of the image",
             hint=hint,
             value=image,
+            severity="warning",
+        )
+    ]
+
+
+def _serving_numbers(serving: Any, base: tuple) -> list[Problem]:
+    """Whole percentages (Vertex AI traffic splits and autoscaling targets are integers) and the
+    cool-downs Vertex AI does not let anyone set."""
+    problems: list[Problem] = []
+    numbers = (
+        (("autoscaling", "target_cpu_percent"), serving.autoscaling.target_cpu_percent, "autoscaling targets"),
+        (("rollout", "canary_percent"), serving.rollout.canary_percent, "traffic splits"),
+        (("rollout", "step_percent"), serving.rollout.step_percent, "traffic splits"),
+    )
+    for path, value, what in numbers:
+        if not endpoints.whole_percent(value):
+            problems.append(
+                finding(
+                    (*base, *path),
+                    f"Vertex AI {what} are whole percentages, not {value:g}",
+                    hint=f"use {int(value)} or {int(value) + 1}",
+                    value=value,
+                )
+            )
+    autoscaling = serving.autoscaling
+    for field in ("scale_in_cooldown", "scale_out_cooldown"):
+        if field in autoscaling.model_fields_set:
+            problems.append(
+                finding(
+                    (*base, "autoscaling", field),
+                    f"{field} has no effect on GCP: Vertex AI resizes every {endpoints.SCALE_OUT_SECONDS} s from the "
+                    f"last {endpoints.SCALE_IN_WINDOW_SECONDS // 60} minutes of load (it scales out within "
+                    f"{endpoints.SCALE_OUT_SECONDS} s and in only when the whole window allows it); no setting changes that",
+                    hint="remove it, or keep it for the clouds where it sets the cool-down",
+                    value=getattr(autoscaling, field),
+                    severity="warning",
+                )
+            )
+    return problems
+
+
+def _rollout_findings(serving: Any, base: tuple, *, settings: GcpSettings, endpoint: str) -> list[Problem]:
+    rollout = serving.rollout
+    if rollout.mode == "all-at-once" or not rollout.rollback_on_alarms:
+        return []
+    steps = f"{int(rollout.canary_percent)}% then 100%" if rollout.mode == "canary" else f"+{int(rollout.step_percent)}% per step"
+    minutes = endpoints.rollout_duration(rollout) / 60
+    return [
+        finding(
+            (*base, "rollout", "rollback_on_alarms"),
+            f"Vertex AI has no automatic rollback on alarms: on GCP a {rollout.mode} rollout shifts traffic between "
+            f"the old and the new deployed model ({steps}, {rollout.wait} s apart, about {minutes:g} min of `up`) and "
+            "goes back to the old split only when a step itself fails; nothing watches the endpoint's alarms meanwhile",
+            hint="watch the alarms during the rollout and roll back by hand with: gcloud ai endpoints update "
+            f"{endpoint} --region={settings.region} --traffic-split=OLD_DEPLOYED_MODEL_ID=100; "
+            "set rollback_on_alarms: false to acknowledge",
+            value=True,
             severity="warning",
         )
     ]

@@ -2,8 +2,9 @@
 
 When the spec uses an ML stage it also enables the Google APIs those stages call and lets each
 one's service agent use the key: Vertex AI (metadata store, TensorBoard, custom jobs, model
-upload), Cloud Workflows (workflow source and executions) and Artifact Registry (image layers)
-encrypt with it as their service agents, not as the workload identities.
+upload, endpoints), Cloud Workflows (workflow source and executions), Artifact Registry (image
+layers) and BigQuery (captured requests, through its encryption service account) encrypt with it
+as their service agents, not as the workload identities.
 """
 
 from __future__ import annotations
@@ -31,20 +32,29 @@ _AUDIT_LOGICAL = {"storage.googleapis.com": "storage", "cloudkms.googleapis.com"
 # Short name -> API; each API's service agent (service-PROJECT_NUMBER@gcp-sa-<name>.iam...) gets
 # encrypt/decrypt on the key. Sources: cloud.google.com/vertex-ai/docs/general/cmek,
 # cloud.google.com/workflows/docs/use-cmek, cloud.google.com/artifact-registry/docs/cmek.
+# BigQuery encrypts as its encryption service account (bq-PROJECT_NUMBER@bigquery-encryption...),
+# which projects.getServiceAccount tells (cloud.google.com/bigquery/docs/customer-managed-encryption).
 ML_APIS = {
     "aiplatform": "aiplatform.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
+    "bigquery": "bigquery.googleapis.com",
     "workflows": "workflows.googleapis.com",
 }
+BIGQUERY = "bigquery"
 
 
 def ml_apis(spec: object) -> list[str]:
-    """The ML APIs the spec needs: Vertex AI for tracking, training and registry; Workflows and
-    Artifact Registry for training (the workflow that runs it and the repository of its images)."""
-    used = {name: stage(name).used(spec) for name in ("tracking", "training", "registry")}
+    """The ML APIs the spec needs: Vertex AI for tracking, training, registry and serving;
+    Artifact Registry for training and serving (the repositories of their images); Workflows
+    for training (the workflow that runs it); BigQuery when an endpoint captures requests."""
+    used = {name: stage(name).used(spec) for name in ("tracking", "training", "registry", "serving")}
     names = ["aiplatform"] if any(used.values()) else []
+    if used["training"] or used["serving"]:
+        names.append("artifactregistry")
     if used["training"]:
-        names += ["artifactregistry", "workflows"]
+        names.append("workflows")
+    if any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):  # type: ignore[attr-defined]
+        names.append(BIGQUERY)
     return names
 
 
@@ -156,21 +166,29 @@ def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulu
             disable_dependent_services=False,
             opts=ctx.opts(),
         )
-        # Creates the service agent if the project has none yet (agents appear lazily) and
-        # tells its email, which holds the project number that only the cloud knows.
-        agent = gcp.projects.ServiceIdentity(
-            ctx.logical("service-agent", name),
-            project=project,
-            service=api.service,
-            opts=ctx.opts(),
-        )
+        if name == BIGQUERY:
+            # BigQuery's encryption account is not a service identity: projects.getServiceAccount
+            # tells it (and creates it on first use). Asked once the API is on.
+            member = gcp.bigquery.get_default_service_account_output(
+                project=project,
+                opts=pulumi.InvokeOutputOptions(parent=ctx.parent, provider=ctx.provider, depends_on=[api]),
+            ).member
+        else:
+            # Creates the service agent if the project has none yet (agents appear lazily) and
+            # tells its email, which holds the project number that only the cloud knows.
+            member = gcp.projects.ServiceIdentity(
+                ctx.logical("service-agent", name),
+                project=project,
+                service=api.service,
+                opts=ctx.opts(),
+            ).member
         grant = gcp.kms.CryptoKeyIAMMember(
             ctx.logical("key-grant", f"{name}-agent"),
             crypto_key_id=key_path,
             role=ENCRYPTER_DECRYPTER,
-            member=agent.member,
+            member=member,
             opts=ctx.opts(),
         )
         keys[name] = pulumi.Output.all(key_path, grant.role).apply(lambda parts: parts[0])
-        agents[name] = agent.member
+        agents[name] = member
     return keys, agents

@@ -3,8 +3,9 @@
 Kinds and their scope of uniqueness on GCP:
 - gcp.storage.bucket: one global namespace -> always hashed (scope: the GCP project).
 - gcp.iam.service_account_id, gcp.iam.custom_role_id: unique per project.
-- gcp.kms.*, gcp.workflows.workflow, gcp.artifactregistry.repository, gcp.vertex.model_id:
-  unique per project and region.
+- gcp.kms.*, gcp.workflows.workflow, gcp.artifactregistry.repository, gcp.vertex.model_id,
+  gcp.vertex.endpoint_id_alpha: unique per project and region.
+- gcp.bigquery.dataset (captured requests): unique per project.
 
 Names GCP fixes (the Vertex metadata store "default") bypass the namer.
 """
@@ -16,6 +17,8 @@ import re
 from mlops_infra.naming import Namer, NameStyle
 
 STYLES = {
+    # BigQuery dataset ids take letters, digits and underscores only.
+    "gcp.bigquery.dataset": NameStyle(separator="_", letter_first=True),
     # Bucket names share one global namespace: always hashed (scope: the GCP project).
     # The rule allows 222 characters for dotted names only; undotted names stop at 63.
     "gcp.storage.bucket": NameStyle(global_unique=True, max_length=63),
@@ -28,6 +31,9 @@ STYLES = {
     # Custom role ids allow no hyphens: words joined with "_".
     "gcp.iam.custom_role_id": NameStyle(separator="_", letter_first=True),
     "gcp.vertex.model_id": NameStyle(letter_first=True),
+    # Endpoint ids: the letter-first form (up to 63 of a-z, 0-9, -), stable per model so the
+    # endpoint keeps its URN and URL when what it serves changes.
+    "gcp.vertex.endpoint_id_alpha": NameStyle(letter_first=True),
 }
 
 def physical_name(namer: Namer, kind: str, *parts: str) -> str:
@@ -52,6 +58,28 @@ def custom_role_id(namer: Namer, *words: str) -> str:
 def model_id(namer: Namer, model: str) -> str:
     """The model's id in the Vertex AI model registry (every version lands under it)."""
     return physical_name(namer, "gcp.vertex.model_id", model)
+
+
+def endpoint_id(namer: Namer, model: str) -> str:
+    """The Vertex AI endpoint serving a model: one per model, its name never changes."""
+    return physical_name(namer, "gcp.vertex.endpoint_id_alpha", model)
+
+
+def served_model_id(namer: Namer, model: str, digest: str) -> str:
+    """The Vertex AI model a deployment serves: content-derived (`digest` hashes everything
+    that forces a new deployment), so a new image or artifact uploads a new model before the
+    old one is undeployed and deleted. Kept apart from the registry model (model_id)."""
+    return physical_name(namer, "gcp.vertex.model_id", model, "serve", digest)
+
+
+def capture_dataset_id(namer: Namer, model: str) -> str:
+    """The BigQuery dataset holding a model's captured requests and responses."""
+    return physical_name(namer, "gcp.bigquery.dataset", model, "capture")
+
+
+def invocation_url(*, project: str, region: str, endpoint: str) -> str:
+    """The online prediction URL of a public (shared-DNS) Vertex AI endpoint."""
+    return f"https://{region}-aiplatform.googleapis.com/v1/projects/{project}/locations/{region}/endpoints/{endpoint}:predict"
 
 
 # --- container images --------------------------------------------------------------------------

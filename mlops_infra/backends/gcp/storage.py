@@ -21,7 +21,6 @@ from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, dat
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
 
 OBJECT_VIEWER = "roles/storage.objectViewer"  # get + list objects
-OBJECT_CREATOR = "roles/storage.objectCreator"  # create objects (no overwrite, no delete)
 # Read, create, overwrite and delete objects (training rewrites checkpoints and outputs);
 # versioning and soft delete keep what it overwrites or deletes.
 OBJECT_USER = "roles/storage.objectUser"
@@ -35,7 +34,6 @@ ABORT_MULTIPART_AFTER_DAYS = 7
 def build(ctx: StageContext) -> StorageOutputs:
     governance = ctx.upstream["governance"]
     training = governance.identities["training"]
-    serving = governance.identities["serving"]
     read_prefixes = data_reads(ctx.spec)
 
     buckets: dict[str, BucketRef] = {}
@@ -56,21 +54,17 @@ def build(ctx: StageContext) -> StorageOutputs:
 
     artifacts = _bucket(ctx, ARTIFACTS, ctx.spec.storage.artifacts, versioning=True, key_id=governance.key_id)
     artifacts_physical = ctx.namer.name("gcp.storage.bucket", ARTIFACTS)
-    grants = (
-        # Training reads and writes model outputs and checkpoints, nothing else in the bucket.
-        ("training-readwrite", OBJECT_USER, training, prefix_condition(artifacts_physical, list(TRAINING_ROOTS))),
-        ("serving-read", OBJECT_VIEWER, serving, None),
-        ("serving-write", OBJECT_CREATOR, serving, None),  # captured requests and responses
+    # Training reads and writes model outputs and checkpoints, nothing else in the bucket.
+    # The serving identity gets nothing here: the serving stage lets it read each served model's
+    # artifact prefix (one grant per model), and captured requests go to BigQuery on GCP.
+    gcp.storage.BucketIAMMember(
+        ctx.logical("grant", "training-readwrite", ARTIFACTS),
+        bucket=artifacts.name,
+        role=OBJECT_USER,
+        member=training.principal,
+        condition=prefix_condition(artifacts_physical, list(TRAINING_ROOTS)),
+        opts=ctx.opts(),
     )
-    for suffix, role, identity, condition in grants:
-        gcp.storage.BucketIAMMember(
-            ctx.logical("grant", suffix, ARTIFACTS),
-            bucket=artifacts.name,
-            role=role,
-            member=identity.principal,
-            condition=condition,
-            opts=ctx.opts(),
-        )
     return StorageOutputs(buckets=buckets, artifacts=_ref(ARTIFACTS, artifacts))
 
 

@@ -47,6 +47,7 @@ import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp.endpoints import SERVING_ALIAS
 from mlops_infra.backends.gcp.naming import (
     custom_role_id,
     model_id,
@@ -78,10 +79,13 @@ REPOSITORY_READER = "roles/artifactregistry.reader"
 # Exactly what the workflow calls: customJobs.create / get / cancel (IAM permission per method,
 # aiplatform v1 REST reference).
 LAUNCHER_PERMISSIONS = ("aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get")
-# Version aliases (Vertex AI model registry): "default" is what deployments use when they name
-# no version; a manual approval leaves it where it is and marks the new version "candidate"
-# until someone moves "default" to it (gcloud ai models add-version-aliases / the console).
-APPROVAL_ALIASES = {"automatic": ["default"], "manual": ["candidate"]}
+# Version aliases (Vertex AI model registry). The endpoint serves the version called "approved"
+# (SERVING_ALIAS, backends/gcp/serving.py): automatic approval gives it to every new version
+# (with "default", what commands use when they name no version); manual approval marks the new
+# version "candidate" until a person approves it by moving "approved" to it (gcloud ai models
+# add-version-aliases / the console). Not "default" for that: Vertex AI gives "default" to the
+# first version of a model by itself, which would deploy it unapproved.
+APPROVAL_ALIASES = {"automatic": ["default", SERVING_ALIAS], "manual": ["candidate"]}
 
 
 def build(ctx: StageContext) -> TrainingOutputs:

@@ -1,0 +1,255 @@
+"""AWS serving: per model with `serving`, a SageMaker real-time endpoint and its scaling.
+
+Per served model:
+- ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
+  an image SageMaker cannot pull (anything but a private ECR image in the stack's region; the
+  same rules as training images, see jobs.py). Immutable tags, scan on push, the stack key,
+  protected. `backend.check` warns with the push target.
+- sagemaker.Model: the serving image, the model data (serving.model_uri, else the model's
+  training output s3://<artifacts>/models/<model>/, which SageMaker copies, uncompressed, into
+  /opt/ml/model/: set model_uri to one run's model.tar.gz to serve exactly that run), the
+  environment, the serving identity as execution role, network isolation.
+- sagemaker.EndpointConfiguration: one production variant ("primary": blue/green deployments
+  need the same variant name in every configuration) with the catalog's (or overridden)
+  instance type and max(min_replicas, 1) instances; the instances' volumes encrypted with the
+  stack key (except types with hardware-encrypted local storage); with data_capture, requests
+  (and responses) sampled into s3://<artifacts>/data-capture/<model>/, encrypted with the key.
+- sagemaker.Endpoint: a stable name, updated in place; a blue/green deployment config from
+  serving.rollout (all at once, canary or linear steps, baking `wait` seconds) rolling back on
+  the model's latency and error alarms, which the monitoring stage creates under the names
+  naming.alarm_name gives (only those the model's monitoring block asks for).
+- appautoscaling.Target on the variant (min max(min_replicas, 1), max max_replicas) and, with
+  a target, a target-tracking appautoscaling.Policy: invocations per instance per minute, or
+  CPU utilization (see endpoints.py), with the spec's cool-downs.
+
+Immutable parts. SageMaker cannot update a model or an endpoint configuration, so their names
+are their per-model prefix + a hash of their whole definition (naming.content_name), computed
+from values known before deployment (physical names stand for the ARNs and URLs the cloud
+assigns; the key alias for the key's ARN). A change of image, model data, environment,
+instance type, instance count or capture settings creates a new model and configuration (new
+physical names, same logical names: Pulumi replaces them, creating the new one first), the
+endpoint switches to the new configuration in place (a blue/green deployment), and the old
+ones are deleted afterwards. Tags are updated in place and stay out of the hash.
+
+Grants (least privilege, sized independently of the number of models): one inline policy for
+the stack (endpoints.serving_grants: the stack's serving repositories, its endpoints' log
+groups, its rollback alarms, all named by the stack's prefix), plus per model only what the
+stack's prefix cannot name: pull access to a spec-named ECR repository, read access to a
+serving.model_uri outside the trained models. S3 (read models/, write data-capture/) comes from
+the storage stage's grant, key use from governance's.
+
+Security. Endpoints are reachable only with SigV4-signed requests by principals whose IAM
+policies allow sagemaker:InvokeEndpoint (SageMaker has no anonymous or key access). With
+governance.network: private, endpoints get no VPC config yet (the stack creates no VPC):
+`backend.check` warns.
+
+Known limit: SageMaker rejects an endpoint update that changes the instance type of a variant
+registered with Application Auto Scaling ("Update endpoints that use auto scaling"): changing
+a served model's compute or instance-type override needs its scaling removed first (deploy
+with max_replicas equal to min_replicas and no target, then the new instance type, then the
+scaling back). Changing the image, the model data or the capture settings is allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
+from mlops_infra.backends.aws.naming import (
+    alarm_name,
+    bucket_name,
+    content_name,
+    endpoint_config_prefix,
+    endpoint_name,
+    inline_policy_name,
+    model_prefix,
+    repository_name,
+    role_name,
+)
+from mlops_infra.backends.context import StageContext
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.serving import ServingOutputs
+from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
+from mlops_infra.stages.training import output_prefix
+
+
+def build(ctx: StageContext) -> ServingOutputs:
+    spec, region = ctx.spec, ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    partition = policies.partition_of(region)
+    account_id = pulumi.Output.from_input(gov.extra["account_id"])
+    role = gov.identities["serving"]
+    scope = endpoints.serving_scope(ctx.namer)
+
+    grant = aws.iam.RolePolicy(
+        ctx.logical("grant", "serving"),
+        name=inline_policy_name(ctx.namer, "serving"),
+        role=role.id,
+        policy=account_id.apply(lambda account: json.dumps(endpoints.serving_grants(
+            partition=partition, region=region, account_id=account, scope=scope))),
+        opts=ctx.opts(),
+    )
+    known = _KnownValues(
+        artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
+        role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'serving', region)}",
+        key=gov.extra["key_alias"],
+    )
+    names: dict[str, Any] = {}
+    urls: dict[str, Any] = {}
+    for model in spec.models:
+        if model.serving is None:
+            continue
+        endpoint = _endpoint(ctx, model, grant=grant, known=known, partition=partition)
+        names[model.name] = endpoint.name
+        urls[model.name] = endpoint.name.apply(
+            lambda name: endpoints.invocation_url(partition, region, name))
+    return ServingOutputs(endpoints=names, urls=urls)
+
+
+class _KnownValues:
+    """Stand-ins, known before deployment, for what the content hashes cover."""
+
+    def __init__(self, *, artifacts: str, role_arn: str, key: str) -> None:
+        self.artifacts = artifacts  # s3://<artifact bucket>
+        self.role_arn = role_arn
+        self.key = key  # the key's alias stands for its ARN
+
+
+def _endpoint(ctx: StageContext, model: Any, *, grant: Any, known: _KnownValues, partition: str) -> Any:
+    region = ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    storage: StorageOutputs = ctx.upstream["storage"]
+    training = ctx.upstream.get("training")
+    role = gov.identities["serving"]
+    serving = model.serving
+    name = model.name
+
+    # --- image ---------------------------------------------------------------------------
+    source = jobs.image_source(serving.image, region)
+    repo_name = repository_name(ctx.namer, name, "serving")
+    repository = aws.ecr.Repository(
+        ctx.logical("repository", name),
+        name=repo_name,
+        image_tag_mutability="IMMUTABLE",
+        image_scanning_configuration={"scan_on_push": True},
+        encryption_configurations=[{"encryption_type": "KMS", "kms_key": gov.key_id}],
+        force_delete=False,
+        tags=ctx.tags(),
+        opts=ctx.opts(protect=True),
+    )
+    if source.kind == "stack":
+        image: Any = repository.repository_url.apply(lambda url: f"{url}{source.reference}")
+        known_image = jobs.push_target(partition=partition, region=region, repository=repo_name,
+                                       reference=source.reference)
+    else:  # a private ECR image (another region is a validation error)
+        image = known_image = serving.image
+
+    grants = [grant]
+    spec_repository = jobs.spec_repository_arn(partition, source)
+    if spec_repository is not None:
+        grants.append(aws.iam.RolePolicy(
+            ctx.logical("imagegrant", name),
+            name=inline_policy_name(ctx.namer, "serving-image", name),
+            role=role.id,
+            policy=json.dumps(jobs.image_pull_grant(spec_repository, "PullServingImage")),
+            opts=ctx.opts(),
+        ))
+
+    # --- model data ----------------------------------------------------------------------
+    if serving.model_uri:
+        known_uri = data_uri = serving.model_uri
+    else:
+        known_uri = f"{known.artifacts}/{output_prefix(name)}"
+        data_uri = (training.output_uris[name] if training is not None and name in training.output_uris
+                    else pulumi.Output.from_input(storage.artifacts.uri).apply(lambda uri: f"{uri}/{output_prefix(name)}"))
+    kind = endpoints.data_kind(known_uri)
+    artifacts_bucket = known.artifacts.removeprefix("s3://")
+    if endpoints.parse_s3(known_uri) and not endpoints.covered_by_storage_grant(known_uri, artifacts_bucket):
+        grants.append(aws.iam.RolePolicy(
+            ctx.logical("datagrant", name),
+            name=inline_policy_name(ctx.namer, "serving-model", name),
+            role=role.id,
+            policy=json.dumps(endpoints.model_data_grant(partition, known_uri)),
+            opts=ctx.opts(),
+        ))
+
+    # --- model (immutable: content-derived name) -------------------------------------------
+    environment = dict(serving.environment)
+    model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
+        image=known_image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn))
+    sagemaker_model = aws.sagemaker.Model(
+        ctx.logical("model", name),
+        name=model_name,
+        **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
+                               role_arn=role.principal),
+        tags=ctx.tags(),
+        # SageMaker checks at creation that the role can reach the image.
+        opts=ctx.opts(depends_on=grants),
+    )
+
+    # --- endpoint configuration (immutable: content-derived name) --------------------------
+    instance_type = instance_type_of(model, ctx.settings)
+    config_name = content_name(endpoint_config_prefix(ctx.namer, name), endpoints.endpoint_config_args(
+        serving, model_name=model_name, instance_type=instance_type, key_arn=known.key,
+        capture_destination=endpoints.capture_destination(known.artifacts, name)))
+    config = aws.sagemaker.EndpointConfiguration(
+        ctx.logical("config", name),
+        name=config_name,
+        **endpoints.endpoint_config_args(
+            serving, model_name=sagemaker_model.name, instance_type=instance_type, key_arn=gov.key_id,
+            capture_destination=pulumi.Output.from_input(storage.artifacts.uri).apply(
+                lambda uri: endpoints.capture_destination(uri, name))),
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+
+    # --- endpoint (stable name, updated in place) ------------------------------------------
+    alarms = [alarm_name(ctx.namer, name, kind) for kind in endpoints.rollback_alarm_kinds(model)]
+    endpoint = aws.sagemaker.Endpoint(
+        ctx.logical("endpoint", name),
+        name=endpoint_name(ctx.namer, name),
+        endpoint_config_name=config.name,
+        deployment_config=endpoints.deployment_config(serving.rollout, alarms),
+        tags=ctx.tags(),
+        # The instances start at once: the role must hold its grants (and the model data must
+        # exist: a one-off training job of the training stage finishes first).
+        opts=ctx.opts(depends_on=[*grants, *ctx.upstream_components]),
+    )
+
+    # --- scaling -----------------------------------------------------------------------------
+    autoscaling = serving.autoscaling
+    target = aws.appautoscaling.Target(
+        ctx.logical("scaling", name),
+        service_namespace=endpoints.SERVICE_NAMESPACE,
+        resource_id=endpoint.name.apply(endpoints.scaling_resource_id),
+        scalable_dimension=endpoints.SCALABLE_DIMENSION,
+        min_capacity=endpoints.initial_instances(serving),
+        max_capacity=autoscaling.max_replicas,
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+    tracking = endpoints.target_tracking(autoscaling, endpoint=endpoint.name, instance_type=instance_type)
+    if tracking is not None:
+        aws.appautoscaling.Policy(
+            ctx.logical("scalingpolicy", name),
+            name=f"{endpoint_name(ctx.namer, name)}-{endpoints.policy_suffix(autoscaling)}",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            resource_id=target.resource_id,
+            scalable_dimension=target.scalable_dimension,
+            target_tracking_scaling_policy_configuration=tracking,
+            opts=ctx.opts(),
+        )
+    return endpoint
+
+
+def instance_type_of(model: Any, settings: Any) -> str:
+    """The endpoint instance type: clouds.aws.overrides, else the catalog's "serving" choice."""
+    override = settings.overrides.models.get(model.name)
+    if override is not None and override.serving_instance_type:
+        return override.serving_instance_type
+    return catalog.instance_type(model.serving.compute, "serving", settings)

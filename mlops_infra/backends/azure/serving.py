@@ -1,0 +1,463 @@
+"""Azure serving: per model a managed online endpoint in the stack's Azure ML workspace.
+
+Per model with a `serving` block:
+- OnlineEndpoint (stable name, updated in place): Microsoft Entra token auth (AADToken: no shared
+  keys to leak or rotate; callers need the workspace's onlineEndpoints/score/action permission),
+  public network access per governance.network, running as the governance "serving" identity.
+  It is created without traffic (traffic may only name deployments that exist).
+- the model: a ModelVersion holding the artifact location (the training output under
+  models/<model>/ in the artifact container, through the workspace's identity-based datastore, or
+  serving.model_uri), in the registry's model container when the model has a registry block, else
+  in a container of its own; its version is a hash of the location.
+- the container: an EnvironmentContainer + EnvironmentVersion holding the serving image and its
+  inference routes (the SageMaker contract: GET /ping and POST /invocations on port 8080, model
+  mounted at /opt/ml/model), versioned by a hash of both.
+- OnlineDeployment (managed): the catalog's instance type for the "serving" purpose (or
+  clouds.azure.overrides), the model version and environment, the spec's environment variables,
+  min_replicas instances (Default scale settings; Azure Monitor scales it from there), liveness
+  and readiness probes, request settings, Application Insights logging and the data collector.
+  Its name holds a hash of everything that cannot change in place (image, model, instance type,
+  environment, network), so such a change is a new deployment next to the old one (blue/green).
+- data capture: a data collector with model_inputs (and model_outputs when capture_responses)
+  at sampling_percent, each into a uri_folder data asset at data-capture/<model>/<collection>/
+  of the artifact container (encrypted at rest with the governance key, like the whole account).
+  The serving container logs them with the azureml-ai-monitoring Collector under those names.
+- AutoscaleSetting (Azure Monitor) on the deployment: min/max/default capacity from the spec;
+  scale out above target_requests_per_replica (RequestsPerMinute of the endpoint for this
+  deployment, divided per instance) or target_cpu_percent (CpuUtilizationPercentage of the
+  deployment; 70 % when the spec names neither), scale in below 60 % of it, with the spec's
+  cool-downs (ISO 8601, at least one minute).
+- EndpointTraffic (dynamic resource, traffic.py): after the deployment exists, routes traffic.
+
+Rollout (blue/green between two deployments):
+- all-at-once: the new deployment is created and healthy before it takes 100 % of the traffic;
+  then the previous one is deleted.
+- canary: the new deployment takes canary_percent, the previous one keeps the rest. This split is
+  declarative: it holds until the next `up` that changes it (promote with mode all-at-once, or
+  a newer release, which retires the older of the two).
+- What Azure cannot do: step the split up after `wait` (so linear is an error and canary's wait
+  has no effect) or roll back when the endpoint's alarms fire (no deployment guardrails on Azure
+  ML): backend.check says so. During a canary the previous deployment keeps the instances it had
+  (the autoscale setting follows the new deployment).
+- Deployments are retained on delete: EndpointTraffic deletes one once it routes nothing to it,
+  so Pulumi never deletes a deployment that still takes traffic.
+
+Network: governance.network private disables public access to the endpoint (scoring only through
+a private endpoint of the workspace, which the stack does not create yet: backend.check warns);
+outbound traffic then goes through the workspace's managed network, and the deployment's
+egressPublicNetworkAccess flag is left unset, as Azure asks for managed networks. Public stacks
+set it to Enabled explicitly.
+
+Encryption: Azure ML endpoints take no key of their own; the workspace is encrypted with the
+governance key (hbiWorkspace), model and captured data live in the CMK storage account, images
+in the CMK container registry.
+
+Grants (the serving identity, on top of governance's key grant and storage's prefix-limited
+read of models/ and read/write of data-capture/): AcrPull on the stack's registry and AzureML
+Metrics Writer on the workspace, once per stack; adding a model adds no grant.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import machinelearningservices as ml
+from pulumi_azure_native import monitor
+
+from mlops_infra.backends.azure import catalog
+from mlops_infra.backends.azure.common import after, grant
+from mlops_infra.backends.azure.endpoint_rules import (
+    HEALTH_PATH,
+    METRIC_GRAIN,
+    METRIC_WINDOW,
+    MODEL_MOUNT_PATH,
+    PROBE,
+    REQUEST_TIMEOUT,
+    ROLLING_RATE,
+    SCORING_PATH,
+    SERVING_PORT,
+    capture_prefix,
+    collections,
+    iso_duration,
+    model_source,
+    scale_rule,
+    scoring_url,
+    traffic_percent,
+)
+from mlops_infra.backends.azure.traffic import EndpointTraffic
+from mlops_infra.backends.azure.training import asset_name
+from mlops_infra.backends.context import StageContext
+from mlops_infra.naming import stable_hash
+from mlops_infra.spec.models import Model
+from mlops_infra.stages.serving import ServingOutputs
+from mlops_infra.stages.storage import ARTIFACTS
+
+VERSION_LENGTH = 12
+DEPLOYMENT_HASH_LENGTH = 8
+MODEL_TYPE = "custom_model"
+METRIC_NAMESPACES = {
+    True: "microsoft.machinelearningservices/workspaces/onlineendpoints",
+    False: "microsoft.machinelearningservices/workspaces/onlineendpoints/deployments",
+}
+
+
+def build(ctx: StageContext) -> ServingOutputs:
+    governance = ctx.upstream["governance"]
+    identity = governance.identities["serving"]
+    workspace = ctx.upstream["storage"].workspace
+    grants = _grants(ctx, workspace, identity, governance.extra["subscription_id"])
+    endpoints: dict[str, Any] = {}
+    urls: dict[str, Any] = {}
+    for model in sorted((m for m in ctx.spec.models if m.serving is not None), key=lambda m: m.name):
+        endpoints[model.name], urls[model.name] = _model(ctx, model, workspace, identity, grants)
+    return ServingOutputs(endpoints=endpoints, urls=urls)
+
+
+def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: Any) -> list[Any]:
+    common = {"principal_id": identity.principal, "principal": "serving", "subscription_id": subscription_id}
+    return [
+        grant(
+            ctx,
+            role="AcrPull",
+            scope=workspace.registry_id,
+            target="registry",
+            description="mlops-infra: online deployments pull their images",
+            **common,
+        ),
+        grant(
+            ctx,
+            role="AzureML Metrics Writer (preview)",
+            scope=workspace.id,
+            target="workspace",
+            description="mlops-infra: online deployments write their metrics",
+            **common,
+        ),
+    ]
+
+
+def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, grants: list[Any]) -> tuple[Any, Any]:
+    serving = model.serving
+    assert serving is not None
+    rg, location, tags = workspace.resource_group, workspace.location, ctx.tags()
+    public = ctx.spec.governance.network != "private"
+    access = "Enabled" if public else "Disabled"
+
+    # --- the endpoint: stable, updated in place ----------------------------------------------
+    endpoint_name = ctx.namer.name("azure.ml.online_endpoint", model.name)
+    description = f"mlops-infra: online endpoint of {model.name}"
+    endpoint = ml.OnlineEndpoint(
+        ctx.logical("endpoint", model.name),
+        endpoint_name=endpoint_name,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        location=location,
+        identity=ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
+        ),
+        properties=ml.OnlineEndpointPropertiesArgs(
+            auth_mode=ml.EndpointAuthMode.AAD_TOKEN,
+            description=description,
+            public_network_access=access,
+        ),
+        tags=tags,
+        opts=ctx.opts(),
+    )
+    # Whatever changes the endpoint makes EndpointTraffic write its traffic again (a PUT of the
+    # endpoint without traffic must not leave it routing nowhere).
+    revision = stable_hash(
+        json.dumps({"auth": "AADToken", "access": access, "description": description, "tags": tags}, sort_keys=True),
+        length=VERSION_LENGTH,
+    )
+    endpoint_ref = after(endpoint.tags, endpoint_name)
+
+    # --- model, container, capture ------------------------------------------------------------
+    model_version, model_key = _model_version(ctx, model, workspace)
+    environment, environment_key = _environment(ctx, model, workspace)
+    collectors = _capture(ctx, model, workspace)
+
+    # --- the deployment: named by a hash of what cannot change in place ---------------------
+    instance_type = catalog.serving_instance_type(model, ctx.settings)
+    variables = dict(sorted(serving.environment.items()))
+    definition = {
+        "model": model_key,
+        "environment": environment_key,
+        "instance_type": instance_type,
+        "variables": variables,
+        "egress": access if public else "managed-network",
+        "mount": MODEL_MOUNT_PATH,
+    }
+    digest = stable_hash(model.name, json.dumps(definition, sort_keys=True), length=DEPLOYMENT_HASH_LENGTH)
+    deployment_name = ctx.namer.name("azure.ml.online_deployment", model.name, digest)
+    autoscaling = serving.autoscaling
+    probe = ml.ProbeSettingsArgs(**PROBE)
+    properties = ml.ManagedOnlineDeploymentArgs(
+        endpoint_compute_type="Managed",
+        description=f"mlops-infra: {model.name} on {serving.image}",
+        model=model_version.id,
+        environment_id=environment.id,
+        environment_variables=variables,
+        instance_type=instance_type,
+        model_mount_path=MODEL_MOUNT_PATH,
+        scale_settings=ml.DefaultScaleSettingsArgs(scale_type="Default"),
+        liveness_probe=probe,
+        readiness_probe=probe,
+        request_settings=ml.OnlineRequestSettingsArgs(
+            # one request per vCPU at a time (Azure's default is 1); more get HTTP 429
+            max_concurrent_requests_per_instance=int(catalog.VM_SIZES.get(instance_type, {}).get("cpus", 1)),
+            request_timeout=REQUEST_TIMEOUT,
+        ),
+        app_insights_enabled=True,
+        data_collector=ml.DataCollectorArgs(collections=collectors, rolling_rate=ROLLING_RATE) if collectors else None,
+        egress_public_network_access="Enabled",
+    )
+    if not public:
+        # With the workspace's managed network, Azure asks to leave the flag unset ("Network
+        # isolation with managed online endpoints"); the SDK's Args class fills in "Enabled" when
+        # it is not given, so it is cleared after construction.
+        pulumi.set(properties, "egress_public_network_access", None)
+    deployment = ml.OnlineDeployment(
+        ctx.logical("deployment", model.name),
+        deployment_name=deployment_name,
+        endpoint_name=endpoint_ref,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        location=location,
+        # Default scale settings: Azure runs sku.capacity instances, which the autoscale setting
+        # then moves between min_replicas and max_replicas.
+        sku=ml.SkuArgs(name="Default", capacity=autoscaling.min_replicas),
+        properties=properties,
+        tags=tags,
+        # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
+        opts=ctx.opts(retain_on_delete=True, depends_on=[*grants, *ctx.upstream_components]),
+    )
+    deployment_ref = after(deployment.tags, deployment_name)
+
+    autoscale = _autoscale(ctx, model, workspace, endpoint, deployment, deployment_name)
+
+    EndpointTraffic(
+        ctx.logical("traffic", model.name),
+        endpoint_id=endpoint.id,
+        deployment=deployment_ref,
+        percent=traffic_percent(serving.rollout),
+        revision=revision,
+        # A dynamic resource has no cloud provider of its own: parent only.
+        opts=pulumi.ResourceOptions(parent=ctx.parent, depends_on=[autoscale]),
+    )
+    return endpoint_ref, after(endpoint.tags, scoring_url(endpoint_name, location))
+
+
+def _model_version(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
+    """The model version the deployment serves, and the key its version is derived from."""
+    serving = model.serving
+    assert serving is not None
+    source = model_source(
+        serving.model_uri,
+        account=ctx.namer.name("azure.storage.account"),
+        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
+        model=model.name,
+    )
+    if source.kind == "artifacts":
+        key = f"artifacts:{source.path}"
+        uri: Any = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
+    else:
+        key = f"uri:{source.uri}"
+        uri = source.uri
+    properties: dict[str, Any] = {"mlops-infra/source": "training output" if not serving.model_uri else "model_uri"}
+    training = ctx.upstream.get("training")
+    if not serving.model_uri and training is not None and model.name in training.output_uris:
+        properties["mlops-infra/artifact"] = training.output_uris[model.name]
+
+    registry = ctx.upstream.get("registry")
+    if registry is not None and model.name in registry.registries:
+        # The registry stage's model container (named like the model).
+        container_name = registry.registries[model.name].apply(lambda _: model.name)
+    else:
+        name = asset_name(model.name, "serving")
+        container = ml.ModelContainer(
+            ctx.logical("model", model.name),
+            name=name,
+            resource_group_name=workspace.resource_group,
+            workspace_name=workspace.name,
+            properties=ml.ModelContainerPropertiesArgs(
+                description=f"mlops-infra: versions of {model.name} served by its endpoint", tags=ctx.tags()
+            ),
+            opts=ctx.opts(),
+        )
+        container_name = container.name.apply(lambda _: name)
+    # Model versions are whole numbers: the first 8 hex digits of the location's hash.
+    version = str(int(stable_hash(key, length=8), 16))
+    model_version = ml.ModelVersion(
+        ctx.logical("modelversion", model.name),
+        name=container_name,
+        version=version,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.ModelVersionPropertiesArgs(
+            model_uri=uri,
+            model_type=MODEL_TYPE,
+            description=f"mlops-infra: the artifact {model.name}'s endpoint serves",
+            properties=properties,
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(retain_on_delete=True),
+    )
+    return model_version, key
+
+
+def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
+    """The serving image with its inference routes, and the key its version is derived from."""
+    serving = model.serving
+    assert serving is not None
+    name = asset_name(model.name, "serve_env")
+    routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
+    key = json.dumps({"image": serving.image, "routes": routes}, sort_keys=True)
+    container = ml.EnvironmentContainer(
+        ctx.logical("environment", model.name),
+        name=name,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentContainerPropertiesArgs(
+            description=f"mlops-infra: serving image of {model.name}", tags=ctx.tags()
+        ),
+        opts=ctx.opts(),
+    )
+    health = ml.RouteArgs(path=HEALTH_PATH, port=SERVING_PORT)
+    environment = ml.EnvironmentVersion(
+        ctx.logical("envversion", model.name),
+        name=container.name.apply(lambda _: name),
+        version=stable_hash(key, length=VERSION_LENGTH),
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentVersionPropertiesArgs(
+            image=serving.image,
+            os_type=ml.OperatingSystemType.LINUX,
+            auto_rebuild=ml.AutoRebuildSetting.DISABLED,
+            inference_config=ml.InferenceContainerPropertiesArgs(
+                liveness_route=health,
+                readiness_route=health,
+                scoring_route=ml.RouteArgs(path=SCORING_PATH, port=SERVING_PORT),
+            ),
+            description=f"mlops-infra: {serving.image}",
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(retain_on_delete=True),
+    )
+    return environment, key
+
+
+def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
+    """Data collector collections, each writing to a data asset under data-capture/<model>/."""
+    serving = model.serving
+    assert serving is not None
+    found: dict[str, Any] = {}
+    for collection in collections(serving.data_capture):
+        word = collection.split("_", 1)[1]  # inputs / outputs
+        name = asset_name(model.name, collection)
+        path = f"{capture_prefix(model.name)}{collection}/"
+        container = ml.DataContainer(
+            ctx.logical("capture", word, model.name),
+            name=name,
+            resource_group_name=workspace.resource_group,
+            workspace_name=workspace.name,
+            properties=ml.DataContainerPropertiesArgs(
+                data_type=ml.DataType.URI_FOLDER,
+                description=f"mlops-infra: {collection} captured by {model.name}'s endpoint",
+                tags=ctx.tags(),
+            ),
+            opts=ctx.opts(),
+        )
+        version = ml.DataVersion(
+            ctx.logical("captureversion", word, model.name),
+            name=container.name.apply(lambda _, name=name: name),
+            version="1",
+            resource_group_name=workspace.resource_group,
+            workspace_name=workspace.name,
+            properties=ml.UriFolderDataVersionArgs(
+                data_type="uri_folder",
+                data_uri=pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", path),
+                description=f"mlops-infra: {collection} of {model.name} under {path} in the artifact bucket",
+                tags=ctx.tags(),
+            ),
+            opts=ctx.opts(),
+        )
+        found[collection] = ml.CollectionArgs(
+            data_collection_mode=ml.DataCollectionMode.ENABLED,
+            data_id=version.id,
+            sampling_rate=serving.data_capture.sampling_percent / 100,
+        )
+    return found
+
+
+def _autoscale(
+    ctx: StageContext, model: Model, workspace: Any, endpoint: Any, deployment: Any, deployment_name: str
+) -> Any:
+    serving = model.serving
+    assert serving is not None
+    autoscaling = serving.autoscaling
+    rule = scale_rule(autoscaling)
+    source = endpoint.id if rule.on_endpoint else deployment.id
+    dimensions = (
+        [
+            monitor.ScaleRuleMetricDimensionArgs(
+                dimension_name="deployment",
+                operator=monitor.ScaleRuleMetricDimensionOperationType.EQUALS,
+                values=[deployment_name],
+            )
+        ]
+        if rule.on_endpoint
+        else None
+    )
+
+    def scale(above: bool) -> monitor.ScaleRuleArgs:
+        return monitor.ScaleRuleArgs(
+            metric_trigger=monitor.MetricTriggerArgs(
+                metric_name=rule.metric,
+                metric_namespace=METRIC_NAMESPACES[rule.on_endpoint],
+                metric_resource_uri=source,
+                dimensions=dimensions,
+                divide_per_instance=rule.per_instance,
+                operator=(
+                    monitor.ComparisonOperationType.GREATER_THAN if above else monitor.ComparisonOperationType.LESS_THAN
+                ),
+                statistic=monitor.MetricStatisticType.AVERAGE,
+                time_aggregation=monitor.TimeAggregationType.AVERAGE,
+                time_grain=METRIC_GRAIN,
+                time_window=METRIC_WINDOW,
+                threshold=rule.scale_out_above if above else rule.scale_in_below,
+            ),
+            scale_action=monitor.ScaleActionArgs(
+                direction=monitor.ScaleDirection.INCREASE if above else monitor.ScaleDirection.DECREASE,
+                type=monitor.ScaleType.CHANGE_COUNT,
+                value="1",
+                cooldown=iso_duration(autoscaling.scale_out_cooldown if above else autoscaling.scale_in_cooldown),
+            ),
+        )
+
+    location = workspace.location
+    return monitor.AutoscaleSetting(
+        ctx.logical("autoscale", model.name),
+        # One setting per deployment, named like it (unique in the resource group).
+        autoscale_setting_name=deployment_name,
+        name=deployment_name,
+        resource_group_name=workspace.resource_group,
+        location=location,
+        enabled=True,
+        target_resource_uri=deployment.id,
+        target_resource_location=location,
+        profiles=[
+            monitor.AutoscaleProfileArgs(
+                name="default",
+                capacity=monitor.ScaleCapacityArgs(
+                    minimum=str(autoscaling.min_replicas),
+                    maximum=str(autoscaling.max_replicas),
+                    default=str(autoscaling.min_replicas),
+                ),
+                rules=[scale(True), scale(False)],
+            )
+        ],
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )

@@ -1,0 +1,316 @@
+"""GCP serving: per model, a Vertex AI endpoint and the model deployed to it.
+
+Per model with `serving`:
+- a Vertex AI endpoint (AiEndpoint): stable id (naming.endpoint_id), CMEK with the governance
+  key, labels, request-response logging to BigQuery when the spec asks for data capture, Private
+  Service Connect when governance.network is private. Its URN, id and URL never change with what
+  it serves. Its traffic split belongs to the DeployedModel below (ignored here).
+- with data capture: a BigQuery dataset (CMEK, protected, labelled) that Vertex AI logs sampled
+  requests and responses into (table request_response_logging, which Vertex AI creates), and
+  dataEditor on that dataset for the Vertex AI service agent (which writes the rows) and the
+  serving identity.
+- the DeployedModel (deployed_model.py, a dynamic resource): uploads the model from its
+  artifact with the serving container and deploys it to the endpoint with the catalog's serving
+  machine, min/max replicas, the autoscaling target, the serving identity and the rollout.
+  The artifact is serving.model_uri when given (a path without scheme lives in the artifact
+  bucket); for a trained model with a registry block, the registry version the "approved" alias
+  names (the training workflow moves it on automatic approval, a person on manual; until a
+  version has it, the DeployedModel waits and the next `up` after an approval deploys it). A trained model without a registry block has no artifact mlops-infra can pick (each
+  run writes its own folder) and backend.check() reports it. The uploaded model gets a content-
+  derived id (naming.served_model_id over everything that forces a new deployment), so a new
+  image or artifact is a new model, deployed and given traffic before the old one goes.
+- grants, one resource each, per model (nothing lists every model): read its artifact prefix in
+  the artifact bucket (IAM condition), read its Artifact Registry repository (the training
+  stage's, or one created here for a model without training), and the dataset grants above. The
+  key grant (governance) and log writing (one project-level grant: Cloud Logging has no narrower
+  resource) are stack-wide and do not grow with the models.
+
+The serving image follows the model-upload rule (Artifact Registry or Container Registry only):
+anything else is pulled from the model's repository, and backend.check() warns with the push
+target. Outputs: endpoints {model: endpoint resource name}, urls {model: invocation URL}.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp.deployed_model import DeployedModel
+from mlops_infra.backends.gcp.endpoints import (
+    CAPTURE_TABLE,
+    REGISTRY,
+    SERVING_ALIAS,
+    UPLOAD,
+    autoscaling_metric_specs,
+    model_source,
+    rollout_props,
+)
+from mlops_infra.backends.gcp.naming import (
+    capture_dataset_id,
+    endpoint_id,
+    invocation_url,
+    model_upload_image,
+    repository_id,
+    served_model_id,
+)
+from mlops_infra.backends.gcp.storage import OBJECT_VIEWER, prefix_condition
+from mlops_infra.naming import stable_hash
+from mlops_infra.spec.models import Model
+from mlops_infra.stages.serving import ServingOutputs
+from mlops_infra.stages.storage import ARTIFACTS
+
+LOG_WRITER = "roles/logging.logWriter"
+REPOSITORY_READER = "roles/artifactregistry.reader"
+DATA_EDITOR = "roles/bigquery.dataEditor"  # create the logging table, insert rows
+LOGGING_TABLE = CAPTURE_TABLE
+PSC_ADDRESS = "PSC_FORWARDING_RULE_ADDRESS"  # the caller's own forwarding rule: not known to the stack
+
+
+def build(ctx: StageContext) -> ServingOutputs:
+    governance = ctx.upstream["governance"]
+    project = ctx.settings.project
+    serving = governance.identities["serving"]
+    # Containers (and client libraries in them) write logs as the serving identity.
+    gcp.projects.IAMMember(
+        ctx.logical("project-grant", "logwriter", "serving"),
+        project=project,
+        role=LOG_WRITER,
+        member=serving.principal,
+        opts=ctx.opts(),
+    )
+    endpoints: dict[str, Any] = {}
+    urls: dict[str, Any] = {}
+    for model in ctx.spec.models:
+        if model.serving is None:
+            continue
+        endpoints[model.name], urls[model.name] = _serve(ctx, model)
+    return ServingOutputs(endpoints=endpoints, urls=urls)
+
+
+def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    registry = ctx.upstream.get("registry")
+    project, region = ctx.settings.project, ctx.settings.region
+    serving_identity = governance.identities["serving"]
+    service_keys = governance.extra["service_keys"]
+    vertex_agent = governance.extra["service_agents"]["aiplatform"]
+    spec = model.serving
+    assert spec is not None
+    name = model.name
+    labels = {**ctx.tags(), "mlops-model": name}
+
+    # --- the image and who may pull it ------------------------------------------------------
+    repo_id = repository_id(ctx.namer, name)
+    grants: list[pulumi.Resource] = []
+    if model.training is None:
+        # The training stage keeps a repository per trained model; this one has none yet.
+        repo = gcp.artifactregistry.Repository(
+            ctx.logical("repository", name),
+            project=project,
+            location=region,
+            repository_id=repo_id,
+            format="DOCKER",
+            mode="STANDARD_REPOSITORY",
+            description=f"container images of model {name} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+            kms_key_name=service_keys["artifactregistry"],
+            docker_config={"immutable_tags": True},
+            labels=ctx.tags(),
+            opts=ctx.opts(protect=True),
+        )
+        repository: Any = repo.repository_id
+        readers = (("serving", serving_identity.principal), ("vertex-agent", vertex_agent))
+        extra_opts: dict[str, Any] = {}
+    else:
+        repository = repo_id  # the training stage's (it waits for that stage)
+        readers = (("serving", serving_identity.principal),)
+        extra_opts = {"depends_on": list(ctx.upstream_components)}
+    for who, member in readers:
+        grants.append(
+            gcp.artifactregistry.RepositoryIamMember(
+                ctx.logical("repo-reader", who, name),
+                project=project,
+                location=region,
+                repository=repository,
+                role=REPOSITORY_READER,
+                member=member,
+                opts=ctx.opts(**extra_opts),
+            )
+        )
+    image = model_upload_image(spec.image, ctx.settings, repo_id)
+
+    # --- the artifact and who may read it ----------------------------------------------------
+    artifacts_physical = ctx.namer.name("gcp.storage.bucket", ARTIFACTS)
+    source = model_source(model, artifacts_bucket=artifacts_physical)
+    if source.path is not None:
+        grants.append(
+            gcp.storage.BucketIAMMember(
+                ctx.logical("artifact-reader", name),
+                bucket=storage.artifacts.physical,
+                role=OBJECT_VIEWER,
+                member=serving_identity.principal,
+                condition=prefix_condition(artifacts_physical, [source.path]),
+                opts=ctx.opts(),
+            )
+        )
+
+    # --- captured requests: a BigQuery dataset per model --------------------------------------
+    capture = None
+    capture_grants: list[pulumi.Resource] = []
+    if spec.data_capture is not None:
+        dataset = gcp.bigquery.Dataset(
+            ctx.logical("capture-dataset", name),
+            dataset_id=capture_dataset_id(ctx.namer, name),
+            project=project,
+            location=region,  # the key's region
+            friendly_name=f"{name} captured requests",
+            description=f"requests and responses sampled from the endpoint of model {name} "
+            f"(mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+            default_encryption_configuration={"kms_key_name": service_keys["bigquery"]},
+            delete_contents_on_destroy=False,
+            labels=ctx.tags(),
+            opts=ctx.opts(protect=True),
+        )
+        writers = (("vertex-agent", vertex_agent), ("serving", serving_identity.principal))
+        for who, member in writers:
+            capture_grants.append(
+                gcp.bigquery.DatasetIamMember(
+                    ctx.logical("capture-writer", who, name),
+                    project=project,
+                    dataset_id=dataset.dataset_id,
+                    role=DATA_EDITOR,
+                    member=member,
+                    opts=ctx.opts(),
+                )
+            )
+        capture = {
+            "enabled": True,
+            "sampling_rate": spec.data_capture.sampling_percent / 100,
+            "bigquery_destination": {
+                "output_uri": dataset.dataset_id.apply(lambda d: f"bq://{project}.{d}.{LOGGING_TABLE}"),
+            },
+        }
+
+    # --- the endpoint ------------------------------------------------------------------------
+    private = ctx.spec.governance.network == "private"
+    endpoint = gcp.vertex.AiEndpoint(
+        ctx.logical("endpoint", name),
+        name=endpoint_id(ctx.namer, name),
+        display_name=f"{name} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+        description=f"online predictions of model {name}",
+        project=project,
+        location=region,
+        region=region,
+        encryption_spec={"kms_key_name": service_keys["aiplatform"]},
+        predict_request_response_logging_config=capture,
+        private_service_connect_config=(
+            {"enable_private_service_connect": True, "project_allowlists": [project]} if private else None
+        ),
+        labels=labels,
+        # Vertex AI creates the logging table as its service agent when the config is set.
+        opts=ctx.opts(depends_on=capture_grants, ignore_changes=["traffic_split"]),
+    )
+    endpoint_path = endpoint.name.apply(lambda n: f"projects/{project}/locations/{region}/endpoints/{n}")
+    if private:
+        # Reached through a PSC forwarding rule in the caller's VPC (backend.check() says so): the
+        # endpoint's dedicated DNS name once Vertex AI has one, else the address of that rule.
+        url = pulumi.Output.all(endpoint.dedicated_endpoint_dns, endpoint.name).apply(
+            lambda parts: f"https://{parts[0] or PSC_ADDRESS}/v1/projects/{project}/locations/{region}/endpoints/{parts[1]}:predict"
+        )
+    else:
+        url = endpoint.name.apply(lambda n: invocation_url(project=project, region=region, endpoint=n))
+
+    # --- the deployment ----------------------------------------------------------------------
+    if source.kind in (UPLOAD, REGISTRY):
+        _deploy(
+            ctx,
+            model,
+            source=source,
+            endpoint_path=endpoint_path,
+            image=image,
+            labels=labels,
+            registry_model=registry.registries.get(name) if registry is not None else None,
+            waits_for=[*grants, *capture_grants],
+        )
+    return endpoint_path, url
+
+
+def _deploy(
+    ctx: StageContext,
+    model: Model,
+    *,
+    source: Any,
+    endpoint_path: Any,
+    image: str,
+    labels: dict[str, str],
+    registry_model: Any,
+    waits_for: list[pulumi.Resource],
+) -> DeployedModel:
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    project, region = ctx.settings.project, ctx.settings.region
+    spec = model.serving
+    assert spec is not None
+    key = governance.extra["service_keys"]["aiplatform"]
+    container: dict[str, Any] = {"imageUri": image}
+    if spec.environment:
+        container["env"] = [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]
+    machine = catalog.machine_spec(spec.compute, "serving", ctx.settings, model=model.name)
+    machine_spec: dict[str, Any] = {"machineType": machine.machine_type}
+    if machine.accelerator_type:
+        machine_spec["acceleratorType"] = machine.accelerator_type
+        machine_spec["acceleratorCount"] = machine.accelerator_count
+
+    if source.kind == REGISTRY:
+        described = pulumi.Output.all(registry_model, key).apply(
+            lambda v: {
+                "source": REGISTRY,
+                "registryModel": v[0],
+                "alias": SERVING_ALIAS,
+                "containerSpec": container,
+                "encryptionSpec": {"kmsKeyName": v[1]},
+            }
+        )
+    else:
+        artifact = source.uri or storage.artifacts.uri.apply(lambda uri: f"{uri}/{source.path}")
+        described = pulumi.Output.all(artifact, key).apply(
+            lambda v: {
+                "source": UPLOAD,
+                "artifactUri": v[0],
+                "containerSpec": container,
+                "encryptionSpec": {"kmsKeyName": v[1]},
+            }
+        )
+    service_account = governance.identities["serving"].id
+    # Content-derived: everything that forces a new deployed model, hashed.
+    served_id = pulumi.Output.all(described, endpoint_path, service_account).apply(
+        lambda v: served_model_id(
+            ctx.namer,
+            model.name,
+            stable_hash(json.dumps({"model": v[0], "endpoint": v[1], "serviceAccount": v[2], "machineSpec": machine_spec}, sort_keys=True)),
+        )
+    )
+    autoscaling = spec.autoscaling
+    return DeployedModel(
+        ctx.logical("deployed-model", model.name),
+        {
+            "project": project,
+            "region": region,
+            "endpoint": endpoint_path,
+            "modelId": served_id,
+            "model": described,
+            "machineSpec": machine_spec,
+            "serviceAccount": service_account,
+            "replicas": {"min": autoscaling.min_replicas, "max": autoscaling.max_replicas},
+            "autoscalingMetricSpecs": autoscaling_metric_specs(autoscaling),
+            "rollout": rollout_props(spec.rollout),
+            "labels": labels,
+        },
+        # Uploading reads the artifact and the image as the serving identity: its grants first.
+        opts=ctx.opts(depends_on=[*waits_for, *ctx.upstream_components]),
+    )
