@@ -285,7 +285,9 @@ def test_every_taggable_resource_carries_the_stack_tags(rich, long_names):
     training = {"aws:ecr/repository:Repository", "aws:sagemaker/pipeline:Pipeline"}  # RICH trains one model
     serving = {"aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
                "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/target:Target"}  # ... and serves it
-    for plan, spec, types in ((rich, RICH, foundation | training | serving), (long_names, LONG, foundation)):
+    # ... with monitoring: its alert topic (no thresholds: no alarms; no data capture: no drift job).
+    monitoring = {"aws:sns/topic:Topic"}
+    for plan, spec, types in ((rich, RICH, foundation | training | serving | monitoring), (long_names, LONG, foundation)):
         taggable = [r for r in plan["resources"] if r["type"].startswith("aws:") and _taggable(r["type"])]
         assert {r["type"] for r in taggable} == types
         for r in taggable:
@@ -303,7 +305,8 @@ def test_custom_resources_use_the_explicit_provider_and_a_stage_parent(all_plans
             if r["custom"] and r["type"] != "pulumi:providers:aws":
                 assert r["provider"] == "aws", r["name"]
                 assert r["parent"] == r["stage"], r["name"]
-                assert r["stage"] in ("governance", "storage", "registry", "tracking", "training", "serving"), r["name"]
+                assert r["stage"] in ("governance", "storage", "registry", "tracking", "training", "serving",
+                                      "monitoring", "retraining"), r["name"]
 
 
 # --- grants -----------------------------------------------------------------------
@@ -617,9 +620,14 @@ def test_check_override():
 
 
 # --- backend.check ----------------------------------------------------------------
+# RICH monitors drift: `check` always notes where Model Monitor reads the baseline (a warning,
+# tested in tests/test_monitoring_aws.py); the checks below are about everything else.
+BASELINE_NOTE = ("models", 0, "monitoring", "drift", "baseline")
+
+
 def problems_of(data: dict[str, Any], **changes: Any) -> dict[tuple, Any]:
     spec = spec_from(data, **changes)
-    return {p.path: p for p in BACKEND.check(spec, spec.clouds.aws)}
+    return {p.path: p for p in BACKEND.check(spec, spec.clouds.aws) if p.path != BASELINE_NOTE}
 
 
 def test_check_accepts_the_rich_spec():
@@ -701,10 +709,10 @@ def test_check_reports_policies_iam_would_reject():
 
 
 # --- backend facts ----------------------------------------------------------------
-def test_unsupported_stages_have_reasons():
-    assert set(BACKEND.unsupported) == {"monitoring", "retraining"}
-    assert all("AWS" in why for why in BACKEND.unsupported.values())
-    assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training", "serving"))
+def test_every_stage_is_supported():
+    assert BACKEND.unsupported == {}
+    assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training", "serving",
+                                             "monitoring", "retraining"))
 
 
 def test_mock_call_answers_every_invoke_without_a_cloud():
@@ -717,7 +725,8 @@ def test_mock_call_answers_every_invoke_without_a_cloud():
 def test_importing_the_backend_and_checking_loads_no_sdk():
     code = (
         "import json, sys; from tests.planning import spec_from; from mlops_infra.backends.aws import BACKEND;"
-        f"s = spec_from(json.loads({json.dumps(json.dumps(RICH))})); assert BACKEND.check(s, s.clouds.aws) == [];"
+        f"s = spec_from(json.loads({json.dumps(json.dumps(RICH))})); "
+        f"assert [p.path for p in BACKEND.check(s, s.clouds.aws)] == [{BASELINE_NOTE!r}];"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pulumi', 'pulumi_aws', 'boto3')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -92,11 +92,22 @@ def _as_list(value: object) -> list:
     return value if isinstance(value, list) else [value]
 
 
+# Where a type's `labels` input is configuration, not tags: its tags live elsewhere, or nowhere.
+TAG_FIELD = {
+    "gcp:monitoring/notificationChannel:NotificationChannel": "userLabels",  # labels = channel settings
+    "gcp:monitoring/metricDescriptor:MetricDescriptor": None,  # labels = the metric's label schema
+}
+
+
 def test_every_taggable_resource_is_tagged(plan: dict) -> None:
     tagged = [r for r in plan["resources"] if "tags" in r["inputs"] or "labels" in r["inputs"]]
     assert tagged
     for resource in tagged:
-        tags = resource["inputs"].get("tags") or resource["inputs"].get("labels")
+        field = TAG_FIELD.get(resource["type"], "tags" if "tags" in resource["inputs"] else "labels")
+        if field is None:
+            continue
+        tags = resource["inputs"].get(field)
+        assert isinstance(tags, dict), f"{resource['name']} has no {field}"
         assert tags.get("managed-by") == "mlops-infra", resource["name"]
         assert tags.get("owner") == "ml-platform", resource["name"]
 

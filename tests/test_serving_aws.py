@@ -380,11 +380,13 @@ def test_a_new_image_replaces_model_and_configuration_and_updates_the_endpoint_i
 
 def test_adding_a_model_only_creates(rich, added):
     changes = diff_plans(rich, added)
-    assert changes.update == [] and changes.delete == []
+    # The stack's dashboard has a row per served model: its body is the one thing that changes.
+    assert [(u.name, u.paths) for u in changes.update] == [("monitoring-dashboard", ["inputs.dashboardBody<json>.widgets"])]
+    assert changes.delete == []
     assert {c["name"] for c in changes.create} == {
         "training-repository-fresh", "training-pipeline-fresh", "registry-group-fresh",
         "serving-repository-fresh", "serving-model-fresh", "serving-config-fresh", "serving-endpoint-fresh",
-        "serving-scaling-fresh", "serving-scalingpolicy-fresh",
+        "serving-scaling-fresh", "serving-scalingpolicy-fresh", "monitoring-alarm-latency-fresh",
     }
 
 

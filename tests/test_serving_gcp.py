@@ -229,7 +229,8 @@ def test_request_response_capture_goes_to_an_encrypted_bigquery_dataset(dev: dic
     }
     endpoint = res["serving-endpoint-churn-classifier"]
     assert endpoint["dependencies"]["predictRequestResponseLoggingConfig"] == ["serving-capture-dataset-churn-classifier"]
-    writers = {r["name"]: r for r in resources_of(dev, DATASET_MEMBER)}
+    # (the drift workflow's reader of this dataset: tests/test_monitoring_gcp.py)
+    writers = {r["name"]: r for r in resources_of(dev, DATASET_MEMBER) if r["stage"] == "serving"}
     assert set(writers) == {"serving-capture-writer-serving-churn-classifier", "serving-capture-writer-vertex-agent-churn-classifier"}
     assert set(endpoint["depends_on"]) == set(writers)  # Vertex AI creates the table as its agent
     for writer in writers.values():
@@ -351,7 +352,12 @@ def test_a_new_serving_image_replaces_the_deployed_model_not_the_endpoint(dev: d
 
 def test_adding_a_model_shows_only_creates(dev: dict, dev_two_models: dict) -> None:
     changes = diff_plans(dev, dev_two_models)
-    assert not changes.update and not changes.delete
+    # The stack's dashboard has a row per served model: the one resource that lists them all
+    # (tests/test_monitoring_gcp.py).
+    assert [(u.name, u.paths) for u in changes.update] == [
+        ("monitoring-dashboard", ["inputs.dashboardJson<json>.mosaicLayout.tiles"])
+    ]
+    assert not changes.delete
     created = {c["name"] for c in changes.create}
     assert created >= {
         "serving-endpoint-upsell", "serving-deployed-model-upsell", "serving-capture-dataset-upsell",

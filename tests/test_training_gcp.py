@@ -141,6 +141,7 @@ def workflows(plan: dict) -> dict[str, dict]:
     return {
         r["name"].removeprefix("training-workflow-"): yaml.safe_load(r["inputs"]["sourceContents"])
         for r in resources_of(plan, WORKFLOW)
+        if r["stage"] == "training"  # (drift workflows: tests/test_monitoring_gcp.py)
     }
 
 
@@ -245,9 +246,12 @@ def test_everything_is_encrypted_with_the_governance_key_after_its_agent_may_use
 
 def test_each_ml_api_is_enabled_and_its_service_agent_may_use_the_key(dev: dict, tracking_only: dict) -> None:
     apis = {r["inputs"]["service"]: r for r in resources_of(dev, SERVICE)}
-    # (+ BigQuery: dev's endpoint captures requests there, see tests/test_serving_gcp.py)
+    # (+ BigQuery: dev's endpoint captures requests there, see tests/test_serving_gcp.py; + Pub/Sub,
+    # Cloud Monitoring, Cloud Scheduler, Eventarc and Workflow Executions: dev monitors and retrains,
+    # see tests/test_monitoring_gcp.py)
     assert set(apis) == {"aiplatform.googleapis.com", "artifactregistry.googleapis.com", "workflows.googleapis.com",
-                         "bigquery.googleapis.com"}
+                         "bigquery.googleapis.com", "pubsub.googleapis.com", "monitoring.googleapis.com",
+                         "cloudscheduler.googleapis.com", "eventarc.googleapis.com", "workflowexecutions.googleapis.com"}
     assert all(r["inputs"]["disableOnDestroy"] is False for r in apis.values())
     grants = {r["name"]: r for r in resources_of(dev, KEY_MEMBER)}
     for api_name in ("aiplatform", "artifactregistry", "workflows"):
@@ -392,7 +396,8 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
     for plan in plans:
         res = by_name(plan)
         identities = plan["outputs"]["governance"]["identities"]
-        roles = {r["name"]: r["inputs"] for r in resources_of(plan, CUSTOM_ROLE)}
+        # (the stack's workflow-starter role belongs to monitoring and retraining: tests/test_monitoring_gcp.py)
+        roles = {r["name"]: r["inputs"] for r in resources_of(plan, CUSTOM_ROLE) if r["stage"] in ("training", "registry")}
         assert roles["training-role-launcher"]["permissions"] == [
             "aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get",
         ]
@@ -401,7 +406,9 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
             assert all("*" not in p and p.startswith("aiplatform.") for p in role["permissions"])
             assert name_rules()["gcp.iam.custom_role_id"].accepts(role["roleId"])
         # (the serving stage's grants are checked in tests/test_serving_gcp.py)
-        project_grants = {r["name"]: r["inputs"] for r in resources_of(plan, PROJECT_MEMBER) if r["stage"] != "serving"}
+        project_grants = {
+            r["name"]: r["inputs"] for r in resources_of(plan, PROJECT_MEMBER) if r["stage"] in ("training", "registry")
+        }
         assert project_grants == {
             "training-project-grant-logwriter-training": {**project_grants["training-project-grant-logwriter-training"],
                                                           "role": "roles/logging.logWriter", "member": identities["training"]},
@@ -415,7 +422,7 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
         assert res["training-project-grant-launcher-automation"]["dependencies"]["role"] == ["training-role-launcher"]
         assert res["registry-project-grant-registrar-automation"]["dependencies"]["role"] == ["registry-role-registrar"]
         # actAs: automation on the training service account, nothing else.
-        [act_as] = resources_of(plan, SA_MEMBER)
+        [act_as] = [r for r in resources_of(plan, SA_MEMBER) if r["stage"] == "training"]
         training_email = identities["training"].removeprefix("serviceAccount:")
         assert act_as["inputs"]["serviceAccountId"].endswith(f"/serviceAccounts/{training_email}")
         assert act_as["inputs"]["role"] == "roles/iam.serviceAccountUser" and act_as["inputs"]["member"] == identities["automation"]

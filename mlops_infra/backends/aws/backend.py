@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
+from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies, triggers
 from mlops_infra.backends.aws.naming import (
     STYLES,
     bucket_name,
@@ -42,10 +42,7 @@ class AwsBackend(Backend):
     settings_model = AwsSettings
     naming_styles = STYLES
     settings_example = "clouds: {aws: {region: us-east-1}}"
-    unsupported = {
-        "monitoring": "not implemented yet on AWS (CloudWatch alarms arrive with the monitoring issue)",
-        "retraining": "not implemented yet on AWS (EventBridge triggers arrive with the monitoring issue)",
-    }
+    # Every stage is implemented (Backend.unsupported stays empty).
 
     def name_scope(self, settings: AwsSettings) -> str:
         return settings.region
@@ -73,6 +70,8 @@ class AwsBackend(Backend):
         problems += self._check_policy_size(spec, settings)
         problems += self._check_training(spec, settings)
         problems += self._check_serving(spec, settings)
+        problems += self._check_monitoring(spec, settings)
+        problems += self._check_retraining(spec)
         problems += checks.private_network_has_no_effect(
             spec,
             message="network: private has no effect on AWS yet: no VPC, subnets or VPC endpoints are created, "
@@ -161,6 +160,9 @@ class AwsBackend(Backend):
                 uri = m.serving.model_uri
                 if uri and endpoints.parse_s3(uri) and not endpoints.covered_by_storage_grant(uri, artifacts):
                     per_model["serving"] += size(endpoints.model_data_grant(partition, uri))
+        if any(m.monitoring and m.monitoring.drift for m in served):
+            base["training"] += size(alarms.monitoring_grants(partition=partition, region=region, account_id=account))
+            base["training"] += size(jobs.volume_key_grant(key_arn))
         problems = []
         limit = policies.INLINE_POLICY_LIMIT
         for role, stack_wide in base.items():
@@ -270,6 +272,70 @@ class AwsBackend(Backend):
                 ))
             problems += _check_rollout(serving, path)
             problems += self._check_scaling(model, path, settings)
+        return problems
+
+    def _check_monitoring(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        """What SageMaker Model Monitor and CloudWatch dashboards cannot do as the spec says."""
+        namer = self.namer(spec, settings)
+        region = settings.region
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            drift = model.monitoring.drift if model.monitoring else None
+            if drift is None:
+                continue
+            path = ("models", i, "monitoring", "drift")
+            if alarms.monitor_cron(drift.schedule) is None:
+                problems.append(finding(
+                    (*path, "schedule"),
+                    f"SageMaker Model Monitor runs data-quality checks hourly or daily only, not {drift.schedule}",
+                    hint="use schedule: daily (or hourly)", value=drift.schedule,
+                ))
+            if alarms.analyzer_image(policies.partition_of(region), region) is None:
+                problems.append(finding(
+                    path,
+                    f"no SageMaker Model Monitor analyzer image is known for {region}",
+                    hint=f"deploy the stack to one of {', '.join(sorted(alarms.ANALYZER_ACCOUNTS))}, "
+                    "or remove drift monitoring",
+                ))
+            ref = drift.baseline_ref
+            uris = alarms.baseline_uris(bucket_name(namer, ref.bucket), ref.prefix)
+            problems.append(finding(
+                (*path, "baseline"),
+                f"SageMaker Model Monitor compares {model.name!r}'s captured requests with a baseline's statistics "
+                f"and constraints: the stack reads {uris['statistics']} and {uris['constraints']}",
+                hint="write them with a baselining job over the baseline data (SageMaker Python SDK: "
+                "DefaultModelMonitor.suggest_baseline, output to that prefix); requests must be tabular (CSV or "
+                "flat JSON). Model Monitor is closed to new AWS customers: accounts that never used it cannot "
+                "create schedules",
+                severity="warning",
+            ))
+        served = [m for m in spec.models if m.serving is not None]
+        if spec.monitoring.dashboard and len(served) > alarms.MODELS_PER_DASHBOARD:
+            pages = len(alarms.pages([m.name for m in served]))
+            problems.append(finding(
+                ("monitoring", "dashboard"),
+                f"a CloudWatch dashboard holds at most {alarms.MAX_WIDGETS} widgets ({alarms.MODELS_PER_DASHBOARD} "
+                f"served models): the {len(served)} served models are shown on {pages} dashboards",
+                hint="set monitoring.dashboard: false to create none", severity="warning",
+            ))
+        return problems
+
+    def _check_retraining(self, spec: Any) -> list[Problem]:
+        """Schedules EventBridge Scheduler cannot express."""
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            retrain = model.retraining
+            if retrain is None or not retrain.schedule:
+                continue
+            try:
+                triggers.scheduler_cron(retrain.schedule)
+            except triggers.UntranslatableCron as exc:
+                problems.append(finding(
+                    ("models", i, "retraining", "schedule"), str(exc),
+                    hint="restrict only one of the two day fields and use '*' in the other (e.g. '30 4 1 * *' or "
+                    "'30 4 * * mon')",
+                    value=retrain.schedule,
+                ))
         return problems
 
     def _serving_image(self, model: Any, path: tuple, namer: Any, region: str, partition: str) -> list[Problem]:

@@ -3,7 +3,9 @@
 - kms.Key: customer managed, rotated every spec.governance.key_rotation_days, 30-day
   deletion window, protected. Its policy lets the account administer the key and lets
   IAM policies grant its use (explicit actions, no kms:*); with audit logs, CloudTrail may
-  encrypt this stack's trail's log files with it (aws:SourceArn = the trail's ARN).
+  encrypt this stack's trail's log files with it (aws:SourceArn = the trail's ARN); with a
+  monitoring stage, CloudWatch may use it to publish the stack's alarms (aws:SourceArn = the
+  stack's alarm name prefix) to the stack's SNS topic, which the key encrypts.
 - iam.Role per identity: training and serving are assumed by SageMaker, automation by
   EventBridge (rules and Scheduler); each trust is limited to this account (aws:SourceAccount).
 - iam.RolePolicy: training and serving may encrypt / decrypt with the key; automation may not.
@@ -20,8 +22,9 @@ import pulumi
 import pulumi_aws as aws
 
 from mlops_infra.backends.aws import policies
-from mlops_infra.backends.aws.naming import inline_policy_name, key_alias, role_name, trail_name
+from mlops_infra.backends.aws.naming import inline_policy_name, key_alias, role_name, stack_prefix, trail_name
 from mlops_infra.backends.context import StageContext
+from mlops_infra.stages import monitoring
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
 ROLE_DESCRIPTIONS = {
@@ -37,10 +40,14 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     caller = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=ctx.parent, provider=ctx.provider))
     account_id = caller.account_id
     audit = spec.governance.audit_logs
+    # The monitoring stage's SNS topic is encrypted with this key: its alarms publish to it.
+    alerts = monitoring.STAGE.used(spec)
 
     def key_policy(account: str) -> str:
         trail = policies.trail_arn(partition, region, account, trail_name(ctx.namer)) if audit else None
-        return json.dumps(policies.key_policy(partition=partition, account_id=account, trail=trail))
+        alarms = policies.alarm_arn(partition, region, account, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
+        return json.dumps(policies.key_policy(partition=partition, account_id=account, trail=trail,
+                                              alarms=alarms if alerts else None))
 
     key = aws.kms.Key(
         ctx.logical("key"),

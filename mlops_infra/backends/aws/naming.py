@@ -16,7 +16,12 @@ Kinds and their scope of uniqueness on AWS:
   old one is deleted, while the endpoint (a stable name) is updated in place.
 - aws.cloudwatch.alarm: the alarms the monitoring stage creates per served model; the serving
   stage names them first (alarm_name) for the endpoint's automatic rollback, so both stages agree
-  without depending on each other.
+  without depending on each other. The retraining stage names the drift alarm the same way.
+- aws.sagemaker.monitoring_job_definition: immutable (SageMaker has no update call for job
+  definitions): a per-model prefix + a hash of the definition, like models and endpoint configs.
+- aws.sns.topic, aws.cloudwatch.dashboard: one per stack (dashboards: one per page of models).
+- aws.sagemaker.monitoring_schedule, aws.events.rule, aws.scheduler.schedule: per model (rules:
+  one per purpose). EventBridge Scheduler schedules live in the account's "default" group.
 
 Stack prefixes (stack_prefix): every name of a kind this stack generates starts with the
 sanitized "<project>-<environment>-" (or, where a kind's limit cuts into it, with the part of
@@ -47,6 +52,9 @@ CONTENT_PREFIX_MAX = 63 - CONTENT_HASH_LENGTH - 1  # SageMaker ModelName / Endpo
 # The kinds of alarm the monitoring stage creates per served model (issue 5), which the
 # endpoint's deployment rolls back on: the model's p99 latency and its error rate.
 ALARM_KINDS = ("latency", "errors")
+# Every kind of alarm the monitoring stage creates per model: the rollback alarms, the traffic
+# floor (min_invocations_per_hour) and data drift (which retraining's on_drift listens to).
+MONITOR_ALARM_KINDS = (*ALARM_KINDS, "traffic", "drift")
 
 STYLES = {
     "aws.s3.bucket": NameStyle(global_unique=True),
@@ -63,6 +71,12 @@ STYLES = {
     "aws.sagemaker.endpoint_config": NameStyle(max_length=CONTENT_PREFIX_MAX),
     "aws.sagemaker.endpoint": NameStyle(),
     "aws.cloudwatch.alarm": NameStyle(),
+    "aws.cloudwatch.dashboard": NameStyle(),
+    "aws.sns.topic": NameStyle(),
+    "aws.sagemaker.monitoring_job_definition": NameStyle(max_length=CONTENT_PREFIX_MAX),
+    "aws.sagemaker.monitoring_schedule": NameStyle(),
+    "aws.events.rule": NameStyle(),
+    "aws.scheduler.schedule": NameStyle(),
 }
 
 
@@ -124,11 +138,41 @@ def endpoint_name(namer: Namer, model: str) -> str:
 
 
 def alarm_name(namer: Namer, model: str, kind: str) -> str:
-    """The CloudWatch alarm of `kind` (ALARM_KINDS) on a model's endpoint. The monitoring
-    stage creates it under this name; the serving stage rolls deployments back on it."""
-    if kind not in ALARM_KINDS:
-        raise ValueError(f"unknown alarm kind {kind!r}; one of {', '.join(ALARM_KINDS)}")
+    """The CloudWatch alarm of `kind` (MONITOR_ALARM_KINDS) of a model. The monitoring stage
+    creates it under this name; the serving stage rolls deployments back on the ALARM_KINDS
+    ones, the retraining stage listens to the drift one."""
+    if kind not in MONITOR_ALARM_KINDS:
+        raise ValueError(f"unknown alarm kind {kind!r}; one of {', '.join(MONITOR_ALARM_KINDS)}")
     return namer.name("aws.cloudwatch.alarm", model, kind)
+
+
+def topic_name(namer: Namer) -> str:
+    """The stack's notification channel (SNS topic)."""
+    return namer.name("aws.sns.topic", "alerts")
+
+
+def dashboard_name(namer: Namer, page: int) -> str:
+    """The stack's dashboard; page 1 is "<stack>-models", later pages "<stack>-models-<n>"."""
+    return namer.name("aws.cloudwatch.dashboard", "models", *([str(page)] if page > 1 else []))
+
+
+def monitoring_definition_prefix(namer: Namer, model: str) -> str:
+    """What every data-quality job definition of a model starts with (+ "-" + its content hash)."""
+    return namer.name("aws.sagemaker.monitoring_job_definition", model)
+
+
+def monitoring_schedule_name(namer: Namer, model: str) -> str:
+    return namer.name("aws.sagemaker.monitoring_schedule", model)
+
+
+def rule_name(namer: Namer, model: str, purpose: str) -> str:
+    """An EventBridge rule of a model: "violations" (monitoring), "newdata" or "drift" (retraining)."""
+    return namer.name("aws.events.rule", model, purpose)
+
+
+def schedule_name(namer: Namer, model: str) -> str:
+    """A model's EventBridge Scheduler schedule (retraining on a cron)."""
+    return namer.name("aws.scheduler.schedule", model, "retrain")
 
 
 def content_name(prefix: str, definition: Mapping[str, Any]) -> str:

@@ -9,6 +9,8 @@ Artifact bucket layout (shared with later stages):
 - audit-logs/     CloudTrail log files (written by CloudTrail only; no workload reads them)
 - data-capture/   requests and responses captured by endpoints (serving writes here)
 - models/         trained models, one prefix per model (training writes, serving reads)
+- monitoring/     Model Monitor reports, one prefix per model (written by the monitoring
+                  executions, which run as the training identity)
 - everything else pipeline and job outputs, checkpoints (training reads and writes)
 """
 
@@ -88,8 +90,13 @@ TRUSTED_SERVICES = {
     "serving": ("sagemaker.amazonaws.com",),
     "automation": ("events.amazonaws.com", "scheduler.amazonaws.com"),
 }
-KEY_USERS = ("training", "serving")  # automation gets no key access yet
+KEY_USERS = ("training", "serving")  # automation gets no key access (it only starts pipelines)
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
+CLOUDWATCH = "cloudwatch.amazonaws.com"
+# What CloudWatch needs on the key to publish alarm notifications to a topic encrypted with it
+# (SNS developer guide, "Enable compatibility between event sources from AWS services and
+# encrypted topics": kms:GenerateDataKey* and kms:Decrypt; SNS calls GenerateDataKey).
+KMS_PUBLISH_ACTIONS = ("kms:GenerateDataKey", "kms:Decrypt")
 
 
 # --- ARNs -------------------------------------------------------------------
@@ -125,10 +132,14 @@ def document(statements: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {"Version": VERSION, "Statement": list(statements)}
 
 
-def key_policy(*, partition: str, account_id: str, trail: str | None = None) -> dict[str, Any]:
+def key_policy(
+    *, partition: str, account_id: str, trail: str | None = None, alarms: str | None = None
+) -> dict[str, Any]:
     """The key policy: the account administers the key and lets IAM grant its use.
 
     With `trail` (a trail ARN), CloudTrail may encrypt that trail's log files with the key.
+    With `alarms` (an alarm ARN pattern: the stack's alarms), CloudWatch may use the key to
+    publish those alarms' notifications to the stack's encrypted SNS topic, and nothing else.
     """
     root = {"AWS": account_root(partition, account_id)}
     statements: list[dict[str, Any]] = [
@@ -147,7 +158,18 @@ def key_policy(*, partition: str, account_id: str, trail: str | None = None) -> 
             {"Sid": "CloudTrailDescribesKey", "Effect": "Allow", "Principal": {"Service": CLOUDTRAIL},
              "Action": ["kms:DescribeKey"], "Resource": "*", "Condition": only_this_trail},
         ]
+    if alarms:
+        statements.append({
+            "Sid": "CloudWatchAlarmsPublishToTopic", "Effect": "Allow", "Principal": {"Service": CLOUDWATCH},
+            "Action": list(KMS_PUBLISH_ACTIONS), "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}, "ArnLike": {"aws:SourceArn": alarms}},
+        })
     return document(statements)
+
+
+def alarm_arn(partition: str, region: str, account_id: str, alarm: str) -> str:
+    """An alarm's ARN (a trailing "*" makes it a pattern)."""
+    return f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{alarm}"
 
 
 def trust_policy(role: str, *, account_id: str) -> dict[str, Any]:

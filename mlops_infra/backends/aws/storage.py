@@ -9,6 +9,11 @@ the stack key, S3 Bucket Keys), BucketLifecycleConfiguration (archive to GLACIER
 expire noncurrent versions, abort incomplete multipart uploads after 7 days) and a
 BucketPolicy denying requests without TLS 1.2+.
 
+A data bucket some model retrains on (models[].retraining.on_new_data) gets an
+s3.BucketNotification sending its events to EventBridge (eventbridge: true), where the
+retraining stage's rules pick the new objects under the model's prefix. It holds no data and is
+not protected (removing the last such model turns the notifications off again).
+
 Grants are inline policies on the governance roles (policies.storage_grants). With
 spec.governance.audit_logs, a single-region CloudTrail trail records S3 data events on the
 stack's buckets (except its own log files) into the artifact bucket under audit-logs/,
@@ -58,6 +63,14 @@ def build(ctx: StageContext) -> StorageOutputs:
 
     artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
                         key_arn=gov.key_id, policy=pulumi.Output.from_input(account_id).apply(artifact_policy))
+
+    for name in sorted(retrained_buckets(spec) & set(refs)):
+        aws.s3.BucketNotification(
+            ctx.logical("notification", name),
+            bucket=refs[name].physical,
+            eventbridge=True,
+            opts=ctx.opts(),
+        )
 
     reads = data_reads(spec)
     grants = policies.storage_grants(partition=partition, artifacts=physical[ARTIFACTS], reads=reads, physical=physical)
@@ -134,6 +147,12 @@ def _bucket(
     )
     ref = BucketRef(name=name, physical=bucket.bucket, uri=bucket.bucket.apply(lambda b: f"s3://{b}"))
     return {"bucket": bucket, "policy": bucket_policy, "encryption": encryption, "ref": ref}
+
+
+def retrained_buckets(spec: Any) -> set[str]:
+    """Data buckets whose new objects start a model's retraining (retraining.on_new_data)."""
+    return {m.retraining.new_data_ref.bucket for m in spec.models
+            if m.retraining is not None and m.retraining.new_data_ref is not None}
 
 
 def lifecycle_rules(rules: Any) -> list[dict[str, Any]]:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.azure import catalog, endpoint_rules
+from mlops_infra.backends.azure import catalog, endpoint_rules, schedules
 from mlops_infra.backends.azure.naming import STYLES, alarm_name
 from mlops_infra.backends.azure.settings import AzureSettings
 from mlops_infra.backends.base import Backend
@@ -15,6 +16,7 @@ from mlops_infra.stages.base import finding
 from mlops_infra.tagging import MANAGED_KEYS
 
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
+TRIGGER_CALLBACK = "azure-native:logic:listWorkflowTriggerCallbackUrl"
 
 # Azure Storage charges archived blobs for at least 180 days (early deletion period,
 # "Access tiers for blob data", Microsoft Learn).
@@ -37,10 +39,7 @@ class AzureBackend(Backend):
     settings_model = AzureSettings
     naming_styles = STYLES
     settings_example = "clouds: {azure: {location: westeurope}}"
-    unsupported = {
-        "monitoring": "not implemented yet on Azure (Azure Monitor alerts arrive with the monitoring issue)",
-        "retraining": "not implemented yet on Azure (Azure ML schedules and Event Grid triggers arrive with the monitoring issue)",
-    }
+    # every stage is implemented: nothing is unsupported (Backend.unsupported stays empty)
 
     def name_scope(self, settings: AzureSettings) -> str:
         return f"{settings.location}/{settings.subscription_id or ''}"
@@ -60,6 +59,9 @@ class AzureBackend(Backend):
         if token == CLIENT_CONFIG:
             # Stages call it only for what clouds.azure does not give, so every answer is cloud-only.
             return {"clientId": UNKNOWN, "objectId": UNKNOWN, "subscriptionId": UNKNOWN, "tenantId": UNKNOWN}
+        if token == TRIGGER_CALLBACK:
+            # A Logic App trigger's signed URL: only Azure can sign it.
+            return {"value": UNKNOWN, "basePath": UNKNOWN, "method": UNKNOWN, "relativePath": UNKNOWN}
         return {}
 
     # --- validation ---------------------------------------------------------
@@ -81,6 +83,8 @@ class AzureBackend(Backend):
         problems += self._check_ml(spec)
         problems += self._check_storage(spec)
         problems += self._check_serving(spec, settings)
+        problems += self._check_retraining(spec)
+        problems += self._check_drift(spec)
         problems += checks.archive_minimum(
             spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="the Archive tier", cloud="Azure Storage"
         )
@@ -313,6 +317,77 @@ class AzureBackend(Backend):
                 )
             )
         return problems
+
+
+    def _check_retraining(self, spec: Any) -> list[Problem]:
+        """Crons and time zones an Azure ML schedule cannot express exactly (schedules.py)."""
+        problems: list[Problem] = []
+        for i, model in enumerate(spec.models):
+            retrain = model.retraining
+            if retrain is None or not retrain.schedule:
+                continue
+            base = ("models", i, "retraining")
+            try:
+                schedules.ncrontab(retrain.schedule)
+            except schedules.Untranslatable as exc:
+                problems.append(
+                    finding(
+                        (*base, "schedule"),
+                        f"{exc}, so Azure would run it on fewer days",
+                        hint="restrict only one of day-of-month and day-of-week (e.g. '0 3 1 * *' or '0 3 * * 1')",
+                        value=retrain.schedule,
+                    )
+                )
+            if schedules.windows_zone(retrain.timezone) is None:
+                close = difflib.get_close_matches(retrain.timezone, sorted(schedules.WINDOWS_ZONES), n=3)
+                problems.append(
+                    finding(
+                        (*base, "timezone"),
+                        "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
+                        f"{retrain.timezone!r}",
+                        hint=(f"did you mean {', '.join(close)}? " if close else "")
+                        + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
+                        value=retrain.timezone,
+                    )
+                )
+        return problems
+
+    def _check_drift(self, spec: Any) -> list[Problem]:
+        """What an Azure ML drift monitor needs that only the user can provide, and where it stops."""
+        problems = [
+            finding(
+                ("models", i, "monitoring", "drift", "baseline"),
+                "Azure ML model monitors read the drift baseline as an MLTable: "
+                + _where(model.monitoring.drift.baseline_ref)
+                + " must hold an MLTable file describing the baseline's data files, with the columns of the "
+                "endpoint's captured inputs",
+                hint="write one with the mltable Python package (mltable.from_delimited_files(...).save(...)) "
+                "next to the baseline files",
+                severity="warning",
+            )
+            for i, model in enumerate(spec.models)
+            if model.monitoring is not None and model.monitoring.drift is not None
+        ]
+        if not spec.monitoring.notify.webhook:
+            return problems
+        return problems + [
+            finding(
+                ("models", i, "monitoring", "drift"),
+                "Azure ML model monitors notify by email only: drift on this model reaches monitoring.notify.emails "
+                "but not the webhook (on_drift adds an Azure Monitor alert that does)",
+                hint=f"set models[{i}].retraining.on_drift: true, or watch the monitor in Azure ML studio",
+                severity="warning",
+            )
+            for i, model in enumerate(spec.models)
+            if model.monitoring is not None
+            and model.monitoring.drift is not None
+            and not (model.retraining is not None and model.retraining.on_drift)
+        ]
+
+
+def _where(ref: Any) -> str:
+    """'bucket 'raw'' or 'churn/baseline/ in bucket 'features''."""
+    return f"{ref.prefix} in bucket {ref.bucket!r}" if ref.prefix else f"bucket {ref.bucket!r}"
 
 
 def _alarm_kinds(model: Any) -> list[str]:

@@ -19,7 +19,18 @@ its content (serving.py), so a changed image or model is a new deployment next t
 Each deployment's autoscale setting takes the deployment's name (autoscale settings live in the
 resource group; deployment names are unique in it and fit the autoscale name rule, which the
 rules table has no entry for). Metric alerts of an endpoint are named by alarm_name(), which the
-monitoring stage uses too, so both stages agree on them without depending on each other.
+monitoring stage uses too, so both stages agree on them without depending on each other. The
+errors alarm is a log search alert (scheduled query rule: Azure metric alerts cannot divide one
+metric by another); its name follows the metric alert rule, which is stricter than the scheduled
+query rule one (every character it forbids, the other forbids too). alert_name() names the other
+alerts (traffic, drift), which no rollout watches.
+
+Monitoring and retraining (issue 5): the action group is "azure.monitor.action_group"; Logic Apps
+"azure.logic.workflow"; Event Grid event subscriptions "azure.eventgrid.subscription". Event Grid
+system topics (3-128 letters, digits and hyphens, resource-name-rules Microsoft.EventGrid/
+systemTopics) have no entry in the rules table yet: they use the subscription kind, whose rule
+(3-64, the same characters) is stricter. Azure ML schedules are workspace assets named like the
+other assets (training.asset_name); workbooks and custom role definitions are named by GUIDs.
 """
 
 from mlops_infra.naming import Namer, NameStyle
@@ -39,13 +50,24 @@ STYLES = {
     "azure.ml.online_endpoint": NameStyle(global_unique=True, letter_first=True),
     "azure.ml.online_deployment": NameStyle(letter_first=True),
     "azure.monitor.metric_alert": NameStyle(),
+    "azure.monitor.action_group": NameStyle(),
+    "azure.eventgrid.subscription": NameStyle(),
+    "azure.logic.workflow": NameStyle(),
 }
 
 ALARM_KINDS = ("latency", "errors")  # the endpoint alarms a rollout would watch
+OTHER_ALERT_KINDS = ("traffic", "drift")  # alerts no rollout watches
 
 
 def alarm_name(namer: Namer, model: str, kind: str) -> str:
     """The metric alert name of one of a model endpoint's alarms ("latency" or "errors")."""
     if kind not in ALARM_KINDS:
         raise ValueError(f"unknown alarm kind {kind!r}; expected one of {', '.join(ALARM_KINDS)}")
+    return namer.name("azure.monitor.metric_alert", model, kind)
+
+
+def alert_name(namer: Namer, model: str, kind: str) -> str:
+    """The name of a model's other alerts ("traffic": too few requests; "drift": drift detected)."""
+    if kind not in OTHER_ALERT_KINDS:
+        raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(OTHER_ALERT_KINDS)}")
     return namer.name("azure.monitor.metric_alert", model, kind)

@@ -96,6 +96,7 @@ from mlops_infra.stages.storage import ARTIFACTS
 
 VERSION_LENGTH = 12
 DEPLOYMENT_HASH_LENGTH = 8
+CAPTURE_VERSION = "1"  # the one version of each capture data asset (the drift monitor reads it)
 MODEL_TYPE = "custom_model"
 METRIC_NAMESPACES = {
     True: "microsoft.machinelearningservices/workspaces/onlineendpoints",
@@ -372,7 +373,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
         version = ml.DataVersion(
             ctx.logical("captureversion", word, model.name),
             name=container.name.apply(lambda _, name=name: name),
-            version="1",
+            version=CAPTURE_VERSION,
             resource_group_name=workspace.resource_group,
             workspace_name=workspace.name,
             properties=ml.UriFolderDataVersionArgs(

@@ -35,14 +35,18 @@ grants and governance's key grant:
 - Storage Blob Data Contributor on the workspace's two system containers only ("azureml": run
   logs and artifacts; "azureml-blobstore-<workspace id>": the default datastore), which the
   workspace reaches with identities, not keys.
-Jobs are submitted by whoever deploys (run_on_deploy) or, later, by the retraining stage's
-schedules; no identity of the stack needs to submit jobs yet, so none gets that right.
+Jobs are submitted by whoever deploys (run_on_deploy) and by the retraining stage (its Azure ML
+schedules, and its Logic Apps running as the automation identity, which retraining.py grants a
+job-submitter role on the workspace). Every run binds the same definition the same way:
+AzureTrainingOutputs.jobs holds those bindings (TrainingJob) per model, and command_job_args /
+command_job_body turn them into a command job (SDK arguments, or the REST body a Logic App sends).
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -68,6 +72,32 @@ CHECKPOINT_OUTPUT = "checkpoints"
 VERSION_LENGTH = 12
 # Containers Azure ML creates in the workspace's storage account (its system datastores).
 SYSTEM_CONTAINERS = ("azureml", "azureml-blobstore-")
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """How a run of one model's training definition is bound: what every retraining run submits."""
+
+    model: str
+    component: str  # "<component name>:<version>"
+    component_id: Any  # the component version's ARM id
+    command: str
+    environment_id: Any  # the environment version's ARM id
+    environment_variables: dict[str, str]
+    compute_id: Any  # the model's compute cluster
+    identity_id: Any  # the training identity the job runs as
+    inputs: dict[str, Any]  # job input name -> uri_folder URI (read-only mount)
+    outputs: dict[str, tuple[Any, str]]  # job output name -> (uri_folder URI, delivery mode)
+    timeout_seconds: int
+    instance_count: int
+    process_count_per_instance: int | None  # set for distributed (PyTorch) runs
+
+
+@dataclass(frozen=True)
+class AzureTrainingOutputs(TrainingOutputs):
+    """TrainingOutputs plus each model's job bindings (same-backend wiring; exports stay neutral)."""
+
+    jobs: dict[str, TrainingJob] = field(default_factory=dict)
 
 
 def asset_name(model: str, suffix: str) -> str:
@@ -152,7 +182,7 @@ def component_spec(values: dict[str, Any]) -> dict[str, Any]:
     return render_json(TEMPLATE, version=version, **values)
 
 
-def build(ctx: StageContext) -> TrainingOutputs:
+def build(ctx: StageContext) -> AzureTrainingOutputs:
     governance = ctx.upstream["governance"]
     storage = ctx.upstream["storage"]
     workspace = storage.workspace
@@ -163,11 +193,13 @@ def build(ctx: StageContext) -> TrainingOutputs:
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
     images: dict[str, Any] = {}
+    jobs: dict[str, TrainingJob] = {}
     for model in models:
-        pipelines[model.name] = _model(ctx, model, workspace, training_identity, storage, grants)
+        jobs[model.name] = _model(ctx, model, workspace, training_identity, storage, grants)
+        pipelines[model.name] = jobs[model.name].component_id
         output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
         images[model.name] = model.training.image
-    return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
+    return AzureTrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images, jobs=jobs)
 
 
 def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: Any) -> list[Any]:
@@ -209,7 +241,7 @@ def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: A
 
 def _model(
     ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any, grants: list[Any]
-) -> pulumi.Output[str]:
+) -> TrainingJob:
     training = model.training
     assert training is not None
     rg, tags = workspace.resource_group, ctx.tags()
@@ -301,25 +333,24 @@ def _model(
         opts=ctx.opts(retain_on_delete=True),
     )
 
+    job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component)
     if training.run_on_deploy:
-        _job(ctx, model, workspace, identity, storage, grants, values, spec, compute, compute_name, environment, vm_size)
-    return component.id
+        _job(ctx, job, workspace, grants, spec, compute_name, vm_size)
+    return job
 
 
-def _job(
-    ctx: StageContext,
+def _bindings(
     model: Model,
     workspace: Any,
     identity: Any,
     storage: Any,
-    grants: list[Any],
     values: dict[str, Any],
     spec: dict[str, Any],
     compute: Any,
-    compute_name: str,
     environment: Any,
-    vm_size: str,
-) -> ml.Job:
+    component: Any,
+) -> TrainingJob:
+    """Bind the model's definition to its data, artifact prefixes, cluster and identity."""
     training = model.training
     assert training is not None
     inputs = input_names(training.input_refs)
@@ -332,11 +363,119 @@ def _job(
     outputs = {MODEL_OUTPUT: (output_prefix(model.name), ml.OutputDeliveryMode.UPLOAD)}
     if training.spot:
         outputs[CHECKPOINT_OUTPUT] = (checkpoint_prefix(model.name), ml.OutputDeliveryMode.READ_WRITE_MOUNT)
-    output_uris = {
-        name: pulumi.Output.concat("azureml://datastores/", datastore, "/paths/", prefix)
-        for name, (prefix, _) in outputs.items()
-    }
+    distribution = values["distribution"]
+    return TrainingJob(
+        model=model.name,
+        component=f"{spec['name']}:{spec['version']}",
+        component_id=component.id,
+        command=values["command"],
+        environment_id=environment.id,
+        environment_variables=values["environment_variables"],
+        compute_id=compute.id,
+        identity_id=identity.id,
+        inputs=dict(sorted(uris.items())),
+        outputs={
+            name: (pulumi.Output.concat("azureml://datastores/", datastore, "/paths/", prefix), str(mode.value))
+            for name, (prefix, mode) in sorted(outputs.items())
+        },
+        timeout_seconds=training.max_runtime,
+        instance_count=training.compute.instance_count,
+        process_count_per_instance=distribution["process_count_per_instance"] if distribution else None,
+    )
 
+
+def command_job_args(
+    job: TrainingJob,
+    *,
+    display_name: str,
+    description: str,
+    tags: dict[str, str],
+    link_component: bool = True,
+) -> ml.CommandJobArgs:
+    """The command job that runs `job` (SDK arguments: a Job resource or a schedule's CreateJob action).
+
+    link_component records the component version on the job (lineage in the studio); the
+    one-off deploy job predates it and keeps its inputs, so an upgrade does not replace it.
+    """
+    return ml.CommandJobArgs(
+        job_type="Command",
+        display_name=display_name,
+        description=description,
+        experiment_name=job.model,
+        command=job.command,
+        component_id=job.component_id if link_component else None,
+        environment_id=job.environment_id,
+        environment_variables=job.environment_variables,
+        compute_id=job.compute_id,
+        identity=ml.ManagedIdentityArgs(identity_type="Managed", resource_id=job.identity_id),
+        inputs={
+            key: ml.UriFolderJobInputArgs(job_input_type="uri_folder", uri=uri, mode=ml.InputDeliveryMode.READ_ONLY_MOUNT)
+            for key, uri in job.inputs.items()
+        },
+        outputs={
+            key: ml.UriFolderJobOutputArgs(job_output_type="uri_folder", uri=uri, mode=mode)
+            for key, (uri, mode) in job.outputs.items()
+        },
+        limits=ml.CommandJobLimitsArgs(job_limits_type="Command", timeout=f"PT{job.timeout_seconds}S"),
+        resources=ml.JobResourceConfigurationArgs(instance_count=job.instance_count),
+        distribution=(
+            ml.PyTorchArgs(distribution_type="PyTorch", process_count_per_instance=job.process_count_per_instance)
+            if job.process_count_per_instance
+            else None
+        ),
+        properties={"mlops-infra/component": job.component},
+        tags=tags,
+    )
+
+
+def command_job_body(job: TrainingJob, *, display_name: str, description: str, tags: dict[str, str]) -> dict[str, Any]:
+    """The same command job as the body of an ARM `PUT .../workspaces/{ws}/jobs/{name}` (REST names).
+
+    Values only Azure knows (ids, URIs) stay Outputs inside the dict; Pulumi resolves them in place.
+    """
+    properties: dict[str, Any] = {
+        "jobType": "Command",
+        "displayName": display_name,
+        "description": description,
+        "experimentName": job.model,
+        "command": job.command,
+        "componentId": job.component_id,
+        "environmentId": job.environment_id,
+        "environmentVariables": job.environment_variables,
+        "computeId": job.compute_id,
+        "identity": {"identityType": "Managed", "resourceId": job.identity_id},
+        "inputs": {
+            key: {"jobInputType": "uri_folder", "uri": uri, "mode": str(ml.InputDeliveryMode.READ_ONLY_MOUNT.value)}
+            for key, uri in job.inputs.items()
+        },
+        "outputs": {
+            key: {"jobOutputType": "uri_folder", "uri": uri, "mode": mode} for key, (uri, mode) in job.outputs.items()
+        },
+        "limits": {"jobLimitsType": "Command", "timeout": f"PT{job.timeout_seconds}S"},
+        "resources": {"instanceCount": job.instance_count},
+        "properties": {"mlops-infra/component": job.component},
+        "tags": tags,
+    }
+    if job.process_count_per_instance:
+        properties["distribution"] = {
+            "distributionType": "PyTorch",
+            "processCountPerInstance": job.process_count_per_instance,
+        }
+    return {"properties": properties}
+
+
+def _job(
+    ctx: StageContext,
+    job: TrainingJob,
+    workspace: Any,
+    grants: list[Any],
+    spec: dict[str, Any],
+    compute_name: str,
+    vm_size: str,
+) -> ml.Job:
+    """The one-off run of run_on_deploy, named by a hash of its whole definition."""
+    training = ctx.spec.model(job.model).training
+    assert training is not None
     # The job's name hashes its whole definition: the component's content and version, where it
     # runs (cluster, VM size, priority), how long, as whom, and where its data comes from and goes.
     definition = {
@@ -347,53 +486,27 @@ def _job(
         "timeout": training.max_runtime,
         "identity": "training",
     }
+    inputs, outputs = job.inputs, {key: uri for key, (uri, _) in job.outputs.items()}
 
     def job_name(resolved: list[Any]) -> str:
-        bound = dict(zip(sorted(uris) + sorted(output_uris), resolved))
+        bound = dict(zip(sorted(inputs) + sorted(outputs), resolved))
         text = json.dumps({**definition, "bindings": bound}, sort_keys=True)
-        return f"{model.name}-train-{stable_hash(text, length=VERSION_LENGTH)}"
+        return f"{job.model}-train-{stable_hash(text, length=VERSION_LENGTH)}"
 
-    name = pulumi.Output.all(*[uris[k] for k in sorted(uris)], *[output_uris[k] for k in sorted(output_uris)]).apply(
+    name = pulumi.Output.all(*[inputs[k] for k in sorted(inputs)], *[outputs[k] for k in sorted(outputs)]).apply(
         job_name
     )
-    distribution = values["distribution"]
     return ml.Job(
-        ctx.logical("job", model.name),
+        ctx.logical("job", job.model),
         id=name,
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
-        properties=ml.CommandJobArgs(
-            job_type="Command",
-            display_name=f"{model.name} training (deploy)",
-            description=f"mlops-infra: one-off training run of {model.name} started by the deployment",
-            experiment_name=model.name,
-            command=values["command"],
-            environment_id=environment.id,
-            environment_variables=values["environment_variables"],
-            compute_id=compute.id,
-            identity=ml.ManagedIdentityArgs(identity_type="Managed", resource_id=identity.id),
-            inputs={
-                key: ml.UriFolderJobInputArgs(
-                    job_input_type="uri_folder", uri=uri, mode=ml.InputDeliveryMode.READ_ONLY_MOUNT
-                )
-                for key, uri in uris.items()
-            },
-            outputs={
-                key: ml.UriFolderJobOutputArgs(job_output_type="uri_folder", uri=output_uris[key], mode=mode)
-                for key, (_, mode) in outputs.items()
-            },
-            limits=ml.CommandJobLimitsArgs(job_limits_type="Command", timeout=f"PT{training.max_runtime}S"),
-            resources=ml.JobResourceConfigurationArgs(instance_count=training.compute.instance_count),
-            distribution=(
-                ml.PyTorchArgs(
-                    distribution_type="PyTorch",
-                    process_count_per_instance=distribution["process_count_per_instance"],
-                )
-                if distribution
-                else None
-            ),
-            properties={"mlops-infra/component": f"{spec['name']}:{spec['version']}"},
+        properties=command_job_args(
+            job,
+            display_name=f"{job.model} training (deploy)",
+            description=f"mlops-infra: one-off training run of {job.model} started by the deployment",
             tags=ctx.tags(),
+            link_component=False,
         ),
         opts=ctx.opts(retain_on_delete=True, depends_on=grants),
     )

@@ -83,6 +83,11 @@ class WorkspaceRef:
     registry_id: Any  # the container registry's ARM id
     account_id: Any  # the storage account's ARM id
     artifacts_datastore: Any  # datastore name of the artifact container, once it exists
+    # The workspace's Log Analytics workspace and Application Insights component: the monitoring
+    # stage sends endpoint traffic logs there and hangs its dashboard on them.
+    logs_id: Any = None  # Log Analytics workspace ARM id (known after apply)
+    logs_name: str = ""  # its name (known while planning)
+    insights_id: Any = None  # Application Insights component ARM id (known after apply)
 
 
 def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name: Any) -> pulumi.Output[str]:
@@ -112,9 +117,10 @@ def build_workspace(ctx: StageContext, *, account: Any, account_name: str, artif
     identity = extra["workspace_identity"]
     public = "Disabled" if private else "Enabled"
 
+    logs_name = ctx.namer.name("azure.loganalytics.workspace", "ml")
     logs = operationalinsights.Workspace(
         ctx.logical("logs"),
-        workspace_name=ctx.namer.name("azure.loganalytics.workspace", "ml"),
+        workspace_name=logs_name,
         resource_group_name=rg,
         location=location,
         sku=operationalinsights.WorkspaceSkuArgs(name=operationalinsights.WorkspaceSkuNameEnum.PER_GB2018),
@@ -265,4 +271,7 @@ def build_workspace(ctx: StageContext, *, account: Any, account_name: str, artif
         registry_id=registry.id,
         account_id=account.id,
         artifacts_datastore=after(datastore.name, datastore_name),
+        logs_id=logs.id,
+        logs_name=logs_name,
+        insights_id=insights.id,
     )

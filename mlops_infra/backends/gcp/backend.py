@@ -7,11 +7,12 @@ from typing import Any
 
 from mlops_infra.backends import checks
 from mlops_infra.backends.base import Backend
-from mlops_infra.backends.gcp import catalog, endpoints
+from mlops_infra.backends.gcp import automation, catalog, endpoints
 from mlops_infra.backends.gcp.naming import (
     STYLES,
     TRAINING_SOURCES,
     UPLOAD_SOURCES,
+    drift_workflow_name,
     endpoint_id,
     image_source,
     mirror_target,
@@ -48,10 +49,7 @@ class GcpBackend(Backend):
     settings_model = GcpSettings
     naming_styles = STYLES
     settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
-    unsupported = {
-        "monitoring": "not implemented yet on GCP (Cloud Monitoring alert policies arrive with the monitoring issue)",
-        "retraining": "not implemented yet on GCP (Cloud Scheduler and Eventarc triggers arrive with the monitoring issue)",
-    }
+    unsupported: dict[str, str] = {}
 
     def name_scope(self, settings: GcpSettings) -> str:
         # Bucket names are global: the project id keeps two stacks in two projects apart.
@@ -132,6 +130,67 @@ class GcpBackend(Backend):
         )
         problems += self._check_ml(spec, settings)
         problems += self._check_serving(spec, settings)
+        problems += self._check_automation(spec, settings)
+        return problems
+
+    def _check_automation(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        """Monitoring and retraining facts of GCP, knowable offline."""
+        problems: list[Problem] = []
+        namer = self.namer(spec, settings)
+        index = {m.name: i for i, m in enumerate(spec.models)}
+        # Workflow ids are unique per project and region: a drift workflow may not take the name
+        # of another model's training workflow (model "x" drifts in "P-E-x-drift", which is the
+        # training workflow of a model called "x-drift").
+        trained = {workflow_name(namer, m.name): m.name for m in spec.models if m.training is not None}
+        for model in automation.drift_models(spec):
+            other = trained.get(drift_workflow_name(namer, model.name))
+            if other is not None:
+                problems.append(
+                    finding(
+                        ("models", index[other], "name"),
+                        f"on GCP the training workflow of model {other!r} and the drift workflow of model "
+                        f"{model.name!r} would both be {drift_workflow_name(namer, model.name)!r}",
+                        hint="rename one of the two models",
+                        value=other,
+                    )
+                )
+        for model in automation.retraining_models(spec):
+            i = index[model.name]
+            retraining = model.retraining
+            if model.registry is not None and model.serving is None:
+                problems.append(
+                    finding(
+                        ("models", i, "retraining"),
+                        "on GCP this model's training workflow registers each run with the serving image it is "
+                        "started with (the model has no serving section), and schedules and triggers start it "
+                        "without one: every retraining run would fail",
+                        hint="add serving: with its image, or remove the registry block",
+                    )
+                )
+            if retraining.timezone in automation.NOT_TZ_DATABASE:
+                problems.append(
+                    finding(
+                        ("models", i, "retraining", "timezone"),
+                        f"{retraining.timezone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
+                        hint="name the zone, e.g. Europe/Amsterdam or UTC",
+                        value=retraining.timezone,
+                    )
+                )
+        starters = sorted(index[m.name] for m in [*automation.retraining_models(spec), *automation.drift_models(spec)])
+        if starters:
+            first = spec.models[starters[0]]
+            part = "retraining" if first.retraining is not None and first.training is not None else "monitoring"
+            problems.append(
+                finding(
+                    ("models", index[first.name], part),
+                    f"on GCP the automation identity that starts the workflows of this stack (scheduler jobs, "
+                    f"Eventarc triggers) may start any workflow in project {settings.project}: Workflows grants "
+                    "workflows.executions.create on whole projects only (there is no per-workflow IAM)",
+                    hint="keep workflows of other teams out of this project, or accept it (the grant is a custom "
+                    "role with that one permission)",
+                    severity="warning",
+                )
+            )
         return problems
 
     def _check_serving(self, spec: Any, settings: GcpSettings) -> list[Problem]:

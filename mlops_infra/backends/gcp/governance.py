@@ -3,8 +3,16 @@
 When the spec uses an ML stage it also enables the Google APIs those stages call and lets each
 one's service agent use the key: Vertex AI (metadata store, TensorBoard, custom jobs, model
 upload, endpoints), Cloud Workflows (workflow source and executions), Artifact Registry (image
-layers) and BigQuery (captured requests, through its encryption service account) encrypt with it
-as their service agents, not as the workload identities.
+layers), BigQuery (captured requests, through its encryption service account) and Pub/Sub (the
+retraining topics) encrypt with it as their service agents, not as the workload identities.
+
+Monitoring and retraining add APIs that encrypt nothing with the key (Cloud Monitoring, Cloud
+Scheduler, Eventarc, Workflow Executions), each enabled only when the spec uses it; the Cloud
+Monitoring service agent when drift alerts publish to Pub/Sub; and, when anything starts
+workflows on its own (scheduler jobs, Eventarc triggers), a custom role holding only
+workflows.executions.create for the automation identity. Workflows has no resource-level IAM
+(its roles are granted on projects only, and pulumi-gcp has no workflow IAM resource), so that
+one project-level grant is the narrowest there is: backend.check() says so.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.backends.gcp.naming import custom_role_id
 from mlops_infra.stages import stage
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
@@ -34,28 +44,60 @@ _AUDIT_LOGICAL = {"storage.googleapis.com": "storage", "cloudkms.googleapis.com"
 # cloud.google.com/workflows/docs/use-cmek, cloud.google.com/artifact-registry/docs/cmek.
 # BigQuery encrypts as its encryption service account (bq-PROJECT_NUMBER@bigquery-encryption...),
 # which projects.getServiceAccount tells (cloud.google.com/bigquery/docs/customer-managed-encryption).
+# Pub/Sub: service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com encrypts CMEK topics
+# (cloud.google.com/pubsub/docs/encryption).
 ML_APIS = {
     "aiplatform": "aiplatform.googleapis.com",
     "artifactregistry": "artifactregistry.googleapis.com",
     "bigquery": "bigquery.googleapis.com",
+    "pubsub": "pubsub.googleapis.com",
     "workflows": "workflows.googleapis.com",
 }
 BIGQUERY = "bigquery"
+# APIs the monitoring and retraining stages call that keep nothing under the key: enabled only.
+PLAIN_APIS = {
+    "cloudscheduler": "cloudscheduler.googleapis.com",
+    "eventarc": "eventarc.googleapis.com",
+    "monitoring": "monitoring.googleapis.com",
+    "workflowexecutions": "workflowexecutions.googleapis.com",
+}
+# Starting a workflow execution (Cloud Scheduler's OAuth token, Eventarc's push) is
+# projects.locations.workflows.executions.create: workflows.executions.create on the workflow,
+# which Workflows authorizes at the project (roles/workflows.invoker is grantable on projects
+# only). The predefined invoker also reads executions and sends callbacks: this role does not.
+STARTER_PERMISSIONS = ("workflows.executions.create",)
 
 
 def ml_apis(spec: object) -> list[str]:
     """The ML APIs the spec needs: Vertex AI for tracking, training, registry and serving;
     Artifact Registry for training and serving (the repositories of their images); Workflows
-    for training (the workflow that runs it); BigQuery when an endpoint captures requests."""
+    for training and drift monitoring (the workflows that run them); BigQuery when an endpoint
+    captures requests; Pub/Sub when topics carry new-object notices or drift alerts."""
     used = {name: stage(name).used(spec) for name in ("tracking", "training", "registry", "serving")}
     names = ["aiplatform"] if any(used.values()) else []
     if used["training"] or used["serving"]:
         names.append("artifactregistry")
-    if used["training"]:
+    if used["training"] or auto.drift_models(spec):
         names.append("workflows")
     if any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):  # type: ignore[attr-defined]
         names.append(BIGQUERY)
+    if auto.uses_pubsub(spec):
+        names.append("pubsub")
     return names
+
+
+def plain_apis(spec: object) -> list[str]:
+    """Cloud Monitoring for the monitoring stage; Cloud Scheduler for drift runs and scheduled
+    retraining; Eventarc for the new-data and drift triggers; Workflow Executions (the API
+    scheduler jobs and triggers call) whenever something starts workflows."""
+    names = ["monitoring"] if stage("monitoring").used(spec) else []
+    if auto.uses_scheduler(spec):
+        names.append("cloudscheduler")
+    if auto.uses_pubsub(spec):
+        names.append("eventarc")
+    if auto.starts_workflows(spec):
+        names.append("workflowexecutions")
+    return sorted(names)
 
 
 def build(ctx: StageContext) -> GovernanceOutputs:
@@ -129,6 +171,10 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     key_id = pulumi.Output.all(key_path, agent_grant.role).apply(lambda parts: parts[0])
 
     service_keys, service_agents = _ml_apis(ctx, key_path)
+    service_agents["storage"] = agent.member
+    service_agents.update(_plain_apis(ctx))
+    if auto.starts_workflows(ctx.spec):
+        _starter_grant(ctx, identities["automation"])
 
     if ctx.spec.governance.audit_logs:
         for service, log_types in AUDITED_SERVICES.items():
@@ -147,7 +193,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         identities=identities,
         scope=project,
         # service_keys[api]: the key path, available once that API's agent may use it (resources
-        # encrypted by the API take it from here); service_agents[api]: the agent's IAM member.
+        # encrypted by the API take it from here); service_agents[api]: the agent's IAM member
+        # (also "storage", Cloud Storage's, and "monitoring" when drift alerts go to Pub/Sub).
         extra={"key_ring_id": ring_id, "service_keys": service_keys, "service_agents": service_agents},
     )
 
@@ -192,3 +239,50 @@ def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulu
         keys[name] = pulumi.Output.all(key_path, grant.role).apply(lambda parts: parts[0])
         agents[name] = member
     return keys, agents
+
+
+def _plain_apis(ctx: StageContext) -> dict[str, pulumi.Output]:
+    agents: dict[str, pulumi.Output] = {}
+    for name in plain_apis(ctx.spec):
+        api = gcp.projects.Service(
+            ctx.logical("api", name),
+            project=ctx.settings.project,
+            service=PLAIN_APIS[name],
+            disable_on_destroy=False,
+            disable_dependent_services=False,
+            opts=ctx.opts(),
+        )
+        if name == "monitoring" and auto.drift_retrained(ctx.spec):
+            # Cloud Monitoring publishes alerts to Pub/Sub channels as its notification agent,
+            # service-PROJECT_NUMBER@gcp-sa-monitoring-notification.iam.gserviceaccount.com
+            # (created here if the project has none yet); monitoring.py lets it publish to the
+            # drift topics.
+            agents["monitoring"] = gcp.projects.ServiceIdentity(
+                ctx.logical("service-agent", name),
+                project=ctx.settings.project,
+                service=api.service,
+                opts=ctx.opts(),
+            ).member
+    return agents
+
+
+def _starter_grant(ctx: StageContext, automation: Identity) -> None:
+    project = ctx.settings.project
+    role = gcp.projects.IAMCustomRole(
+        ctx.logical("role", "workflow-starter"),
+        project=project,
+        role_id=custom_role_id(ctx.namer, "workflow", "starter"),
+        title=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} workflow starter",
+        description="Start executions of the stack's workflows (retraining and drift runs)",
+        permissions=list(STARTER_PERMISSIONS),
+        stage="GA",
+        opts=ctx.opts(),
+    )
+    # Project-level: the narrowest scope Workflows authorizes (see the module docstring).
+    gcp.projects.IAMMember(
+        ctx.logical("project-grant", "workflow-starter", "automation"),
+        project=project,
+        role=role.role_id.apply(lambda rid: f"projects/{project}/roles/{rid}"),
+        member=automation.principal,
+        opts=ctx.opts(),
+    )

@@ -6,6 +6,8 @@ Kinds and their scope of uniqueness on GCP:
 - gcp.kms.*, gcp.workflows.workflow, gcp.artifactregistry.repository, gcp.vertex.model_id,
   gcp.vertex.endpoint_id_alpha: unique per project and region.
 - gcp.bigquery.dataset (captured requests): unique per project.
+- gcp.pubsub.topic, gcp.cloudscheduler.job (per project and region), gcp.eventarc.trigger (per
+  project and region).
 
 Names GCP fixes (the Vertex metadata store "default") bypass the namer.
 """
@@ -34,6 +36,10 @@ STYLES = {
     # Endpoint ids: the letter-first form (up to 63 of a-z, 0-9, -), stable per model so the
     # endpoint keeps its URN and URL when what it serves changes.
     "gcp.vertex.endpoint_id_alpha": NameStyle(letter_first=True),
+    # Monitoring and retraining: the drift workflows use gcp.workflows.workflow too.
+    "gcp.pubsub.topic": NameStyle(letter_first=True),
+    "gcp.cloudscheduler.job": NameStyle(),
+    "gcp.eventarc.trigger": NameStyle(letter_first=True),
 }
 
 def physical_name(namer: Namer, kind: str, *parts: str) -> str:
@@ -75,6 +81,27 @@ def served_model_id(namer: Namer, model: str, digest: str) -> str:
 def capture_dataset_id(namer: Namer, model: str) -> str:
     """The BigQuery dataset holding a model's captured requests and responses."""
     return physical_name(namer, "gcp.bigquery.dataset", model, "capture")
+
+
+def drift_workflow_name(namer: Namer, model: str) -> str:
+    """The Cloud Workflows workflow that computes a model's drift score (backend.check() reports a
+    model whose training workflow would take the same name)."""
+    return physical_name(namer, "gcp.workflows.workflow", model, "drift")
+
+
+def topic_id(namer: Namer, model: str, purpose: str) -> str:
+    """A model's Pub/Sub topic: "drift" (its drift alerts) or "new-data" (new objects)."""
+    return physical_name(namer, "gcp.pubsub.topic", model, purpose)
+
+
+def scheduler_job_name(namer: Namer, model: str, purpose: str) -> str:
+    """A model's Cloud Scheduler job: "drift" (runs the drift workflow) or "retrain"."""
+    return physical_name(namer, "gcp.cloudscheduler.job", model, purpose)
+
+
+def trigger_name(namer: Namer, model: str, purpose: str) -> str:
+    """A model's Eventarc trigger ("new-data" or "drift")."""
+    return physical_name(namer, "gcp.eventarc.trigger", model, purpose)
 
 
 def invocation_url(*, project: str, region: str, endpoint: str) -> str:

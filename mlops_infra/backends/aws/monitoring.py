@@ -1,0 +1,296 @@
+"""AWS monitoring: the stack's alert channel, endpoint alarms, the dashboard, drift monitoring.
+
+Per stack:
+- sns.Topic "<stack>-alerts": the notification channel, encrypted with the stack key (the
+  key policy lets CloudWatch use the key for the stack's alarms only, see governance.py), a
+  sns.TopicPolicy letting CloudWatch publish the stack's alarms (aws:SourceAccount and the
+  alarm name prefix) and nobody else, and one sns.TopicSubscription per monitoring.notify
+  email (protocol email: each address confirms once by mail) and for the webhook (protocol
+  https: the endpoint confirms by visiting the SubscribeURL SNS posts to it first; messages
+  arrive as SNS JSON envelopes).
+- cloudwatch.Dashboard "<stack>-models" (monitoring.dashboard): rendered from
+  templates/aws/dashboard.json.j2, a row per served model (invocations, p99 latency in ms,
+  4xx/5xx errors, running instances). CloudWatch takes 500 widgets per dashboard, so a stack
+  serving more than 124 models gets pages "<stack>-models-2", ... (models by name).
+- iam.RolePolicy "monitoring" (and "monitoring-volumes") on the training identity, when a
+  model has drift monitoring: what the monitoring executions need besides the storage grant
+  (which already lets the training identity read the drift baselines and the captured data,
+  and write the artifact bucket) and the key grant: pull the analyzer image, write processing
+  job logs (alarms.monitoring_grants), let EBS encrypt job volumes with the key
+  (jobs.volume_key_grant).
+
+Per served model with monitoring thresholds, a cloudwatch.MetricAlarm each (names from
+naming.alarm_name: the serving stage's rollback alarms are exactly the latency and errors ones):
+- latency: p99 ModelLatency above latency_p99_ms x 1000 (ModelLatency is in microseconds);
+- errors: 100 x Invocation5XXErrors / Invocations above error_rate_percent (metric math);
+- traffic: fewer Invocations in an hour than min_invocations_per_hour (no data = no traffic).
+All on the model's endpoint (EndpointName from the serving stage, VariantName "primary"), with
+the topic as alarm and OK action. MonitoringOutputs.alarms lists the latency and errors alarms
+(what a rollout rolls back on); the retraining stage finds the drift alarm by its name.
+
+Per model with monitoring.drift (and a served endpoint capturing data):
+- sagemaker.DataQualityJobDefinition: the built-in Model Monitor analyzer over the endpoint's
+  captured requests (s3://<artifacts>/data-capture/<model>/, which the endpoint writes) against
+  the baseline's statistics.json and constraints.json under drift.baseline (bucket + prefix),
+  reports to s3://<artifacts>/monitoring/<model>/ encrypted with the stack key, volumes
+  encrypted with the key, network isolation and inter-container encryption, run as the
+  training identity. Immutable: named by content (naming.content_name), so a change creates
+  the new definition, moves the schedule to it, then deletes the old one.
+- sagemaker.MonitoringSchedule "<stack>-<model>": DRIFT_SCHEDULES[drift.schedule] as Model
+  Monitor's UTC cron (hourly or daily; weekly is a validation error).
+- cloudwatch.EventRule "<stack>-<model>-violations" (no target): matches the schedule's
+  executions that completed with violations; the drift alarm counts its matches.
+- cloudwatch.MetricAlarm "<stack>-<model>-drift": at least one such execution in the last hour,
+  notifying the topic (and, with retraining.on_drift, starting the pipeline: retraining.py).
+
+Why the training identity runs the monitoring jobs: it already reads the data buckets models
+use (drift baselines included, see storage.data_reads) and the artifact bucket, and SageMaker
+may assume it; the automation identity is assumed by EventBridge and reads no data.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies
+from mlops_infra.backends.aws.naming import (
+    ALARM_KINDS,
+    alarm_name,
+    bucket_name,
+    content_name,
+    dashboard_name,
+    endpoint_name,
+    inline_policy_name,
+    monitoring_definition_prefix,
+    monitoring_schedule_name,
+    role_name,
+    rule_name,
+    stack_prefix,
+    topic_name,
+)
+from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.models import Compute
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.monitoring import MonitoringOutputs
+from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
+
+
+def build(ctx: StageContext) -> MonitoringOutputs:
+    spec, region = ctx.spec, ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    serving = ctx.upstream.get("serving")
+    partition = policies.partition_of(region)
+    account_id = pulumi.Output.from_input(gov.extra["account_id"])
+    alarm_pattern = policies.alarm_arn(partition, region, "{account}", stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
+
+    # --- the channel -----------------------------------------------------------------------
+    name = topic_name(ctx.namer)
+    topic = aws.sns.Topic(
+        ctx.logical("topic"),
+        name=name,
+        display_name=f"mlops-infra {spec.project}/{spec.environment} alerts",
+        kms_master_key_id=gov.key_id,
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+    aws.sns.TopicPolicy(
+        ctx.logical("topicpolicy"),
+        arn=topic.arn,
+        policy=account_id.apply(lambda account: json.dumps(alarms.topic_policy(
+            topic=alarms.topic_arn(partition, region, account, name), account_id=account,
+            alarms=alarm_pattern.format(account=account)))),
+        opts=ctx.opts(),
+    )
+    notify = spec.monitoring.notify
+    for email in sorted(set(notify.emails)):
+        aws.sns.TopicSubscription(
+            ctx.logical("email", email), topic=topic.arn, protocol="email", endpoint=email, opts=ctx.opts())
+    if notify.webhook:
+        aws.sns.TopicSubscription(
+            ctx.logical("webhook"), topic=topic.arn, protocol="https", endpoint=notify.webhook,
+            endpoint_auto_confirms=False, opts=ctx.opts())
+    actions = [topic.arn]
+
+    # --- endpoint alarms -------------------------------------------------------------------
+    endpoint_of = dict(serving.endpoints) if serving is not None else {}
+    names: dict[str, list[Any]] = {}
+    for model in spec.models:
+        mon = model.monitoring
+        if mon is None or model.name not in endpoint_of:
+            continue
+        for kind, args, description in endpoint_alarms(model, endpoint_of[model.name]):
+            alarm = aws.cloudwatch.MetricAlarm(
+                ctx.logical("alarm", kind, model.name),
+                name=alarm_name(ctx.namer, model.name, kind),
+                alarm_description=f"mlops-infra {spec.project}/{spec.environment}: {description}",
+                **args,
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=ctx.tags(),
+                opts=ctx.opts(),
+            )
+            if kind in ALARM_KINDS:  # MonitoringOutputs.alarms: what a rollout rolls back on
+                names.setdefault(model.name, []).append(alarm.name)
+
+    # --- drift -----------------------------------------------------------------------------
+    drifting = [m for m in spec.models if _monitors_drift(m, endpoint_of, region)]
+    if drifting:
+        training_role = gov.identities["training"]
+        grants = [aws.iam.RolePolicy(
+            ctx.logical("grant", "training"),
+            name=inline_policy_name(ctx.namer, "monitoring"),
+            role=training_role.id,
+            policy=account_id.apply(lambda account: json.dumps(
+                alarms.monitoring_grants(partition=partition, region=region, account_id=account))),
+            opts=ctx.opts(),
+        )]
+        if not catalog.has_instance_storage(monitor_instance_type(ctx.settings)):
+            grants.append(aws.iam.RolePolicy(
+                ctx.logical("keygrant", "training"),
+                name=inline_policy_name(ctx.namer, "monitoring-volumes"),
+                role=training_role.id,
+                policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
+                opts=ctx.opts(),
+            ))
+        for model in drifting:
+            _drift(ctx, model, endpoint=endpoint_of[model.name], grants=grants, actions=actions, partition=partition)
+
+    # --- dashboard -------------------------------------------------------------------------
+    if spec.monitoring.dashboard and endpoint_of:
+        _dashboards(ctx, endpoint_of)
+
+    return MonitoringOutputs(channel=topic.arn, alarms=names)
+
+
+def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """(kind, MetricAlarm arguments, description) of each endpoint alarm the model's monitoring asks for."""
+    mon, variant, name = model.monitoring, endpoints.VARIANT, model.name
+    out = []
+    if mon.latency_p99_ms is not None:
+        out.append(("latency", alarms.latency_alarm(endpoint=endpoint, variant=variant, threshold_ms=mon.latency_p99_ms),
+                    f"p99 model latency of {name} above {mon.latency_p99_ms} ms"))
+    if mon.error_rate_percent is not None:
+        out.append(("errors", alarms.error_alarm(endpoint=endpoint, variant=variant, percent=mon.error_rate_percent),
+                    f"5xx responses of {name} above {mon.error_rate_percent}% of invocations"))
+    if mon.min_invocations_per_hour is not None:
+        out.append(("traffic", alarms.traffic_alarm(endpoint=endpoint, variant=variant,
+                                                    minimum=mon.min_invocations_per_hour),
+                    f"fewer than {mon.min_invocations_per_hour} invocations of {name} in an hour"))
+    return out
+
+
+def _monitors_drift(model: Any, endpoint_of: dict[str, Any], region: str) -> bool:
+    """Whether the model gets drift monitoring (what validation rejects is left out)."""
+    mon = model.monitoring
+    if mon is None or mon.drift is None or model.name not in endpoint_of:
+        return False
+    if model.serving.data_capture is None:
+        return False  # the neutral checks report it
+    return alarms.monitor_cron(mon.drift.schedule) is not None and alarms.ANALYZER_ACCOUNTS.get(region) is not None
+
+
+def monitor_instance_type(settings: Any) -> str:
+    """The monitoring jobs' instance type: the catalog's "processing" type for MONITOR_SIZE."""
+    return catalog.instance_type(Compute(size=alarms.MONITOR_SIZE), "processing", settings)
+
+
+def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], actions: list[Any],
+           partition: str) -> None:
+    spec, region = ctx.spec, ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    storage: StorageOutputs = ctx.upstream["storage"]
+    name = model.name
+    drift = model.monitoring.drift
+    baseline = drift.baseline_ref
+    image = alarms.analyzer_image(partition, region)
+    instance_type = monitor_instance_type(ctx.settings)
+
+    def job(**values: Any) -> alarms.DriftJob:
+        return alarms.DriftJob(image=image, instance_type=instance_type,
+                               volume_encrypted=not catalog.has_instance_storage(instance_type), **values)
+
+    # The name hashes the definition as it is known before deployment (physical names stand
+    # for the ARNs and URIs the cloud assigns); tags stay out (updated in place).
+    known_uris = alarms.baseline_uris(bucket_name(ctx.namer, baseline.bucket), baseline.prefix)
+    known = job(
+        endpoint=endpoint_name(ctx.namer, name), statistics=known_uris["statistics"],
+        constraints=known_uris["constraints"],
+        output=alarms.monitoring_output(f"s3://{bucket_name(ctx.namer, ARTIFACTS)}", name),
+        key_arn=gov.extra["key_alias"],
+        role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'training', region)}",
+    )
+    uris = pulumi.Output.from_input(storage.buckets[baseline.bucket].physical).apply(
+        lambda bucket: alarms.baseline_uris(bucket, baseline.prefix))
+    definition = aws.sagemaker.DataQualityJobDefinition(
+        ctx.logical("drift", name),
+        name=content_name(monitoring_definition_prefix(ctx.namer, name), alarms.data_quality_args(known)),
+        **alarms.data_quality_args(job(
+            endpoint=endpoint, statistics=uris["statistics"], constraints=uris["constraints"],
+            output=pulumi.Output.from_input(storage.artifacts.uri).apply(
+                lambda uri: alarms.monitoring_output(uri, name)),
+            key_arn=gov.key_id, role_arn=gov.identities["training"].principal,
+        )),
+        tags=ctx.tags(),
+        opts=ctx.opts(depends_on=grants),
+    )
+    schedule = monitoring_schedule_name(ctx.namer, name)
+    aws.sagemaker.MonitoringSchedule(
+        ctx.logical("schedule", name),
+        name=schedule,
+        monitoring_schedule_config={
+            "monitoring_type": "DataQuality",
+            "monitoring_job_definition_name": definition.name,
+            "schedule_config": {"schedule_expression": alarms.monitor_cron(drift.schedule)},
+        },
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+    rule = aws.cloudwatch.EventRule(
+        ctx.logical("violations", name),
+        name=rule_name(ctx.namer, name, "violations"),
+        description=f"mlops-infra {spec.project}/{spec.environment}: drift checks of {name} that found violations",
+        event_pattern=json.dumps(alarms.violations_pattern(schedule)),
+        state="ENABLED",
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+    aws.cloudwatch.MetricAlarm(
+        ctx.logical("alarm", "drift", name),
+        name=alarm_name(ctx.namer, name, "drift"),
+        alarm_description=f"mlops-infra {spec.project}/{spec.environment}: the {drift.schedule} data-quality check "
+        f"of {name} found its captured requests drifting from the baseline",
+        **alarms.drift_alarm(rule=rule.name),
+        alarm_actions=actions,
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+
+
+def _dashboards(ctx: StageContext, endpoint_of: dict[str, Any]) -> None:
+    spec, region = ctx.spec, ctx.settings.region
+    by_name = {m.name: m for m in spec.models}
+    for number, page in enumerate(alarms.pages(list(endpoint_of)), start=1):
+        title = f"mlops-infra {spec.project}/{spec.environment}: served models"
+        if number > 1:
+            title += f" (page {number})"
+
+        def body(names: list[str], page: list[str] = page, title: str = title) -> str:
+            rows = []
+            for model, endpoint in zip(page, names):
+                mon = by_name[model].monitoring
+                rows.append(alarms.Row(model=model, endpoint=endpoint,
+                                       latency_ms=mon.latency_p99_ms if mon else None,
+                                       error_percent=mon.error_rate_percent if mon else None))
+            return json.dumps(alarms.dashboard_body(region=region, title=title, rows=rows,
+                                                    variant=endpoints.VARIANT))
+
+        aws.cloudwatch.Dashboard(
+            ctx.logical("dashboard", *([str(number)] if number > 1 else [])),
+            dashboard_name=dashboard_name(ctx.namer, number),
+            dashboard_body=pulumi.Output.all(*[endpoint_of[m] for m in page]).apply(body),
+            opts=ctx.opts(),
+        )

@@ -1,0 +1,354 @@
+"""Azure retraining: schedules and event triggers that start a model's training job.
+
+Every trigger of a model starts the same job: its command component (training.py) bound to its
+data, artifact prefixes, cluster and the training identity (AzureTrainingOutputs.jobs).
+
+- schedule: an Azure ML schedule with a cron trigger and a CreateJob action holding that command
+  job. The neutral cron becomes an NCronTab expression and the IANA zone a Windows zone id
+  (schedules.py); backend.check rejects the crons and zones that have no exact equivalent.
+- on_new_data: Azure ML schedules cannot be triggered by events, and Event Grid cannot start an
+  Azure ML job. What can, declaratively: a Logic App (Consumption) per model whose HTTP trigger
+  receives Event Grid events and PUTs the job to the Azure ML jobs API as the automation identity
+  (templates/azure/retrain_workflow.json.j2). An Event Grid system topic on the stack's storage
+  account (one per stack) carries a subscription per model: Microsoft.Storage.BlobCreated whose
+  subject begins with /blobServices/default/containers/<container>/blobs/<prefix>, delivered to
+  the model's Logic App (webhook; its callback URL, a secret, is read at deployment and kept by
+  Event Grid). Every new blob starts a run: upload a batch as one blob, or behind a marker blob.
+- on_drift: Azure ML model monitors notify by email only, so there is no alert for an action
+  group to forward. The breach is an event: an Event Grid system topic on the Azure ML workspace
+  (one per stack) carries a subscription per model filtered on RunStatusChanged with the
+  documented breach tag containing the model's signal name (monitor_rules.drift_filter), delivered
+  to the same Logic App. A metric alert on that subscription's matched events ("drift", named
+  naming.alert_name) tells the monitoring action group, webhook included, that drift started a
+  retraining.
+
+Identity: the Logic Apps run as the governance "automation" identity, whose one grant is a custom
+role on the stack's Azure ML workspace (and nowhere else) that may read the workspace and its
+assets and write jobs: the narrowest Azure RBAC allows. Built-in roles are broader (AzureML Data
+Scientist also deletes and reads datastore secrets); Azure RBAC cannot restrict a principal to one
+component or job, so "only this stack's jobs" is as narrow as it gets. Schedules submit jobs as
+Azure ML itself; the jobs run as the training identity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, eventgrid, logic, monitor
+from pulumi_azure_native import machinelearningservices as ml
+
+from mlops_infra.backends.azure import monitor_rules as rules
+from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.monitoring import metric_alert
+from mlops_infra.backends.azure.naming import alert_name
+from mlops_infra.backends.azure.schedules import Untranslatable, ncrontab, windows_zone
+from mlops_infra.backends.azure.training import (
+    TrainingJob,
+    asset_name,
+    command_job_args,
+    command_job_body,
+)
+from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.models import Model
+from mlops_infra.stages.retraining import RetrainingOutputs
+from mlops_infra.templating import render_json
+
+WORKFLOW_TEMPLATE = "azure/retrain_workflow.json.j2"
+TRIGGER = "events"  # the workflow's HTTP trigger (the template names it)
+ARM = "https://management.azure.com"  # Azure public cloud
+JOBS_API_VERSION = "2025-12-01"  # the Azure ML API version pulumi-azure-native 3.29 uses for jobs
+BLOB_CREATED = "Microsoft.Storage.BlobCreated"
+STORAGE_TOPIC_TYPE = "Microsoft.Storage.StorageAccounts"
+ML_TOPIC_TYPE = "Microsoft.MachineLearningServices.Workspaces"
+SYSTEM_TOPIC_TYPE = "Microsoft.EventGrid/systemTopics"
+MATCHED_EVENTS = "MatchedEventCount"  # system topic metric, dimension EventSubscriptionName
+DELIVERY_ATTEMPTS = 10
+EVENT_TTL_MINUTES = 1440
+# The custom role of the automation identity on the workspace. Explicit operations, no wildcard:
+# read the workspace and what a job references (cluster, environment, component, datastores),
+# create jobs and read them back. Source: Azure resource provider operations,
+# Microsoft.MachineLearningServices.
+JOB_SUBMITTER_ACTIONS = (
+    "Microsoft.MachineLearningServices/workspaces/read",
+    "Microsoft.MachineLearningServices/workspaces/computes/read",
+    "Microsoft.MachineLearningServices/workspaces/environments/read",
+    "Microsoft.MachineLearningServices/workspaces/environments/versions/read",
+    "Microsoft.MachineLearningServices/workspaces/components/read",
+    "Microsoft.MachineLearningServices/workspaces/components/versions/read",
+    "Microsoft.MachineLearningServices/workspaces/datastores/read",
+    "Microsoft.MachineLearningServices/workspaces/jobs/read",
+    "Microsoft.MachineLearningServices/workspaces/jobs/write",
+    "Microsoft.MachineLearningServices/workspaces/experiments/runs/submit/action",
+)
+
+
+def build(ctx: StageContext) -> RetrainingOutputs:
+    spec = ctx.spec
+    training = ctx.upstream["training"]
+    workspace = ctx.upstream["storage"].workspace
+    jobs: dict[str, TrainingJob] = getattr(training, "jobs", {})
+    models = sorted(
+        (m for m in spec.models if m.retraining is not None and m.name in jobs), key=lambda m: m.name
+    )  # validate reports retraining without training
+    evented = [m for m in models if m.retraining.new_data_ref is not None or _on_drift(m)]
+    grant = _submitter(ctx, workspace) if evented else None
+    storage_topic = _topic(ctx, "storage", STORAGE_TOPIC_TYPE, workspace.account_id) if any(
+        m.retraining.new_data_ref is not None for m in evented
+    ) else None
+    ml_topic = _topic(ctx, "ml", ML_TOPIC_TYPE, workspace.id) if any(_on_drift(m) for m in evented) else None
+
+    triggers: dict[str, list[Any]] = {}
+    for model in models:
+        job, found = jobs[model.name], []
+        if model.retraining.schedule:
+            found.append(_schedule(ctx, model, job, workspace).id)
+        if model in evented:
+            target = _workflow(ctx, model, job, workspace, grant)
+            found.append(target[0].id)
+            if model.retraining.new_data_ref is not None and storage_topic is not None:
+                found += _new_data(ctx, model, storage_topic, target)
+            if _on_drift(model) and ml_topic is not None:
+                found += _drift(ctx, model, ml_topic, target)
+        triggers[model.name] = found
+    return RetrainingOutputs(triggers=triggers)
+
+
+def _on_drift(model: Model) -> bool:
+    """on_drift with a drift monitor to listen to (validate reports on_drift without drift)."""
+    return bool(model.retraining.on_drift and model.monitoring and model.monitoring.drift)
+
+
+# --- cron schedules ----------------------------------------------------------------------------
+def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any) -> ml.Schedule:
+    retrain = model.retraining
+    assert retrain is not None and retrain.schedule
+    try:
+        expression = ncrontab(retrain.schedule)
+    except Untranslatable:
+        expression = retrain.schedule  # backend.check reports it; never a different schedule
+    zone = windows_zone(retrain.timezone) or retrain.timezone  # likewise: never silently UTC
+    when = f"{retrain.schedule} ({retrain.timezone})"
+    return ml.Schedule(
+        ctx.logical("schedule", model.name),
+        name=asset_name(model.name, "retrain"),
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.SchedulePropertiesArgs(
+            display_name=f"{model.name} retraining",
+            description=f"mlops-infra: retrains {model.name} at {when}",
+            is_enabled=True,
+            trigger=ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone),
+            action=ml.JobScheduleActionArgs(
+                action_type="CreateJob",
+                job_definition=command_job_args(
+                    job,
+                    display_name=f"{model.name} training (schedule)",
+                    description=f"mlops-infra: scheduled retraining of {model.name} at {when}",
+                    tags={**ctx.tags(), "mlops-infra/trigger": "schedule"},
+                ),
+            ),
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(),
+    )
+
+
+# --- the automation identity's one grant -------------------------------------------------------
+def _submitter(ctx: StageContext, workspace: Any) -> authorization.RoleAssignment:
+    """A custom role that may submit jobs in this workspace only, assigned to the automation identity."""
+    governance = ctx.upstream["governance"]
+    automation = governance.identities["automation"]
+    subscription_id = governance.extra["subscription_id"]
+    spec = ctx.spec
+    seed = (ctx.namer.scope, spec.project, spec.environment)
+    definition_guid = assignment_name(*seed, "role-definition", "job-submitter")
+    role = authorization.RoleDefinition(
+        ctx.logical("role", "job-submitter"),
+        role_definition_id=definition_guid,
+        role_name=f"mlops-infra job submitter {spec.project}-{spec.environment} {definition_guid[:8]}",
+        description=f"mlops-infra: submit and read Azure ML jobs in the workspace of {spec.project} ({spec.environment})",
+        role_type="CustomRole",
+        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
+        assignable_scopes=[workspace.id],
+        permissions=[authorization.PermissionArgs(actions=list(JOB_SUBMITTER_ACTIONS))],
+        opts=ctx.opts(),
+    )
+    # Built from names (known while planning), once the definition exists.
+    role_id = pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        after(role.role_name, definition_guid),
+    )
+    return authorization.RoleAssignment(
+        ctx.logical("grant", "automation", "job-submitter", "workspace"),
+        role_assignment_name=assignment_name(*seed, "workspace", definition_guid, "automation"),
+        principal_id=automation.principal,
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=role_id,
+        scope=workspace.id,
+        description="mlops-infra: retraining triggers submit this stack's training jobs",
+        opts=ctx.opts(delete_before_replace=True),
+    )
+
+
+# --- the event target: a Logic App per model ---------------------------------------------------
+def _workflow(
+    ctx: StageContext, model: Model, job: TrainingJob, workspace: Any, grant: Any
+) -> tuple[logic.Workflow, pulumi.Output[str]]:
+    governance = ctx.upstream["governance"]
+    automation = governance.identities["automation"]
+    name = ctx.namer.name("azure.logic.workflow", model.name, "retrain")
+    definition = render_json(WORKFLOW_TEMPLATE, model=model.name, arm=ARM, api_version=JOBS_API_VERSION)
+    body = command_job_body(
+        job,
+        display_name=f"{model.name} training (event)",
+        description=f"mlops-infra: retraining of {model.name} started by new data or drift",
+        tags={**ctx.tags(), "mlops-infra/trigger": "event"},
+    )
+    workflow = logic.Workflow(
+        ctx.logical("workflow", model.name),
+        workflow_name=name,
+        resource_group_name=governance.scope,
+        location=ctx.settings.location,
+        state=logic.WorkflowState.ENABLED,
+        identity=logic.ManagedServiceIdentityArgs(
+            type=logic.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=automation.id.apply(lambda identity_id: [identity_id]),
+        ),
+        definition=definition,
+        parameters={
+            "workspaceId": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=workspace.id),
+            "automationIdentity": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=automation.id),
+            "jobPrefix": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=f"{model.name}-retrain-"),
+            "job": logic.WorkflowParameterArgs(type=logic.ParameterType.OBJECT, value=body),
+        },
+        tags=ctx.tags(),
+        # Its first run must find the grant in place.
+        opts=ctx.opts(depends_on=[grant] if grant is not None else None),
+    )
+    callback = logic.list_workflow_trigger_callback_url_output(
+        resource_group_name=governance.scope,
+        workflow_name=after(workflow.tags, name),
+        trigger_name=TRIGGER,
+        opts=pulumi.InvokeOutputOptions(provider=ctx.provider, parent=ctx.parent),
+    )
+    # The URL carries the trigger's signature: a secret.
+    return workflow, pulumi.Output.secret(callback.value)
+
+
+class Topic:
+    """An Event Grid system topic and its name (known while planning, once the topic exists)."""
+
+    def __init__(self, resource: eventgrid.SystemTopic, name: Any) -> None:
+        self.resource, self.name, self.id = resource, name, resource.id
+
+
+def _topic(ctx: StageContext, word: str, topic_type: str, source: Any) -> Topic:
+    # No rule for system topics in the rules table yet: the subscription rule is stricter.
+    name = ctx.namer.name("azure.eventgrid.subscription", word, "events")
+    resource = eventgrid.SystemTopic(
+        ctx.logical("events", word),
+        system_topic_name=name,
+        resource_group_name=ctx.upstream["governance"].scope,
+        location=ctx.settings.location,
+        source=source,
+        topic_type=topic_type,
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+    return Topic(resource, after(resource.tags, name))
+
+
+def _webhook(url: Any) -> eventgrid.WebHookEventSubscriptionDestinationArgs:
+    return eventgrid.WebHookEventSubscriptionDestinationArgs(
+        endpoint_type="WebHook", endpoint_url=url, max_events_per_batch=1, preferred_batch_size_in_kilobytes=64
+    )
+
+
+def _subscription(
+    ctx: StageContext, logical: str, name: str, topic: Any, target: Any, event_filter: Any
+) -> eventgrid.SystemTopicEventSubscription:
+    """An event subscription delivering to `target` (workflow, callback URL), one event per call."""
+    workflow, url = target
+    return eventgrid.SystemTopicEventSubscription(
+        logical,
+        event_subscription_name=name,
+        resource_group_name=ctx.upstream["governance"].scope,
+        system_topic_name=topic.name,
+        destination=_webhook(url),
+        event_delivery_schema=eventgrid.EventDeliverySchema.EVENT_GRID_SCHEMA,
+        filter=event_filter,
+        retry_policy=eventgrid.RetryPolicyArgs(
+            max_delivery_attempts=DELIVERY_ATTEMPTS, event_time_to_live_in_minutes=EVENT_TTL_MINUTES
+        ),
+        # Event Grid validates the endpoint when the subscription is created: the workflow first.
+        opts=ctx.opts(depends_on=[workflow]),
+    )
+
+
+def _new_data(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any]:
+    ref = model.retraining.new_data_ref
+    assert ref is not None
+    bucket = ctx.upstream["storage"].buckets.get(ref.bucket)
+    if bucket is None:
+        return []  # validate reports unknown buckets
+    subject = pulumi.Output.concat("/blobServices/default/containers/", bucket.physical, "/blobs/", ref.prefix)
+    subscription = _subscription(
+        ctx,
+        ctx.logical("newdata", model.name),
+        ctx.namer.name("azure.eventgrid.subscription", model.name, "new-data"),
+        topic,
+        target,
+        eventgrid.EventSubscriptionFilterArgs(
+            included_event_types=[BLOB_CREATED], subject_begins_with=subject, is_subject_case_sensitive=True
+        ),
+    )
+    return [subscription.id]
+
+
+def _drift(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any]:
+    name = ctx.namer.name("azure.eventgrid.subscription", model.name, "drift")
+    subscription = _subscription(
+        ctx,
+        ctx.logical("driftevents", model.name),
+        name,
+        topic,
+        target,
+        eventgrid.EventSubscriptionFilterArgs(
+            included_event_types=[rules.RUN_STATUS_CHANGED],
+            advanced_filters=[
+                eventgrid.StringContainsAdvancedFilterArgs(
+                    operator_type="StringContains", key=item["key"], values=item["values"]
+                )
+                for item in rules.drift_filter(model.name)
+            ],
+        ),
+    )
+    found = [subscription.id]
+    monitoring = ctx.upstream.get("monitoring")
+    if monitoring is not None:
+        alarm = metric_alert(
+            ctx,
+            logical=ctx.logical("alarm", "drift", model.name),
+            name=alert_name(ctx.namer, model.name, "drift"),
+            description=f"mlops-infra: data drift detected on {model.name}; retraining started",
+            scope=topic.id,
+            resource_type=SYSTEM_TOPIC_TYPE,
+            criterion=monitor.MetricCriteriaArgs(
+                criterion_type="StaticThresholdCriterion",
+                name="drift-events",
+                metric_name=MATCHED_EVENTS,
+                metric_namespace=SYSTEM_TOPIC_TYPE,
+                operator=monitor.Operator.GREATER_THAN,
+                threshold=0.0,
+                time_aggregation=monitor.AggregationTypeEnum.TOTAL,
+                # Event Grid reports subscription names upper-cased in this dimension.
+                dimensions=[monitor.MetricDimensionArgs(name="EventSubscriptionName", operator="Include", values=[name.upper()])],
+            ),
+            group=monitoring.channel,
+            severity=rules.SEVERITY["drift"],
+        )
+        found.append(alarm.id)
+    return found

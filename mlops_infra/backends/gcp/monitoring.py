@@ -1,0 +1,536 @@
+"""GCP monitoring: notification channels, endpoint alert policies, a dashboard, drift monitoring.
+
+Per stack:
+- a Cloud Monitoring notification channel per address in monitoring.notify.emails (type email)
+  and one for monitoring.notify.webhook (type webhook_tokenauth: a token, if any, rides in the
+  URL). Cloud Monitoring has no channel that groups others, so "the stack's channel" is this set:
+  every policy notifies all of them, and the stage output lists their names.
+- with dashboard: true and served models, one dashboard (templates/gcp/dashboard.json.j2): a row
+  per served model with its endpoint's predictions, p99 latency, errors and replicas. It is the
+  one resource that lists every model: adding a model updates it (and creates the rest).
+- with drift monitoring: the stack's custom metric descriptor (automation.drift_metric_type),
+  and project-level grants for the training identity, which runs the drift workflows:
+  roles/bigquery.jobUser (jobs.create has no narrower resource), roles/monitoring.metricWriter
+  (timeSeries.create likewise) and, when no training stage grants it already,
+  roles/logging.logWriter (the workflows' call logs). The training identity is the one the
+  storage stage already lets read the drift baselines (stages/storage.py data_reads).
+
+Per served model with thresholds, one alert policy per threshold on its Vertex AI endpoint's
+metrics (automation.endpoint_filter): p99 of prediction_latencies (milliseconds, as the spec's
+latency_p99_ms) over 5 minutes; error_count / prediction_count over 5 minutes against
+error_rate_percent / 100; predictions per hour below min_invocations_per_hour (no traffic at
+all counts as below). Vertex AI has no automatic rollback on alarms (backend.check() says so):
+these policies notify, and the stage output lists them per model.
+
+Per model with drift (an endpoint that captures requests):
+- an external BigQuery table over the baseline objects in the model's capture dataset (the
+  serving stage's), dataViewer on that dataset for the training identity;
+- a workflow (templates/gcp/drift.yaml.j2 + drift.sql.j2) that computes the drift score (largest
+  PSI over the features, captured requests of the last period against the baseline) and writes it
+  to the custom metric, running as the training identity, encrypted with the key;
+- a Cloud Scheduler job on DRIFT_SCHEDULES[schedule] (UTC) that starts it with an OAuth token of
+  the automation identity (the one that may start workflows: governance.py);
+- an alert policy on the model's drift series above automation.DRIFT_THRESHOLD, notifying the
+  stack's channels; with retraining.on_drift also a Pub/Sub topic (CMEK), publish rights on it
+  for the Cloud Monitoring notification agent, and a pubsub channel the policy notifies only when
+  an incident opens (the retraining stage's Eventarc trigger starts training from that topic).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.backends.gcp.naming import (
+    capture_dataset_id,
+    drift_workflow_name,
+    scheduler_job_name,
+    topic_id,
+)
+from mlops_infra.spec.models import Model
+from mlops_infra.stages import stage
+from mlops_infra.stages.monitoring import MonitoringOutputs
+from mlops_infra.templating import render, render_json
+
+DASHBOARD_TEMPLATE = "gcp/dashboard.json.j2"
+DRIFT_TEMPLATE = "gcp/drift.yaml.j2"
+DRIFT_QUERY_TEMPLATE = "gcp/drift.sql.j2"
+DASHBOARD_COLUMNS = 48  # mosaicLayout's grid width
+TILE_WIDTH, TILE_HEIGHT = 12, 16  # four charts per row
+JOB_USER = "roles/bigquery.jobUser"  # bigquery.jobs.create (+ projects.get/list)
+METRIC_WRITER = "roles/monitoring.metricWriter"  # timeSeries.create, metricDescriptors.create/get/list
+LOG_WRITER = "roles/logging.logWriter"
+DATA_VIEWER = "roles/bigquery.dataViewer"  # read the capture table and the baseline table
+PUBLISHER = "roles/pubsub.publisher"
+CAPTURE_TABLE = "request_response_logging"  # the table Vertex AI logs into (endpoints.CAPTURE_TABLE)
+AUTO_CLOSE = "1800s"  # incidents without data close after 30 minutes (the shortest allowed)
+
+
+def build(ctx: StageContext) -> MonitoringOutputs:
+    serving = ctx.upstream.get("serving")
+    endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}
+    channels = _channels(ctx)
+    channel_names = [c.name for c in channels]
+
+    alarms: dict[str, list[Any]] = {}
+    for model in auto.alarm_models(ctx.spec):
+        if model.name in endpoints:
+            alarms[model.name] = [p.name for p in _endpoint_alerts(ctx, model, endpoints[model.name], channel_names)]
+
+    drifting = [m for m in auto.drift_models(ctx.spec) if m.name in endpoints]
+    if drifting:
+        metric_type = _drift_metric(ctx)
+        grants = _drift_grants(ctx)
+        for model in drifting:
+            _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=grants)
+
+    if ctx.spec.monitoring.dashboard and endpoints:
+        _dashboard(ctx, endpoints)
+    return MonitoringOutputs(channel=channel_names, alarms=alarms)
+
+
+# --- notification channels ----------------------------------------------------------------
+def _channels(ctx: StageContext) -> list[gcp.monitoring.NotificationChannel]:
+    notify = ctx.spec.monitoring.notify
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    channels = []
+    for email in dict.fromkeys(notify.emails):  # duplicates would be two channels for one inbox
+        channels.append(
+            gcp.monitoring.NotificationChannel(
+                ctx.logical("channel-email", email),
+                project=ctx.settings.project,
+                type="email",
+                display_name=f"mlops-infra {stack}: {email}",
+                description=f"alerts of the mlops-infra stack {stack}",
+                labels={"email_address": email},
+                user_labels=ctx.tags(),
+                opts=ctx.opts(),
+            )
+        )
+    if notify.webhook:
+        channels.append(
+            gcp.monitoring.NotificationChannel(
+                ctx.logical("channel-webhook"),
+                project=ctx.settings.project,
+                type="webhook_tokenauth",
+                display_name=f"mlops-infra {stack}: webhook",
+                description=f"alerts of the mlops-infra stack {stack}, posted as JSON",
+                labels={"url": notify.webhook},
+                user_labels=ctx.tags(),
+                opts=ctx.opts(),
+            )
+        )
+    return channels
+
+
+# --- endpoint alert policies --------------------------------------------------------------
+def endpoint_conditions(monitoring: Any, endpoint_id: str) -> dict[str, dict[str, Any]]:
+    """Alert conditions per threshold the model sets (pure: tests call it too)."""
+    window = f"{auto.ALERT_WINDOW_SECONDS}s"
+    by_endpoint = ["resource.label.endpoint_id"]
+    conditions: dict[str, dict[str, Any]] = {}
+    if monitoring.latency_p99_ms:
+        conditions["latency"] = {
+            "display_name": f"p99 latency above {monitoring.latency_p99_ms} ms",
+            "condition_threshold": {
+                "filter": auto.endpoint_filter(endpoint_id, auto.LATENCY_METRIC),
+                # p99 per series (deployed model, latency type), then the largest: the total
+                # latency, which includes the model's and the overhead.
+                "aggregations": [
+                    {"alignment_period": window, "per_series_aligner": "ALIGN_PERCENTILE_99",
+                     "cross_series_reducer": "REDUCE_MAX", "group_by_fields": by_endpoint}
+                ],
+                "comparison": "COMPARISON_GT",
+                "threshold_value": float(monitoring.latency_p99_ms),  # prediction_latencies is in ms
+                "duration": window,
+                "trigger": {"count": 1},
+            },
+        }
+    if monitoring.error_rate_percent:
+        counts = {"alignment_period": window, "per_series_aligner": "ALIGN_DELTA",
+                  "cross_series_reducer": "REDUCE_SUM", "group_by_fields": by_endpoint}
+        conditions["errors"] = {
+            "display_name": f"errors above {monitoring.error_rate_percent:g}% of predictions",
+            "condition_threshold": {
+                "filter": auto.endpoint_filter(endpoint_id, auto.ERROR_METRIC),
+                "aggregations": [counts],
+                "denominator_filter": auto.endpoint_filter(endpoint_id, auto.PREDICTION_METRIC),
+                "denominator_aggregations": [counts],
+                "comparison": "COMPARISON_GT",
+                "threshold_value": monitoring.error_rate_percent / 100,  # a ratio, not a percentage
+                "duration": window,
+                "trigger": {"count": 1},
+            },
+        }
+    if monitoring.min_invocations_per_hour:
+        hour = f"{auto.TRAFFIC_WINDOW_SECONDS}s"
+        conditions["traffic"] = {
+            "display_name": f"fewer than {monitoring.min_invocations_per_hour} predictions per hour",
+            "condition_threshold": {
+                "filter": auto.endpoint_filter(endpoint_id, auto.PREDICTION_METRIC),
+                "aggregations": [
+                    {"alignment_period": hour, "per_series_aligner": "ALIGN_DELTA",
+                     "cross_series_reducer": "REDUCE_SUM", "group_by_fields": by_endpoint}
+                ],
+                "comparison": "COMPARISON_LT",
+                "threshold_value": float(monitoring.min_invocations_per_hour),
+                "duration": "0s",
+                # An idle endpoint reports no predictions at all: that is below the minimum too.
+                "evaluation_missing_data": "EVALUATION_MISSING_DATA_ACTIVE",
+                "trigger": {"count": 1},
+            },
+        }
+    return conditions
+
+
+SEVERITY = {"latency": "ERROR", "errors": "ERROR", "traffic": "WARNING"}
+
+
+def _endpoint_alerts(
+    ctx: StageContext, model: Model, endpoint_path: Any, channel_names: list[Any]
+) -> list[gcp.monitoring.AlertPolicy]:
+    assert model.monitoring is not None
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    policies = []
+    kinds = list(endpoint_conditions(model.monitoring, "ID"))
+    for kind in kinds:
+        # Built from the endpoint's path (an output of the serving stage's endpoint), so the
+        # policy waits for the endpoint and the plan shows which one it watches.
+        condition = pulumi.Output.from_input(endpoint_path).apply(
+            lambda path, kind=kind: endpoint_conditions(model.monitoring, auto.endpoint_id_of(path))[kind]
+        )
+        title = _CONDITION_TITLES[kind]
+        policies.append(
+            gcp.monitoring.AlertPolicy(
+                ctx.logical(f"alert-{kind}", model.name),
+                project=ctx.settings.project,
+                display_name=f"mlops-infra {stack} {model.name}: {title}",
+                combiner="OR",
+                conditions=[condition],
+                notification_channels=channel_names,
+                severity=SEVERITY[kind],
+                alert_strategy={"auto_close": AUTO_CLOSE},
+                documentation={
+                    "mime_type": "text/markdown",
+                    "subject": f"{model.name} ({stack}): {title}",
+                    "content": _DOCS[kind].format(model=model.name, stack=stack),
+                },
+                user_labels={**ctx.tags(), "mlops-model": model.name},
+                opts=ctx.opts(),
+            )
+        )
+    return policies
+
+
+_CONDITION_TITLES = {"latency": "p99 latency", "errors": "error rate", "traffic": "too little traffic"}
+_DOCS = {
+    "latency": "The Vertex AI endpoint of model **{model}** (mlops-infra stack {stack}) answers slower than "
+    "its latency_p99_ms. Check the replicas chart on the stack's dashboard and the container logs.",
+    "errors": "The Vertex AI endpoint of model **{model}** (mlops-infra stack {stack}) fails more predictions "
+    "than its error_rate_percent. Check the container logs; roll back with `gcloud ai endpoints update "
+    "--traffic-split` if a new version caused it.",
+    "traffic": "The Vertex AI endpoint of model **{model}** (mlops-infra stack {stack}) served fewer "
+    "predictions in the last hour than its min_invocations_per_hour. Check its callers.",
+}
+
+
+# --- dashboard ------------------------------------------------------------------------------
+def dashboard_values(*, display_name: str, labels: dict[str, str], endpoint_ids: dict[str, str]) -> dict[str, Any]:
+    """What templates/gcp/dashboard.json.j2 renders: a row of four charts per model (pure)."""
+    minute = {"alignmentPeriod": "60s"}
+    rows = []
+    for model, endpoint_id in sorted(endpoint_ids.items()):
+        charts = [
+            {
+                "title": "predictions per second",
+                "filter": auto.endpoint_filter(endpoint_id, auto.PREDICTION_METRIC),
+                "aggregation": {**minute, "perSeriesAligner": "ALIGN_RATE", "crossSeriesReducer": "REDUCE_SUM",
+                                "groupByFields": ["metric.label.deployed_model_id"]},
+                "legend": "deployed model ${metric.labels.deployed_model_id}",
+                "unit": "1/s",
+                "axis": "predictions/s",
+            },
+            {
+                "title": "p99 latency (ms)",
+                "filter": auto.endpoint_filter(endpoint_id, auto.LATENCY_METRIC),
+                "aggregation": {**minute, "perSeriesAligner": "ALIGN_PERCENTILE_99", "crossSeriesReducer": "REDUCE_MAX",
+                                "groupByFields": ["metric.label.deployed_model_id"]},
+                "legend": "deployed model ${metric.labels.deployed_model_id}",
+                "unit": "ms",
+                "axis": "ms",
+            },
+            {
+                "title": "errors per second",
+                "filter": auto.endpoint_filter(endpoint_id, auto.ERROR_METRIC),
+                "aggregation": {**minute, "perSeriesAligner": "ALIGN_RATE", "crossSeriesReducer": "REDUCE_SUM",
+                                "groupByFields": ["metric.label.deployed_model_id"]},
+                "legend": "deployed model ${metric.labels.deployed_model_id}",
+                "unit": "1/s",
+                "axis": "errors/s",
+            },
+            {
+                "title": "replicas",
+                "filter": auto.endpoint_filter(endpoint_id, auto.REPLICAS_METRIC),
+                "aggregation": {**minute, "perSeriesAligner": "ALIGN_MEAN", "crossSeriesReducer": "REDUCE_SUM",
+                                "groupByFields": ["metric.label.deployed_model_id"]},
+                "legend": "deployed model ${metric.labels.deployed_model_id}",
+                "unit": "1",
+                "axis": "replicas",
+            },
+        ]
+        rows.append({"model": model, "charts": charts})
+    return {
+        "display_name": display_name,
+        "labels": labels,
+        "columns": DASHBOARD_COLUMNS,
+        "tile_width": TILE_WIDTH,
+        "tile_height": TILE_HEIGHT,
+        "rows": rows,
+    }
+
+
+def dashboard_json(**values: Any) -> str:
+    """The dashboard JSON (rendered, parsed and dumped again: a malformed template fails here)."""
+    return json.dumps(render_json(DASHBOARD_TEMPLATE, **dashboard_values(**values)), sort_keys=True)
+
+
+def _dashboard(ctx: StageContext, endpoints: dict[str, Any]) -> gcp.monitoring.Dashboard:
+    display_name = f"mlops-infra {ctx.spec.project}/{ctx.spec.environment}"
+    labels = ctx.tags()
+    body = pulumi.Output.all(**endpoints).apply(
+        lambda paths: dashboard_json(
+            display_name=display_name,
+            labels=labels,
+            endpoint_ids={model: auto.endpoint_id_of(path) for model, path in paths.items()},
+        )
+    )
+    return gcp.monitoring.Dashboard(
+        ctx.logical("dashboard"), project=ctx.settings.project, dashboard_json=body, opts=ctx.opts()
+    )
+
+
+# --- drift ----------------------------------------------------------------------------------
+def _drift_metric(ctx: StageContext) -> Any:
+    descriptor = gcp.monitoring.MetricDescriptor(
+        ctx.logical("metric-drift"),
+        project=ctx.settings.project,
+        type=auto.drift_metric_type(ctx.spec.project, ctx.spec.environment),
+        metric_kind="GAUGE",
+        value_type="DOUBLE",
+        unit="1",
+        display_name=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} drift",
+        description="largest Population Stability Index of a model's features, captured requests against "
+        "the baseline (written by the model's drift workflow)",
+        labels=[{"key": "model", "value_type": "STRING", "description": "the model's name in the mlops-infra spec"}],
+        opts=ctx.opts(),
+    )
+    return descriptor.type
+
+
+def _drift_grants(ctx: StageContext) -> list[pulumi.Resource]:
+    training = ctx.upstream["governance"].identities["training"]
+    roles = [("jobuser", JOB_USER), ("metricwriter", METRIC_WRITER)]
+    if not stage("training").used(ctx.spec):
+        # Workflows writes a workflow's call logs as its service account; the training stage
+        # grants this to the training identity when it exists (one member, one grant).
+        roles.append(("logwriter", LOG_WRITER))
+    return [
+        gcp.projects.IAMMember(
+            ctx.logical("project-grant", who, "training"),
+            project=ctx.settings.project,
+            role=role,
+            member=training.principal,
+            opts=ctx.opts(),
+        )
+        for who, role in roles
+    ]
+
+
+def drift_query(ctx: StageContext, model: Model) -> str:
+    """The drift query of `model` (pure: the table names derive from the namer)."""
+    assert model.monitoring is not None and model.monitoring.drift is not None
+    project = ctx.settings.project
+    dataset = capture_dataset_id(ctx.namer, model.name)
+    return render(
+        DRIFT_QUERY_TEMPLATE,
+        model=model.name,
+        captured=f"{project}.{dataset}.{CAPTURE_TABLE}",
+        baseline=f"{project}.{dataset}.{auto.BASELINE_TABLE}",
+        window_hours=auto.DRIFT_WINDOW_HOURS[model.monitoring.drift.schedule],
+    )
+
+
+def drift_source(ctx: StageContext, model: Model, *, metric_type: str) -> str:
+    """The drift workflow's YAML source (pure; called inside apply with the resolved metric type)."""
+    assert model.monitoring is not None and model.monitoring.drift is not None
+    schedule = model.monitoring.drift.schedule
+    return render(
+        DRIFT_TEMPLATE,
+        workflow=drift_workflow_name(ctx.namer, model.name),
+        model=model.name,
+        schedule=schedule,
+        cron=auto.drift_cron(schedule),
+        time_zone=auto.DRIFT_TIME_ZONE,
+        project=ctx.settings.project,
+        location=ctx.settings.region,
+        query=drift_query(ctx, model),
+        labels={**ctx.tags(), "mlops-model": model.name},
+        metric={"type": metric_type, "labels": {"model": model.name}},
+        metric_type=metric_type,
+        threshold=auto.DRIFT_THRESHOLD,
+    )
+
+
+def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: list[Any], waits_for: list[Any]) -> None:
+    assert model.monitoring is not None and model.monitoring.drift is not None
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    training = governance.identities["training"]
+    automation = governance.identities["automation"]
+    project, region = ctx.settings.project, ctx.settings.region
+    drift = model.monitoring.drift
+    labels = {**ctx.tags(), "mlops-model": model.name}
+    dataset = capture_dataset_id(ctx.namer, model.name)
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    # The capture dataset is the serving stage's: these wait for it.
+    upstream = ctx.opts(depends_on=list(ctx.upstream_components))
+
+    baseline = drift.baseline_ref
+    table = gcp.bigquery.Table(
+        ctx.logical("drift-baseline", model.name),
+        project=project,
+        dataset_id=dataset,
+        table_id=auto.BASELINE_TABLE,
+        description=f"drift baseline of model {model.name}: one JSON instance per line (mlops-infra {stack})",
+        # A definition over objects in Cloud Storage, no data of its own.
+        deletion_protection=False,
+        schema=json.dumps([{"name": "line", "type": "STRING", "mode": "NULLABLE", "description": "one JSON instance"}]),
+        external_data_configuration={
+            "autodetect": False,
+            "source_format": "CSV",
+            "source_uris": [storage.buckets[baseline.bucket].uri.apply(lambda uri: f"{uri}/{baseline.prefix}*")],
+            "csv_options": {"quote": "", "field_delimiter": auto.BASELINE_DELIMITER},
+        },
+        labels=labels,
+        opts=upstream,
+    )
+    reader = gcp.bigquery.DatasetIamMember(
+        ctx.logical("drift-reader", model.name),
+        project=project,
+        dataset_id=dataset,
+        role=DATA_VIEWER,
+        member=training.principal,
+        opts=upstream,
+    )
+    workflow = gcp.workflows.Workflow(
+        ctx.logical("drift-workflow", model.name),
+        name=drift_workflow_name(ctx.namer, model.name),
+        project=project,
+        region=region,
+        description=f"drift score of model {model.name} (mlops-infra {stack})",
+        service_account=training.id,
+        crypto_key_name=governance.extra["service_keys"]["workflows"],
+        call_log_level="LOG_ERRORS_ONLY",
+        deletion_protection=False,
+        source_contents=pulumi.Output.from_input(metric_type).apply(
+            lambda mtype: drift_source(ctx, model, metric_type=mtype)
+        ),
+        labels=labels,
+        opts=ctx.opts(depends_on=[table]),
+    )
+    workflow_path = workflow.name.apply(lambda n: f"projects/{project}/locations/{region}/workflows/{n}")
+    gcp.cloudscheduler.Job(
+        ctx.logical("drift-schedule", model.name),
+        name=scheduler_job_name(ctx.namer, model.name, "drift"),
+        project=project,
+        region=region,
+        description=f"computes the drift of model {model.name} {drift.schedule} (mlops-infra {stack})",
+        schedule=auto.drift_cron(drift.schedule),
+        time_zone=auto.DRIFT_TIME_ZONE,
+        http_target=pulumi.Output.all(workflow_path, automation.id).apply(
+            lambda v: auto.scheduler_target(v[0], service_account=v[1], argument={"trigger": "schedule", "model": model.name})
+        ),
+        retry_config={"retry_count": 3, "min_backoff_duration": "60s"},
+        attempt_deadline="60s",
+        # The first run finds its grants and tables in place.
+        opts=ctx.opts(depends_on=[reader, table, *waits_for]),
+    )
+
+    notify = list(channel_names)
+    if model.name in {m.name for m in auto.drift_retrained(ctx.spec)}:
+        notify.append(_retrain_channel(ctx, model).name)
+    gcp.monitoring.AlertPolicy(
+        ctx.logical("alert-drift", model.name),
+        project=project,
+        display_name=f"mlops-infra {stack} {model.name}: data drift",
+        combiner="OR",
+        conditions=[
+            {
+                "display_name": f"drift score above {auto.DRIFT_THRESHOLD}",
+                "condition_threshold": {
+                    "filter": pulumi.Output.from_input(metric_type).apply(lambda t: auto.drift_filter(t, model.name)),
+                    "aggregations": [{"alignment_period": f"{auto.DRIFT_ALIGNMENT_SECONDS}s", "per_series_aligner": "ALIGN_MAX"}],
+                    "comparison": "COMPARISON_GT",
+                    "threshold_value": auto.DRIFT_THRESHOLD,
+                    "duration": "0s",
+                    # Each run writes one point: the incident closes once it is out of view, and
+                    # the next run above the threshold opens a new one.
+                    "evaluation_missing_data": "EVALUATION_MISSING_DATA_INACTIVE",
+                    "trigger": {"count": 1},
+                },
+            }
+        ],
+        notification_channels=notify,
+        severity="WARNING",
+        # Opening notifies (and starts retraining, through the pubsub channel); closing does not.
+        alert_strategy={"auto_close": AUTO_CLOSE, "notification_prompts": ["OPENED"]},
+        documentation={
+            "mime_type": "text/markdown",
+            "subject": f"{model.name} ({stack}): data drift",
+            "content": f"The requests the endpoint of model **{model.name}** (mlops-infra stack {stack}) received "
+            f"drift from its baseline (largest feature PSI above {auto.DRIFT_THRESHOLD})."
+            + (" Its training workflow has been started." if len(notify) > len(channel_names) else ""),
+        },
+        user_labels=labels,
+        opts=ctx.opts(),
+    )
+
+
+def _retrain_channel(ctx: StageContext, model: Model) -> gcp.monitoring.NotificationChannel:
+    """The model's drift topic and the pubsub channel that publishes its drift alerts there."""
+    governance = ctx.upstream["governance"]
+    project = ctx.settings.project
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    topic = gcp.pubsub.Topic(
+        ctx.logical("drift-topic", model.name),
+        name=topic_id(ctx.namer, model.name, "drift"),
+        project=project,
+        kms_key_name=governance.extra["service_keys"]["pubsub"],
+        message_storage_policy={"allowed_persistence_regions": [ctx.settings.region]},
+        labels={**ctx.tags(), "mlops-model": model.name},
+        opts=ctx.opts(),
+    )
+    publisher = gcp.pubsub.TopicIAMMember(
+        ctx.logical("drift-publisher", model.name),
+        project=project,
+        topic=topic.name,
+        role=PUBLISHER,
+        member=governance.extra["service_agents"]["monitoring"],
+        opts=ctx.opts(),
+    )
+    return gcp.monitoring.NotificationChannel(
+        ctx.logical("channel-retrain", model.name),
+        project=project,
+        type="pubsub",
+        display_name=f"mlops-infra {stack}: retrain {model.name}",
+        description=f"drift alerts of model {model.name}, which start its training workflow",
+        labels={"topic": topic.name.apply(lambda n: f"projects/{project}/topics/{n}")},
+        user_labels={**ctx.tags(), "mlops-model": model.name},
+        opts=ctx.opts(depends_on=[publisher]),
+    )
+

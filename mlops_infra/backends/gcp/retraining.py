@@ -1,0 +1,187 @@
+"""GCP retraining: what starts a model's training workflow without anyone clicking.
+
+Per model with `retraining` (and a training workflow, ctx.upstream["training"].pipelines):
+- schedule: a Cloud Scheduler job on the neutral cron, written out in unix-cron
+  (automation.scheduler_cron: same fields, same day-of-month/day-of-week OR rule) with the spec's
+  IANA time zone as time_zone. It calls Workflow Executions (executions.create) for the model's
+  workflow with an OAuth token of the automation identity.
+- on_new_data: a Cloud Storage notification on the bucket, for OBJECT_FINALIZE under the
+  prefix, into a topic of the model's (CMEK), and an Eventarc Pub/Sub trigger on that topic that
+  starts the workflow. Not an Eventarc Cloud Storage trigger: direct Cloud Storage events filter
+  on the bucket only (Eventarc path patterns apply to audit-log resource names), so a prefix
+  would have to be checked by the workflow after every object of the bucket had started it. The
+  notification filters on the prefix at the source, and Cloud Storage's service agent needs
+  publish rights on this topic alone (a direct trigger wants them on the project).
+- on_drift: an Eventarc Pub/Sub trigger on the model's drift topic, which its drift alert
+  policy publishes to when an incident opens (monitoring.py). The topic is the monitoring
+  stage's; its physical name comes from the namer and this stage waits for that stage.
+
+Every trigger runs as the automation identity, which governance.py lets start workflows
+(workflows.executions.create, project-wide: Workflows has no narrower IAM) and which runs the
+workflows already. Pub/Sub pushes to Workflows with tokens of that identity: its service agent
+gets roles/iam.serviceAccountTokenCreator on the automation service account only (needed where
+the agent predates April 2021, harmless elsewhere). Eventarc's own agent gets its role when the
+API is first used. Nothing here lists every model: one resource per model and trigger, and one
+stack-wide grant.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_gcp as gcp
+
+from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
+from mlops_infra.spec.models import Model
+from mlops_infra.stages.retraining import RetrainingOutputs
+
+TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
+PUBLISHER = "roles/pubsub.publisher"
+NEW_OBJECTS = "OBJECT_FINALIZE"  # a new object, or a new generation of one, is complete
+
+
+def build(ctx: StageContext) -> RetrainingOutputs:
+    governance = ctx.upstream["governance"]
+    training = ctx.upstream.get("training")
+    pipelines: dict[str, Any] = dict(training.pipelines) if training is not None else {}
+    models = [m for m in auto.retraining_models(ctx.spec) if m.name in pipelines]
+    project = ctx.settings.project
+    automation = governance.identities["automation"]
+
+    push_grant = None
+    if any(_events(ctx, m) for m in models):
+        push_grant = gcp.serviceaccount.IAMMember(
+            ctx.logical("token-creator", "pubsub-agent"),
+            service_account_id=automation.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
+            role=TOKEN_CREATOR,
+            member=governance.extra["service_agents"]["pubsub"],
+            opts=ctx.opts(),
+        )
+
+    triggers: dict[str, list[Any]] = {}
+    for model in models:
+        triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=push_grant)
+    return RetrainingOutputs(triggers=triggers)
+
+
+def _events(ctx: StageContext, model: Model) -> list[str]:
+    """The Eventarc triggers a model gets: "new-data", "drift"."""
+    assert model.retraining is not None
+    events = ["new-data"] if model.retraining.new_data_ref is not None else []
+    if model.name in {m.name for m in auto.drift_retrained(ctx.spec)}:
+        events.append("drift")
+    return events
+
+
+def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any) -> list[Any]:
+    retraining = model.retraining
+    assert retraining is not None
+    governance = ctx.upstream["governance"]
+    automation = governance.identities["automation"]
+    project, region = ctx.settings.project, ctx.settings.region
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    labels = {**ctx.tags(), "mlops-model": model.name}
+    ids: list[Any] = []
+
+    if retraining.schedule:
+        job = gcp.cloudscheduler.Job(
+            ctx.logical("schedule", model.name),
+            name=scheduler_job_name(ctx.namer, model.name, "retrain"),
+            project=project,
+            region=region,
+            description=f"retrains model {model.name} on {retraining.schedule!r} ({retraining.timezone}, mlops-infra {stack})",
+            schedule=auto.scheduler_cron(retraining.schedule),
+            time_zone=retraining.timezone,
+            http_target=pulumi.Output.all(workflow, automation.id).apply(
+                lambda v: auto.scheduler_target(v[0], service_account=v[1], argument={"trigger": "schedule", "model": model.name})
+            ),
+            # A failed start is tried again; a started run is the workflow's to finish.
+            retry_config={"retry_count": 3, "min_backoff_duration": "60s"},
+            attempt_deadline="60s",
+            opts=ctx.opts(),
+        )
+        ids.append(job.name)
+
+    events = _events(ctx, model)
+    if "new-data" in events:
+        topic_path = _new_data_topic(ctx, model, labels=labels)
+        ids.append(_eventarc(ctx, model, "new-data", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant))
+    if "drift" in events:
+        # The monitoring stage's topic (named by the same namer); this stage waits for that one.
+        topic_path = f"projects/{project}/topics/{topic_id(ctx.namer, model.name, 'drift')}"
+        ids.append(
+            _eventarc(
+                ctx, model, "drift", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant,
+                depends_on=list(ctx.upstream_components),
+            )
+        )
+    return ids
+
+
+def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) -> Any:
+    """The model's new-data topic, fed by a Cloud Storage notification for its bucket prefix."""
+    assert model.retraining is not None and model.retraining.new_data_ref is not None
+    governance = ctx.upstream["governance"]
+    storage = ctx.upstream["storage"]
+    project = ctx.settings.project
+    ref = model.retraining.new_data_ref
+    topic = gcp.pubsub.Topic(
+        ctx.logical("newdata-topic", model.name),
+        name=topic_id(ctx.namer, model.name, "new-data"),
+        project=project,
+        kms_key_name=governance.extra["service_keys"]["pubsub"],
+        message_storage_policy={"allowed_persistence_regions": [ctx.settings.region]},
+        labels=labels,
+        opts=ctx.opts(),
+    )
+    publisher = gcp.pubsub.TopicIAMMember(
+        ctx.logical("newdata-publisher", model.name),
+        project=project,
+        topic=topic.name,
+        role=PUBLISHER,
+        member=governance.extra["service_agents"]["storage"],
+        opts=ctx.opts(),
+    )
+    topic_path = topic.name.apply(lambda n: f"projects/{project}/topics/{n}")
+    gcp.storage.Notification(
+        ctx.logical("newdata-notification", model.name),
+        bucket=storage.buckets[ref.bucket].physical,
+        topic=topic_path,
+        payload_format="JSON_API_V1",
+        event_types=[NEW_OBJECTS],
+        object_name_prefix=ref.prefix or None,  # None: the whole bucket
+        custom_attributes={"mlops-model": model.name},
+        # Cloud Storage checks its publish rights when the notification is created.
+        opts=ctx.opts(depends_on=[publisher]),
+    )
+    return topic_path
+
+
+def _eventarc(
+    ctx: StageContext,
+    model: Model,
+    purpose: str,
+    *,
+    topic_path: Any,
+    workflow: Any,
+    labels: dict[str, str],
+    push_grant: Any,
+    depends_on: list[Any] | None = None,
+) -> Any:
+    automation = ctx.upstream["governance"].identities["automation"]
+    trigger = gcp.eventarc.Trigger(
+        ctx.logical(f"{purpose.replace('-', '')}-trigger", model.name),
+        name=trigger_name(ctx.namer, model.name, purpose),
+        project=ctx.settings.project,
+        location=ctx.settings.region,
+        matching_criterias=[{"attribute": "type", "value": auto.MESSAGE_PUBLISHED}],
+        transport={"pubsub": {"topic": topic_path}},
+        destination={"workflow": workflow},
+        service_account=automation.id,
+        labels=labels,
+        opts=ctx.opts(depends_on=[push_grant, *(depends_on or [])]),
+    )
+    return trigger.name
