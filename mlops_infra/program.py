@@ -37,20 +37,21 @@ class Program:
         provider = backend.create_provider(spec, settings)
         namer = backend.namer(spec, settings)
         built: dict[str, Any] = {}
-        components: dict[str, Any] = {}
+        prerequisites: list[Any] = []
+        handoff: dict[tuple[str, str], Any] = {}
         for stage in stages_to_build(spec, backend):
-            # Resources that act when created (a one-off training job starts running) must find the
-            # upstream grants in place: they get ctx.upstream_components for depends_on. The
-            # component itself does not depend on them: Pulumi's cycle check would then walk every
-            # upstream resource for every edge, which is quadratic in the stack's size.
-            upstream = [components[name] for name in stage.requires if name in components]
+            # Stages never depend on whole upstream stages: a dependency on a component reaches
+            # all its children, and Pulumi's cycle check walks them for every edge, which is
+            # quadratic in the stack's size. Acting resources wait for ctx.prerequisites instead.
+            transformations = [drop_api_version_aliases]  # children inherit them
+            if stage.always:
+                transformations.append(_recorder(prerequisites, backend.prerequisite_types))
             component = pulumi.ComponentResource(
                 f"mlops-infra:{self.cloud}:{stage.title}",
                 stage.name,
                 None,
-                pulumi.ResourceOptions(transformations=[drop_api_version_aliases]),  # children inherit it
+                pulumi.ResourceOptions(transformations=transformations),
             )
-            components[stage.name] = component
             ctx = StageContext(
                 spec=spec,
                 cloud=self.cloud,
@@ -60,7 +61,8 @@ class Program:
                 parent=component,
                 provider=provider,
                 upstream=dict(built),
-                upstream_components=upstream,
+                prerequisites=prerequisites,
+                handoff=handoff,
             )
             result = backend.stage_module(stage.name).build(ctx)
             exported = result.exports()
@@ -69,6 +71,17 @@ class Program:
             if exported:
                 self.exports[stage.name] = exported
                 pulumi.export(stage.name, exported)
+
+
+def _recorder(found: list[Any], types: frozenset[str]) -> Any:
+    """A transformation that notes every resource of `types` as it is constructed."""
+
+    def record(args: Any) -> None:
+        if args.type_ in types:
+            found.append(args.resource)
+        return None
+
+    return record
 
 
 def drop_api_version_aliases(args: Any) -> Any:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import json
 
 import pytest
 
-from mlops_infra.plan import PLAN_FORMAT, UNKNOWN, dump_plan
+from mlops_infra.plan import PLAN_FORMAT, UNKNOWN, dump_plan, plan_document
 from tests.planning import BASE_SPEC, plan_for
 
 CLOUDS = ["aws", "gcp", "azure"]
@@ -147,3 +148,26 @@ def test_dynamic_resources_have_a_readable_type_and_no_serialized_provider() -> 
     (reg,) = run.registrations
     assert reg.type == f"{DYNAMIC_PREFIX}/mlops-infra-test:Deployment" and "__provider" in reg.inputs
     assert {k: _plain(v) for k, v in reg.inputs.items() if not k.startswith("__")} == {"replicas": 2}
+
+
+@pytest.mark.parametrize("cloud", CLOUDS)
+def test_dependencies_per_resource_do_not_grow_with_models(cloud: str) -> None:
+    # A resource that waited for whole upstream stages would depend on every model's resources:
+    # quadratic registration (Pulumi checks each edge for cycles) and diffs that touch everything.
+    import yaml
+
+    from mlops_infra.spec.models import spec_model
+
+    prod = yaml.safe_load((Path(__file__).resolve().parent.parent / "stacks" / "prod.yaml").read_text())
+    for settings in prod["clouds"].values():
+        settings.pop("overrides", None)
+
+    def widest(count: int) -> int:
+        data = copy.deepcopy(prod)
+        data["models"] = [dict(copy.deepcopy(prod["models"][i % 2]), name=f"m{i}-{prod['models'][i % 2]['name'][:10]}")
+                          for i in range(count)]
+        plan = plan_document(spec_model().model_validate(data), cloud, stack="s")
+        return max(len(r.get("depends_on", [])) + sum(len(v) for v in r.get("dependencies", {}).values())
+                   for r in plan["resources"])
+
+    assert widest(2) == widest(6)

@@ -52,6 +52,9 @@ class Backend:
     naming_styles: ClassVar[Mapping[str, NameStyle]]
     unsupported: ClassVar[Mapping[str, str]] = {}  # stage -> why this cloud cannot do it (yet)
     settings_example: ClassVar[str] = ""  # shown when clouds.<name> is missing
+    # Resource types that grant permissions or enable services: made by the foundation stages,
+    # later stages' acting resources wait for them (StageContext.prerequisites).
+    prerequisite_types: ClassVar[frozenset[str]] = frozenset()
 
     # --- facts about stages -------------------------------------------------
     def supports(self, stage: str) -> bool:

@@ -24,9 +24,15 @@ class StageContext:
     parent: "pulumi.ComponentResource"
     provider: "pulumi.ProviderResource"
     upstream: dict[str, Any] = field(default_factory=dict)  # stage name -> its outputs
-    # The components of the required stages: pass to depends_on where a resource acts at
-    # creation time (a job that starts running) and must find upstream grants in place.
-    upstream_components: list[Any] = field(default_factory=list)
+    # Grants and service enablements made by the foundation stages (governance, storage): pass
+    # to depends_on where a resource acts when created (a job starts running, a model is
+    # deployed) and must find its permissions in place. Bounded by identities and buckets,
+    # never by models, so depending on it stays cheap at any stack size.
+    prerequisites: list[Any] = field(default_factory=list)
+    # Resources one stage hands to a later stage of the same backend, by key (e.g.
+    # ("capture-dataset", model)), for the few cases where the later one names the resource
+    # instead of taking one of its outputs and must still wait for it.
+    handoff: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def tags(self) -> dict[str, str]:
         """The tag set for this stage's taggable resources (pass it explicitly to each)."""

@@ -42,6 +42,7 @@ class AwsBackend(Backend):
     settings_model = AwsSettings
     naming_styles = STYLES
     settings_example = "clouds: {aws: {region: us-east-1}}"
+    prerequisite_types = frozenset({"aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment"})
     # Every stage is implemented (Backend.unsupported stays empty).
 
     def name_scope(self, settings: AwsSettings) -> str:

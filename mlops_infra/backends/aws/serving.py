@@ -217,7 +217,7 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any, known: _KnownValues,
         tags=ctx.tags(),
         # The instances start at once: the role must hold its grants (and the model data must
         # exist: a one-off training job of the training stage finishes first).
-        opts=ctx.opts(depends_on=[*grants, *ctx.upstream_components]),
+        opts=ctx.opts(depends_on=[*grants, *ctx.prerequisites]),
     )
 
     # --- scaling -----------------------------------------------------------------------------

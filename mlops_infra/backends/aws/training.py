@@ -173,7 +173,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
                 *bucket_uris.values(),
             ).apply(definition),
             tags=ctx.tags(),
-            opts=ctx.opts(depends_on=[*own_grants, *ctx.upstream_components]),
+            opts=ctx.opts(depends_on=[*own_grants, *ctx.prerequisites]),
         )
         pipelines[model.name] = pipeline.arn
         output_uris[model.name] = pulumi.Output.from_input(storage.artifacts.uri).apply(
@@ -267,7 +267,7 @@ def _one_off_job(
         tags=ctx.tags(),
         timeouts={"create": f"{longest + CREATE_TIMEOUT_MARGIN}s"},
         # The job starts at once: its role must already hold its grants.
-        opts=ctx.opts(depends_on=[*grants, *ctx.upstream_components]),
+        opts=ctx.opts(depends_on=[*grants, *ctx.prerequisites]),
     )
 
 

@@ -39,6 +39,7 @@ class AzureBackend(Backend):
     settings_model = AzureSettings
     naming_styles = STYLES
     settings_example = "clouds: {azure: {location: westeurope}}"
+    prerequisite_types = frozenset({"azure-native:authorization:RoleAssignment"})
     # every stage is implemented: nothing is unsupported (Backend.unsupported stays empty)
 
     def name_scope(self, settings: AzureSettings) -> str:

@@ -345,7 +345,7 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
             tags=ctx.tags(),
         ),
         # The capture data asset is named, not referenced: wait for serving to declare it.
-        opts=ctx.opts(depends_on=ctx.upstream_components),
+        opts=ctx.opts(depends_on=[ctx.handoff[("capture-asset", f"{model.name}/model_inputs")]]),
     )
 
 

@@ -232,7 +232,7 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, grant
         properties=properties,
         tags=tags,
         # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
-        opts=ctx.opts(retain_on_delete=True, depends_on=[*grants, *ctx.upstream_components]),
+        opts=ctx.opts(retain_on_delete=True, depends_on=[*grants, *ctx.prerequisites]),
     )
     deployment_ref = after(deployment.tags, deployment_name)
 
@@ -384,6 +384,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
             ),
             opts=ctx.opts(),
         )
+        ctx.handoff[("capture-asset", f"{model.name}/{collection}")] = version
         found[collection] = ml.CollectionArgs(
             data_collection_mode=ml.DataCollectionMode.ENABLED,
             data_id=version.id,

@@ -49,6 +49,17 @@ class GcpBackend(Backend):
     settings_model = GcpSettings
     naming_styles = STYLES
     settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
+    prerequisite_types = frozenset(
+        {
+            "gcp:projects/service:Service",
+            "gcp:projects/serviceIdentity:ServiceIdentity",
+            "gcp:projects/iAMMember:IAMMember",
+            "gcp:projects/iAMCustomRole:IAMCustomRole",
+            "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
+            "gcp:storage/bucketIAMMember:BucketIAMMember",
+            "gcp:serviceaccount/iAMMember:IAMMember",
+        }
+    )
     unsupported: dict[str, str] = {}
 
     def name_scope(self, settings: GcpSettings) -> str:

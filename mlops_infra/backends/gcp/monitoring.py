@@ -398,7 +398,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
     dataset = capture_dataset_id(ctx.namer, model.name)
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     # The capture dataset is the serving stage's: these wait for it.
-    upstream = ctx.opts(depends_on=list(ctx.upstream_components))
+    upstream = ctx.opts(depends_on=[ctx.handoff[("capture-dataset", model.name)]])
 
     baseline = drift.baseline_ref
     table = gcp.bigquery.Table(
@@ -515,6 +515,7 @@ def _retrain_channel(ctx: StageContext, model: Model) -> gcp.monitoring.Notifica
         labels={**ctx.tags(), "mlops-model": model.name},
         opts=ctx.opts(),
     )
+    ctx.handoff[("drift-topic", model.name)] = topic
     publisher = gcp.pubsub.TopicIAMMember(
         ctx.logical("drift-publisher", model.name),
         project=project,

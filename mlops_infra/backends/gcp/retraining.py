@@ -115,7 +115,7 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
         ids.append(
             _eventarc(
                 ctx, model, "drift", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant,
-                depends_on=list(ctx.upstream_components),
+                depends_on=[ctx.handoff[("drift-topic", model.name)]],
             )
         )
     return ids

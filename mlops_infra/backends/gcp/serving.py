@@ -129,7 +129,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
     else:
         repository = repo_id  # the training stage's (it waits for that stage)
         readers = (("serving", serving_identity.principal),)
-        extra_opts = {"depends_on": list(ctx.upstream_components)}
+        extra_opts = {"depends_on": [ctx.handoff[("repository", model.name)]]}
     for who, member in readers:
         grants.append(
             gcp.artifactregistry.RepositoryIamMember(
@@ -176,6 +176,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
             labels=ctx.tags(),
             opts=ctx.opts(protect=True),
         )
+        ctx.handoff[("capture-dataset", name)] = dataset
         writers = (("vertex-agent", vertex_agent), ("serving", serving_identity.principal))
         for who, member in writers:
             capture_grants.append(
@@ -312,5 +313,5 @@ def _deploy(
             "labels": labels,
         },
         # Uploading reads the artifact and the image as the serving identity: its grants first.
-        opts=ctx.opts(depends_on=[*waits_for, *ctx.upstream_components]),
+        opts=ctx.opts(depends_on=[*waits_for, *ctx.prerequisites]),
     )

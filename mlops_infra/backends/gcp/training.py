@@ -122,6 +122,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
             labels=ctx.tags(),
             opts=ctx.opts(protect=True),
         )
+        ctx.handoff[("repository", model.name)] = repo
         readers = (("training", training.principal), ("vertex-agent", service_agents["aiplatform"]))
         for who, member in readers:
             gcp.artifactregistry.RepositoryIamMember(
