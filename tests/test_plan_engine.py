@@ -171,3 +171,38 @@ def test_dependencies_per_resource_do_not_grow_with_models(cloud: str) -> None:
                    for r in plan["resources"])
 
     assert widest(2) == widest(6)
+
+
+def test_more_than_a_thousand_dynamic_resources_in_one_program() -> None:
+    # pulumi 3.272's provider serializer stacks a pickle wrapper per dynamic resource; without
+    # DynamicResource's restore the 1,000th dies with RecursionError (a 1,000-model GCP stack).
+    import pickle
+
+    import pulumi
+    from pulumi.dynamic import CreateResult, ResourceProvider
+
+    from mlops_infra.backends import get_backend
+    from mlops_infra.backends.dynamic import DynamicResource
+    from mlops_infra.plan import run_offline
+
+    class Noop(ResourceProvider):
+        def create(self, props: dict) -> CreateResult:
+            raise AssertionError("not called offline")
+
+    class Thing(DynamicResource, module="mlops-infra-test", name="Thing"):
+        pass
+
+    before = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
+
+    class Program:
+        backend = get_backend("gcp")
+        exports: dict = {}
+
+        def __call__(self) -> None:
+            provider = Noop()
+            for i in range(1100):
+                Thing(provider, f"thing-{i}", {"i": i}, pulumi.ResourceOptions())
+
+    run = run_offline(Program(), project="p", stack="s")
+    assert len(run.registrations) == 1100
+    assert pickle._Pickler._batch_setitems is before  # type: ignore[attr-defined]

@@ -28,7 +28,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, Resource, ResourceProvider, UpdateResult
+
+from mlops_infra.backends.dynamic import DynamicResource
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 ARM = "https://management.azure.com"  # Azure public cloud
 API_VERSION = "2025-12-01"  # the Azure ML API version pulumi-azure-native 3.x uses for endpoints
@@ -185,7 +187,7 @@ class EndpointTrafficProvider(ResourceProvider):
         return DiffResult(changes=bool(changed), replaces=replaces, delete_before_replace=False)
 
 
-class EndpointTraffic(Resource, module="mlops-infra-azure", name="EndpointTraffic"):
+class EndpointTraffic(DynamicResource, module="mlops-infra-azure", name="EndpointTraffic"):
     """Traffic of one online endpoint: `deployment` gets `percent`, the one it replaced the rest."""
 
     traffic: pulumi.Output[dict]

@@ -33,10 +33,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pulumi
+
+from mlops_infra.backends.dynamic import DynamicResource
 from pulumi.dynamic import (
     CreateResult,
     DiffResult,
-    Resource,
     ResourceProvider,
     UpdateResult,
 )
@@ -262,7 +263,7 @@ def _quietly(call: Callable[..., Any], *args: Any) -> None:
         pulumi.log.warn(f"clean-up after a failed deployment step failed too: {exc}")
 
 
-class DeployedModel(Resource, module=MODULE, name="DeployedModel"):
+class DeployedModel(DynamicResource, module=MODULE, name="DeployedModel"):
     """A model deployed to a Vertex AI endpoint (type pulumi-python:dynamic/mlops-infra-gcp:DeployedModel)."""
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
