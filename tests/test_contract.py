@@ -51,3 +51,17 @@ def test_backend_package_is_light(cloud: str) -> None:
 def test_governance_and_storage_are_implemented_everywhere(cloud: str) -> None:
     backend = registry()[cloud]
     assert backend.supports("governance") and backend.supports("storage")
+
+
+@pytest.mark.parametrize("cloud", sorted(registry()))
+def test_backend_gives_the_facts_the_shared_rules_need(cloud: str) -> None:
+    from mlops_infra.spec.models import Compute
+    from tests.planning import spec_from
+
+    backend = registry()[cloud]
+    settings = spec_from().settings_for(cloud)
+    override_model = settings.overrides.model_fields["models"].annotation.__args__[1]
+    for purpose in ("training", "serving"):
+        assert backend.override_field(purpose) in override_model.model_fields
+        assert backend.resolve_compute(Compute(size="cpu-small"), purpose, settings)
+    assert backend.endpoint_service and backend.storage_service and backend.archive_minimum_days > 0

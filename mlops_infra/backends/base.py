@@ -66,10 +66,47 @@ class Backend:
     def _package(self) -> str:
         return f"mlops_infra.backends.{self.name}"
 
+    # Facts for the rules every cloud applies (backends/checks.py).
+    endpoint_service: ClassVar[str] = "online endpoints"  # named when min_replicas: 0 is refused
+    scale_to_zero_hint: ClassVar[str] = "set min_replicas: 1"
+    archive_tier: ClassVar[str] = "archive storage"
+    archive_minimum_days: ClassVar[int] = 0  # the archive tier's minimum billed duration
+    storage_service: ClassVar[str] = ""  # who bills it ("S3", "GCS", "Azure Storage")
+
     # --- validation ---------------------------------------------------------
     def check(self, spec: "SpecBase", settings: Any) -> list[Problem]:
-        """Cloud-specific checks of a structurally valid spec (catalog, overrides, limits)."""
+        """Validate a structurally valid spec for this cloud: the shared rules with this cloud's
+        facts, then its own checks (check_cloud)."""
+        from mlops_infra.backends import checks
+
+        if settings is None:
+            return []
+        overrides = settings.overrides.models
+        problems = checks.unknown_override_models(spec, self.name, overrides)
+        problems += checks.compute_misses(
+            spec,
+            overridden=lambda model, purpose: bool(
+                model.name in overrides and getattr(overrides[model.name], self.override_field(purpose))
+            ),
+            resolve=lambda compute, purpose: self.resolve_compute(compute, purpose, settings),
+        )
+        problems += checks.no_scale_to_zero(spec, service=self.endpoint_service, hint=self.scale_to_zero_hint)
+        problems += checks.archive_minimum(
+            spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
+        )
+        return problems + self.check_cloud(spec, settings)
+
+    def check_cloud(self, spec: "SpecBase", settings: Any) -> list[Problem]:
+        """This cloud's own checks (catalog overrides, service limits, settings without effect)."""
         return []
+
+    def override_field(self, purpose: str) -> str:
+        """The clouds.<cloud>.overrides.models.<model> field that replaces the catalog for `purpose`."""
+        raise NotImplementedError
+
+    def resolve_compute(self, compute: Any, purpose: str, settings: Any) -> Any:
+        """The catalog's choice for a neutral compute block; raises CatalogMiss."""
+        raise NotImplementedError
 
     # --- naming -------------------------------------------------------------
     def name_scope(self, settings: Any) -> str:

@@ -49,25 +49,20 @@ class AwsBackend(Backend):
         return settings.region
 
     # --- validation ---------------------------------------------------------
-    def check(self, spec: Any, settings: AwsSettings | None) -> list[Problem]:
-        if settings is None:
-            return []
-        overrides = settings.overrides.models
-        problems = checks.unknown_override_models(spec, self.name, overrides)
-        problems += self._check_overrides(spec, settings)
-        problems += checks.compute_misses(
-            spec,
-            overridden=lambda model, purpose: bool(
-                model.name in overrides and getattr(overrides[model.name], OVERRIDE_FIELDS[purpose])
-            ),
-            resolve=lambda compute, purpose: catalog.instance_type(compute, purpose, settings),
-        )
-        problems += checks.no_scale_to_zero(
-            spec,
-            service="SageMaker real-time endpoints",
-            hint="set min_replicas: 1 (scale-to-zero needs inference components, not supported yet)",
-        )
-        problems += checks.archive_minimum(spec, minimum_days=GLACIER_MINIMUM_DAYS, tier="S3 Glacier", cloud="AWS")
+    endpoint_service = "SageMaker real-time endpoints"
+    scale_to_zero_hint = "set min_replicas: 1 (scale-to-zero needs inference components, not supported yet)"
+    archive_tier = "S3 Glacier"
+    archive_minimum_days = GLACIER_MINIMUM_DAYS
+    storage_service = "AWS"
+
+    def override_field(self, purpose: str) -> str:
+        return OVERRIDE_FIELDS[purpose]
+
+    def resolve_compute(self, compute: Any, purpose: str, settings: AwsSettings) -> Any:
+        return catalog.instance_type(compute, purpose, settings)
+
+    def check_cloud(self, spec: Any, settings: AwsSettings) -> list[Problem]:
+        problems = self._check_overrides(spec, settings)
         problems += self._check_policy_size(spec, settings)
         problems += self._check_training(spec, settings)
         problems += self._check_serving(spec, settings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from mlops_infra.backends import checks
 from mlops_infra.backends.azure import catalog, endpoint_rules, schedules
 from mlops_infra.backends.azure.naming import STYLES, alarm_name
 from mlops_infra.backends.azure.settings import AzureSettings
@@ -66,29 +65,25 @@ class AzureBackend(Backend):
         return {}
 
     # --- validation ---------------------------------------------------------
-    def check(self, spec: Any, settings: AzureSettings) -> list[Problem]:
-        overrides = settings.overrides.models
-        problems = checks.unknown_override_models(spec, self.name, overrides)
-        problems += self._check_overrides(spec, settings)
-        problems += checks.compute_misses(
-            spec,
-            overridden=lambda model, purpose: bool(
-                model.name in overrides and getattr(overrides[model.name], _OVERRIDE_FIELD[purpose])
-            ),
-            resolve=lambda compute, purpose: catalog.instance_type(compute, purpose, settings),
-        )
-        problems += checks.no_scale_to_zero(
-            spec, service="Azure managed online endpoints", hint="set min_replicas: 1"
-        )
+    endpoint_service = "Azure managed online endpoints"
+    archive_tier = "the Archive tier"
+    archive_minimum_days = ARCHIVE_MINIMUM_DAYS
+    storage_service = "Azure Storage"
+
+    def override_field(self, purpose: str) -> str:
+        return _OVERRIDE_FIELD[purpose]
+
+    def resolve_compute(self, compute: Any, purpose: str, settings: AzureSettings) -> Any:
+        return catalog.instance_type(compute, purpose, settings)
+
+    def check_cloud(self, spec: Any, settings: AzureSettings) -> list[Problem]:
+        problems = self._check_overrides(spec, settings)
         problems += self._check_max_wait(spec)
         problems += self._check_ml(spec)
         problems += self._check_storage(spec)
         problems += self._check_serving(spec, settings)
         problems += self._check_retraining(spec)
         problems += self._check_drift(spec)
-        problems += checks.archive_minimum(
-            spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="the Archive tier", cloud="Azure Storage"
-        )
         return problems
 
     def _check_overrides(self, spec: Any, settings: AzureSettings) -> list[Problem]:

@@ -92,24 +92,20 @@ class GcpBackend(Backend):
         return {}
 
     # --- validation ---------------------------------------------------------
-    def check(self, spec: Any, settings: GcpSettings | None) -> list[Problem]:
-        if settings is None:
-            return []  # a missing clouds.gcp block is reported (with settings_example) before this
-        overrides = settings.overrides.models
-        problems = checks.unknown_override_models(spec, self.name, overrides)
-        problems += self._check_overrides(spec, settings)
-        problems += checks.compute_misses(
-            spec,
-            overridden=lambda model, purpose: bool(
-                model.name in overrides and getattr(overrides[model.name], f"{purpose}_machine_type")
-            ),
-            resolve=lambda compute, purpose: catalog.machine_spec(compute, purpose, settings),
-        )
-        problems += checks.no_scale_to_zero(
-            spec,
-            service="Vertex AI online endpoints",
-            hint="set min_replicas: 1 (Vertex AI scale-to-zero is a preview feature mlops-infra does not use)",
-        )
+    endpoint_service = "Vertex AI online endpoints"
+    scale_to_zero_hint = "set min_replicas: 1 (Vertex AI scale-to-zero is a preview feature mlops-infra does not use)"
+    archive_tier = "ARCHIVE storage"
+    archive_minimum_days = ARCHIVE_MINIMUM_DAYS
+    storage_service = "GCS"
+
+    def override_field(self, purpose: str) -> str:
+        return f"{purpose}_machine_type"
+
+    def resolve_compute(self, compute: Any, purpose: str, settings: GcpSettings) -> Any:
+        return catalog.machine_spec(compute, purpose, settings)
+
+    def check_cloud(self, spec: Any, settings: GcpSettings) -> list[Problem]:
+        problems = self._check_overrides(spec, settings)
         problems += self._check_bucket_names(spec)
         if _GOOGLE_LIKE.search(settings.project):
             problems.append(
@@ -120,7 +116,6 @@ class GcpBackend(Backend):
                     value=settings.project,
                 )
             )
-        problems += checks.archive_minimum(spec, minimum_days=ARCHIVE_MINIMUM_DAYS, tier="ARCHIVE storage", cloud="GCS")
         serves = any(m.serving is not None for m in spec.models)
         problems += checks.private_network_has_no_effect(
             spec,
