@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import copy
+import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from mlops_infra.plan import plan_document
 from mlops_infra.spec.models import spec_model
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BASE_SPEC: dict[str, Any] = {
     "apiVersion": "mlops-infra/v1",
@@ -34,3 +39,17 @@ def plan_for(cloud: str, data: dict[str, Any] | None = None, **changes: Any) -> 
 
 def resources_of(plan: dict[str, Any], type_: str) -> list[dict[str, Any]]:
     return [r for r in plan["resources"] if r["type"] == type_]
+
+
+@lru_cache(maxsize=None)
+def _example_plan(stack: str, cloud: str) -> str:
+    from mlops_infra import api
+    from mlops_infra.plan import dump_plan
+
+    source = api.resolve_source(stack=stack, spec=None, root=ROOT)
+    return dump_plan(api.plan(source=source, cloud=cloud).document)
+
+
+def example_plan(stack: str, cloud: str) -> dict[str, Any]:
+    """The plan of stacks/<stack>.yaml on `cloud`, planned once per test session (a fresh copy each call)."""
+    return json.loads(_example_plan(stack, cloud))

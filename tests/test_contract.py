@@ -60,7 +60,7 @@ def test_backend_gives_the_facts_the_shared_rules_need(cloud: str) -> None:
 
     backend = registry()[cloud]
     settings = spec_from().settings_for(cloud)
-    override_model = settings.overrides.model_fields["models"].annotation.__args__[1]
+    override_model = type(settings.overrides).model_fields["models"].annotation.__args__[1]
     for purpose in ("training", "serving"):
         assert backend.override_field(purpose) in override_model.model_fields
         assert backend.resolve_compute(Compute(size="cpu-small"), purpose, settings)

@@ -23,7 +23,6 @@ from typing import Any
 
 import pytest
 
-from mlops_infra import api
 from mlops_infra.backends.aws import BACKEND, alarms, endpoints, jobs, triggers
 from mlops_infra.backends.aws.naming import (
     MONITOR_ALARM_KINDS,
@@ -40,7 +39,7 @@ from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.stages.storage import ARTIFACTS
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "aws:sns/topic:Topic"
@@ -102,7 +101,7 @@ RICH: dict[str, Any] = {
 
 # --- plans (6 in all) --------------------------------------------------------------------
 def _example(stack: str) -> dict[str, Any]:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="aws").document
+    return example_plan(stack, "aws")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import yaml
 
-from mlops_infra import api
 from mlops_infra.backends.azure import BACKEND
 from mlops_infra.backends.azure import monitor_rules as rules
 from mlops_infra.backends.azure.naming import alarm_name, alert_name
@@ -30,7 +29,7 @@ from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.stages.storage import capture_prefix
 from mlops_infra.templating import render_json
-from tests.planning import plan_for, resources_of, spec_from
+from tests.planning import example_plan, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ML = "azure-native:machinelearningservices:"
@@ -111,7 +110,7 @@ def _stack(stack: str) -> dict[str, Any]:
 
 
 def _plan_stack(stack: str) -> dict:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="azure").document
+    return example_plan(stack, "azure")
 
 
 def _only_azure(data: dict[str, Any]) -> dict[str, Any]:

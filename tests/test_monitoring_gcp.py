@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra import api
 from mlops_infra.backends import registry
 from mlops_infra.backends.gcp import BACKEND, automation
 from mlops_infra.backends.gcp.backend import STORAGE_AGENT_PLACEHOLDER
@@ -43,7 +42,7 @@ from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.templating import render_json
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
@@ -135,12 +134,12 @@ UPSELL = {
 
 @pytest.fixture(scope="module")
 def dev() -> dict:
-    return api.plan(source=api.resolve_source(stack="dev", spec=None, root=ROOT), cloud="gcp").document
+    return example_plan("dev", "gcp")
 
 
 @pytest.fixture(scope="module")
 def prod() -> dict:
-    return api.plan(source=api.resolve_source(stack="prod", spec=None, root=ROOT), cloud="gcp").document
+    return example_plan("prod", "gcp")
 
 
 @pytest.fixture(scope="module")

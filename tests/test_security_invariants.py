@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops_infra import api
+from tests.planning import example_plan
+
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.stem for p in (ROOT / "stacks").glob("*.yaml"))
@@ -33,7 +34,7 @@ AZURE_BROAD = {"8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "b24988ac-6180-42a0-ab88-
 @pytest.fixture(scope="module", params=[(s, c) for s in STACKS for c in CLOUDS], ids=lambda p: f"{p[0]}-{p[1]}")
 def plan(request: pytest.FixtureRequest) -> dict:
     stack, cloud = request.param
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud=cloud).document
+    return example_plan(stack, cloud)
 
 
 def test_stateful_resources_are_protected(plan: dict) -> None:

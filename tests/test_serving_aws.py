@@ -25,7 +25,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_infra import api
 from mlops_infra.backends.aws import BACKEND, endpoints, jobs
 from mlops_infra.backends.aws.naming import (
     ALARM_KINDS,
@@ -41,7 +40,7 @@ from mlops_infra.naming import Namer, name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.storage import ARTIFACTS
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "aws:sagemaker/model:Model"
@@ -114,7 +113,7 @@ def changed(model: int, **serving_changes: Any) -> dict[str, Any]:
 
 # --- plans (8 in all) --------------------------------------------------------------------
 def _example(stack: str) -> dict[str, Any]:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="aws").document
+    return example_plan(stack, "aws")
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 import yaml
 
-from mlops_infra import api
 from mlops_infra.backends import registry
 from mlops_infra.backends.gcp import BACKEND
 from mlops_infra.backends.gcp.backend import BIGQUERY_AGENT_INVOKE
@@ -37,7 +36,7 @@ from mlops_infra.errors import SpecInvalid
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
@@ -96,7 +95,7 @@ def _dev(**serving_changes: Any) -> dict:
 
 
 def _example(stack: str) -> dict:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="gcp").document
+    return example_plan(stack, "gcp")
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from mlops_infra import api
 from mlops_infra.backends.aws import BACKEND, catalog, jobs, training
 from mlops_infra.backends.aws.naming import STYLES, job_prefix, repository_name
 from mlops_infra.diff import diff_plans
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ltv:2.0"
@@ -83,7 +82,7 @@ def changed(**training_changes: Any) -> dict[str, Any]:
 
 # --- plans (6 in all) -------------------------------------------------------------
 def _example(stack: str) -> dict[str, Any]:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="aws").document
+    return example_plan(stack, "aws")
 
 
 @pytest.fixture(scope="module")

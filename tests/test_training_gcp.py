@@ -36,7 +36,7 @@ from mlops_infra.backends.gcp.registry import REGISTRAR_PERMISSIONS
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = "gcp:workflows/workflow:Workflow"
@@ -104,7 +104,7 @@ TRACKING_ONLY = _data(tracking={"enabled": True})
 
 
 def _example(stack: str) -> dict:
-    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud="gcp").document
+    return example_plan(stack, "gcp")
 
 
 @pytest.fixture(scope="module")
