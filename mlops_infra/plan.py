@@ -138,8 +138,9 @@ def _make_mocks(backend: Any) -> Any:
             # they would before a real deployment; inputs read back as given.
             return "", dict(args.inputs)
 
-        def call(self, args: Any) -> dict:
-            return backend.mock_call(args.token, dict(args.args))
+        def call(self, args: Any) -> tuple[dict, list[tuple[str, str]] | None]:
+            # No check failures (an empty list: the monitor iterates it when the result is a tuple).
+            return backend.mock_call(args.token, dict(args.args)), []
 
     return OfflineMocks()
 

@@ -10,6 +10,8 @@ from mlops_infra.backends.base import Backend
 from mlops_infra.stages import Stage, all_stages
 
 if TYPE_CHECKING:
+    import pulumi
+
     from mlops_infra.spec.models import SpecBase
 
 
@@ -43,7 +45,7 @@ class Program:
             # Stages never depend on whole upstream stages: a dependency on a component reaches
             # all its children, and Pulumi's cycle check walks them for every edge, which is
             # quadratic in the stack's size. Acting resources wait for ctx.prerequisites instead.
-            transformations = [drop_api_version_aliases]  # children inherit them
+            transformations: list[pulumi.ResourceTransformation] = [drop_api_version_aliases]  # children inherit them
             if stage.always:
                 transformations.append(_recorder(prerequisites, backend.prerequisite_types))
             component = pulumi.ComponentResource(
@@ -73,10 +75,10 @@ class Program:
                 pulumi.export(stage.name, exported)
 
 
-def _recorder(found: list[Any], types: frozenset[str]) -> Any:
+def _recorder(found: list[Any], types: frozenset[str]) -> pulumi.ResourceTransformation:
     """A transformation that notes every resource of `types` as it is constructed."""
 
-    def record(args: Any) -> None:
+    def record(args: pulumi.ResourceTransformationArgs) -> None:
         if args.type_ in types:
             found.append(args.resource)
         return None
@@ -84,7 +86,7 @@ def _recorder(found: list[Any], types: frozenset[str]) -> Any:
     return record
 
 
-def drop_api_version_aliases(args: Any) -> Any:
+def drop_api_version_aliases(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult | None:
     """Drop aliases to API-versioned type tokens (azure-native:<module>/v20230401:Thing).
 
     Providers add dozens per resource so that stacks created with a versioned token can move

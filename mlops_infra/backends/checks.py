@@ -10,7 +10,7 @@ import difflib
 from typing import Any, Callable, Iterable
 
 from mlops_infra.backends.base import CatalogMiss
-from mlops_infra.spec.problems import Problem
+from mlops_infra.spec.problems import Path, Problem
 from mlops_infra.stages.base import finding
 
 COMPUTE_PURPOSES = ("training", "serving")  # model sections that carry a compute block
@@ -61,7 +61,7 @@ def compute_misses(
 
 def archive_minimum(spec: Any, *, minimum_days: int, tier: str, cloud: str) -> list[Problem]:
     """Warn when objects are deleted before the archive tier's minimum billed duration."""
-    entries = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
+    entries: list[tuple[Path, Any]] = [(("storage", "buckets", i), b) for i, b in enumerate(spec.storage.buckets)]
     entries.append((("storage", "artifacts"), spec.storage.artifacts))
     problems = []
     for path, rule in entries:

@@ -22,6 +22,7 @@ class DynamicResource(Resource):
     def __init__(
         self, provider: ResourceProvider, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # _batch_setitems is a private method of the pure-Python pickler: typeshed does not declare it.
         unwrapped = pickle._Pickler._batch_setitems  # type: ignore[attr-defined]
         try:
             super().__init__(provider, name, props, opts)

@@ -114,7 +114,14 @@ def _confirm_or_refuse(operation: str, target: Any, yes: bool, *, delete_data: b
 @click.command()
 @_engine_options
 @click.option("--expect-no-changes", is_flag=True, help="Exit 1 when the preview has changes.")
-def preview(stack, spec_path, cloud, backend_url, as_json, expect_no_changes) -> None:  # type: ignore[no-untyped-def]
+def preview(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    backend_url: str | None,
+    as_json: bool,
+    expect_no_changes: bool,
+) -> None:
     """Show what `up` would change, using the real engine and your credentials."""
     target = _target(stack, spec_path, cloud, backend_url)
     result = _run("preview", target, as_json=as_json)
@@ -126,7 +133,14 @@ def preview(stack, spec_path, cloud, backend_url, as_json, expect_no_changes) ->
 @click.command()
 @_engine_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
-def up(stack, spec_path, cloud, backend_url, as_json, yes) -> None:  # type: ignore[no-untyped-def]
+def up(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    backend_url: str | None,
+    as_json: bool,
+    yes: bool,
+) -> None:
     """Create or update the cloud resources of a stack."""
     target = _target(stack, spec_path, cloud, backend_url)
     _confirm_or_refuse("up", target, yes)
@@ -137,7 +151,15 @@ def up(stack, spec_path, cloud, backend_url, as_json, yes) -> None:  # type: ign
 @_engine_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 @click.option("--delete-data", is_flag=True, help="Also delete protected resources: buckets, keys, registries.")
-def destroy(stack, spec_path, cloud, backend_url, as_json, yes, delete_data) -> None:  # type: ignore[no-untyped-def]
+def destroy(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    backend_url: str | None,
+    as_json: bool,
+    yes: bool,
+    delete_data: bool,
+) -> None:
     """Delete a stack's resources; data and keys are kept unless --delete-data."""
     target = _target(stack, spec_path, cloud, backend_url)
     _confirm_or_refuse("destroy", target, yes, delete_data=delete_data)
@@ -146,7 +168,13 @@ def destroy(stack, spec_path, cloud, backend_url, as_json, yes, delete_data) -> 
 
 @click.command()
 @_engine_options
-def refresh(stack, spec_path, cloud, backend_url, as_json) -> None:  # type: ignore[no-untyped-def]
+def refresh(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    backend_url: str | None,
+    as_json: bool,
+) -> None:
     """Read the real state of the stack's resources from the cloud into the state."""
     target = _target(stack, spec_path, cloud, backend_url)
     _run("refresh", target, as_json=as_json)
@@ -154,7 +182,13 @@ def refresh(stack, spec_path, cloud, backend_url, as_json) -> None:  # type: ign
 
 @click.command()
 @_engine_options
-def outputs(stack, spec_path, cloud, backend_url, as_json) -> None:  # type: ignore[no-untyped-def]
+def outputs(
+    stack: str | None,
+    spec_path: str | None,
+    cloud: str | None,
+    backend_url: str | None,
+    as_json: bool,
+) -> None:
     """Print the stack's outputs (bucket URIs, key id, identities, endpoints)."""
     target = _target(stack, spec_path, cloud, backend_url)
     values = make_engine().outputs(target)

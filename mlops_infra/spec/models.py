@@ -19,11 +19,12 @@ from mlops_infra.spec.types import (
     EnvironmentName,
     HttpsUrl,
     Image,
+    JobDuration,
     PositivePercent,
     ProjectName,
     ResourceName,
+    ShortDuration,
     TimeZone,
-    duration,
 )
 
 API_VERSION = "mlops-infra/v1"
@@ -130,7 +131,7 @@ class Tracking(Strict):
 
 
 class DataRef(Strict):
-    bucket: ResourceName = Field(description="a bucket from storage.buckets")  # type: ignore[valid-type]
+    bucket: ResourceName = Field(description="a bucket from storage.buckets")
     prefix: str = Field(
         "", max_length=512, pattern=r"^([A-Za-z0-9._=-]+/)*$", description="object prefix ending in '/'; empty: all"
     )
@@ -140,17 +141,17 @@ class Training(Strict):
     image: Image = Field(description="training container image with an explicit tag or digest")
     compute: Compute = Field(description="size class or explicit requirements")
     spot: bool = Field(False, description="use spot/preemptible capacity (checkpoints required)")
-    max_runtime: duration(60, 28 * 86400) = Field(  # type: ignore[valid-type]
+    max_runtime: JobDuration = Field(
         86400, description="stop the job after this long"
     )
-    max_wait: Optional[duration(60, 28 * 86400)] = Field(  # type: ignore[valid-type]
+    max_wait: Optional[JobDuration] = Field(
         None, description="spot only: total time including waiting for capacity"
     )
     hyperparameters: dict[str, str | int | float | bool] = Field(
         default_factory=dict, max_length=100, description="passed to the training container"
     )
     environment: dict[str, str] = Field(default_factory=dict, max_length=100, description="container environment")
-    inputs: list[ResourceName | DataRef] = Field(  # type: ignore[valid-type]
+    inputs: list[ResourceName | DataRef] = Field(
         default_factory=list, max_length=20, description="bucket names or {bucket, prefix} the job reads"
     )
     run_on_deploy: bool = Field(False, description="also start one training run when deploying")
@@ -181,8 +182,8 @@ class Autoscaling(Strict):
         None, ge=1, le=100000, description="scale to keep this many requests per minute per replica"
     )
     target_cpu_percent: Optional[PositivePercent] = Field(None, description="or scale on CPU utilisation")
-    scale_in_cooldown: duration(0, 3600) = Field(300, description="wait after scaling in")  # type: ignore[valid-type]
-    scale_out_cooldown: duration(0, 3600) = Field(60, description="wait after scaling out")  # type: ignore[valid-type]
+    scale_in_cooldown: ShortDuration = Field(300, description="wait after scaling in")
+    scale_out_cooldown: ShortDuration = Field(60, description="wait after scaling out")
 
     @model_validator(mode="after")
     def _bounds(self) -> "Autoscaling":
@@ -204,7 +205,7 @@ class Rollout(Strict):
     mode: Literal["all-at-once", "canary", "linear"] = Field("all-at-once", description="how new versions go live")
     canary_percent: Optional[PositivePercent] = Field(None, description="canary: traffic share of the first step")
     step_percent: Optional[PositivePercent] = Field(None, description="linear: traffic share added per step")
-    wait: duration(0, 3600) = Field(600, description="bake time between steps")  # type: ignore[valid-type]
+    wait: ShortDuration = Field(600, description="bake time between steps")
     rollback_on_alarms: bool = Field(True, description="roll back when the endpoint's alarms fire")
 
     @model_validator(mode="after")
@@ -241,7 +242,7 @@ class Serving(Strict):
 
 
 class Drift(Strict):
-    baseline: DataRef | ResourceName = Field(  # type: ignore[valid-type]
+    baseline: DataRef | ResourceName = Field(
         description="bucket (or {bucket, prefix}) holding the baseline data"
     )
     schedule: Literal["hourly", "daily", "weekly"] = Field("daily", description="how often drift is computed")
@@ -261,7 +262,7 @@ class ModelMonitoring(Strict):
 class Retraining(Strict):
     schedule: Optional[Cron] = Field(None, description="5-field cron, e.g. '0 3 * * 1'")
     timezone: TimeZone = Field("UTC", description="IANA time zone of the schedule")
-    on_new_data: Optional[DataRef | ResourceName] = Field(  # type: ignore[valid-type]
+    on_new_data: Optional[DataRef | ResourceName] = Field(
         None, description="retrain when objects arrive in this bucket (or {bucket, prefix})"
     )
     on_drift: bool = Field(False, description="retrain when the drift alarm fires")
@@ -280,7 +281,7 @@ class Retraining(Strict):
 
 
 class Model(Strict):
-    name: ResourceName = Field(description="model name; feeds physical names")  # type: ignore[valid-type]
+    name: ResourceName = Field(description="model name; feeds physical names")
     training: Optional[Training] = Field(None, description="repeatable training run")
     registry: Optional[Registry] = Field(None, description="versioned model registry")
     serving: Optional[Serving] = Field(None, description="managed online endpoint")
@@ -311,8 +312,8 @@ class Governance(Strict):
 
 class SpecBase(Strict):
     api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion", description="spec format version")
-    project: ProjectName = Field(description="project slug (2-24); feeds every physical name")  # type: ignore[valid-type]
-    environment: EnvironmentName = Field(description="environment slug (2-16), e.g. dev")  # type: ignore[valid-type]
+    project: ProjectName = Field(description="project slug (2-24); feeds every physical name")
+    environment: EnvironmentName = Field(description="environment slug (2-16), e.g. dev")
     tags: dict[TagKey, TagValue] = Field(
         default_factory=dict, max_length=MAX_USER_TAGS, description="tags/labels valid on every cloud"
     )
@@ -331,6 +332,7 @@ class SpecBase(Strict):
         raise KeyError(name)
 
     def settings_for(self, cloud: str) -> Any:
+        # `clouds` is added by spec_model() (create_model), one field per discovered backend.
         return getattr(self.clouds, cloud)  # type: ignore[attr-defined]
 
 
@@ -344,13 +346,15 @@ def spec_model() -> type[SpecBase]:
         name: (Optional[b.settings_model], Field(None, description=f"{b.display_name} target settings"))
         for name, b in backends.items()
     }
-    clouds = create_model(  # type: ignore[call-overload]
-        "Clouds", __config__=ConfigDict(extra="forbid", strict=True, frozen=True), **fields
-    )
+    clouds = create_model("Clouds", __config__=ConfigDict(extra="forbid", strict=True, frozen=True), **fields)
     cloud_names = tuple(sorted(backends))
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         "Spec",
         __base__=SpecBase,
-        cloud=(Optional[Literal[cloud_names]], Field(None, description="default target cloud")),  # type: ignore[valid-type]
+        # A Literal of the discovered backends' names, built at run time: no static type can say it.
+        cloud=(
+            Optional[Literal[cloud_names]],  # type: ignore[arg-type]
+            Field(None, description="default target cloud"),
+        ),
         clouds=(clouds, Field(default_factory=clouds, description="per-cloud target settings and overrides")),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
@@ -20,17 +20,14 @@ def _slug_check(value: str) -> str:
     return value
 
 
-def slug(max_length: int, min_length: int = 2) -> object:
-    return Annotated[
-        str,
-        Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": SLUG_RE}),
-        AfterValidator(_slug_check),
-    ]
+def _slug_length(max_length: int, min_length: int = 2) -> Any:
+    return Field(min_length=min_length, max_length=max_length, json_schema_extra={"pattern": SLUG_RE})
 
 
-ProjectName = slug(24)
-EnvironmentName = slug(16)
-ResourceName = slug(32)
+# Spelled as Annotated aliases (not built by a function) so that type checkers see `str`.
+ProjectName = Annotated[str, _slug_length(24), AfterValidator(_slug_check)]
+EnvironmentName = Annotated[str, _slug_length(16), AfterValidator(_slug_check)]
+ResourceName = Annotated[str, _slug_length(32), AfterValidator(_slug_check)]
 
 _DURATION = re.compile(r"^([1-9][0-9]{0,6})(s|m|h|d)$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -57,29 +54,30 @@ def format_duration(seconds: int) -> str:
     return f"{seconds}s"
 
 
-def duration(min_seconds: int, max_seconds: int) -> object:
-    """A duration written '4h' (or whole seconds), kept as seconds, bounded."""
-    return Annotated[
-        int,
-        BeforeValidator(parse_duration),
-        Field(ge=min_seconds, le=max_seconds),
-        WithJsonSchema(
-            {
-                "anyOf": [
-                    {"type": "string", "pattern": DURATION_PATTERN},
-                    {"type": "integer", "minimum": min_seconds, "maximum": max_seconds},
-                ],
-                "description": f"duration ({format_duration(min_seconds)} to {format_duration(max_seconds)})",
-            }
-        ),
-    ]
+def _duration_schema(min_seconds: int, max_seconds: int) -> WithJsonSchema:
+    return WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": DURATION_PATTERN},
+                {"type": "integer", "minimum": min_seconds, "maximum": max_seconds},
+            ],
+            "description": f"duration ({format_duration(min_seconds)} to {format_duration(max_seconds)})",
+        }
+    )
+
+
+# A duration written '4h' (or whole seconds), kept as seconds, bounded.
+JobDuration = Annotated[
+    int, BeforeValidator(parse_duration), Field(ge=60, le=28 * 86400), _duration_schema(60, 28 * 86400)
+]
+ShortDuration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=3600), _duration_schema(0, 3600)]
 
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 PositivePercent = Annotated[float, Field(gt=0, le=100)]
 
 # Five-field cron: minute hour day-of-month month day-of-week.
-_CRON_FIELDS = (
+_CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
     ("minute", 0, 59, {}),
     ("hour", 0, 23, {}),
     ("day of month", 1, 31, {}),

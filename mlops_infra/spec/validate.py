@@ -17,6 +17,7 @@ from pathlib import Path as FsPath
 from typing import Any, Iterable, Sequence
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from mlops_infra.errors import SpecInvalid, UsageError
 from mlops_infra.spec.problems import Path, Problem, errors_in, sort_problems
@@ -92,8 +93,8 @@ def check_text(text: str, filename: str, *, clouds: Sequence[str] | None = None)
         raise SpecInvalid(sort_problems(_structural_problems(exc, doc, model))) from None
 
     targets = _targets(spec, clouds)
-    found = list(semantic_problems(spec, targets))
-    located = [_locate(p, doc) for p in found]
+    semantic = list(semantic_problems(spec, targets))
+    located = [_locate(p, doc) for p in semantic]
     errors = errors_in(located)
     warnings = [p for p in located if p.severity != "error"]
     if errors:
@@ -165,7 +166,7 @@ def _locate(problem: Problem, doc: Any) -> Problem:
 
 
 def _structural_problems(exc: ValidationError, doc: Any, model: type[BaseModel]) -> list[Problem]:
-    grouped: dict[Path, list[dict[str, Any]]] = {}
+    grouped: dict[Path, list[ErrorDetails]] = {}
     for error in exc.errors(include_url=False):
         path = _data_path(error["loc"], doc.data)
         grouped.setdefault(path, []).append(error)
@@ -198,7 +199,7 @@ _FIELD_NAME = re.compile(r"^[a-z][A-Za-z0-9_]*$")
 _TYPE_TAGS = {"str", "int", "float", "bool", "dict", "list", "none"}
 
 
-def _problem_for(path: Path, errors: list[dict[str, Any]], doc: Any, model: type[BaseModel]) -> Problem:
+def _problem_for(path: Path, errors: list[ErrorDetails], doc: Any, model: type[BaseModel]) -> Problem:
     error = errors[0]
     kind = error["type"]
     line = doc.line_for(path)
@@ -231,7 +232,7 @@ def _problem_for(path: Path, errors: list[dict[str, Any]], doc: Any, model: type
     )
 
 
-def _clean_message(error: dict[str, Any]) -> str:
+def _clean_message(error: ErrorDetails) -> str:
     text = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         if text.startswith(prefix):

@@ -25,7 +25,7 @@ import codecs
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast, final
 
 import yaml
 from yaml.events import (
@@ -300,6 +300,7 @@ class _Anchor:
     height: int
 
 
+@final  # lets `type(frame) is _Seq` narrow frames to _Map in the other branch
 class _Seq:
     __slots__ = ("path", "line", "anchor", "rec_start", "count_start", "height", "items")
 
@@ -319,6 +320,7 @@ _MERGE_KEY: Any = object()
 _BAD_KEY: Any = object()
 
 
+@final
 class _Map:
     __slots__ = (
         "path", "line", "anchor", "rec_start", "count_start", "height",
@@ -650,10 +652,12 @@ class _Builder:
             item_lines: dict[int, int] = {}
             per_item: list[list[tuple[Path, int]]] = [[] for _ in value]
             for p, ln in scratch:
+                # Under a merge list, the element after the scratch path is the item's index.
+                position = cast(int, p[cut])
                 if len(p) == cut + 1:
-                    item_lines[p[cut]] = ln  # type: ignore[index]
+                    item_lines[position] = ln
                 else:
-                    per_item[p[cut]].append((p[cut + 1:], ln))  # type: ignore[index]
+                    per_item[position].append((p[cut + 1:], ln))
             ok = True
             for index, item in enumerate(value):
                 if type(item) is not dict and item is not _INVALID:
@@ -695,6 +699,7 @@ class _Builder:
         path = frame.path
         for index, (_, recs) in enumerate(frame.merges):
             for rel, line in recs:
-                if source.get(rel[0]) == index:  # type: ignore[arg-type]
+                # Records of a merged mapping start with one of its (string) keys.
+                if source.get(cast(str, rel[0])) == index:
                     records.append((path + rel, line))
         return merged

@@ -41,7 +41,7 @@ measures the grants, and the tests read them. Facts, with their sources:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from mlops_infra.backends.aws import jobs, policies
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
@@ -88,7 +88,7 @@ ANALYZER_ACCOUNTS = {
 }
 ANALYZER_REPOSITORY = "sagemaker-model-monitor-analyzer"
 MONITORING_PREFIX = "monitoring/"  # + <model>/: the monitoring reports in the artifact bucket
-MONITOR_SIZE = "cpu-medium"  # the catalog's "processing" type for monitoring jobs (ml.m5.xlarge)
+MONITOR_SIZE: Final = "cpu-medium"  # the catalog's "processing" type for monitoring jobs (ml.m5.xlarge)
 MONITOR_MAX_RUNTIME = 3600  # MonitoringStoppingCondition: at most 3600 s for hourly schedules
 VIOLATIONS = "CompletedWithViolations"
 PROCESSING_LOG_GROUP = "/aws/sagemaker/ProcessingJobs"  # monitoring executions log here

@@ -206,6 +206,7 @@ class AwsBackend(Backend):
                     severity="warning",
                 ))
             elif source.kind == "other-region":
+                assert source.ecr is not None  # "other-region" sources are always ECR images
                 problems.append(finding(
                     (*path, "image"),
                     f"SageMaker training pulls images only from ECR in the job's region ({settings.region}); "
@@ -352,6 +353,7 @@ class AwsBackend(Backend):
                 severity="warning",
             )]
         if source.kind == "other-region":
+            assert source.ecr is not None  # "other-region" sources are always ECR images
             return [finding(
                 (*path, "image"),
                 f"SageMaker endpoints pull images only from ECR in the endpoint's region ({region}); this image is "

@@ -36,12 +36,22 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from mlops_infra.backends.aws import catalog, jobs, policies
 from mlops_infra.backends.aws.naming import ALARM_KINDS, stack_prefix
 from mlops_infra.naming import Namer
 from mlops_infra.stages.storage import capture_prefix
+
+if TYPE_CHECKING:
+    from pulumi_aws.appautoscaling import (
+        PolicyTargetTrackingScalingPolicyConfigurationArgsDict,
+    )
+    from pulumi_aws.sagemaker import (
+        EndpointDeploymentConfigArgsDict,
+        EndpointDeploymentConfigBlueGreenUpdatePolicyArgsDict,
+        EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgsDict,
+    )
 
 VARIANT = "primary"  # the production variant of every endpoint (VariantName: stable across configurations)
 METRIC_NAMESPACE = "/aws/sagemaker/Endpoints"
@@ -168,21 +178,23 @@ def rollback_alarm_kinds(model: Any) -> list[str]:
     return [kind for kind in ALARM_KINDS if present[kind]]
 
 
-def deployment_config(rollout: Any, alarms: list[str]) -> dict[str, Any]:
+def deployment_config(rollout: Any, alarms: list[str]) -> EndpointDeploymentConfigArgsDict:
     """The endpoint's DeploymentConfig: a blue/green update shifting traffic as the rollout says,
     baking `wait` seconds between steps, rolling back when one of `alarms` fires."""
-    routing: dict[str, Any] = {"type": TRAFFIC[rollout.mode], "wait_interval_in_seconds": int(rollout.wait)}
+    routing: EndpointDeploymentConfigBlueGreenUpdatePolicyTrafficRoutingConfigurationArgsDict = {
+        "type": TRAFFIC[rollout.mode], "wait_interval_in_seconds": int(rollout.wait)
+    }
     if rollout.mode == "canary":
         routing["canary_size"] = {"type": "CAPACITY_PERCENT", "value": int(rollout.canary_percent)}
     elif rollout.mode == "linear":
         routing["linear_step_size"] = {"type": "CAPACITY_PERCENT", "value": int(rollout.step_percent)}
-    policy: dict[str, Any] = {
+    policy: EndpointDeploymentConfigBlueGreenUpdatePolicyArgsDict = {
         "traffic_routing_configuration": routing,
         # After the last step the old fleet stays for one more bake (so a late alarm still rolls
         # back); with all-at-once the wait interval is that bake already.
         "termination_wait_in_seconds": 0 if rollout.mode == "all-at-once" else int(rollout.wait),
     }
-    config: dict[str, Any] = {"blue_green_update_policy": policy}
+    config: EndpointDeploymentConfigArgsDict = {"blue_green_update_policy": policy}
     if alarms:
         config["auto_rollback_configuration"] = {"alarms": [{"alarm_name": a} for a in alarms]}
     return config
@@ -207,10 +219,17 @@ def policy_suffix(autoscaling: Any) -> str | None:
     return None
 
 
-def target_tracking(autoscaling: Any, *, endpoint: Any, instance_type: str) -> dict[str, Any] | None:
+class _Cooldowns(TypedDict):
+    scale_in_cooldown: int
+    scale_out_cooldown: int
+
+
+def target_tracking(
+    autoscaling: Any, *, endpoint: Any, instance_type: str
+) -> PolicyTargetTrackingScalingPolicyConfigurationArgsDict | None:
     """The target-tracking configuration for serving.autoscaling (None without a target)."""
-    common = {"scale_in_cooldown": int(autoscaling.scale_in_cooldown),
-              "scale_out_cooldown": int(autoscaling.scale_out_cooldown)}
+    common: _Cooldowns = {"scale_in_cooldown": int(autoscaling.scale_in_cooldown),
+                          "scale_out_cooldown": int(autoscaling.scale_out_cooldown)}
     if autoscaling.target_requests_per_replica is not None:
         return {"target_value": float(autoscaling.target_requests_per_replica),
                 "predefined_metric_specification": {"predefined_metric_type": INVOCATIONS_METRIC}, **common}

@@ -238,13 +238,15 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], a
         opts=ctx.opts(depends_on=grants),
     )
     schedule = monitoring_schedule_name(ctx.namer, name)
+    expression = alarms.monitor_cron(drift.schedule)
+    assert expression is not None  # _monitors_drift() left out the schedules Model Monitor cannot run
     aws.sagemaker.MonitoringSchedule(
         ctx.logical("schedule", name),
         name=schedule,
         monitoring_schedule_config={
             "monitoring_type": "DataQuality",
             "monitoring_job_definition_name": definition.name,
-            "schedule_config": {"schedule_expression": alarms.monitor_cron(drift.schedule)},
+            "schedule_config": {"schedule_expression": expression},
         },
         tags=ctx.tags(),
         opts=ctx.opts(),

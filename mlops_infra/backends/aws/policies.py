@@ -228,8 +228,8 @@ def storage_grants(
     Neither may touch the audit logs. `physical` maps data bucket names to physical names.
     """
     art = bucket_arn(partition, artifacts)
-    deny_audit = {"Sid": "NoAuditLogs", "Effect": "Deny", "Action": list(S3_AUDIT_DENY),
-                  "Resource": f"{art}/{AUDIT_PREFIX}/*"}
+    deny_audit: dict[str, Any] = {"Sid": "NoAuditLogs", "Effect": "Deny", "Action": list(S3_AUDIT_DENY),
+                                  "Resource": f"{art}/{AUDIT_PREFIX}/*"}
     training: list[dict[str, Any]] = []
     if reads:
         arns = {name: bucket_arn(partition, physical[name]) for name in reads}
@@ -254,7 +254,7 @@ def storage_grants(
          "Resource": f"{art}/*"},
         deny_audit,
     ]
-    serving = [
+    serving: list[dict[str, Any]] = [
         {"Sid": "LocateArtifacts", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET), "Resource": art},
         {"Sid": "ListModels", "Effect": "Allow", "Action": list(S3_LIST_BUCKET), "Resource": art,
          "Condition": {"StringLike": {"s3:prefix": [MODELS_PREFIX, f"{MODELS_PREFIX}*"]}}},

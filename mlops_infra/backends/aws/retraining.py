@@ -106,14 +106,14 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
                 flexible_time_window={"mode": "OFF"},
                 state="ENABLED",
                 action_after_completion="NONE",
-                target={"arn": pipeline, "role_arn": role, "retry_policy": dict(triggers.RETRY_POLICY)},
+                target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
                 opts=opts,
             )
             ids.append(schedule.name)
 
     new_data = retrain.new_data_ref
     if new_data is not None and new_data.bucket in storage.buckets:
-        pattern = pulumi.Output.from_input(storage.buckets[new_data.bucket].physical).apply(
+        pattern: pulumi.Input[str] = pulumi.Output.from_input(storage.buckets[new_data.bucket].physical).apply(
             lambda bucket: json.dumps(triggers.new_data_pattern(bucket, new_data.prefix)))
         where = f"storage bucket {new_data.bucket}" + (f" under {new_data.prefix}" if new_data.prefix else "")
         ids.append(_rule(ctx, name, "newdata", pattern=pattern, description=f"{what} when objects arrive in {where}",
@@ -145,7 +145,7 @@ def _rule(
         target_id=TARGET_ID,
         arn=pipeline,
         role_arn=role,
-        retry_policy=dict(triggers.RETRY_POLICY),
+        retry_policy=triggers.RETRY_POLICY.copy(),
         opts=opts,
     )
     return rule.name

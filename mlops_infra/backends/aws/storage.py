@@ -155,10 +155,11 @@ def retrained_buckets(spec: Any) -> set[str]:
             if m.retraining is not None and m.retraining.new_data_ref is not None}
 
 
-def lifecycle_rules(rules: Any) -> list[dict[str, Any]]:
+def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
     """Lifecycle rules of a bucket from its spec (storage.buckets[] or storage.artifacts)."""
-    whole_bucket: dict[str, Any] = {}  # an empty filter: every object (SDK docs, "Specifying an empty filter")
-    out: list[dict[str, Any]] = []
+    # An empty filter: every object (SDK docs, "Specifying an empty filter").
+    whole_bucket: aws.s3.BucketLifecycleConfigurationRuleFilterArgsDict = {}
+    out: list[aws.s3.BucketLifecycleConfigurationRuleArgsDict] = []
     if rules.archive_after_days is not None:
         out.append({"id": "archive", "status": "Enabled", "filter": whole_bucket,
                     "transitions": [{"days": rules.archive_after_days, "storage_class": ARCHIVE_STORAGE_CLASS}]})

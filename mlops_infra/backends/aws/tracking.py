@@ -40,6 +40,7 @@ ROLE = "mlflow"  # the server's service role (not one of the workload identities
 
 def build(ctx: StageContext) -> TrackingOutputs:
     spec, region = ctx.spec, ctx.settings.region
+    assert spec.tracking is not None  # the stage is built only for a spec with tracking
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]
     partition = policies.partition_of(region)

@@ -78,7 +78,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
 
     # Each model's image source. The training grant names the stack's own repositories by
     # pattern; a model whose image is in another ECR repository gets its own pull grant.
-    sources = {m.name: jobs.image_source(m.training.image, region) for m in trained}
+    sources = {m.name: jobs.image_source(m.training.image, region) for m in spec.models if m.training is not None}
     scope = jobs.training_scope(ctx.namer, registers=any(m.registry for m in trained))
 
     def grant_document(values: list[Any]) -> str:
@@ -97,13 +97,13 @@ def build(ctx: StageContext) -> TrainingOutputs:
     ]
     image_grants: dict[str, Any] = {}
     for model in trained:
-        repository = jobs.spec_repository_arn(partition, sources[model.name])
-        if repository is not None:
+        repository_arn = jobs.spec_repository_arn(partition, sources[model.name])
+        if repository_arn is not None:
             image_grants[model.name] = aws.iam.RolePolicy(
                 ctx.logical("imagegrant", model.name),
                 name=inline_policy_name(ctx.namer, "training-image", model.name),
                 role=training_role.id,
-                policy=json.dumps(jobs.image_pull_grant(repository, "PullTrainingImage")),
+                policy=json.dumps(jobs.image_pull_grant(repository_arn, "PullTrainingImage")),
                 opts=ctx.opts(),
             )
     instance_types = {m.name: _instance_type(m, settings) for m in trained}
@@ -123,6 +123,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
     images: dict[str, Any] = {}
     for model in trained:
         training = model.training
+        assert training is not None  # trained models only
         source = sources[model.name]
         repo_name = repository_name(ctx.namer, model.name)
         own_grants = [*grants, *([image_grants[model.name]] if model.name in image_grants else [])]
@@ -137,7 +138,11 @@ def build(ctx: StageContext) -> TrainingOutputs:
             opts=ctx.opts(protect=True),
         )
         if source.kind == "stack":
-            image: Any = repository.repository_url.apply(lambda url, ref=source.reference: f"{url}{ref}")
+
+            def stack_image(url: str, ref: str = source.reference) -> str:
+                return f"{url}{ref}"
+
+            image: Any = repository.repository_url.apply(stack_image)
         else:  # a private ECR image (another region is a validation error)
             image = training.image
 
@@ -176,9 +181,11 @@ def build(ctx: StageContext) -> TrainingOutputs:
             opts=ctx.opts(depends_on=[*own_grants, *ctx.prerequisites]),
         )
         pipelines[model.name] = pipeline.arn
-        output_uris[model.name] = pulumi.Output.from_input(storage.artifacts.uri).apply(
-            lambda uri, m=model.name: f"{uri}/{output_prefix(m)}"
-        )
+
+        def output_uri(uri: str, m: str = model.name) -> str:
+            return f"{uri}/{output_prefix(m)}"
+
+        output_uris[model.name] = pulumi.Output.from_input(storage.artifacts.uri).apply(output_uri)
         images[model.name] = image
 
         if training.run_on_deploy:

@@ -23,16 +23,20 @@ Facts, with their sources:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.aws import policies
 from mlops_infra.stages.schedule import parse_cron
+
+if TYPE_CHECKING:
+    from pulumi_aws.cloudwatch import EventTargetRetryPolicyArgsDict
 
 START_PIPELINE = ("sagemaker:StartPipelineExecution",)
 EXPRESSION_MAX = 256  # CreateSchedule ScheduleExpression length
 # A trigger that cannot start the pipeline (throttling, a pipeline being replaced) retries for an
 # hour at most: a retraining that starts much later than asked for is rather skipped.
-RETRY_POLICY = {"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 3}
+# Also the scheduler target's retry policy (ScheduleTargetRetryPolicyArgsDict has the same keys).
+RETRY_POLICY: EventTargetRetryPolicyArgsDict = {"maximum_event_age_in_seconds": 3600, "maximum_retry_attempts": 3}
 FIELD_RANGES = {"minute": (0, 59), "hour": (0, 23), "day": (1, 31), "month": (1, 12), "weekday": (1, 7)}
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from mlops_infra.stages.storage import CAPTURE_PREFIX, capture_prefix  # noqa: F401 - re-exported to serving
 from mlops_infra.stages.training import output_prefix
@@ -32,7 +32,21 @@ SCORING_PATH = "/invocations"
 MODEL_MOUNT_PATH = "/opt/ml/model"
 
 SCORING_HOST = "inference.ml.azure.com"  # Azure public cloud
-PROBE = {"initial_delay": "PT10S", "period": "PT10S", "timeout": "PT2S", "success_threshold": 1, "failure_threshold": 30}
+
+
+class Probe(TypedDict):
+    """Liveness and readiness probe settings (the keyword arguments of ProbeSettingsArgs)."""
+
+    initial_delay: str
+    period: str
+    timeout: str
+    success_threshold: int
+    failure_threshold: int
+
+
+PROBE: Probe = {
+    "initial_delay": "PT10S", "period": "PT10S", "timeout": "PT2S", "success_threshold": 1, "failure_threshold": 30
+}
 REQUEST_TIMEOUT = "PT5S"  # Azure's default scoring timeout, made explicit
 
 # Autoscale (Azure Monitor): rules look at 5-minute averages of 1-minute samples. Azure has no

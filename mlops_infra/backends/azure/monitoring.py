@@ -78,6 +78,8 @@ def build(ctx: StageContext) -> MonitoringOutputs:
             continue  # validate reports monitoring without serving
         endpoint_id = pulumi.Output.concat(workspace.id, "/onlineEndpoints/", endpoints[model.name])
         alarms[model.name] = _endpoint_alarms(ctx, model, workspace, endpoints[model.name], endpoint_id, group)
+        # Filtered above; `endpoints` holds served models only.
+        assert model.monitoring is not None and model.serving is not None
         if model.monitoring.drift is not None and model.serving.data_capture is not None:
             _drift_monitor(ctx, model, workspace)
     if spec.monitoring.dashboard and endpoints and workspace is not None:
@@ -219,7 +221,7 @@ def _errors_alarm(
     ctx: StageContext, model: Model, workspace: Any, endpoint: Any, endpoint_id: Any, group: Any
 ) -> monitor.ScheduledQueryRule:
     mon = model.monitoring
-    assert mon is not None
+    assert mon is not None and mon.error_rate_percent is not None  # called for models with an error rate only
     traffic_logs = monitor.DiagnosticSetting(
         ctx.logical("trafficlogs", model.name),
         name=rules.TRAFFIC_SETTING_NAME,
@@ -264,6 +266,7 @@ def _errors_alarm(
 
 
 def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedule:
+    assert model.monitoring is not None
     drift = model.monitoring.drift
     assert drift is not None
     storage = ctx.upstream["storage"]

@@ -25,6 +25,7 @@ def build(ctx: StageContext) -> RegistryOutputs:
     workspace = ctx.upstream["storage"].workspace
     registries: dict[str, Any] = {}
     for model in sorted((m for m in ctx.spec.models if m.registry is not None), key=lambda m: m.name):
+        assert model.registry is not None  # filtered above
         approval = model.registry.approval
         container = ml.ModelContainer(
             ctx.logical("model", model.name),

@@ -50,7 +50,7 @@ from mlops_infra.backends.azure.training import (
     command_job_body,
 )
 from mlops_infra.backends.context import StageContext
-from mlops_infra.spec.models import Model
+from mlops_infra.spec.models import Model, Retraining
 from mlops_infra.stages.retraining import RetrainingOutputs
 from mlops_infra.templating import render_json
 
@@ -91,16 +91,17 @@ def build(ctx: StageContext) -> RetrainingOutputs:
     models = sorted(
         (m for m in spec.models if m.retraining is not None and m.name in jobs), key=lambda m: m.name
     )  # validate reports retraining without training
-    evented = [m for m in models if m.retraining.new_data_ref is not None or _on_drift(m)]
+    evented = [m for m in models if _retraining(m).new_data_ref is not None or _on_drift(m)]
     grant = _submitter(ctx, workspace) if evented else None
     storage_topic = _topic(ctx, "storage", STORAGE_TOPIC_TYPE, workspace.account_id) if any(
-        m.retraining.new_data_ref is not None for m in evented
+        _retraining(m).new_data_ref is not None for m in evented
     ) else None
     ml_topic = _topic(ctx, "ml", ML_TOPIC_TYPE, workspace.id) if any(_on_drift(m) for m in evented) else None
 
     triggers: dict[str, list[Any]] = {}
     for model in models:
         job, found = jobs[model.name], []
+        assert model.retraining is not None  # filtered above
         if model.retraining.schedule:
             found.append(_schedule(ctx, model, job, workspace).id)
         if model in evented:
@@ -114,9 +115,15 @@ def build(ctx: StageContext) -> RetrainingOutputs:
     return RetrainingOutputs(triggers=triggers)
 
 
+def _retraining(model: Model) -> Retraining:
+    """The retraining block of a model this stage builds (its models all have one)."""
+    assert model.retraining is not None
+    return model.retraining
+
+
 def _on_drift(model: Model) -> bool:
     """on_drift with a drift monitor to listen to (validate reports on_drift without drift)."""
-    return bool(model.retraining.on_drift and model.monitoring and model.monitoring.drift)
+    return bool(_retraining(model).on_drift and model.monitoring and model.monitoring.drift)
 
 
 # --- cron schedules ----------------------------------------------------------------------------
@@ -289,7 +296,7 @@ def _subscription(
 
 
 def _new_data(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any]:
-    ref = model.retraining.new_data_ref
+    ref = _retraining(model).new_data_ref
     assert ref is not None
     bucket = ctx.upstream["storage"].buckets.get(ref.bucket)
     if bucket is None:

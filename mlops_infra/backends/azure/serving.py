@@ -372,7 +372,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
         )
         version = ml.DataVersion(
             ctx.logical("captureversion", word, model.name),
-            name=container.name.apply(lambda _, name=name: name),
+            name=after(container.name, name),
             version=CAPTURE_VERSION,
             resource_group_name=workspace.resource_group,
             workspace_name=workspace.name,
@@ -385,6 +385,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
             opts=ctx.opts(),
         )
         ctx.handoff[("capture-asset", f"{model.name}/{collection}")] = version
+        assert serving.data_capture is not None  # collections() is empty without a data_capture block
         found[collection] = ml.CollectionArgs(
             data_collection_mode=ml.DataCollectionMode.ENABLED,
             data_id=version.id,

@@ -198,6 +198,7 @@ def build(ctx: StageContext) -> AzureTrainingOutputs:
         jobs[model.name] = _model(ctx, model, workspace, training_identity, storage, grants)
         pipelines[model.name] = jobs[model.name].component_id
         output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
+        assert model.training is not None  # filtered above
         images[model.name] = model.training.image
     return AzureTrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images, jobs=jobs)
 

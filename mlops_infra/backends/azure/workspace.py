@@ -102,7 +102,9 @@ def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name:
     )
 
 
-def build_workspace(ctx: StageContext, *, account: Any, account_name: str, artifacts: Any) -> WorkspaceRef:
+def build_workspace(
+    ctx: StageContext, *, account: Any, account_name: pulumi.Input[str], artifacts: Any
+) -> WorkspaceRef:
     """Declare the workspace and its associated resources (called by storage.build).
 
     `account` is the stack's StorageAccount, `artifacts` the artifact BucketRef.

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
+
+if TYPE_CHECKING:
+    from pulumi_gcp.cloudscheduler import JobHttpTargetArgsDict
 
 # --- Vertex AI endpoint metrics (Cloud Monitoring, monitored resource aiplatform.googleapis.com/Endpoint,
 # resource labels resource_container, location, endpoint_id; "aiplatform" section of the Google
@@ -119,7 +122,9 @@ def execution_body(argument: dict[str, Any]) -> str:
     return base64.b64encode(body.encode()).decode()
 
 
-def scheduler_target(workflow_path: str, *, service_account: str, argument: dict[str, Any]) -> dict[str, Any]:
+def scheduler_target(
+    workflow_path: str, *, service_account: str, argument: dict[str, Any]
+) -> JobHttpTargetArgsDict:
     """A Cloud Scheduler http_target that starts one execution of `workflow_path` as `service_account`."""
     return {
         "uri": executions_uri(workflow_path),

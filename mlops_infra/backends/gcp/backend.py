@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from mlops_infra.backends import checks
 from mlops_infra.backends.base import Backend
@@ -60,7 +60,7 @@ class GcpBackend(Backend):
             "gcp:serviceaccount/iAMMember:IAMMember",
         }
     )
-    unsupported: dict[str, str] = {}
+    unsupported: ClassVar[dict[str, str]] = {}
 
     def name_scope(self, settings: GcpSettings) -> str:
         # Bucket names are global: the project id keeps two stacks in two projects apart.

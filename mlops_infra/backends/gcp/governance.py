@@ -23,6 +23,7 @@ import pulumi_gcp as gcp
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp.naming import custom_role_id
+from mlops_infra.spec.models import SpecBase
 from mlops_infra.stages import stage
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
@@ -68,7 +69,7 @@ PLAIN_APIS = {
 STARTER_PERMISSIONS = ("workflows.executions.create",)
 
 
-def ml_apis(spec: object) -> list[str]:
+def ml_apis(spec: SpecBase) -> list[str]:
     """The ML APIs the spec needs: Vertex AI for tracking, training, registry and serving;
     Artifact Registry for training and serving (the repositories of their images); Workflows
     for training and drift monitoring (the workflows that run them); BigQuery when an endpoint
@@ -79,14 +80,14 @@ def ml_apis(spec: object) -> list[str]:
         names.append("artifactregistry")
     if used["training"] or auto.drift_models(spec):
         names.append("workflows")
-    if any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):  # type: ignore[attr-defined]
+    if any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):
         names.append(BIGQUERY)
     if auto.uses_pubsub(spec):
         names.append("pubsub")
     return names
 
 
-def plain_apis(spec: object) -> list[str]:
+def plain_apis(spec: SpecBase) -> list[str]:
     """Cloud Monitoring for the monitoring stage; Cloud Scheduler for drift runs and scheduled
     retraining; Eventarc for the new-data and drift triggers; Workflow Executions (the API
     scheduler jobs and triggers call) whenever something starts workflows."""

@@ -129,11 +129,11 @@ def _channels(ctx: StageContext) -> list[gcp.monitoring.NotificationChannel]:
 
 
 # --- endpoint alert policies --------------------------------------------------------------
-def endpoint_conditions(monitoring: Any, endpoint_id: str) -> dict[str, dict[str, Any]]:
+def endpoint_conditions(monitoring: Any, endpoint_id: str) -> dict[str, gcp.monitoring.AlertPolicyConditionArgsDict]:
     """Alert conditions per threshold the model sets (pure: tests call it too)."""
     window = f"{auto.ALERT_WINDOW_SECONDS}s"
     by_endpoint = ["resource.label.endpoint_id"]
-    conditions: dict[str, dict[str, Any]] = {}
+    conditions: dict[str, gcp.monitoring.AlertPolicyConditionArgsDict] = {}
     if monitoring.latency_p99_ms:
         conditions["latency"] = {
             "display_name": f"p99 latency above {monitoring.latency_p99_ms} ms",
@@ -152,8 +152,10 @@ def endpoint_conditions(monitoring: Any, endpoint_id: str) -> dict[str, dict[str
             },
         }
     if monitoring.error_rate_percent:
-        counts = {"alignment_period": window, "per_series_aligner": "ALIGN_DELTA",
-                  "cross_series_reducer": "REDUCE_SUM", "group_by_fields": by_endpoint}
+        counts: gcp.monitoring.AlertPolicyConditionConditionThresholdAggregationArgsDict = {
+            "alignment_period": window, "per_series_aligner": "ALIGN_DELTA",
+            "cross_series_reducer": "REDUCE_SUM", "group_by_fields": by_endpoint,
+        }
         conditions["errors"] = {
             "display_name": f"errors above {monitoring.error_rate_percent:g}% of predictions",
             "condition_threshold": {
@@ -201,9 +203,11 @@ def _endpoint_alerts(
     for kind in kinds:
         # Built from the endpoint's path (an output of the serving stage's endpoint), so the
         # policy waits for the endpoint and the plan shows which one it watches.
-        condition = pulumi.Output.from_input(endpoint_path).apply(
-            lambda path, kind=kind: endpoint_conditions(model.monitoring, auto.endpoint_id_of(path))[kind]
-        )
+
+        def condition_for(path: Any, kind: str = kind) -> gcp.monitoring.AlertPolicyConditionArgsDict:
+            return endpoint_conditions(model.monitoring, auto.endpoint_id_of(path))[kind]
+
+        condition = pulumi.Output.from_input(endpoint_path).apply(condition_for)
         title = _CONDITION_TITLES[kind]
         policies.append(
             gcp.monitoring.AlertPolicy(

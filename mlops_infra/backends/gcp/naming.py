@@ -15,8 +15,12 @@ Names GCP fixes (the Vertex metadata store "default") bypass the namer.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from mlops_infra.naming import Namer, NameStyle
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.gcp.settings import GcpSettings
 
 STYLES = {
     # BigQuery dataset ids take letters, digits and underscores only.
@@ -155,15 +159,15 @@ def pull_image(image: str, *, accepted: tuple[str, ...], region: str, project: s
     return mirror_target(image, region=region, project=project, repository=repository)
 
 
-def training_image(image: str, settings: object, repository: str) -> str:
+def training_image(image: str, settings: GcpSettings, repository: str) -> str:
     """The image a model's custom job runs."""
     return pull_image(
-        image, accepted=TRAINING_SOURCES, region=settings.region, project=settings.project, repository=repository  # type: ignore[attr-defined]
+        image, accepted=TRAINING_SOURCES, region=settings.region, project=settings.project, repository=repository
     )
 
 
-def model_upload_image(image: str, settings: object, repository: str) -> str:
+def model_upload_image(image: str, settings: GcpSettings, repository: str) -> str:
     """The serving image a model version is uploaded with."""
     return pull_image(
-        image, accepted=UPLOAD_SOURCES, region=settings.region, project=settings.project, repository=repository  # type: ignore[attr-defined]
+        image, accepted=UPLOAD_SOURCES, region=settings.region, project=settings.project, repository=repository
     )

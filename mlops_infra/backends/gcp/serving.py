@@ -124,7 +124,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
             opts=ctx.opts(protect=True),
         )
         repository: Any = repo.repository_id
-        readers = (("serving", serving_identity.principal), ("vertex-agent", vertex_agent))
+        readers: tuple[tuple[str, Any], ...] = (("serving", serving_identity.principal), ("vertex-agent", vertex_agent))
         extra_opts: dict[str, Any] = {}
     else:
         repository = repo_id  # the training stage's (it waits for that stage)
@@ -160,7 +160,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         )
 
     # --- captured requests: a BigQuery dataset per model --------------------------------------
-    capture = None
+    capture: gcp.vertex.AiEndpointPredictRequestResponseLoggingConfigArgsDict | None = None
     capture_grants: list[pulumi.Resource] = []
     if spec.data_capture is not None:
         dataset = gcp.bigquery.Dataset(

@@ -102,9 +102,9 @@ def _ref(name: str, bucket: gcp.storage.Bucket) -> BucketRef:
 
 def lifecycle_rules(
     *, archive_after_days: int | None, expire_after_days: int | None, noncurrent_expire_after_days: int | None
-) -> list[dict[str, Any]]:
+) -> list[gcp.storage.BucketLifecycleRuleArgsDict]:
     """The bucket's lifecycle rules, in a fixed order (pure: tests compare them with the spec)."""
-    rules: list[dict[str, Any]] = []
+    rules: list[gcp.storage.BucketLifecycleRuleArgsDict] = []
     if archive_after_days is not None:
         rules.append(
             {
@@ -129,7 +129,9 @@ def lifecycle_rules(
     return rules
 
 
-def prefix_condition(physical_bucket: str, prefixes: list[str]) -> dict[str, str] | None:
+def prefix_condition(
+    physical_bucket: str, prefixes: list[str]
+) -> gcp.storage.BucketIAMMemberConditionArgsDict | None:
     """An IAM condition limiting object reads (get and list) to `prefixes`; None for the whole bucket.
 
     Object gets are matched on the object's resource name; lists on the prefix the caller asks

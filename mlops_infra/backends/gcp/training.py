@@ -147,11 +147,13 @@ def build(ctx: StageContext) -> TrainingOutputs:
             inputs["tracking_uri"] = tracking.tracking_uri
         if registry is not None and model.name in registry.registries:
             inputs["model_name"] = registry.registries[model.name]
-        source = pulumi.Output.all(**inputs).apply(
-            lambda values, model=model, name=name, image=image, repo_id=repo_id: workflow_source(
-                ctx, model, workflow=name, image=image, repository=repo_id, values=values
-            )
-        )
+
+        def render(
+            values: dict[str, Any], model: Model = model, name: str = name, image: str = image, repo_id: str = repo_id
+        ) -> str:
+            return workflow_source(ctx, model, workflow=name, image=image, repository=repo_id, values=values)
+
+        source = pulumi.Output.all(**inputs).apply(render)
         workflow = gcp.workflows.Workflow(
             ctx.logical("workflow", model.name),
             name=name,
