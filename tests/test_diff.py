@@ -6,6 +6,7 @@ import copy
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -116,3 +117,61 @@ def test_cli_against_errors(project: Path) -> None:
     assert other.exit_code == 2 and "same cloud" in other.stderr
     lonely = runner.invoke(main, ["plan", "--expect-no-changes"])
     assert lonely.exit_code == 2 and "needs --against" in lonely.stderr
+
+
+def _prod(cloud: str, change: Any = None) -> dict:
+    from mlops_infra.plan import plan_document
+    from mlops_infra.spec.models import spec_model
+
+    data = yaml.safe_load((ROOT / "stacks" / "prod.yaml").read_text())
+    if change is not None:
+        change(data)
+    return plan_document(spec_model().model_validate(data), cloud, stack="prod")
+
+
+@pytest.fixture(scope="module", params=CLOUDS)
+def prod_base(request: pytest.FixtureRequest) -> tuple[str, dict]:
+    return request.param, _prod(request.param)
+
+
+def _dashboards(changes: Any) -> set[str]:
+    return {u.name for u in changes.update if "dashboard" in u.name or "workbook" in u.name}
+
+
+def test_raising_max_replicas_updates_only_that_models_scaling(prod_base: tuple[str, dict]) -> None:
+    cloud, base = prod_base
+
+    def more(data: dict) -> None:
+        data["models"][1]["serving"]["autoscaling"]["max_replicas"] = 9
+
+    changes = diff_plans(base, _prod(cloud, more))
+    assert changes.update and not changes.create and not changes.delete
+    for update in changes.update:
+        assert "ltv-regressor" in update.name and update.paths, update
+
+
+def test_adding_a_model_creates_and_touches_only_the_dashboard(prod_base: tuple[str, dict]) -> None:
+    cloud, base = prod_base
+
+    def add(data: dict) -> None:
+        data["models"].append(dict(copy.deepcopy(data["models"][1]), name="upsell"))
+
+    changes = diff_plans(base, _prod(cloud, add))
+    assert changes.create and not changes.delete
+    assert all("upsell" in item["name"] or item["type"].endswith("Dashboard") for item in changes.create)
+    assert {u.name for u in changes.update} == _dashboards(changes)
+
+
+def test_removing_a_model_deletes_and_touches_only_the_dashboard(prod_base: tuple[str, dict]) -> None:
+    cloud, base = prod_base
+
+    def drop(data: dict) -> None:
+        data["models"] = [m for m in data["models"] if m["name"] != "ltv-regressor"]
+
+    changes = diff_plans(base, _prod(cloud, drop))
+    assert changes.delete and not changes.create
+    assert all("ltv-regressor" in item["name"] for item in changes.delete)
+    # Besides the dashboard, only the training identity's data grants narrow: the removed model
+    # was the one that read the whole features bucket.
+    others = {u.name for u in changes.update} - _dashboards(changes)
+    assert others and all(name.startswith("storage-grant") for name in others), others
