@@ -136,3 +136,11 @@ def test_internal_errors_have_no_traceback_unless_debug(runner: CliRunner, proje
     assert "internal error: RuntimeError: kaboom" in result.stderr and "Traceback" not in result.stderr
     debug = runner.invoke(main, ["--debug", "plan"])
     assert isinstance(debug.exception, RuntimeError)
+
+
+def test_every_command_has_json_output() -> None:
+    import click as click_module
+
+    for name, command in main.commands.items():
+        flags = {opt for p in command.params if isinstance(p, click_module.Option) for opt in p.opts}
+        assert "--json" in flags, f"`mlops-infra {name}` has no --json"

@@ -158,6 +158,10 @@ def test_install_cli_is_opt_in(monkeypatch: pytest.MonkeyPatch) -> None:
 
     assert done.exit_code == 0 and installed == [installed_cli_root()]
     assert installed[0].parent.name == "versions"
+    as_json = CliRunner().invoke(main, ["install-cli", "--yes", "--json"])
+    assert json.loads(as_json.stdout) == {
+        "format": "mlops-infra/install-cli/v1", "version": installed[0].name, "root": str(installed[0])
+    }
 
 
 # --- the real adapter, for real: only what can run without a CLI, a network or an account ---------

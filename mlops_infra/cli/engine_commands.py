@@ -201,11 +201,13 @@ def outputs(
 
 @click.command("install-cli")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
-def install_cli(yes: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print only JSON on stdout.")
+def install_cli(yes: bool, as_json: bool) -> None:
     """Download and install the Pulumi CLI matching the installed SDK (needs the internet)."""
     from mlops_infra.automation import installed_cli_root, sdk_version
     from mlops_infra.errors import UsageError
 
+    click.get_current_context().meta["json"] = as_json
     root = installed_cli_root()
     if not yes:
         if not stdin_is_terminal():
@@ -213,6 +215,9 @@ def install_cli(yes: bool) -> None:
         if not click.confirm(f"Download Pulumi CLI {sdk_version()} from get.pulumi.com into {root}?", err=True):
             raise UsageError("not confirmed; nothing was downloaded")
     install_pulumi_cli(root)
+    if as_json:
+        emit_json({"format": "mlops-infra/install-cli/v1", "version": sdk_version(), "root": str(root)})
+        return
     click.echo(f"Pulumi CLI {sdk_version()} installed in {root}/bin; mlops-infra finds it there.")
 
 
