@@ -39,7 +39,9 @@ from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.stages.storage import ARTIFACTS
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "aws"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPIC = "aws:sns/topic:Topic"
@@ -100,18 +102,7 @@ RICH: dict[str, Any] = {
 
 
 # --- plans (6 in all) --------------------------------------------------------------------
-def _example(stack: str) -> dict[str, Any]:
-    return example_plan(stack, "aws")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict[str, Any]:
-    return _example("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict[str, Any]:
-    return _example("prod")
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,9 @@ from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.stages.storage import capture_prefix
 from mlops_infra.templating import render_json
-from tests.planning import example_plan, plan_for, resources_of, spec_from
+from tests.planning import plan_for, resources_of, spec_from
+
+CLOUD = "azure"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ML = "azure-native:machinelearningservices:"
@@ -109,9 +111,6 @@ def _stack(stack: str) -> dict[str, Any]:
     return yaml.safe_load((ROOT / "stacks" / f"{stack}.yaml").read_text())
 
 
-def _plan_stack(stack: str) -> dict:
-    return example_plan(stack, "azure")
-
 
 def _only_azure(data: dict[str, Any]) -> dict[str, Any]:
     data = copy.deepcopy(data)
@@ -163,14 +162,6 @@ def _added(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="module")
-def dev() -> dict:
-    return _plan_stack("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict:
-    return _plan_stack("prod")
 
 
 @pytest.fixture(scope="module")

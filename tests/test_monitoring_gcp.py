@@ -42,7 +42,9 @@ from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 from mlops_infra.templating import render_json
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "gcp"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 CHANNEL = "gcp:monitoring/notificationChannel:NotificationChannel"
@@ -132,14 +134,6 @@ UPSELL = {
 }
 
 
-@pytest.fixture(scope="module")
-def dev() -> dict:
-    return example_plan("dev", "gcp")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict:
-    return example_plan("prod", "gcp")
 
 
 @pytest.fixture(scope="module")

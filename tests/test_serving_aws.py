@@ -40,7 +40,9 @@ from mlops_infra.naming import Namer, name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.storage import ARTIFACTS
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "aws"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = "aws:sagemaker/model:Model"
@@ -112,18 +114,7 @@ def changed(model: int, **serving_changes: Any) -> dict[str, Any]:
 
 
 # --- plans (8 in all) --------------------------------------------------------------------
-def _example(stack: str) -> dict[str, Any]:
-    return example_plan(stack, "aws")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict[str, Any]:
-    return _example("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict[str, Any]:
-    return _example("prod")
 
 
 @pytest.fixture(scope="module")

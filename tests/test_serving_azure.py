@@ -24,7 +24,9 @@ from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.training import output_prefix
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "azure"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
@@ -102,18 +104,7 @@ def _variant(**serving: Any) -> dict[str, Any]:
     return data
 
 
-def _plan_stack(stack: str) -> dict:
-    return example_plan(stack, "azure")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict:
-    return _plan_stack("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict:
-    return _plan_stack("prod")
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,9 @@ from mlops_infra.errors import SpecInvalid
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.spec.validate import check_text
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "gcp"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ENDPOINT = "gcp:vertex/aiEndpoint:AiEndpoint"
@@ -94,18 +96,7 @@ def _dev(**serving_changes: Any) -> dict:
     return data
 
 
-def _example(stack: str) -> dict:
-    return example_plan(stack, "gcp")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict:
-    return _example("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict:
-    return _example("prod")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,9 @@ from mlops_infra.diff import diff_plans
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "aws"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ltv:2.0"
@@ -81,18 +83,7 @@ def changed(**training_changes: Any) -> dict[str, Any]:
 
 
 # --- plans (6 in all) -------------------------------------------------------------
-def _example(stack: str) -> dict[str, Any]:
-    return example_plan(stack, "aws")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict[str, Any]:
-    return _example("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict[str, Any]:
-    return _example("prod")
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,9 @@ from mlops_infra.backends.gcp.registry import REGISTRAR_PERMISSIONS
 from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
-from tests.planning import example_plan, BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+
+CLOUD = "gcp"  # for the dev / prod fixtures in conftest.py
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = "gcp:workflows/workflow:Workflow"
@@ -103,18 +105,7 @@ VARIANT = _data(
 TRACKING_ONLY = _data(tracking={"enabled": True})
 
 
-def _example(stack: str) -> dict:
-    return example_plan(stack, "gcp")
 
-
-@pytest.fixture(scope="module")
-def dev() -> dict:
-    return _example("dev")
-
-
-@pytest.fixture(scope="module")
-def prod() -> dict:
-    return _example("prod")
 
 
 @pytest.fixture(scope="module")

@@ -202,37 +202,24 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     workspace identities, on the vault only, and only the secrets part of the data plane.
     """
     identity = _identity(ctx, WORKSPACE_IDENTITY, rg, protect=True)
+    needs = (
+        ("Key Vault Crypto Service Encryption User", key.id, "key",
+         "the ML workspace and its registry wrap their data keys with the stack key"),
+        ("Azure AI Administrator", vault.id, "vault", "the ML workspace manages its associated key vault"),
+        ("Key Vault Secrets Officer", vault.id, "vault", "the ML workspace keeps its connection secrets in the vault"),
+    )
     grants = [
         grant(
             ctx,
-            role="Key Vault Crypto Service Encryption User",
+            role=role,
             principal_id=identity.principal_id,
             principal=WORKSPACE_IDENTITY,
-            scope=key.id,
-            target="key",
+            scope=scope,
+            target=target,
             subscription_id=subscription_id,
-            description="mlops-infra: the ML workspace and its registry wrap their data keys with the stack key",
-        ),
-        grant(
-            ctx,
-            role="Azure AI Administrator",
-            principal_id=identity.principal_id,
-            principal=WORKSPACE_IDENTITY,
-            scope=vault.id,
-            target="vault",
-            subscription_id=subscription_id,
-            description="mlops-infra: the ML workspace manages its associated key vault",
-        ),
-        grant(
-            ctx,
-            role="Key Vault Secrets Officer",
-            principal_id=identity.principal_id,
-            principal=WORKSPACE_IDENTITY,
-            scope=vault.id,
-            target="vault",
-            subscription_id=subscription_id,
-            description="mlops-infra: the ML workspace keeps its connection secrets in the vault",
-        ),
+            description=f"mlops-infra: {why}",
+        )
+        for role, scope, target, why in needs
     ]
     return {
         # Handed out once every grant exists: Azure checks the key and the vault when the registry

@@ -46,6 +46,7 @@ import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.backends.gcp.naming import (
     capture_dataset_id,
     drift_workflow_name,
@@ -395,7 +396,6 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
     governance = ctx.upstream["governance"]
     storage = ctx.upstream["storage"]
     training = governance.identities["training"]
-    automation = governance.identities["automation"]
     project, region = ctx.settings.project, ctx.settings.region
     drift = model.monitoring.drift
     labels = {**ctx.tags(), "mlops-model": model.name}
@@ -448,19 +448,15 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         opts=ctx.opts(depends_on=[table]),
     )
     workflow_path = workflow.name.apply(lambda n: f"projects/{project}/locations/{region}/workflows/{n}")
-    gcp.cloudscheduler.Job(
+    workflow_job(
+        ctx,
         ctx.logical("drift-schedule", model.name),
         name=scheduler_job_name(ctx.namer, model.name, "drift"),
-        project=project,
-        region=region,
+        model=model.name,
         description=f"computes the drift of model {model.name} {drift.schedule} (mlops-infra {stack})",
         schedule=auto.drift_cron(drift.schedule),
         time_zone=auto.DRIFT_TIME_ZONE,
-        http_target=pulumi.Output.all(workflow_path, automation.id).apply(
-            lambda v: auto.scheduler_target(v[0], service_account=v[1], argument={"trigger": "schedule", "model": model.name})
-        ),
-        retry_config={"retry_count": 3, "min_backoff_duration": "60s"},
-        attempt_deadline="60s",
+        workflow_path=workflow_path,
         # The first run finds its grants and tables in place.
         opts=ctx.opts(depends_on=[reader, table, *waits_for]),
     )

@@ -29,11 +29,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
 from mlops_infra.spec.models import Model
 from mlops_infra.stages.retraining import RetrainingOutputs
@@ -79,28 +79,21 @@ def _events(ctx: StageContext, model: Model) -> list[str]:
 def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any) -> list[Any]:
     retraining = model.retraining
     assert retraining is not None
-    governance = ctx.upstream["governance"]
-    automation = governance.identities["automation"]
-    project, region = ctx.settings.project, ctx.settings.region
+    project = ctx.settings.project
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     labels = {**ctx.tags(), "mlops-model": model.name}
     ids: list[Any] = []
 
     if retraining.schedule:
-        job = gcp.cloudscheduler.Job(
+        job = workflow_job(
+            ctx,
             ctx.logical("schedule", model.name),
             name=scheduler_job_name(ctx.namer, model.name, "retrain"),
-            project=project,
-            region=region,
+            model=model.name,
             description=f"retrains model {model.name} on {retraining.schedule!r} ({retraining.timezone}, mlops-infra {stack})",
             schedule=auto.scheduler_cron(retraining.schedule),
             time_zone=retraining.timezone,
-            http_target=pulumi.Output.all(workflow, automation.id).apply(
-                lambda v: auto.scheduler_target(v[0], service_account=v[1], argument={"trigger": "schedule", "model": model.name})
-            ),
-            # A failed start is tried again; a started run is the workflow's to finish.
-            retry_config={"retry_count": 3, "min_backoff_duration": "60s"},
-            attempt_deadline="60s",
+            workflow_path=workflow,
             opts=ctx.opts(),
         )
         ids.append(job.name)

@@ -1,0 +1,21 @@
+"""Fixtures shared by the per-cloud test modules: a module sets CLOUD = "aws" | "gcp" | "azure"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.planning import example_plan
+
+
+@pytest.fixture(scope="module")
+def dev(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The plan of stacks/dev.yaml on the module's CLOUD."""
+    return example_plan("dev", request.module.CLOUD)
+
+
+@pytest.fixture(scope="module")
+def prod(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The plan of stacks/prod.yaml on the module's CLOUD."""
+    return example_plan("prod", request.module.CLOUD)
