@@ -25,9 +25,11 @@ class Update:
     type: str
     stage: str | None
     paths: list[str]  # "inputs.tags.owner", "inputs.lifecycleRules[0].expiration", "protect"
+    part: str | None = None  # split specs: the Pulumi stack it is in (layout.py)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "stage": self.stage, "paths": self.paths}
+        found = {"name": self.name, "type": self.type, "stage": self.stage, "paths": self.paths}
+        return found if self.part is None else {**found, "part": self.part}
 
 
 @dataclass
@@ -80,16 +82,20 @@ def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> Changes:
         paths = _changed_paths(before[key], after[key])
         if paths:
             resource = after[key]
-            changes.update.append(Update(resource["name"], resource["type"], resource.get("stage"), paths))
+            changes.update.append(
+                Update(resource["name"], resource["type"], resource.get("stage"), paths, resource.get("part"))
+            )
     return changes
 
 
-def _key(resource: dict[str, Any]) -> tuple[str, str]:
-    return resource["name"], resource["type"]
+def _key(resource: dict[str, Any]) -> tuple[str, str, str]:
+    # Logical names are unique per Pulumi stack; a split plan has several (its resources' `part`).
+    return resource.get("part") or "", resource["name"], resource["type"]
 
 
 def _brief(resource: dict[str, Any]) -> dict[str, Any]:
-    return {"name": resource["name"], "type": resource["type"], "stage": resource.get("stage")}
+    found = {"name": resource["name"], "type": resource["type"], "stage": resource.get("stage")}
+    return found if "part" not in resource else {**found, "part": resource["part"]}
 
 
 def _changed_paths(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -134,10 +140,14 @@ def render_changes(changes: Changes) -> str:
         f"Changes: {len(changes.create)} to create, {len(changes.update)} to update, {len(changes.delete)} to delete"
     ]
     for item in changes.create:
-        lines.append(f"  + {item['name']}  {item['type']}")
+        lines.append(f"  + {_where(item.get('part'))}{item['name']}  {item['type']}")
     for update in changes.update:
-        lines.append(f"  ~ {update.name}  {update.type}")
+        lines.append(f"  ~ {_where(update.part)}{update.name}  {update.type}")
         lines += [f"      {path}" for path in update.paths]
     for item in changes.delete:
-        lines.append(f"  - {item['name']}  {item['type']}")
+        lines.append(f"  - {_where(item.get('part'))}{item['name']}  {item['type']}")
     return "\n".join(lines)
+
+
+def _where(part: str | None) -> str:
+    return f"[{part}] " if part else ""

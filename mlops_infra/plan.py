@@ -197,12 +197,72 @@ async def _resolve(value: Any) -> Any:
     return value
 
 
-def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[dict] | None = None) -> dict:
-    """Plan `spec` on `cloud` offline and return the plan document (section 6 of DESIGN.md)."""
+def plan_document(
+    spec: "SpecBase", cloud: str, *, stack: str, warnings: list[dict] | None = None, part: str | None = None
+) -> dict:
+    """Plan `spec` on `cloud` offline and return the plan document (section 6 of DESIGN.md).
+
+    A split spec (layout.py) plans each of its Pulumi stacks, or only `part`: every resource
+    then names its part, and model stacks read what the planned shared stack hands over.
+    """
+    from mlops_infra.layout import select
+
+    chosen = select(spec, part)
+    if not spec.split.enabled:
+        run, _ = _run_part(spec, cloud, chosen[0], stack)
+        resources = _entries(run, cloud, None)
+        return _document(spec, cloud, stack, resources, run.exports, warnings)
+    shared_run, shared_program = _run_part(spec, cloud, _shared(), stack)
+    shapes = shared_program.handover.recorded_shapes()
+    handed = _wire_values(shared_run.exports.get("handover", {}))
+    resources, outputs, stacks = [], {}, []
+    for each in chosen:
+        base = f"{stack}-{cloud}"
+        stacks.append(
+            {"part": each.name, "pulumi_stack": each.pulumi_stack(base), "models": sorted(each.models or ())}
+        )
+        if each.builds_stack:
+            run = shared_run
+        else:
+            run, _ = _run_part(spec, cloud, each, stack, shapes=shapes, handed=handed, shared_stack=base)
+        resources += _entries(run, cloud, each.name)
+        outputs[each.name] = run.exports
+    document = _document(spec, cloud, stack, resources, outputs, warnings)
+    document["split"] = {"parts": stacks}
+    by_part: dict[str, int] = {}
+    for entry in resources:
+        by_part[entry["part"]] = by_part.get(entry["part"], 0) + 1
+    document["summary"]["by_part"] = dict(sorted(by_part.items()))
+    return document
+
+
+def _shared() -> Any:
+    from mlops_infra.layout import SHARED_PART
+
+    return SHARED_PART
+
+
+def _run_part(spec: "SpecBase", cloud: str, part: Any, stack: str, **program_args: Any) -> tuple[OfflineRun, Any]:
     from mlops_infra.program import build_program
 
-    program = build_program(spec, cloud)
-    run = run_offline(program, project=spec.project, stack=stack)
+    program = build_program(spec, cloud, part, **program_args)
+    return run_offline(program, project=spec.project, stack=stack), program
+
+
+def _wire_values(value: Any) -> Any:
+    """Resolved exports -> what a model stack reads offline: not-yet-known values stay unknown."""
+    from mlops_infra.program import UNKNOWN_VALUE
+
+    if value == UNKNOWN:
+        return UNKNOWN_VALUE
+    if isinstance(value, dict):
+        return {k: _wire_values(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_wire_values(v) for v in value]
+    return value
+
+
+def _entries(run: OfflineRun, cloud: str, part: str | None) -> list[dict[str, Any]]:
     by_urn = {r.urn: r for r in run.registrations}
     names = [r.name for r in run.registrations]
     duplicates = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
@@ -225,6 +285,8 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
             "provider": provider.name if provider else None,
             "inputs": inputs,
         }
+        if part is not None:
+            entry["part"] = part
         if reg.retain_on_delete:
             entry["retain_on_delete"] = True
         deps = {
@@ -239,6 +301,12 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
         if explicit:
             entry["depends_on"] = explicit  # ordering only (depends_on), not wiring
         resources.append(entry)
+    return resources
+
+
+def _document(
+    spec: "SpecBase", cloud: str, stack: str, resources: list[dict], outputs: Any, warnings: list[dict] | None
+) -> dict:
     by_stage: dict[str, int] = {}
     for entry in resources:
         by_stage[entry["stage"] or "other"] = by_stage.get(entry["stage"] or "other", 0) + 1
@@ -248,7 +316,7 @@ def plan_document(spec: "SpecBase", cloud: str, *, stack: str, warnings: list[di
         "stack": stack,
         "cloud": cloud,
         "resources": resources,
-        "outputs": run.exports,
+        "outputs": outputs,
         "warnings": warnings or [],
         "summary": {"total": len(resources), "by_stage": dict(sorted(by_stage.items()))},
     }

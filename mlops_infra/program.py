@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends import get_backend
 from mlops_infra.backends.base import Backend
+from mlops_infra.layout import WHOLE, Part
 from mlops_infra.stages import Stage, all_stages
+from mlops_infra.wire import HANDOVER_OUTPUT, Handover
 
 if TYPE_CHECKING:
     import pulumi
@@ -21,13 +23,34 @@ def stages_to_build(spec: "SpecBase", backend: Backend) -> list[Stage]:
 
 
 class Program:
-    """A callable Pulumi program; after it ran, `exports` holds the neutral stack outputs."""
+    """A callable Pulumi program; after it ran, `exports` holds the neutral stack outputs.
 
-    def __init__(self, spec: "SpecBase", cloud: str) -> None:
+    `part` picks one stack of a split spec (mlops_infra/layout.py). A model stack needs the
+    shared stack's handover shapes (`shapes`, from planning the shared part) and the shared
+    stack's name to reference (`shared_stack`, organization/project/stack).
+    """
+
+    def __init__(
+        self,
+        spec: "SpecBase",
+        cloud: str,
+        part: Part = WHOLE,
+        *,
+        shapes: dict[str, Any] | None = None,
+        shared_stack: str = "",
+        handed: dict[str, Any] | None = None,
+    ) -> None:
         self.spec = spec
         self.cloud = cloud
+        self.part = part
         self.backend = get_backend(cloud)
         self.exports: dict[str, Any] = {}
+        self.handover = Handover(shapes=dict(shapes or {}))
+        self.shared_stack = shared_stack
+        # Offline only: the shared part's planned handover (path -> value, or UNKNOWN_VALUE),
+        # read in place of the StackReference's outputs, which the mock monitor cannot give
+        # partly known (one unknown leaf would make every value unknown).
+        self.handed = handed
 
     def __call__(self) -> None:
         import pulumi
@@ -41,7 +64,13 @@ class Program:
         built: dict[str, Any] = {}
         prerequisites: list[Any] = []
         handoff: dict[tuple[str, str], Any] = {}
+        part, handover = self.part, self.handover
+        if part.is_model_stack:
+            handover.read = _reader(part, self.shared_stack, self.handed)
         for stage in stages_to_build(spec, backend):
+            if stage.stack_wide and part.is_model_stack:
+                built[stage.name] = handover.fetch(stage.name, "")
+                continue
             # Stages never depend on whole upstream stages: a dependency on a component reaches
             # all its children, and Pulumi's cycle check walks them for every edge, which is
             # quadratic in the stack's size. Acting resources wait for ctx.prerequisites instead.
@@ -65,14 +94,56 @@ class Program:
                 upstream=dict(built),
                 prerequisites=prerequisites,
                 handoff=handoff,
+                part=part,
+                handover=handover,
             )
             result = backend.stage_module(stage.name).build(ctx)
+            if stage.stack_wide and part.name:
+                handover.record(stage.name, "", result)
             exported = result.exports()
             component.register_outputs(exported)
             built[stage.name] = result
             if exported:
                 self.exports[stage.name] = exported
                 pulumi.export(stage.name, exported)
+        if part.name and part.builds_stack:
+            self.exports[HANDOVER_OUTPUT] = handover.exported()
+            pulumi.export(HANDOVER_OUTPUT, self.exports[HANDOVER_OUTPUT])
+
+
+UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's wire sentinel for "not known yet"
+
+
+def _reader(part: Part, shared_stack: str, planned: dict[str, Any] | None) -> Any:
+    """path -> that entry of the shared stack's handover, through one StackReference."""
+    import pulumi
+
+    reference = pulumi.StackReference(f"stackref-{part.name}", stack_name=shared_stack)
+    if planned is not None:
+        return lambda path: _planned_value(planned, path)
+    handed = reference.get_output(HANDOVER_OUTPUT)
+
+    def read(path: str) -> Any:
+        return handed.apply(lambda values: (values or {}).get(path))
+
+    return read
+
+
+def _planned_value(planned: dict[str, Any], path: str) -> Any:
+    import asyncio
+
+    import pulumi
+
+    value = planned.get(path)
+    loop = asyncio.get_event_loop()
+
+    def done(result: Any) -> asyncio.Future:
+        future = loop.create_future()
+        future.set_result(result)
+        return future
+
+    known = value != UNKNOWN_VALUE
+    return pulumi.Output(set(), done(value if known else None), done(known), done(False))
 
 
 def _recorder(found: list[Any], types: frozenset[str]) -> pulumi.ResourceTransformation:
@@ -114,5 +185,13 @@ def _api_versioned(alias: Any) -> bool:
     return len(parts) == 3 and "/v" in parts[1]
 
 
-def build_program(spec: "SpecBase", cloud: str) -> Program:
-    return Program(spec, cloud)
+def build_program(
+    spec: "SpecBase",
+    cloud: str,
+    part: Part = WHOLE,
+    *,
+    shapes: dict[str, Any] | None = None,
+    shared_stack: str = "",
+    handed: dict[str, Any] | None = None,
+) -> Program:
+    return Program(spec, cloud, part, shapes=shapes, shared_stack=shared_stack, handed=handed)

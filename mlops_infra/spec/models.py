@@ -287,6 +287,9 @@ class Model(Strict):
     serving: Optional[Serving] = Field(None, description="managed online endpoint")
     monitoring: Optional[ModelMonitoring] = Field(None, description="endpoint alarms and drift")
     retraining: Optional[Retraining] = Field(None, description="when to retrain automatically")
+    group: Optional[ResourceName] = Field(
+        None, description="with split.enabled: the model stack this model deploys in (default: its own name)"
+    )
 
 
 class Notify(Strict):
@@ -310,6 +313,13 @@ class Governance(Strict):
     )
 
 
+class Split(Strict):
+    enabled: bool = Field(
+        False, description="deploy as a shared stack plus model stacks of bounded size (one per model group)"
+    )
+    max_models_per_stack: int = Field(20, ge=1, le=200, description="the most models one model stack may hold")
+
+
 class SpecBase(Strict):
     api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion", description="spec format version")
     project: ProjectName = Field(description="project slug (2-24); feeds every physical name")
@@ -322,6 +332,7 @@ class SpecBase(Strict):
     models: list[Model] = Field(default_factory=list, max_length=5000, description="models and their lifecycle")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="stack-wide alerting")
     governance: Governance = Field(default_factory=Governance, description="keys, identities, audit")
+    split: Split = Field(default_factory=Split, description="several Pulumi stacks instead of one")
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 

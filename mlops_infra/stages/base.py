@@ -22,6 +22,9 @@ class Stage:
     used_at: Callable[["SpecBase"], list[Path]]
     checks: tuple[Callable[["SpecBase"], list[Problem]], ...] = field(default=())
     always: bool = False  # built for every spec (governance, storage)
+    # Everything it builds exists once per stack: with a split spec it is built in the shared
+    # stack only, and model stacks get its outputs through the handover (see mlops_infra/wire.py).
+    stack_wide: bool = False
 
     def used(self, spec: "SpecBase") -> bool:
         return self.always or bool(self.used_at(spec))

@@ -44,4 +44,5 @@ STAGE = Stage(
     requires=(),
     used_at=lambda spec: [("governance",)],
     always=True,
+    stack_wide=True,
 )

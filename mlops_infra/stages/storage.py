@@ -104,4 +104,5 @@ STAGE = Stage(
     used_at=lambda spec: [("storage",)],
     checks=(_check_buckets,),
     always=True,
+    stack_wide=True,
 )

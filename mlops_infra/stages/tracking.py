@@ -21,4 +21,5 @@ STAGE = Stage(
     title="Tracking",
     requires=("governance", "storage"),
     used_at=lambda spec: [("tracking",)] if spec.tracking is not None and spec.tracking.enabled else [],
+    stack_wide=True,
 )
