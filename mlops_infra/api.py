@@ -110,7 +110,12 @@ class PlanResult:
 
 
 def plan(
-    *, source: SpecSource, cloud: str | None, out: Path | None = None, against: Path | None = None
+    *,
+    source: SpecSource,
+    cloud: str | None,
+    out: Path | None = None,
+    against: Path | None = None,
+    part: str | None = None,
 ) -> PlanResult:
     """Validate for the target cloud, then plan offline; SpecInvalid carries every problem."""
     from mlops_infra.diff import diff_plans, load_plan
@@ -128,7 +133,7 @@ def plan(
             raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
     checked = check_file(source.path, clouds=[target])
     document = plan_document(
-        checked.spec, target, stack=source.stack, warnings=[w.to_dict() for w in checked.warnings]
+        checked.spec, target, stack=source.stack, warnings=[w.to_dict() for w in checked.warnings], part=part
     )
     written = None
     if out is not None:
@@ -157,6 +162,23 @@ def schema() -> dict[str, Any]:
         "title": "mlops-infra spec (apiVersion mlops-infra/v1)",
         **document,
     }
+
+
+def engine_targets(
+    *,
+    source: SpecSource,
+    cloud: str | None,
+    backend_url: str | None,
+    part: str | None = None,
+    project_dir: Path | None = None,
+) -> tuple[list[Any], list[Problem]]:
+    """The Pulumi stacks an engine command runs on, in deployment order (a split spec's shared one first)."""
+    import dataclasses
+
+    from mlops_infra.layout import select
+
+    target, warnings = engine_target(source=source, cloud=cloud, backend_url=backend_url, project_dir=project_dir)
+    return [dataclasses.replace(target, part=p) for p in select(target.spec, part)], warnings
 
 
 def engine_target(

@@ -46,6 +46,7 @@ class AutomationEngine:
     def __init__(self, env: Mapping[str, str], home: Path | None = None) -> None:
         self.env = dict(env)
         self.home = home or Path.home()
+        self._shapes: dict[tuple[int, str, str], Any] = {}
 
     # --- the interface -------------------------------------------------------
     def run(self, operation: str, target: Target, *, on_event: OnEvent, delete_data: bool = False) -> DeployResult:
@@ -112,16 +113,31 @@ class AutomationEngine:
             pulumi_command=auto.PulumiCommand(root=cli_root, skip_version_check=True),
         )
         try:
+            program = build_program(
+                target.spec,
+                target.cloud,
+                target.part,
+                shapes=self._handover_shapes(target) if target.part.is_model_stack else None,
+                # Same project and backend: the short stack name resolves on every backend.
+                shared_stack=target.shared_stack,
+            )
             return auto.create_or_select_stack(
-                stack_name=target.pulumi_stack,
-                project_name=target.spec.project,
-                program=build_program(target.spec, target.cloud),
-                opts=opts,
+                stack_name=target.pulumi_stack, project_name=target.spec.project, program=program, opts=opts
             )
         except FileNotFoundError:
             raise ToolingMissing("the Pulumi CLI could not be started", hint=INSTALL_HINT) from None
         except Exception as exc:  # noqa: BLE001
             _raise_engine_error(exc, "select the stack", target, DeployResult(operation="init", target=target))
+
+
+    def _handover_shapes(self, target: Target) -> Any:
+        """What a model stack reads from the shared one, by planning the shared part offline."""
+        from mlops_infra.plan import handover_shapes
+
+        key = (id(target.spec), target.cloud, target.stack)
+        if key not in self._shapes:
+            self._shapes[key] = handover_shapes(target.spec, target.cloud, stack=target.stack)
+        return self._shapes[key]
 
 
 class _Translator:

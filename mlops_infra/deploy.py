@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
 from mlops_infra.errors import ToolingMissing
+from mlops_infra.layout import WHOLE, Part
 
 OPERATIONS = ("preview", "up", "destroy", "refresh")
 RESULT_FORMAT = "mlops-infra/result/v1"
@@ -29,11 +30,17 @@ class Target:
     stack: str  # the spec's stack name (dev, prod)
     project_dir: Path
     backend_url: str | None = None
+    part: Part = WHOLE  # a split spec has several Pulumi stacks (layout.py)
+
+    @property
+    def shared_stack(self) -> str:
+        # One Pulumi stack per (spec stack, cloud): the same spec on two clouds never shares state.
+        # A split spec's shared stack keeps that name; its model stacks add --<group>.
+        return f"{self.stack}-{self.cloud}"
 
     @property
     def pulumi_stack(self) -> str:
-        # One Pulumi stack per (spec stack, cloud): the same spec on two clouds never shares state.
-        return f"{self.stack}-{self.cloud}"
+        return self.part.pulumi_stack(self.shared_stack)
 
     @property
     def state_url(self) -> str:
@@ -82,6 +89,7 @@ class DeployResult:
             "stack": target.stack,
             "cloud": target.cloud,
             "pulumi_stack": target.pulumi_stack,
+            **({"part": target.part.name} if target.part.name else {}),
             "ok": not self.failed,
             "resources": [
                 {

@@ -23,6 +23,7 @@ class MlopsInfraError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.details: dict = {}  # extra fields for the --json error document
 
 
 class UsageError(MlopsInfraError):

@@ -236,6 +236,12 @@ def plan_document(
     return document
 
 
+def handover_shapes(spec: "SpecBase", cloud: str, *, stack: str) -> dict[str, Any]:
+    """The shapes of what a split spec's shared stack hands over (model stacks are built from them)."""
+    _, program = _run_part(spec, cloud, _shared(), stack)
+    return program.handover.recorded_shapes()
+
+
 def _shared() -> Any:
     from mlops_infra.layout import SHARED_PART
 

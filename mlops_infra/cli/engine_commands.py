@@ -36,43 +36,87 @@ def _engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="State backend: s3://, gs://, azblob://, file:// or Pulumi Cloud (default: file://.mlops-infra/state).",
     )(fn)
     fn = click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")(fn)
+    fn = _part_option(fn)
     return _source_options(fn)
 
 
-def _target(stack: str | None, spec_path: str | None, cloud: str | None, backend_url: str | None) -> Any:
+def _part_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--part",
+        metavar="NAME",
+        help="Split specs: only the `shared` stack, one model group's stack, or a model's (default: all).",
+    )(fn)
+
+
+def _targets(
+    stack: str | None, spec_path: str | None, cloud: str | None, backend_url: str | None, part: str | None
+) -> list[Any]:
     from mlops_infra import api
 
     source = api.resolve_source(stack=stack, spec=spec_path)
-    target, warnings = api.engine_target(source=source, cloud=cloud, backend_url=backend_url)
+    targets, warnings = api.engine_targets(source=source, cloud=cloud, backend_url=backend_url, part=part)
     render_problems(warnings)
-    return target
+    return targets
 
 
 def _planned_total(target: Any) -> int | None:
     from mlops_infra.plan import plan_document
 
     try:
-        document = plan_document(target.spec, target.cloud, stack=target.stack)
+        document = plan_document(target.spec, target.cloud, stack=target.stack, part=target.part.name or None)
     except Exception:  # noqa: BLE001 - the count only feeds the progress display
         return None
-    # Every registration the engine reports: the plan's resources plus the root stack.
-    return len(document["resources"]) + 1
+    # Every registration the engine reports: the plan's resources, the root stack and a model
+    # stack's reference to the shared one.
+    return len(document["resources"]) + 1 + (1 if target.part.is_model_stack else 0)
 
 
-def _run(operation: str, target: Any, *, as_json: bool, delete_data: bool = False) -> Any:
+def _run(operation: str, targets: list[Any], *, as_json: bool, delete_data: bool = False) -> list[Any]:
+    """Run on each Pulumi stack in order (destroy: model stacks before the shared one they read)."""
     from mlops_infra.cli.progress import Progress
+    from mlops_infra.errors import MlopsInfraError
 
-    progress = Progress(total=None if operation == "destroy" else (lambda: _planned_total(target)))
+    ordered = list(reversed(targets)) if operation == "destroy" else targets
     engine = make_engine()
-    try:
-        result = engine.run(operation, target, on_event=progress, delete_data=delete_data)
-    finally:
-        progress.finish()
+    results: list[Any] = []
+    for target in ordered:
+        progress = Progress(total=None if operation == "destroy" else (lambda t=target: _planned_total(t)))
+        try:
+            results.append(engine.run(operation, target, on_event=progress, delete_data=delete_data))
+        except MlopsInfraError as exc:
+            if len(ordered) > 1:
+                # Stacks run in order and stop at the first failure: say what ran and what did not.
+                exc.message = f"{target.pulumi_stack}: {exc.message}"
+                exc.details = {"parts": [r.to_dict() for r in results], "not_run": [t.pulumi_stack for t in ordered[len(results) :]]}
+            raise
+        finally:
+            progress.finish()
+        if not as_json:
+            _render(results[-1])
     if as_json:
-        emit_json(result.to_dict())
-    else:
-        _render(result)
-    return result
+        emit_json(results[0].to_dict() if len(ordered) == 1 and not ordered[0].part.name else _combined(operation, ordered, results))
+    return results
+
+
+def _combined(operation: str, targets: list[Any], results: list[Any]) -> dict[str, Any]:
+    """One result document for the stacks of a split spec: each stack's document in `parts`."""
+    from mlops_infra.deploy import RESULT_FORMAT
+
+    first = targets[0]
+    summary: dict[str, int] = {}
+    for result in results:
+        for op, count in result.summary.items():
+            summary[op] = summary.get(op, 0) + count
+    return {
+        "format": RESULT_FORMAT,
+        "operation": operation,
+        "project": first.spec.project,
+        "stack": first.stack,
+        "cloud": first.cloud,
+        "ok": not any(r.failed for r in results),
+        "parts": [r.to_dict() for r in results],
+        "summary": dict(sorted(summary.items())),
+    }
 
 
 def _render(result: Any) -> None:
@@ -86,7 +130,7 @@ def _render(result: Any) -> None:
         click.echo(f"  output {key}: {value}")
 
 
-def _confirm_or_refuse(operation: str, target: Any, yes: bool, *, delete_data: bool = False) -> None:
+def _confirm_or_refuse(operation: str, targets: list[Any], yes: bool, *, delete_data: bool = False) -> None:
     from mlops_infra.errors import UsageError
 
     if yes:
@@ -96,7 +140,9 @@ def _confirm_or_refuse(operation: str, target: Any, yes: bool, *, delete_data: b
             f"refusing to {operation} without --yes: stdin is not a terminal, so nobody can confirm",
             hint=f"review `mlops-infra preview` first, then run `mlops-infra {operation} --yes`",
         )
-    where = f"{target.spec.project}/{target.pulumi_stack} on {target.cloud} (state: {target.state_url})"
+    target = targets[0]
+    stacks = target.pulumi_stack if len(targets) == 1 else f"{{{', '.join(t.pulumi_stack for t in targets)}}}"
+    where = f"{target.spec.project}/{stacks} on {target.cloud} (state: {target.state_url})"
     if delete_data:
         typed = click.prompt(
             f"This deletes ALL data of {where}: buckets, keys, registries. Type the stack name to confirm",
@@ -104,7 +150,7 @@ def _confirm_or_refuse(operation: str, target: Any, yes: bool, *, delete_data: b
             show_default=False,
             err=True,
         )
-        if typed != target.pulumi_stack:
+        if typed != target.shared_stack:
             raise UsageError("not confirmed; nothing was deleted")
         return
     if not click.confirm(f"{operation.capitalize()} {where}?", default=False, err=True):
@@ -121,11 +167,12 @@ def preview(
     backend_url: str | None,
     as_json: bool,
     expect_no_changes: bool,
+    part: str | None,
 ) -> None:
     """Show what `up` would change, using the real engine and your credentials."""
-    target = _target(stack, spec_path, cloud, backend_url)
-    result = _run("preview", target, as_json=as_json)
-    if expect_no_changes and result.changed:
+    targets = _targets(stack, spec_path, cloud, backend_url, part)
+    results = _run("preview", targets, as_json=as_json)
+    if expect_no_changes and any(r.changed for r in results):
         echo_err(error_text("the preview has changes and --expect-no-changes was given"))
         sys.exit(1)
 
@@ -140,11 +187,12 @@ def up(
     backend_url: str | None,
     as_json: bool,
     yes: bool,
+    part: str | None,
 ) -> None:
     """Create or update the cloud resources of a stack."""
-    target = _target(stack, spec_path, cloud, backend_url)
-    _confirm_or_refuse("up", target, yes)
-    _run("up", target, as_json=as_json)
+    targets = _targets(stack, spec_path, cloud, backend_url, part)
+    _confirm_or_refuse("up", targets, yes)
+    _run("up", targets, as_json=as_json)
 
 
 @click.command()
@@ -159,11 +207,12 @@ def destroy(
     as_json: bool,
     yes: bool,
     delete_data: bool,
+    part: str | None,
 ) -> None:
     """Delete a stack's resources; data and keys are kept unless --delete-data."""
-    target = _target(stack, spec_path, cloud, backend_url)
-    _confirm_or_refuse("destroy", target, yes, delete_data=delete_data)
-    _run("destroy", target, as_json=as_json, delete_data=delete_data)
+    targets = _targets(stack, spec_path, cloud, backend_url, part)
+    _confirm_or_refuse("destroy", targets, yes, delete_data=delete_data)
+    _run("destroy", targets, as_json=as_json, delete_data=delete_data)
 
 
 @click.command()
@@ -174,10 +223,11 @@ def refresh(
     cloud: str | None,
     backend_url: str | None,
     as_json: bool,
+    part: str | None,
 ) -> None:
     """Read the real state of the stack's resources from the cloud into the state."""
-    target = _target(stack, spec_path, cloud, backend_url)
-    _run("refresh", target, as_json=as_json)
+    targets = _targets(stack, spec_path, cloud, backend_url, part)
+    _run("refresh", targets, as_json=as_json)
 
 
 @click.command()
@@ -188,10 +238,16 @@ def outputs(
     cloud: str | None,
     backend_url: str | None,
     as_json: bool,
+    part: str | None,
 ) -> None:
     """Print the stack's outputs (bucket URIs, key id, identities, endpoints)."""
-    target = _target(stack, spec_path, cloud, backend_url)
-    values = make_engine().outputs(target)
+    targets = _targets(stack, spec_path, cloud, backend_url, part)
+    engine = make_engine()
+    target = targets[0]
+    if len(targets) == 1 and not target.part.name:
+        values = engine.outputs(target)
+    else:  # a split spec: each Pulumi stack's outputs under its part
+        values = {t.part.name: engine.outputs(t) for t in targets}
     if as_json:
         emit_json({"format": "mlops-infra/outputs/v1", "stack": target.stack, "cloud": target.cloud, "outputs": values})
         return

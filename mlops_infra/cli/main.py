@@ -53,14 +53,17 @@ def _report(exc: Exception, ctx: click.Context) -> None:
                 }
             )
         return
+    details: dict = {}
     if isinstance(exc, MlopsInfraError):
-        message, hint = exc.message, exc.hint
+        message, hint, details = exc.message, exc.hint, exc.details
     else:
         message = f"internal error: {type(exc).__name__}: {exc}"
         hint = "this is a bug in mlops-infra; run with --debug for the traceback and report it"
     echo_err(error_text(message, hint))
     if as_json:
-        emit_json({"format": "mlops-infra/error/v1", "error": message, "hint": hint, "exit_code": _exit_code(exc)})
+        emit_json(
+            {"format": "mlops-infra/error/v1", "error": message, "hint": hint, "exit_code": _exit_code(exc), **details}
+        )
 
 
 def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -163,6 +166,9 @@ def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) 
     help="An older plan document: show what changes (create / update with property paths / delete).",
 )
 @click.option("--expect-no-changes", is_flag=True, help="With --against: exit 1 when anything changes.")
+@click.option(
+    "--part", metavar="NAME", help="Split specs: plan only the `shared` stack, a model group's, or a model's."
+)
 @_json_option
 def plan(
     stack: str | None,
@@ -171,6 +177,7 @@ def plan(
     out: Path | None,
     against: Path | None,
     expect_no_changes: bool,
+    part: str | None,
     as_json: bool,
 ) -> None:
     """Show the resources a spec declares, offline: no credentials, no Pulumi CLI."""
@@ -181,7 +188,7 @@ def plan(
     if expect_no_changes and against is None:
         raise UsageError("--expect-no-changes needs --against OLD.json", hint="plan the base branch with --out first")
     source = api.resolve_source(stack=stack, spec=spec_path)
-    result = api.plan(source=source, cloud=cloud, out=out, against=against)
+    result = api.plan(source=source, cloud=cloud, out=out, against=against, part=part)
     render_problems(result.warnings)
     if as_json:
         emit_json(result.to_dict())

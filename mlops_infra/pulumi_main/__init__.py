@@ -2,6 +2,7 @@
 
 Config (optional): `mlops-infra:cloud` picks the cloud (default: the spec's
 `cloud:`), `mlops-infra:spec` a spec path other than stacks/<stack>.yaml.
+Split specs (`split.enabled`) are deployed with `mlops-infra up` only.
 """
 
 from __future__ import annotations
@@ -29,4 +30,11 @@ def run(project_dir: Path | None = None) -> None:
     cloud = cloud or checked.spec.cloud
     if cloud is None:
         raise pulumi.RunError("no target cloud: set `cloud:` in the spec or `pulumi config set mlops-infra:cloud aws`")
+    if checked.spec.split.enabled:
+        # A model stack is built from the shapes of what the shared stack hands over, which come
+        # from planning the shared part offline: that cannot run inside a live Pulumi program.
+        raise pulumi.RunError(
+            f"{spec_path} is split into several Pulumi stacks: deploy it with `mlops-infra up` "
+            "(it runs the shared stack, then each model stack)"
+        )
     build_program(checked.spec, cloud)()

@@ -113,6 +113,7 @@ def _targets(spec: Any, clouds: Sequence[str] | None) -> list[str]:
 
 def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
     from mlops_infra.backends import registry
+    from mlops_infra.layout import problems as layout_problems
     from mlops_infra.stages import all_stages
     from mlops_infra.stages.base import finding
 
@@ -128,6 +129,7 @@ def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
     for stage in all_stages():
         for check in stage.checks:
             yield from check(spec)
+    yield from layout_problems(spec)
     backends = registry()
     for cloud in clouds:
         backend = backends[cloud]
