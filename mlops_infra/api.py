@@ -143,6 +143,10 @@ def plan(
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
         written = out
+    if old is not None and part is not None and "split" in document:
+        # Compare only the stacks planned: the others are not being deleted.
+        planned = {p["part"] for p in document["split"]["parts"]}
+        old = {**old, "resources": [r for r in old["resources"] if r.get("part") in planned]}
     changes = diff_plans(old, document) if old is not None else None
     if old is not None and old.get("cloud") != target:
         raise UsageError(

@@ -227,3 +227,14 @@ def test_plain_pulumi_refuses_a_split_spec(split_project: Path) -> None:
 
     with pytest.raises(pulumi.RunError, match="split into several Pulumi stacks"):
         run_offline(EntryProgram("aws", split_project), project="churn", stack="prod")
+
+
+def test_plan_one_part_against_a_whole_split_plan(split_project: Path) -> None:
+    runner = CliRunner()
+    whole = runner.invoke(main, ["plan", "--stack", "prod", "--cloud", "aws", "--out", "old.json"])
+    assert whole.exit_code == 0, whole.stderr
+    assert "== Pulumi stack prod-aws--ltv-regressor (ltv-regressor: ltv-regressor)" in whole.stdout
+    one = runner.invoke(main, ["plan", "--stack", "prod", "--cloud", "aws", "--part", "ltv-regressor",
+                               "--against", "old.json", "--expect-no-changes"])
+    assert one.exit_code == 0, one.stdout + one.stderr
+    assert one.stdout.strip() == "No changes."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -80,14 +81,17 @@ def _run(operation: str, targets: list[Any], *, as_json: bool, delete_data: bool
     engine = make_engine()
     results: list[Any] = []
     for target in ordered:
-        progress = Progress(total=None if operation == "destroy" else (lambda t=target: _planned_total(t)))
+        progress = Progress(total=None if operation == "destroy" else functools.partial(_planned_total, target))
         try:
             results.append(engine.run(operation, target, on_event=progress, delete_data=delete_data))
         except MlopsInfraError as exc:
             if len(ordered) > 1:
                 # Stacks run in order and stop at the first failure: say what ran and what did not.
                 exc.message = f"{target.pulumi_stack}: {exc.message}"
-                exc.details = {"parts": [r.to_dict() for r in results], "not_run": [t.pulumi_stack for t in ordered[len(results) :]]}
+                exc.details = {
+                    "parts": [r.to_dict() for r in results],
+                    "not_run": [t.pulumi_stack for t in ordered[len(results) :]],
+                }
             raise
         finally:
             progress.finish()
