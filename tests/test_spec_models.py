@@ -61,8 +61,8 @@ def test_schema_covers_every_section() -> None:
     schema = spec_model().model_json_schema(by_alias=True)
     assert set(schema["properties"]) >= {
         "apiVersion", "project", "environment", "cloud", "clouds", "tags", "storage", "tracking",
-        "models", "monitoring", "governance",
+        "models", "monitoring", "governance", "split",
     }
     model = schema["$defs"]["Model"]["properties"]
-    assert set(model) == {"name", "training", "registry", "serving", "monitoring", "retraining"}
+    assert set(model) == {"name", "training", "registry", "serving", "monitoring", "retraining", "group"}
     assert schema["additionalProperties"] is False

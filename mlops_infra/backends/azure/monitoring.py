@@ -34,6 +34,10 @@
 
 Grants: none. The alerts read platform metrics and logs; the monitors run as the training
 identity, which storage.py already lets read drift baselines and the artifact bucket.
+
+Split specs: the action group and the workbook are stack-wide (the shared stack; model stacks
+read the action group's id from it); alerts, traffic log settings and drift monitors are per
+model (the model's stack).
 """
 
 from __future__ import annotations
@@ -69,11 +73,13 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     spec = ctx.spec
     workspace = ctx.upstream["storage"].workspace
     serving = ctx.upstream.get("serving")
-    endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}
-    group = _action_group(ctx)
+    endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}  # this part's models
+    # Stack-wide, used by every model's alerts (and retraining's drift alerts): a model stack
+    # reads its id from the shared stack.
+    group = ctx.shared("channel", lambda: _action_group(ctx).id)
 
     alarms: dict[str, list[Any]] = {}
-    for model in sorted((m for m in spec.models if m.monitoring is not None), key=lambda m: m.name):
+    for model in sorted((m for m in ctx.models() if m.monitoring is not None), key=lambda m: m.name):
         if model.name not in endpoints or workspace is None:
             continue  # validate reports monitoring without serving
         endpoint_id = pulumi.Output.concat(workspace.id, "/onlineEndpoints/", endpoints[model.name])
@@ -82,9 +88,11 @@ def build(ctx: StageContext) -> MonitoringOutputs:
         assert model.monitoring is not None and model.serving is not None
         if model.monitoring.drift is not None and model.serving.data_capture is not None:
             _drift_monitor(ctx, model, workspace)
-    if spec.monitoring.dashboard and endpoints and workspace is not None:
+    # The workbook lists endpoints itself: it exists once per stack if any model serves.
+    served = any(m.serving is not None for m in spec.models)
+    if ctx.builds_stack and spec.monitoring.dashboard and served and workspace is not None:
         _workbook(ctx, workspace)
-    return MonitoringOutputs(channel=group.id, alarms=alarms)
+    return MonitoringOutputs(channel=group, alarms=alarms)
 
 
 def _action_group(ctx: StageContext) -> monitor.ActionGroup:
@@ -182,7 +190,7 @@ def _endpoint_alarms(
                     threshold=float(mon.latency_p99_ms),  # the metric is in milliseconds too
                     time_aggregation=monitor.AggregationTypeEnum.AVERAGE,
                 ),
-                group=group.id,
+                group=group,
                 severity=rules.SEVERITY["latency"],
             ).id
         )
@@ -208,7 +216,7 @@ def _endpoint_alarms(
                     threshold=rules.per_minute(mon.min_invocations_per_hour),
                     time_aggregation=monitor.AggregationTypeEnum.AVERAGE,
                 ),
-                group=group.id,
+                group=group,
                 severity=rules.SEVERITY["traffic"],
                 frequency=rules.TRAFFIC_FREQUENCY,
                 window=rules.TRAFFIC_WINDOW,
@@ -258,7 +266,7 @@ def _errors_alarm(
             ]
         ),
         auto_mitigate=True,
-        actions=monitor.ActionsArgs(action_groups=[group.id]),
+        actions=monitor.ActionsArgs(action_groups=[group]),
         tags=ctx.tags(),
         # The log exists once the endpoint sends it: the query validates against the table.
         opts=ctx.opts(depends_on=[traffic_logs]),

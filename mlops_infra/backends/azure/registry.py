@@ -1,5 +1,8 @@
 """Azure registry: one model container per model in the stack's Azure ML workspace.
 
+All of it is per model: a split spec builds each container in its model's stack, and the
+registry has nothing stack-wide.
+
 Trained versions are registered into it (ModelVersion, by the training run or later by the
 retraining stage); the container is protected, since deleting it deletes every version.
 
@@ -24,7 +27,7 @@ APPROVAL_KEY = "approval"
 def build(ctx: StageContext) -> RegistryOutputs:
     workspace = ctx.upstream["storage"].workspace
     registries: dict[str, Any] = {}
-    for model in sorted((m for m in ctx.spec.models if m.registry is not None), key=lambda m: m.name):
+    for model in sorted((m for m in ctx.models() if m.registry is not None), key=lambda m: m.name):
         assert model.registry is not None  # filtered above
         approval = model.registry.approval
         container = ml.ModelContainer(

@@ -28,10 +28,15 @@ assets and write jobs: the narrowest Azure RBAC allows. Built-in roles are broad
 Scientist also deletes and reads datastore secrets); Azure RBAC cannot restrict a principal to one
 component or job, so "only this stack's jobs" is as narrow as it gets. Schedules submit jobs as
 Azure ML itself; the jobs run as the training identity.
+
+Split specs: the custom role, its assignment and the two system topics are stack-wide (the
+shared stack; model stacks read the topics' names and ids from it); schedules, Logic Apps, event
+subscriptions and drift alerts are per model (the model's stack).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -84,22 +89,25 @@ JOB_SUBMITTER_ACTIONS = (
 
 
 def build(ctx: StageContext) -> RetrainingOutputs:
-    spec = ctx.spec
     training = ctx.upstream["training"]
     workspace = ctx.upstream["storage"].workspace
-    jobs: dict[str, TrainingJob] = getattr(training, "jobs", {})
-    models = sorted(
-        (m for m in spec.models if m.retraining is not None and m.name in jobs), key=lambda m: m.name
-    )  # validate reports retraining without training
-    evented = [m for m in models if _retraining(m).new_data_ref is not None or _on_drift(m)]
-    grant = _submitter(ctx, workspace) if evented else None
-    storage_topic = _topic(ctx, "storage", STORAGE_TOPIC_TYPE, workspace.account_id) if any(
-        _retraining(m).new_data_ref is not None for m in evented
-    ) else None
-    ml_topic = _topic(ctx, "ml", ML_TOPIC_TYPE, workspace.id) if any(_on_drift(m) for m in evented) else None
+    jobs: dict[str, TrainingJob] = getattr(training, "jobs", {})  # this part's models only
+    # Stack-wide resources follow every model of the spec, so all stacks of a split agree on them.
+    evented = [m for m in _retrained(ctx.spec.models) if _retraining(m).new_data_ref is not None or _on_drift(m)]
+    grant = _submitter(ctx, workspace) if evented and ctx.builds_stack else None
+    storage_topic = (
+        ctx.shared("storage-topic", lambda: _topic(ctx, "storage", STORAGE_TOPIC_TYPE, workspace.account_id))
+        if any(_retraining(m).new_data_ref is not None for m in evented)
+        else None
+    )
+    ml_topic = (
+        ctx.shared("ml-topic", lambda: _topic(ctx, "ml", ML_TOPIC_TYPE, workspace.id))
+        if any(_on_drift(m) for m in evented)
+        else None
+    )
 
     triggers: dict[str, list[Any]] = {}
-    for model in models:
+    for model in _retrained(ctx.models()):
         job, found = jobs[model.name], []
         assert model.retraining is not None  # filtered above
         if model.retraining.schedule:
@@ -113,6 +121,14 @@ def build(ctx: StageContext) -> RetrainingOutputs:
                 found += _drift(ctx, model, ml_topic, target)
         triggers[model.name] = found
     return RetrainingOutputs(triggers=triggers)
+
+
+def _retrained(models: list[Model]) -> list[Model]:
+    """The models with a retraining block and a training job to start, by name.
+
+    validate reports retraining without training.
+    """
+    return sorted((m for m in models if m.retraining is not None and m.training is not None), key=lambda m: m.name)
 
 
 def _retraining(model: Model) -> Retraining:
@@ -232,8 +248,8 @@ def _workflow(
             "job": logic.WorkflowParameterArgs(type=logic.ParameterType.OBJECT, value=body),
         },
         tags=ctx.tags(),
-        # Its first run must find the grant in place.
-        opts=ctx.opts(depends_on=[grant] if grant is not None else None),
+        # Its first run must find the grant in place (in a model stack, the shared stack made it).
+        opts=ctx.opts(depends_on=ctx.waits(grant) or None),
     )
     callback = logic.list_workflow_trigger_callback_url_output(
         resource_group_name=governance.scope,
@@ -245,11 +261,15 @@ def _workflow(
     return workflow, pulumi.Output.secret(callback.value)
 
 
+@dataclass(frozen=True)
 class Topic:
-    """An Event Grid system topic and its name (known while planning, once the topic exists)."""
+    """An Event Grid system topic's name (known while planning, once the topic exists) and id.
 
-    def __init__(self, resource: eventgrid.SystemTopic, name: Any) -> None:
-        self.resource, self.name, self.id = resource, name, resource.id
+    Values only: model stacks read them from the shared stack, which builds the topic.
+    """
+
+    name: Any
+    id: Any
 
 
 def _topic(ctx: StageContext, word: str, topic_type: str, source: Any) -> Topic:
@@ -265,7 +285,7 @@ def _topic(ctx: StageContext, word: str, topic_type: str, source: Any) -> Topic:
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
-    return Topic(resource, after(resource.tags, name))
+    return Topic(name=after(resource.tags, name), id=resource.id)
 
 
 def _webhook(url: Any) -> eventgrid.WebHookEventSubscriptionDestinationArgs:

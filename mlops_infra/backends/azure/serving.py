@@ -54,7 +54,8 @@ in the CMK container registry.
 
 Grants (the serving identity, on top of governance's key grant and storage's prefix-limited
 read of models/ and read/write of data-capture/): AcrPull on the stack's registry and AzureML
-Metrics Writer on the workspace, once per stack; adding a model adds no grant.
+Metrics Writer on the workspace, once per stack; adding a model adds no grant. A split spec
+builds them in its shared stack, and everything per model above in the model's own stack.
 """
 
 from __future__ import annotations
@@ -108,10 +109,12 @@ def build(ctx: StageContext) -> ServingOutputs:
     governance = ctx.upstream["governance"]
     identity = governance.identities["serving"]
     workspace = ctx.upstream["storage"].workspace
-    grants = _grants(ctx, workspace, identity, governance.extra["subscription_id"])
+    # Grants on the shared serving identity exist once per stack; a model stack's deployments
+    # find them in place, since the shared stack is deployed first.
+    grants = _grants(ctx, workspace, identity, governance.extra["subscription_id"]) if ctx.builds_stack else None
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
-    for model in sorted((m for m in ctx.spec.models if m.serving is not None), key=lambda m: m.name):
+    for model in sorted((m for m in ctx.models() if m.serving is not None), key=lambda m: m.name):
         endpoints[model.name], urls[model.name] = _model(ctx, model, workspace, identity, grants)
     return ServingOutputs(endpoints=endpoints, urls=urls)
 
@@ -138,7 +141,9 @@ def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: A
     ]
 
 
-def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, grants: list[Any]) -> tuple[Any, Any]:
+def _model(
+    ctx: StageContext, model: Model, workspace: Any, identity: Any, grants: list[Any] | None
+) -> tuple[Any, Any]:
     serving = model.serving
     assert serving is not None
     rg, location, tags = workspace.resource_group, workspace.location, ctx.tags()
@@ -232,7 +237,7 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, grant
         properties=properties,
         tags=tags,
         # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
-        opts=ctx.opts(retain_on_delete=True, depends_on=[*grants, *ctx.prerequisites]),
+        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants, ctx.prerequisites)),
     )
     deployment_ref = after(deployment.tags, deployment_name)
 

@@ -28,7 +28,8 @@ resume from what it finds there. Azure has no wait limit for low-priority capaci
 has no effect (backend.check warns); max_runtime is the job's timeout.
 
 Grants for the training identity (what a job needs, nothing more), on top of storage's data
-grants and governance's key grant:
+grants and governance's key grant, once per stack (a split spec's shared stack; its model
+stacks hold the per-model resources above):
 - AcrPull on the stack's registry (Azure ML keeps the images it prepares there);
 - AzureML Metrics Writer (preview) on the workspace: MLflow metrics of its runs. AzureML Data
   Scientist would also let it submit jobs, create models, read every datastore's secrets;
@@ -187,9 +188,13 @@ def build(ctx: StageContext) -> AzureTrainingOutputs:
     storage = ctx.upstream["storage"]
     workspace = storage.workspace
     training_identity = governance.identities["training"]
-    models = sorted((m for m in ctx.spec.models if m.training is not None), key=lambda m: m.name)
+    models = sorted((m for m in ctx.models() if m.training is not None), key=lambda m: m.name)
 
-    grants = _grants(ctx, workspace, training_identity, governance.extra["subscription_id"])
+    # Grants on the shared training identity exist once per stack; a model stack's jobs find
+    # them in place, since the shared stack is deployed first.
+    grants = (
+        _grants(ctx, workspace, training_identity, governance.extra["subscription_id"]) if ctx.builds_stack else None
+    )
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
     images: dict[str, Any] = {}
@@ -241,7 +246,7 @@ def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: A
 
 
 def _model(
-    ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any, grants: list[Any]
+    ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any, grants: list[Any] | None
 ) -> TrainingJob:
     training = model.training
     assert training is not None
@@ -469,7 +474,7 @@ def _job(
     ctx: StageContext,
     job: TrainingJob,
     workspace: Any,
-    grants: list[Any],
+    grants: list[Any] | None,
     spec: dict[str, Any],
     compute_name: str,
     vm_size: str,
@@ -509,5 +514,5 @@ def _job(
             tags=ctx.tags(),
             link_component=False,
         ),
-        opts=ctx.opts(retain_on_delete=True, depends_on=grants),
+        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants)),
     )
