@@ -7,13 +7,16 @@ Per stack:
   every policy notifies all of them, and the stage output lists their names.
 - with dashboard: true and served models, one dashboard (templates/gcp/dashboard.json.j2): a row
   per served model with its endpoint's predictions, p99 latency, errors and replicas. It is the
-  one resource that lists every model: adding a model updates it (and creates the rest).
+  one resource that lists every model: adding a model updates it (and creates the rest). Endpoint
+  ids are chosen by the namer, so it lists endpoints of other stacks of a split spec too.
 - with drift monitoring: the stack's custom metric descriptor (automation.drift_metric_type),
   and project-level grants for the training identity, which runs the drift workflows:
   roles/bigquery.jobUser (jobs.create has no narrower resource), roles/monitoring.metricWriter
   (timeSeries.create likewise) and, when no training stage grants it already,
   roles/logging.logWriter (the workflows' call logs). The training identity is the one the
   storage stage already lets read the drift baselines (stages/storage.py data_reads).
+All of these are in the shared stack of a split spec; model stacks get the channel names and the
+drift metric type from it (ctx.shared) and hold the per-model resources below.
 
 Per served model with thresholds, one alert policy per threshold on its Vertex AI endpoint's
 metrics (automation.endpoint_filter): p99 of prediction_latencies (milliseconds, as the spec's
@@ -46,13 +49,14 @@ import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
-from mlops_infra.backends.gcp.scheduling import workflow_job
+from mlops_infra.backends.gcp import naming
 from mlops_infra.backends.gcp.naming import (
     capture_dataset_id,
     drift_workflow_name,
     scheduler_job_name,
     topic_id,
 )
+from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.spec.models import Model
 from mlops_infra.stages import stage
 from mlops_infra.stages.monitoring import MonitoringOutputs
@@ -74,24 +78,29 @@ AUTO_CLOSE = "1800s"  # incidents without data close after 30 minutes (the short
 
 def build(ctx: StageContext) -> MonitoringOutputs:
     serving = ctx.upstream.get("serving")
+    # The endpoints of the models this stack builds (the serving stage's, same stack).
     endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}
-    channels = _channels(ctx)
-    channel_names = [c.name for c in channels]
+    built = {m.name for m in ctx.models()}
+    channel_names = ctx.shared("channels", lambda: [c.name for c in _channels(ctx)])
 
     alarms: dict[str, list[Any]] = {}
     for model in auto.alarm_models(ctx.spec):
-        if model.name in endpoints:
+        if model.name in built and model.name in endpoints:
             alarms[model.name] = [p.name for p in _endpoint_alerts(ctx, model, endpoints[model.name], channel_names)]
 
-    drifting = [m for m in auto.drift_models(ctx.spec) if m.name in endpoints]
+    # Whether the stack has a drift metric is decided from every model, so the shared stack of a
+    # split spec makes it (and the grants) whenever a model stack's drift workflows need it.
+    drifting = auto.drift_models(ctx.spec)
     if drifting:
-        metric_type = _drift_metric(ctx)
-        grants = _drift_grants(ctx)
+        metric_type = ctx.shared("drift-metric", lambda: _drift_metric(ctx))
+        grants = _drift_grants(ctx) if ctx.builds_stack else []
         for model in drifting:
-            _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=grants)
+            if model.name in built and model.name in endpoints:
+                _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=grants)
 
-    if ctx.spec.monitoring.dashboard and endpoints:
-        _dashboard(ctx, endpoints)
+    served = [m.name for m in ctx.spec.models if m.serving is not None]
+    if ctx.spec.monitoring.dashboard and served and ctx.builds_stack:
+        _dashboard(ctx, served, endpoints)
     return MonitoringOutputs(channel=channel_names, alarms=alarms)
 
 
@@ -304,15 +313,20 @@ def dashboard_json(**values: Any) -> str:
     return json.dumps(render_json(DASHBOARD_TEMPLATE, **dashboard_values(**values)), sort_keys=True)
 
 
-def _dashboard(ctx: StageContext, endpoints: dict[str, Any]) -> gcp.monitoring.Dashboard:
+def _dashboard(ctx: StageContext, served: list[str], endpoints: dict[str, Any]) -> gcp.monitoring.Dashboard:
+    """A row per served model of the spec. An endpoint built in this stack gives its id as an
+    output (the dashboard waits for it); one in a model stack of a split spec (not deployed yet
+    when the shared stack is) has the same id from the namer: endpoint ids are chosen, not assigned."""
     display_name = f"mlops-infra {ctx.spec.project}/{ctx.spec.environment}"
     labels = ctx.tags()
-    body = pulumi.Output.all(**endpoints).apply(
-        lambda paths: dashboard_json(
-            display_name=display_name,
-            labels=labels,
-            endpoint_ids={model: auto.endpoint_id_of(path) for model, path in paths.items()},
-        )
+    ids = {
+        model: pulumi.Output.from_input(endpoints[model]).apply(auto.endpoint_id_of)
+        if model in endpoints
+        else naming.endpoint_id(ctx.namer, model)
+        for model in served
+    }
+    body = pulumi.Output.all(**ids).apply(
+        lambda endpoint_ids: dashboard_json(display_name=display_name, labels=labels, endpoint_ids=endpoint_ids)
     )
     return gcp.monitoring.Dashboard(
         ctx.logical("dashboard"), project=ctx.settings.project, dashboard_json=body, opts=ctx.opts()

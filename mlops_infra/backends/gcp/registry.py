@@ -10,6 +10,9 @@ to move. What this stage declares is the IAM the workflow identity ("automation"
 upload: a custom role with the three Vertex AI permissions it uses (models.get to find the
 model, models.upload, operations.list while the upload runs), since roles/aiplatform.user is
 the narrowest predefined role holding models.upload and grants far more.
+
+The role and its grant are stack-wide (the shared stack of a split spec); registry paths are per
+model and constants, so a model stack computes its own without reading anything from the shared stack.
 """
 
 from __future__ import annotations
@@ -29,12 +32,16 @@ REGISTRAR_PERMISSIONS = ("aiplatform.models.get", "aiplatform.models.upload", "a
 def build(ctx: StageContext) -> RegistryOutputs:
     project, region = ctx.settings.project, ctx.settings.region
     # Only models with training get versions on GCP (backend.check() warns about the others).
+    registered = [m.name for m in ctx.spec.models if m.registry is not None and m.training is not None]
+    built = {m.name for m in ctx.models()}
     registries = {
-        m.name: f"projects/{project}/locations/{region}/models/{model_id(ctx.namer, m.name)}"
-        for m in ctx.spec.models
-        if m.registry is not None and m.training is not None
+        name: f"projects/{project}/locations/{region}/models/{model_id(ctx.namer, name)}"
+        for name in registered
+        if name in built
     }
-    if registries:
+    # The role and its grant serve every model's workflow: stack-wide, wanted when any model
+    # registers (decided from the whole spec, so the shared stack of a split builds them too).
+    if registered and ctx.builds_stack:
         automation = ctx.upstream["governance"].identities["automation"]
         role = gcp.projects.IAMCustomRole(
             ctx.logical("role", "registrar"),

@@ -22,7 +22,7 @@ workflows already. Pub/Sub pushes to Workflows with tokens of that identity: its
 gets roles/iam.serviceAccountTokenCreator on the automation service account only (needed where
 the agent predates April 2021, harmless elsewhere). Eventarc's own agent gets its role when the
 API is first used. Nothing here lists every model: one resource per model and trigger, and one
-stack-wide grant.
+stack-wide grant (in the shared stack of a split spec; model stacks hold their models' triggers).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
-from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
+from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.spec.models import Model
 from mlops_infra.stages.retraining import RetrainingOutputs
 
@@ -47,12 +47,14 @@ def build(ctx: StageContext) -> RetrainingOutputs:
     governance = ctx.upstream["governance"]
     training = ctx.upstream.get("training")
     pipelines: dict[str, Any] = dict(training.pipelines) if training is not None else {}
-    models = [m for m in auto.retraining_models(ctx.spec) if m.name in pipelines]
+    retrained = auto.retraining_models(ctx.spec)  # every model's: the grant below is stack-wide
     project = ctx.settings.project
     automation = governance.identities["automation"]
 
+    # In a model stack of a split spec the grant is the shared stack's (None here): the
+    # triggers need not wait for it, it exists before a model stack is deployed.
     push_grant = None
-    if any(_events(ctx, m) for m in models):
+    if ctx.builds_stack and any(_events(ctx, m) for m in retrained):
         push_grant = gcp.serviceaccount.IAMMember(
             ctx.logical("token-creator", "pubsub-agent"),
             service_account_id=automation.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
@@ -61,8 +63,11 @@ def build(ctx: StageContext) -> RetrainingOutputs:
             opts=ctx.opts(),
         )
 
+    built = {m.name for m in ctx.models()}
     triggers: dict[str, list[Any]] = {}
-    for model in models:
+    for model in retrained:
+        if model.name not in built or model.name not in pipelines:
+            continue
         triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=push_grant)
     return RetrainingOutputs(triggers=triggers)
 
@@ -175,6 +180,6 @@ def _eventarc(
         destination={"workflow": workflow},
         service_account=automation.id,
         labels=labels,
-        opts=ctx.opts(depends_on=[push_grant, *(depends_on or [])]),
+        opts=ctx.opts(depends_on=ctx.waits(push_grant, depends_on)),
     )
     return trigger.name

@@ -23,7 +23,8 @@ Per model with `serving`:
   the artifact bucket (IAM condition), read its Artifact Registry repository (the training
   stage's, or one created here for a model without training), and the dataset grants above. The
   key grant (governance) and log writing (one project-level grant: Cloud Logging has no narrower
-  resource) are stack-wide and do not grow with the models.
+  resource) are stack-wide and do not grow with the models: the shared stack of a split spec
+  holds them, each model stack its models' endpoints, datasets, deployments and grants.
 
 The serving image follows the model-upload rule (Artifact Registry or Container Registry only):
 anything else is pulled from the model's repository, and backend.check() warns with the push
@@ -75,17 +76,18 @@ def build(ctx: StageContext) -> ServingOutputs:
     governance = ctx.upstream["governance"]
     project = ctx.settings.project
     serving = governance.identities["serving"]
-    # Containers (and client libraries in them) write logs as the serving identity.
-    gcp.projects.IAMMember(
-        ctx.logical("project-grant", "logwriter", "serving"),
-        project=project,
-        role=LOG_WRITER,
-        member=serving.principal,
-        opts=ctx.opts(),
-    )
+    if ctx.builds_stack:
+        # Containers (and client libraries in them) write logs as the serving identity.
+        gcp.projects.IAMMember(
+            ctx.logical("project-grant", "logwriter", "serving"),
+            project=project,
+            role=LOG_WRITER,
+            member=serving.principal,
+            opts=ctx.opts(),
+        )
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
-    for model in ctx.spec.models:
+    for model in ctx.models():
         if model.serving is None:
             continue
         endpoints[model.name], urls[model.name] = _serve(ctx, model)

@@ -22,6 +22,8 @@ The workflow runs as the "automation" identity (what starts pipelines and schedu
 role with exactly the Vertex AI permissions it calls (roles/aiplatform.user would add hundreds
 of others: endpoints, datasets, notebooks...; no narrower predefined role exists), actAs on the
 training service account only (to launch jobs as it), and logWriter for the workflow's call logs.
+These grants (and the launcher role) are stack-wide: the shared stack of a split spec holds them,
+and model stacks hold only their models' workflows, repositories and repository grants.
 
 Encryption: the custom job (its disks and outputs), the uploaded model, the workflow (source,
 arguments, results) and the repository all use the governance key; governance lets each API's
@@ -99,12 +101,13 @@ def build(ctx: StageContext) -> TrainingOutputs:
     service_keys = governance.extra["service_keys"]
     service_agents = governance.extra["service_agents"]
 
-    _launcher_grants(ctx, training=training, automation=automation)
+    if ctx.builds_stack:  # one role and grants for every model's workflow (this stage exists when any model trains)
+        _launcher_grants(ctx, training=training, automation=automation)
 
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
     images: dict[str, Any] = {}
-    for model in ctx.spec.models:
+    for model in ctx.models():
         if model.training is None:
             continue
         repo_id = repository_id(ctx.namer, model.name)
