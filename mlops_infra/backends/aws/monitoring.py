@@ -43,6 +43,11 @@ Per model with monitoring.drift (and a served endpoint capturing data):
 - cloudwatch.MetricAlarm "<stack>-<model>-drift": at least one such execution in the last hour,
   notifying the topic (and, with retraining.on_drift, starting the pipeline: retraining.py).
 
+Split specs: everything "per stack" above lives in the shared stack, the dashboard still with a
+row per served model of the whole spec (it names the endpoints, which are built in the model
+stacks); model stacks hold their models' alarms and drift resources and read the topic's ARN
+from the shared stack (ctx.shared "topic").
+
 Why the training identity runs the monitoring jobs: it already reads the data buckets models
 use (drift baselines included, see storage.data_reads) and the artifact bucket, and SageMaker
 may assume it; the automation identity is assumed by EventBridge and reads no data.
@@ -85,9 +90,54 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     serving = ctx.upstream.get("serving")
     partition = policies.partition_of(region)
     account_id = pulumi.Output.from_input(gov.extra["account_id"])
-    alarm_pattern = policies.alarm_arn(partition, region, "{account}", stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
 
-    # --- the channel -----------------------------------------------------------------------
+    # --- the channel (stack-wide: model stacks read its ARN from the shared stack) ------------
+    actions = [ctx.shared("topic", lambda: _channel(ctx, partition=partition, account_id=account_id))]
+
+    # --- endpoint alarms -------------------------------------------------------------------
+    endpoint_of = dict(serving.endpoints) if serving is not None else {}  # this stack's endpoints
+    names: dict[str, list[Any]] = {}
+    for model in ctx.models():
+        mon = model.monitoring
+        if mon is None or model.name not in endpoint_of:
+            continue
+        for kind, args, description in endpoint_alarms(model, endpoint_of[model.name]):
+            alarm = aws.cloudwatch.MetricAlarm(
+                ctx.logical("alarm", kind, model.name),
+                name=alarm_name(ctx.namer, model.name, kind),
+                alarm_description=f"mlops-infra {spec.project}/{spec.environment}: {description}",
+                **args,
+                alarm_actions=actions,
+                ok_actions=actions,
+                tags=ctx.tags(),
+                opts=ctx.opts(),
+            )
+            if kind in ALARM_KINDS:  # MonitoringOutputs.alarms: what a rollout rolls back on
+                names.setdefault(model.name, []).append(alarm.name)
+
+    # --- drift -----------------------------------------------------------------------------
+    # The grants exist once per stack when any model drifts (decided from every model, so all
+    # stacks of a split agree); a model stack does not wait for them, they exist before it runs.
+    grants: list[Any] = []
+    if ctx.builds_stack and any(_monitors_drift(m, region) for m in spec.models):
+        grants = _drift_grants(ctx, partition=partition, account_id=account_id)
+    for model in ctx.models():
+        if _monitors_drift(model, region):
+            _drift(ctx, model, endpoint=endpoint_of[model.name], grants=grants, actions=actions, partition=partition)
+
+    # --- dashboard -------------------------------------------------------------------------
+    served = [m.name for m in spec.models if m.serving is not None]  # a row each, whichever stack serves it
+    if ctx.builds_stack and spec.monitoring.dashboard and served:
+        _dashboards(ctx, served, endpoint_of)
+
+    return MonitoringOutputs(channel=actions[0], alarms=names)
+
+
+def _channel(ctx: StageContext, *, partition: str, account_id: Any) -> Any:
+    """The stack's alert topic, its policy and its subscriptions; returns the topic's ARN."""
+    spec, region = ctx.spec, ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    alarm_pattern = policies.alarm_arn(partition, region, "{account}", stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
     name = topic_name(ctx.namer)
     topic = aws.sns.Topic(
         ctx.logical("topic"),
@@ -113,57 +163,31 @@ def build(ctx: StageContext) -> MonitoringOutputs:
         aws.sns.TopicSubscription(
             ctx.logical("webhook"), topic=topic.arn, protocol="https", endpoint=notify.webhook,
             endpoint_auto_confirms=False, opts=ctx.opts())
-    actions = [topic.arn]
+    return topic.arn
 
-    # --- endpoint alarms -------------------------------------------------------------------
-    endpoint_of = dict(serving.endpoints) if serving is not None else {}
-    names: dict[str, list[Any]] = {}
-    for model in spec.models:
-        mon = model.monitoring
-        if mon is None or model.name not in endpoint_of:
-            continue
-        for kind, args, description in endpoint_alarms(model, endpoint_of[model.name]):
-            alarm = aws.cloudwatch.MetricAlarm(
-                ctx.logical("alarm", kind, model.name),
-                name=alarm_name(ctx.namer, model.name, kind),
-                alarm_description=f"mlops-infra {spec.project}/{spec.environment}: {description}",
-                **args,
-                alarm_actions=actions,
-                ok_actions=actions,
-                tags=ctx.tags(),
-                opts=ctx.opts(),
-            )
-            if kind in ALARM_KINDS:  # MonitoringOutputs.alarms: what a rollout rolls back on
-                names.setdefault(model.name, []).append(alarm.name)
 
-    # --- drift -----------------------------------------------------------------------------
-    drifting = [m for m in spec.models if _monitors_drift(m, endpoint_of, region)]
-    if drifting:
-        training_role = gov.identities["training"]
-        grants = [aws.iam.RolePolicy(
-            ctx.logical("grant", "training"),
-            name=inline_policy_name(ctx.namer, "monitoring"),
+def _drift_grants(ctx: StageContext, *, partition: str, account_id: Any) -> list[Any]:
+    """The training identity's grants for the stack's monitoring executions."""
+    region = ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    training_role = gov.identities["training"]
+    grants = [aws.iam.RolePolicy(
+        ctx.logical("grant", "training"),
+        name=inline_policy_name(ctx.namer, "monitoring"),
+        role=training_role.id,
+        policy=account_id.apply(lambda account: json.dumps(
+            alarms.monitoring_grants(partition=partition, region=region, account_id=account))),
+        opts=ctx.opts(),
+    )]
+    if not catalog.has_instance_storage(monitor_instance_type(ctx.settings)):
+        grants.append(aws.iam.RolePolicy(
+            ctx.logical("keygrant", "training"),
+            name=inline_policy_name(ctx.namer, "monitoring-volumes"),
             role=training_role.id,
-            policy=account_id.apply(lambda account: json.dumps(
-                alarms.monitoring_grants(partition=partition, region=region, account_id=account))),
+            policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
             opts=ctx.opts(),
-        )]
-        if not catalog.has_instance_storage(monitor_instance_type(ctx.settings)):
-            grants.append(aws.iam.RolePolicy(
-                ctx.logical("keygrant", "training"),
-                name=inline_policy_name(ctx.namer, "monitoring-volumes"),
-                role=training_role.id,
-                policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
-                opts=ctx.opts(),
-            ))
-        for model in drifting:
-            _drift(ctx, model, endpoint=endpoint_of[model.name], grants=grants, actions=actions, partition=partition)
-
-    # --- dashboard -------------------------------------------------------------------------
-    if spec.monitoring.dashboard and endpoint_of:
-        _dashboards(ctx, endpoint_of)
-
-    return MonitoringOutputs(channel=topic.arn, alarms=names)
+        ))
+    return grants
 
 
 def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any], str]]:
@@ -183,10 +207,13 @@ def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any]
     return out
 
 
-def _monitors_drift(model: Any, endpoint_of: dict[str, Any], region: str) -> bool:
-    """Whether the model gets drift monitoring (what validation rejects is left out)."""
+def _monitors_drift(model: Any, region: str) -> bool:
+    """Whether the model gets drift monitoring (what validation rejects is left out).
+
+    Decided from the spec alone (a served model has an endpoint in its own stack), so that the
+    shared stack of a split knows whether any model drifts without seeing the endpoints."""
     mon = model.monitoring
-    if mon is None or mon.drift is None or model.name not in endpoint_of:
+    if mon is None or mon.drift is None or model.serving is None:
         return False
     if model.serving.data_capture is None:
         return False  # the neutral checks report it
@@ -272,10 +299,17 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], a
     )
 
 
-def _dashboards(ctx: StageContext, endpoint_of: dict[str, Any]) -> None:
+def _dashboards(ctx: StageContext, served: list[str], endpoint_of: dict[str, Any]) -> None:
+    """Dashboards with a row per served model of the whole spec, `endpoint_of` or not."""
     spec, region = ctx.spec, ctx.settings.region
     by_name = {m.name: m for m in spec.models}
-    for number, page in enumerate(alarms.pages(list(endpoint_of)), start=1):
+
+    def endpoint(model: str) -> Any:
+        # The serving stage's output where this stack built the endpoint (unsplit), else its
+        # name, known in advance: in a split spec the endpoints are in the model stacks.
+        return endpoint_of.get(model, endpoint_name(ctx.namer, model))
+
+    for number, page in enumerate(alarms.pages(served), start=1):
         title = f"mlops-infra {spec.project}/{spec.environment}: served models"
         if number > 1:
             title += f" (page {number})"
@@ -293,6 +327,6 @@ def _dashboards(ctx: StageContext, endpoint_of: dict[str, Any]) -> None:
         aws.cloudwatch.Dashboard(
             ctx.logical("dashboard", *([str(number)] if number > 1 else [])),
             dashboard_name=dashboard_name(ctx.namer, number),
-            dashboard_body=pulumi.Output.all(*[endpoint_of[m] for m in page]).apply(body),
+            dashboard_body=pulumi.Output.all(*[endpoint(m) for m in page]).apply(body),
             opts=ctx.opts(),
         )

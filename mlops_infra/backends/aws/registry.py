@@ -6,6 +6,8 @@ ModelApprovalStatus, set by the training pipeline's RegisterModel step from the 
 (manual: PendingManualApproval, automatic: Approved; see training.py). The mode stays out
 of the group's own properties: SageMaker cannot update a group in place, and changing the
 approval mode must not try to replace a protected group.
+
+Nothing here is stack-wide: with a split spec, each model stack builds its own models' groups.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from mlops_infra.stages.registry import RegistryOutputs
 def build(ctx: StageContext) -> RegistryOutputs:
     spec = ctx.spec
     registries = {}
-    for model in spec.models:
+    for model in ctx.models():
         if model.registry is None:
             continue
         group = aws.sagemaker.ModelPackageGroup(

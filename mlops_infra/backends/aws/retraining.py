@@ -23,6 +23,9 @@ hour at most:
   stage, named by naming.alarm_name) entering ALARM, and a cloudwatch.EventTarget starting the
   pipeline.
 
+Split specs: the grant is stack-wide and lives in the shared stack; each model stack holds its
+models' schedules, rules and targets.
+
 The pipeline is a templated target (its ARN as the target's ARN), rather than the universal
 target arn:aws:scheduler:::aws-sdk:sagemaker:startPipelineExecution: the same target shape as
 the EventBridge rules, and the plan shows each trigger wired to its pipeline resource.
@@ -58,36 +61,41 @@ def build(ctx: StageContext) -> RetrainingOutputs:
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     training = ctx.upstream.get("training")
-    pipelines = dict(training.pipelines) if training is not None else {}
-    models = [m for m in spec.models if m.retraining is not None and m.name in pipelines]
-    if not models:
-        return RetrainingOutputs(triggers={})
-
-    partition = policies.partition_of(region)
+    pipelines = dict(training.pipelines) if training is not None else {}  # this stack's pipelines
     automation = gov.identities["automation"]
-    prefix = stack_prefix(ctx.namer, "aws.sagemaker.pipeline")
-    grant = aws.iam.RolePolicy(
-        ctx.logical("grant", "automation"),
-        name=inline_policy_name(ctx.namer, "retraining"),
-        role=automation.id,
-        policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(lambda account: json.dumps(
-            triggers.automation_grants(partition=partition, region=region, account_id=account, pipelines=prefix))),
-        opts=ctx.opts(),
-    )
+
+    # The grant exists once per stack when any model retrains: decided from every model (a
+    # trained model has a pipeline in its own stack), so that all stacks of a split agree. A
+    # model stack does not wait for it (None): the shared stack holding it is deployed first.
+    grant = None
+    if ctx.builds_stack and any(m.retraining is not None and m.training is not None for m in spec.models):
+        partition = policies.partition_of(region)
+        prefix = stack_prefix(ctx.namer, "aws.sagemaker.pipeline")
+        grant = aws.iam.RolePolicy(
+            ctx.logical("grant", "automation"),
+            name=inline_policy_name(ctx.namer, "retraining"),
+            role=automation.id,
+            policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(lambda account: json.dumps(
+                triggers.automation_grants(partition=partition, region=region, account_id=account,
+                                           pipelines=prefix))),
+            opts=ctx.opts(),
+        )
     ids: dict[str, list[Any]] = {}
-    for model in models:
-        ids[model.name] = _triggers(ctx, model, pipeline=pipelines[model.name], role=automation.principal, grant=grant)
+    for model in ctx.models():
+        if model.retraining is not None and model.name in pipelines:
+            ids[model.name] = _triggers(ctx, model, pipeline=pipelines[model.name], role=automation.principal,
+                                        grant=grant)
     return RetrainingOutputs(triggers=ids)
 
 
-def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any) -> list[Any]:
+def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
     spec = ctx.spec
     storage: StorageOutputs = ctx.upstream["storage"]
     retrain = model.retraining
     name = model.name
     what = f"mlops-infra {spec.project}/{spec.environment}: retrain {name}"
     # The role must hold its grant before a trigger first fires.
-    opts = ctx.opts(depends_on=[grant])
+    opts = ctx.opts(depends_on=ctx.waits(grant))
     ids: list[Any] = []
 
     if retrain.schedule:

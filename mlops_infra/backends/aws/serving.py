@@ -38,6 +38,9 @@ stack's prefix cannot name: pull access to a spec-named ECR repository, read acc
 serving.model_uri outside the trained models. S3 (read models/, write data-capture/) comes from
 the storage stage's grant, key use from governance's.
 
+Split specs: the stack's inline policy is stack-wide and lives in the shared stack; each model
+stack holds everything else above for its own models.
+
 Security. Endpoints are reachable only with SigV4-signed requests by principals whose IAM
 policies allow sagemaker:InvokeEndpoint (SageMaker has no anonymous or key access). With
 governance.network: private, endpoints get no VPC config yet (the stack creates no VPC):
@@ -78,13 +81,15 @@ from mlops_infra.stages.training import output_prefix
 
 
 def build(ctx: StageContext) -> ServingOutputs:
-    spec, region = ctx.spec, ctx.settings.region
+    region = ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     partition = policies.partition_of(region)
     account_id = pulumi.Output.from_input(gov.extra["account_id"])
     role = gov.identities["serving"]
     scope = endpoints.serving_scope(ctx.namer)
 
+    # Stack-wide: built where the stack's resources are; a model stack does not wait for it
+    # (None), the shared stack holding it is deployed first.
     grant = aws.iam.RolePolicy(
         ctx.logical("grant", "serving"),
         name=inline_policy_name(ctx.namer, "serving"),
@@ -92,7 +97,7 @@ def build(ctx: StageContext) -> ServingOutputs:
         policy=account_id.apply(lambda account: json.dumps(endpoints.serving_grants(
             partition=partition, region=region, account_id=account, scope=scope))),
         opts=ctx.opts(),
-    )
+    ) if ctx.builds_stack else None
     known = _KnownValues(
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'serving', region)}",
@@ -100,7 +105,7 @@ def build(ctx: StageContext) -> ServingOutputs:
     )
     names: dict[str, Any] = {}
     urls: dict[str, Any] = {}
-    for model in spec.models:
+    for model in ctx.models():
         if model.serving is None:
             continue
         endpoint = _endpoint(ctx, model, grant=grant, known=known, partition=partition)
@@ -119,7 +124,7 @@ class _KnownValues:
         self.key = key  # the key's alias stands for its ARN
 
 
-def _endpoint(ctx: StageContext, model: Any, *, grant: Any, known: _KnownValues, partition: str) -> Any:
+def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _KnownValues, partition: str) -> Any:
     region = ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]
@@ -148,7 +153,7 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any, known: _KnownValues,
     else:  # a private ECR image (another region is a validation error)
         image = known_image = serving.image
 
-    grants = [grant]
+    grants = ctx.waits(grant)
     spec_repository = jobs.spec_repository_arn(partition, source)
     if spec_repository is not None:
         grants.append(aws.iam.RolePolicy(

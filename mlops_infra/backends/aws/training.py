@@ -32,6 +32,10 @@ repository. Automation will only need sagemaker:StartPipelineExecution on these 
 S3 reads and writes come from the storage stage's grant, key use from governance's, plus
 kms:CreateGrant (for AWS resources only) when a job has an EBS volume to encrypt.
 
+Split specs: the stack's grants (training, training-volumes) are stack-wide and live in the
+shared stack; each model stack holds its models' repositories, pipelines, one-off jobs and
+image pull grants, and does not wait for the shared grants (they exist before it runs).
+
 Training containers run with network isolation: they reach no network, including the
 MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints.
 """
@@ -79,24 +83,14 @@ def build(ctx: StageContext) -> TrainingOutputs:
     # Each model's image source. The training grant names the stack's own repositories by
     # pattern; a model whose image is in another ECR repository gets its own pull grant.
     sources = {m.name: jobs.image_source(m.training.image, region) for m in spec.models if m.training is not None}
-    scope = jobs.training_scope(ctx.namer, registers=any(m.registry for m in trained))
-
-    def grant_document(values: list[Any]) -> str:
-        account, role = values
-        return json.dumps(jobs.training_grants(partition=partition, region=region, account_id=account,
-                                               role_name=role, scope=scope))
-
-    grants = [
-        aws.iam.RolePolicy(
-            ctx.logical("grant", "training"),
-            name=inline_policy_name(ctx.namer, "training"),
-            role=training_role.id,
-            policy=pulumi.Output.all(account_id, training_role.id).apply(grant_document),
-            opts=ctx.opts(),
-        )
-    ]
+    instance_types = {m.name: _instance_type(m, settings) for m in trained}
+    # Stack-wide grants, decided from every model so that all stacks of a split agree. A model
+    # stack does not wait for them: the shared stack holding them is deployed first.
+    grants = (_stack_grants(ctx, trained, instance_types, partition=partition, account_id=account_id)
+              if ctx.builds_stack else [])
+    own = [m for m in ctx.models() if m.training is not None]
     image_grants: dict[str, Any] = {}
-    for model in trained:
+    for model in own:
         repository_arn = jobs.spec_repository_arn(partition, sources[model.name])
         if repository_arn is not None:
             image_grants[model.name] = aws.iam.RolePolicy(
@@ -106,27 +100,16 @@ def build(ctx: StageContext) -> TrainingOutputs:
                 policy=json.dumps(jobs.image_pull_grant(repository_arn, "PullTrainingImage")),
                 opts=ctx.opts(),
             )
-    instance_types = {m.name: _instance_type(m, settings) for m in trained}
-    if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
-        grants.append(
-            aws.iam.RolePolicy(
-                ctx.logical("keygrant", "training"),
-                name=inline_policy_name(ctx.namer, "training-volumes"),
-                role=training_role.id,
-                policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
-                opts=ctx.opts(),
-            )
-        )
 
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
     images: dict[str, Any] = {}
-    for model in trained:
+    for model in own:
         training = model.training
         assert training is not None  # trained models only
         source = sources[model.name]
         repo_name = repository_name(ctx.namer, model.name)
-        own_grants = [*grants, *([image_grants[model.name]] if model.name in image_grants else [])]
+        own_grants = ctx.waits(grants, image_grants.get(model.name))
         repository = aws.ecr.Repository(
             ctx.logical("repository", model.name),
             name=repo_name,
@@ -194,6 +177,41 @@ def build(ctx: StageContext) -> TrainingOutputs:
                          artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, grants=own_grants)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
+
+
+def _stack_grants(ctx: StageContext, trained: list[Any], instance_types: dict[str, str], *, partition: str,
+                  account_id: Any) -> list[Any]:
+    """The training role's inline policies for the whole stack (see the module docstring)."""
+    region = ctx.settings.region
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    training_role = gov.identities["training"]
+    scope = jobs.training_scope(ctx.namer, registers=any(m.registry for m in trained))
+
+    def grant_document(values: list[Any]) -> str:
+        account, role = values
+        return json.dumps(jobs.training_grants(partition=partition, region=region, account_id=account,
+                                               role_name=role, scope=scope))
+
+    grants = [
+        aws.iam.RolePolicy(
+            ctx.logical("grant", "training"),
+            name=inline_policy_name(ctx.namer, "training"),
+            role=training_role.id,
+            policy=pulumi.Output.all(account_id, training_role.id).apply(grant_document),
+            opts=ctx.opts(),
+        )
+    ]
+    if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
+        grants.append(
+            aws.iam.RolePolicy(
+                ctx.logical("keygrant", "training"),
+                name=inline_policy_name(ctx.namer, "training-volumes"),
+                role=training_role.id,
+                policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
+                opts=ctx.opts(),
+            )
+        )
+    return grants
 
 
 def _instance_type(model: Any, settings: Any) -> str:
