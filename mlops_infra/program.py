@@ -185,13 +185,6 @@ def _api_versioned(alias: Any) -> bool:
     return len(parts) == 3 and "/v" in parts[1]
 
 
-def build_program(
-    spec: "SpecBase",
-    cloud: str,
-    part: Part = WHOLE,
-    *,
-    shapes: dict[str, Any] | None = None,
-    shared_stack: str = "",
-    handed: dict[str, Any] | None = None,
-) -> Program:
-    return Program(spec, cloud, part, shapes=shapes, shared_stack=shared_stack, handed=handed)
+def build_program(spec: "SpecBase", cloud: str, part: Part = WHOLE, **options: Any) -> Program:
+    """The program for one Pulumi stack of `spec` on `cloud` (options: see Program)."""
+    return Program(spec, cloud, part, **options)

@@ -1,4 +1,5 @@
-"""Fixtures shared by the per-cloud test modules: a module sets CLOUD = "aws" | "gcp" | "azure"."""
+"""Fixtures shared by the test modules: plans of the example stacks (a module sets CLOUD = "aws" |
+"gcp" | "azure") and `fake`, the recording engine behind the engine commands."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.fakes import fake  # noqa: F401 - a fixture, offered to every test module
 from tests.planning import example_plan
 
 

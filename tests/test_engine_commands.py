@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,36 +14,10 @@ from click.testing import CliRunner
 from mlops_infra.cli import engine_commands, main
 from mlops_infra.deploy import DeployResult, StepEvent, Target
 from mlops_infra.errors import DeployFailed
+from tests.fakes import FakeEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINE_COMMANDS = [["preview"], ["up", "--yes"], ["destroy", "--yes"], ["refresh"], ["outputs"]]
-
-
-@dataclass
-class FakeEngine:
-    """Records what the commands ask; replays scripted events. Never pretends to be the cloud."""
-
-    events: list[StepEvent] = field(default_factory=list)
-    summary: dict[str, int] = field(default_factory=dict)
-    kept: list[dict[str, str]] = field(default_factory=list)
-    fail: Exception | None = None
-    calls: list[tuple[str, Target, bool]] = field(default_factory=list)
-
-    def run(self, operation: str, target: Target, *, on_event: Any, delete_data: bool = False) -> DeployResult:
-        self.calls.append((operation, target, delete_data))
-        if self.fail is not None:
-            raise self.fail
-        result = DeployResult(operation=operation, target=target, summary=dict(self.summary))
-        for event in self.events:
-            on_event(event)
-            if event.kind in ("done", "failed"):
-                result.steps.append(event)
-        result.kept = list(self.kept) if operation == "destroy" else []
-        return result
-
-    def outputs(self, target: Target) -> dict[str, Any]:
-        self.calls.append(("outputs", target, False))
-        return {"storage": {"artifacts_uri": "s3://x"}}
 
 
 @pytest.fixture()
@@ -53,13 +25,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     shutil.copytree(ROOT / "stacks", tmp_path / "stacks")
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture()
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine = FakeEngine()
-    monkeypatch.setattr(engine_commands, "make_engine", lambda: engine)
-    return engine
 
 
 def bucket_event(kind: str, op: str = "create") -> StepEvent:

@@ -13,11 +13,11 @@ import yaml
 from click.testing import CliRunner
 
 from mlops_infra import layout
-from mlops_infra.cli import engine_commands, main
+from mlops_infra.cli import main
 from mlops_infra.errors import DeployFailed, UsageError
 from mlops_infra.spec.validate import check_text
+from tests.fakes import FakeEngine
 from tests.planning import BASE_SPEC, ROOT, spec_from
-from tests.test_engine_commands import FakeEngine
 
 
 def _models(*names: str, **groups: str) -> list[dict[str, Any]]:
@@ -172,13 +172,6 @@ def split_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "stacks" / "prod.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-@pytest.fixture()
-def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    engine = FakeEngine()
-    monkeypatch.setattr(engine_commands, "make_engine", lambda: engine)
-    return engine
 
 
 def test_up_runs_the_shared_stack_first_and_destroy_last(split_project: Path, fake: FakeEngine) -> None:

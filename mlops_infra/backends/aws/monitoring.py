@@ -77,6 +77,7 @@ from mlops_infra.backends.aws.naming import (
     stack_prefix,
     topic_name,
 )
+from mlops_infra.backends.aws.training import volume_key_policy
 from mlops_infra.backends.context import StageContext
 from mlops_infra.spec.models import Compute
 from mlops_infra.stages.governance import GovernanceOutputs
@@ -180,13 +181,7 @@ def _drift_grants(ctx: StageContext, *, partition: str, account_id: Any) -> list
         opts=ctx.opts(),
     )]
     if not catalog.has_instance_storage(monitor_instance_type(ctx.settings)):
-        grants.append(aws.iam.RolePolicy(
-            ctx.logical("keygrant", "training"),
-            name=inline_policy_name(ctx.namer, "monitoring-volumes"),
-            role=training_role.id,
-            policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
-            opts=ctx.opts(),
-        ))
+        grants.append(volume_key_policy(ctx, "monitoring-volumes"))
     return grants
 
 

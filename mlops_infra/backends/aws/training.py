@@ -202,16 +202,20 @@ def _stack_grants(ctx: StageContext, trained: list[Any], instance_types: dict[st
         )
     ]
     if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
-        grants.append(
-            aws.iam.RolePolicy(
-                ctx.logical("keygrant", "training"),
-                name=inline_policy_name(ctx.namer, "training-volumes"),
-                role=training_role.id,
-                policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
-                opts=ctx.opts(),
-            )
-        )
+        grants.append(volume_key_policy(ctx, "training-volumes"))
     return grants
+
+
+def volume_key_policy(ctx: StageContext, policy: str) -> Any:
+    """The training role may let EBS encrypt job volumes with the stack key (jobs.volume_key_grant)."""
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    return aws.iam.RolePolicy(
+        ctx.logical("keygrant", "training"),
+        name=inline_policy_name(ctx.namer, policy),
+        role=gov.identities["training"].id,
+        policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
+        opts=ctx.opts(),
+    )
 
 
 def _instance_type(model: Any, settings: Any) -> str:
