@@ -231,3 +231,28 @@ def test_plan_one_part_against_a_whole_split_plan(split_project: Path) -> None:
                                "--against", "old.json", "--expect-no-changes"])
     assert one.exit_code == 0, one.stdout + one.stderr
     assert one.stdout.strip() == "No changes."
+
+
+def test_the_real_adapter_builds_a_model_stack_from_the_shared_handover(
+    split_project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Up to the Pulumi CLI: the model stack's program gets the shapes and the shared stack's name."""
+    from pulumi import automation as auto
+
+    from mlops_infra import api
+    from mlops_infra.automation import AutomationEngine
+    from tests.test_engine_commands import stub_pulumi
+
+    bin_dir = tmp_path_factory.mktemp("bin")
+    stub_pulumi(bin_dir)
+    env = {"PATH": str(bin_dir), "PULUMI_CONFIG_PASSPHRASE": "x", "MLOPS_INFRA_AMBIENT_CREDENTIALS": "1"}
+    monkeypatch.setenv("PATH", str(bin_dir))  # the Automation API runs `pulumi version` from PATH
+    selected: dict[str, Any] = {}
+    monkeypatch.setattr(auto, "create_or_select_stack", lambda **kwargs: selected.update(kwargs) or "stack")
+    source = api.resolve_source(stack="prod", spec=None)
+    (target,), _ = api.engine_targets(source=source, cloud="aws", backend_url=None, part="ltv-regressor")
+    assert AutomationEngine(env, home=tmp_path_factory.mktemp("home"))._stack(target) == "stack"
+    program = selected["program"]
+    assert selected["stack_name"] == "prod-aws--ltv-regressor" and program.shared_stack == "prod-aws"
+    assert program.part.models == frozenset({"ltv-regressor"}) and program.handed is None
+    assert {"governance", "storage", "monitoring.topic"} <= set(program.handover.shapes)
