@@ -181,8 +181,17 @@ def engine_targets(
 
     from mlops_infra.layout import select
 
+    from mlops_infra.layout import PULUMI_STACK_NAME_MAX
+
     target, warnings = engine_target(source=source, cloud=cloud, backend_url=backend_url, project_dir=project_dir)
-    return [dataclasses.replace(target, part=p) for p in select(target.spec, part)], warnings
+    targets = [dataclasses.replace(target, part=p) for p in select(target.spec, part)]
+    for each in targets:
+        if len(each.pulumi_stack) > PULUMI_STACK_NAME_MAX:
+            raise UsageError(
+                f"Pulumi stack name {each.pulumi_stack!r} is longer than {PULUMI_STACK_NAME_MAX} characters",
+                hint="use a shorter stack name (--stack) or model group name",
+            )
+    return targets, warnings
 
 
 def engine_target(
