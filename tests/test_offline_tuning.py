@@ -1,0 +1,85 @@
+"""The offline engine's shortcuts (mlops_infra/offline_tuning.py): they apply, they are undone, they change nothing.
+
+If one of these fails after a Pulumi upgrade, a patched internal moved: planning still works
+(a patch whose target is gone is skipped) but is slower until the patch follows it.
+"""
+
+from __future__ import annotations
+
+import gc
+from typing import Any
+
+import pytest
+
+from mlops_infra import offline_tuning
+from mlops_infra.plan import dump_plan, run_offline
+from tests.planning import ROOT
+
+
+def _plan(stack: str, cloud: str) -> dict[str, Any]:
+    from mlops_infra import api
+
+    return api.plan(source=api.resolve_source(stack=stack, spec=None, root=ROOT), cloud=cloud).document
+
+
+class OneBucket:
+    def __init__(self) -> None:
+        from mlops_infra.backends import get_backend
+
+        self.backend = get_backend("aws")
+        self.exports: dict[str, Any] = {}
+
+    def __call__(self) -> None:
+        import pulumi
+
+        class Thing(pulumi.CustomResource):
+            def __init__(self, name: str) -> None:
+                super().__init__("test:index:Thing", name, {"size": 1}, None)
+
+        class Group(pulumi.ComponentResource):
+            def __init__(self, name: str) -> None:
+                super().__init__("test:index:Group", name, None, None)
+                Thing(f"{name}-thing")  # three __init__ frames deep: Pulumi would capture a stack trace
+
+        Group("group")
+
+
+def test_every_patch_target_exists_in_this_pulumi() -> None:
+    for owner, name, replacement in offline_tuning.patches():
+        assert hasattr(owner, name), f"{owner.__name__}.{name} is gone: move the offline patch (Pulumi upgrade?)"
+        assert callable(getattr(owner, name)) and callable(replacement)
+
+
+def test_patches_are_used_while_planning_and_undone_after(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi.runtime import resource as runtime_resource
+
+    original = runtime_resource._get_stack_trace
+    calls: list[int] = []
+    stand_in = offline_tuning._no_stack_trace
+
+    def counted() -> Any:
+        calls.append(1)
+        return stand_in()
+
+    monkeypatch.setattr(offline_tuning, "_no_stack_trace", counted)
+    thresholds = gc.get_threshold()
+    run = run_offline(OneBucket(), project="p", stack="s")
+    assert len(run.registrations) == 2
+    assert len(calls) == 3, "Pulumi no longer calls runtime.resource._get_stack_trace per registration (2 + the stack)"
+    assert runtime_resource._get_stack_trace is original
+    assert gc.get_threshold() == thresholds
+
+
+def test_the_stack_trace_stand_in_is_what_pulumi_sends_without_a_caller() -> None:
+    from pulumi.runtime import resource as runtime_resource
+
+    empty = offline_tuning._no_stack_trace()
+    assert type(empty) is type(runtime_resource._get_stack_trace()) and not empty.frames
+    assert runtime_resource._get_source_position(empty) is None
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_plans_are_identical_without_the_shortcuts(cloud: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    tuned = dump_plan(_plan("prod", cloud))
+    monkeypatch.setattr(offline_tuning, "patches", list)  # no shortcuts
+    assert dump_plan(_plan("prod", cloud)) == tuned
