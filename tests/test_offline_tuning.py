@@ -10,6 +10,8 @@ import gc
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mlops_infra import offline_tuning
 from mlops_infra.plan import dump_plan, run_offline
@@ -68,6 +70,56 @@ def test_patches_are_used_while_planning_and_undone_after(monkeypatch: pytest.Mo
     assert len(calls) == 3, "Pulumi no longer calls runtime.resource._get_stack_trace per registration (2 + the stack)"
     assert runtime_resource._get_stack_trace is original
     assert gc.get_threshold() == thresholds
+
+
+def test_every_patch_is_used_by_a_real_plan_and_answers_like_the_original(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A patch Pulumi no longer calls is dead weight: after an upgrade, move it or drop it.
+    real = offline_tuning.patches()
+    calls = {name: 0 for _, name, _ in real}
+
+    def checked(owner: Any, name: str, replacement: Any) -> Any:
+        original = getattr(owner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            result = replacement(*args, **kwargs)
+            if name != "_get_stack_trace":  # the one patch that answers differently, on purpose
+                expected = original(*args, **kwargs)
+                assert result is expected or result == expected, f"{name}{args} differs from Pulumi's"
+            return result
+
+        return call
+
+    monkeypatch.setattr(offline_tuning, "patches", lambda: [(o, n, checked(o, n, r)) for o, n, r in real])
+    _plan("dev", "gcp")
+    assert all(calls.values()), f"Pulumi no longer calls {[n for n, c in calls.items() if not c]} while planning"
+
+
+@settings(max_examples=200, deadline=None)
+@given(edges=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=20), a=st.integers(0, 7), b=st.integers(0, 7))
+def test_reachable_walks_the_dependency_graph_like_pulumi(edges: list[tuple[int, int]], a: int, b: int) -> None:
+    from pulumi.runtime import resource_cycle_breaker
+
+    class Node:
+        pass
+
+    nodes = [Node() for _ in range(8)]
+    for source, target in edges:
+        resource_cycle_breaker._add_dep(nodes[source], nodes[target])
+    assert offline_tuning._reachable(nodes[a], nodes[b]) == resource_cycle_breaker._reachable(nodes[a], nodes[b])
+    assert offline_tuning._DEPENDENCIES_PROPERTY == resource_cycle_breaker._DEPENDENCIES_PROPERTY
+
+
+def test_annotations_are_remembered_by_identity_not_equality() -> None:
+    from typing import Union
+
+    from pulumi import _types
+
+    unwrap = offline_tuning._by_identity(_types.unwrap_type)
+    first, second = Union[int, str], Union[str, int]  # noqa: UP007 - equal to typing, different to Pulumi
+    assert first == second
+    assert unwrap(first) is _types.unwrap_type(first) and unwrap(second) is _types.unwrap_type(second)
+    assert unwrap(first) is unwrap(first)
 
 
 def test_the_stack_trace_stand_in_is_what_pulumi_sends_without_a_caller() -> None:
