@@ -10,7 +10,6 @@ spec always yields the same bytes.
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -157,27 +156,23 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
     from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.stack import run_pulumi_func
 
+    from mlops_infra.offline_tuning import offline_engine
+
     mocks = _make_mocks(program.backend)
     monitor = _make_monitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    # Pulumi's registration makes hundreds of thousands of short-lived objects (Outputs,
-    # futures, tasks); with the default thresholds the cyclic collector rescans the old ones
-    # again and again and is half the run time at scale. Rarer collections keep memory flat
-    # (disabling it outright costs 1.7x the memory for the same speed; see benchmarks/).
-    thresholds = gc.get_threshold()
-    gc.set_threshold(50_000, 20, 1_000)
     try:
-        pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
-        loop.run_until_complete(run_pulumi_func(program))
-        exports = loop.run_until_complete(_resolve(program.exports))
+        with offline_engine():  # offline-only shortcuts and GC thresholds (mlops_infra/offline_tuning.py)
+            pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
+            loop.run_until_complete(run_pulumi_func(program))
+            exports = loop.run_until_complete(_resolve(program.exports))
     finally:
         pulumi_settings.reset_options()
         pulumi_settings.SETTINGS.rpc_manager.clear()
         pulumi_settings.SETTINGS.outputs.clear()
         loop.close()
         asyncio.set_event_loop(None)
-        gc.set_threshold(*thresholds)
     return OfflineRun(registrations=monitor.captured, exports=exports)
 
 
