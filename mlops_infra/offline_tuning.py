@@ -84,14 +84,72 @@ def _reachable(from_resource: Any, to_resource: Any) -> bool:
 # The attribute pulumi.runtime.resource_cycle_breaker keeps a resource's dependencies in.
 _DEPENDENCIES_PROPERTY = "_direct_computed_dependencies"
 
+# Output properties a resource declared but was given no value for, made only when read.
+_UNSET = "_mlops_infra_unset_outputs"
+
+
+def _lean_transfer(original: Callable[..., Any]) -> Callable[..., Any]:
+    """pulumi.runtime.rpc.transfer_properties, without an Output per property that has no value.
+
+    Typed SDK classes declare every output property of a resource as None in its props (an S3
+    Bucket has dozens), and the SDK makes an Output and four futures for each, which the mock
+    monitor then resolves as unknown (a preview knows nothing it was not given). Most are never
+    read. Offline, such a property is noted instead and made when read (_unset_output): the
+    same unknown Output depending on the resource, so plans are unchanged (tested).
+    """
+
+    def transfer(res: Any, props: Any, custom: bool) -> Any:
+        if not custom or not isinstance(props, dict):
+            return original(res, props, custom)
+        given = {name: value for name, value in props.items() if value is not None}
+        unset = [name for name, value in props.items() if value is None and name not in ("id", "urn")]
+        if unset:
+            res.__dict__[_UNSET] = frozenset(unset)
+        return original(res, given, custom)
+
+    transfer.__wrapped__ = original  # type: ignore[attr-defined]
+    return transfer
+
+
+def _lazy_get(original: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
+    """pulumi.get: an output property _lean_transfer left out is made on first read."""
+
+    def get(self: Any, name: str) -> Any:
+        value = original(self, name)
+        if value is None and name in self.__dict__.get(_UNSET, ()):
+            value = self.__dict__[name] = _unset_output(self)
+        return value
+
+    get.__wrapped__ = original  # type: ignore[attr-defined]
+    return get
+
+
+def _unset_output(resource: Any) -> Any:
+    """What the SDK resolves a property the mock monitor did not return to, under preview."""
+    import asyncio
+
+    import pulumi
+
+    loop = asyncio.get_event_loop()
+
+    def done(value: Any) -> asyncio.Future:
+        future = loop.create_future()
+        future.set_result(value)
+        return future
+
+    return pulumi.Output({resource}, done(None), done(False), done(False))
+
 
 def patches() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, offline replacement) for every Pulumi internal the offline engine replaces."""
+    import pulumi
     from pulumi import _types
     from pulumi.runtime import resource as runtime_resource
-    from pulumi.runtime import resource_cycle_breaker
+    from pulumi.runtime import resource_cycle_breaker, rpc
 
     return [
+        (rpc, "transfer_properties", _once(rpc, "transfer_properties", _lean_transfer)),
+        (pulumi, "get", _once(pulumi, "get", _lazy_get)),
         (runtime_resource, "_get_stack_trace", _no_stack_trace),
         (_types, "unwrap_type", _remembered(_types, "unwrap_type")),
         (_types, "unwrap_optional_type", _remembered(_types, "unwrap_optional_type")),
@@ -100,6 +158,18 @@ def patches() -> list[tuple[Any, str, Any]]:
 
 
 _REMEMBERED: dict[str, Callable[[Any], Any]] = {}
+_WRAPPED: dict[str, Callable[..., Any]] = {}
+
+
+def _once(owner: Any, name: str, wrap: Callable[[Any], Callable[..., Any]]) -> Callable[..., Any] | None:
+    """One wrapper per function for the life of the process, never a wrapper of a wrapper."""
+    function = getattr(owner, name, None)
+    wrapper = _WRAPPED.get(name)
+    if function is None or function is wrapper:
+        return function
+    if wrapper is None or wrapper.__wrapped__ is not function:  # type: ignore[attr-defined]
+        wrapper = _WRAPPED[name] = wrap(function)
+    return wrapper
 
 
 def _remembered(owner: Any, name: str) -> Callable[[Any], Any] | None:
@@ -121,6 +191,7 @@ def offline_engine() -> Iterator[None]:
     applied = [(owner, name, new) for owner, name, new in patches() if new is not None and hasattr(owner, name)]
     saved = [(owner, name, getattr(owner, name)) for owner, name, _ in applied]
     collecting = gc.isenabled()
+    gc.freeze()  # what exists before the run is not the run's garbage: leave it out of the scans
     try:
         for owner, name, replacement in applied:
             setattr(owner, name, replacement)
@@ -128,7 +199,12 @@ def offline_engine() -> Iterator[None]:
             gc.disable()
         yield
     finally:
-        if collecting:
-            gc.enable()
         for owner, name, original in saved:
             setattr(owner, name, original)
+        # The run pays for its own cyclic garbage here, instead of whatever code allocates next
+        # (the plan document, the next run): timings stay each run's own, and a split plan's
+        # many runs do not pile up garbage.
+        gc.collect()
+        gc.unfreeze()
+        if collecting:
+            gc.enable()

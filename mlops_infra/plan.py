@@ -162,17 +162,19 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
     monitor = _make_monitor(mocks)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    try:
-        with offline_engine():  # offline-only shortcuts and GC thresholds (mlops_infra/offline_tuning.py)
+    # Offline-only shortcuts and the collector's schedule (mlops_infra/offline_tuning.py); it
+    # collects the run's garbage on the way out, after the runtime let go of it.
+    with offline_engine():
+        try:
             pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             loop.run_until_complete(run_pulumi_func(program))
             exports = loop.run_until_complete(_resolve(program.exports))
-    finally:
-        pulumi_settings.reset_options()
-        pulumi_settings.SETTINGS.rpc_manager.clear()
-        pulumi_settings.SETTINGS.outputs.clear()
-        loop.close()
-        asyncio.set_event_loop(None)
+        finally:
+            pulumi_settings.reset_options()
+            pulumi_settings.SETTINGS.rpc_manager.clear()
+            pulumi_settings.SETTINGS.outputs.clear()
+            loop.close()
+            asyncio.set_event_loop(None)
     return OfflineRun(registrations=monitor.captured, exports=exports)
 
 
