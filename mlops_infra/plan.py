@@ -153,7 +153,6 @@ class OfflineRun:
 def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
     """Run `program` (a Program) under the mock monitor in a fresh loop and fresh settings."""
     import pulumi
-    from pulumi.runtime import settings as pulumi_settings
     from pulumi.runtime.stack import run_pulumi_func
 
     from mlops_infra.offline_tuning import offline_engine
@@ -170,12 +169,19 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
             loop.run_until_complete(run_pulumi_func(program))
             exports = loop.run_until_complete(_resolve(program.exports))
         finally:
-            pulumi_settings.reset_options()
-            pulumi_settings.SETTINGS.rpc_manager.clear()
-            pulumi_settings.SETTINGS.outputs.clear()
-            loop.close()
-            asyncio.set_event_loop(None)
+            reset_runtime(loop)
     return OfflineRun(registrations=monitor.captured, exports=exports)
+
+
+def reset_runtime(loop: asyncio.AbstractEventLoop) -> None:
+    """Forget a mock run: Pulumi's global settings, its pending RPCs and Outputs, the loop."""
+    from pulumi.runtime import settings as pulumi_settings
+
+    pulumi_settings.reset_options()
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    loop.close()
+    asyncio.set_event_loop(None)
 
 
 async def _resolve(value: Any) -> Any:

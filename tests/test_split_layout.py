@@ -98,11 +98,9 @@ def test_handover_round_trip_keeps_constants_and_reads_outputs() -> None:
         with pytest.raises(Exception, match="hands over no 'monitoring.topic'"):
             model.fetch("monitoring", "topic")
     finally:
-        from pulumi.runtime import settings as pulumi_settings
+        from mlops_infra.plan import reset_runtime
 
-        pulumi_settings.SETTINGS.outputs.clear()
-        loop.close()
-        asyncio.set_event_loop(None)
+        reset_runtime(loop)
 
 
 def test_a_resource_cannot_cross_stacks() -> None:
@@ -118,10 +116,9 @@ def test_a_resource_cannot_cross_stacks() -> None:
 def test_a_model_stack_reads_the_shared_stack_through_a_stack_reference() -> None:
     """The real-engine reader: the values come from the StackReference's `handover` output."""
     import pulumi
-    from pulumi.runtime import settings as pulumi_settings
 
     from mlops_infra.layout import Part
-    from mlops_infra.plan import _make_monitor, handover_shapes
+    from mlops_infra.plan import _make_monitor, handover_shapes, reset_runtime
     from mlops_infra.program import build_program
 
     trained = {"name": "a-model", "training": {"image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/t:1", "inputs": ["raw"], "compute": {"size": "cpu-small"}}}
@@ -152,11 +149,7 @@ def test_a_model_stack_reads_the_shared_stack_through_a_stack_reference() -> Non
 
         loop.run_until_complete(run_pulumi_func(program))
     finally:
-        pulumi_settings.reset_options()
-        pulumi_settings.SETTINGS.rpc_manager.clear()
-        pulumi_settings.SETTINGS.outputs.clear()
-        loop.close()
-        asyncio.set_event_loop(None)
+        reset_runtime(loop)
     assert seen["stack"] == "dev-aws"
     assert any(name.startswith("training-") for name in seen), "the model stack built the model's training"
     assert not any(name.startswith(("governance-", "storage-")) for name in seen), "shared resources rebuilt"
