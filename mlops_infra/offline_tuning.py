@@ -126,18 +126,23 @@ def _lazy_get(original: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
 
 def _unset_output(resource: Any) -> Any:
     """What the SDK resolves a property the mock monitor did not return to, under preview."""
+    return settled_output(None, known=False, resources={resource})
+
+
+def settled_output(value: Any, *, known: bool, resources: set[Any] | None = None) -> Any:
+    """An Output already resolved (in the running loop): `value`, or unknown; never secret."""
     import asyncio
 
     import pulumi
 
     loop = asyncio.get_event_loop()
 
-    def done(value: Any) -> asyncio.Future:
+    def done(result: Any) -> asyncio.Future:
         future = loop.create_future()
-        future.set_result(value)
+        future.set_result(result)
         return future
 
-    return pulumi.Output({resource}, done(None), done(False), done(False))
+    return pulumi.Output(resources or set(), done(value), done(known), done(False))
 
 
 def patches() -> list[tuple[Any, str, Any]]:

@@ -27,7 +27,7 @@ class Program:
 
     `part` picks one stack of a split spec (mlops_infra/layout.py). A model stack needs the
     shared stack's handover shapes (`shapes`, from planning the shared part) and the shared
-    stack's name to reference (`shared_stack`, organization/project/stack).
+    stack's name to reference (`shared_stack`; same project and backend, so the short name).
     """
 
     def __init__(
@@ -130,20 +130,11 @@ def _reader(part: Part, shared_stack: str, planned: dict[str, Any] | None) -> An
 
 
 def _planned_value(planned: dict[str, Any], path: str) -> Any:
-    import asyncio
-
-    import pulumi
+    from mlops_infra.offline_tuning import settled_output
 
     value = planned.get(path)
-    loop = asyncio.get_event_loop()
-
-    def done(result: Any) -> asyncio.Future:
-        future = loop.create_future()
-        future.set_result(result)
-        return future
-
     known = value != UNKNOWN_VALUE
-    return pulumi.Output(set(), done(value if known else None), done(known), done(False))
+    return settled_output(value if known else None, known=known)
 
 
 def _recorder(found: list[Any], types: frozenset[str]) -> pulumi.ResourceTransformation:
