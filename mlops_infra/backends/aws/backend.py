@@ -224,15 +224,7 @@ class AwsBackend(Backend):
                         f"at most {HYPERPARAMETER_VALUE_MAX} characters",
                         hint="pass large settings as an input file instead", value=key,
                     ))
-            for key, value in training.environment.items():
-                if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX:
-                    problems.append(finding(
-                        (*path, "environment", key),
-                        f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
-                        f"and values of at most {ENVIRONMENT_MAX} characters",
-                        hint="rename the variable (letters, digits, underscores; not starting with a digit)",
-                        value=key,
-                    ))
+            problems += _check_environment(training.environment, path)
         return problems
 
     def _check_serving(self, spec: Any, settings: AwsSettings) -> list[Problem]:
@@ -249,15 +241,7 @@ class AwsBackend(Backend):
                 continue
             path = ("models", i, "serving")
             problems += self._serving_image(model, path, namer, region, partition)
-            for key, value in serving.environment.items():
-                if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX:
-                    problems.append(finding(
-                        (*path, "environment", key),
-                        f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
-                        f"and values of at most {ENVIRONMENT_MAX} characters",
-                        hint="rename the variable (letters, digits, underscores; not starting with a digit)",
-                        value=key,
-                    ))
+            problems += _check_environment(serving.environment, path)
             if serving.model_uri:
                 problems += _check_model_uri(serving.model_uri, (*path, "model_uri"), artifacts, stack_buckets)
             capture = serving.data_capture
@@ -438,6 +422,21 @@ def _serving_instance_type(model: Any, settings: AwsSettings) -> str:
     if override is not None and override.serving_instance_type:
         return override.serving_instance_type
     return catalog.instance_type(model.serving.compute, "serving", settings)
+
+
+def _check_environment(environment: Any, path: tuple) -> list[Problem]:
+    """SageMaker's limits on a job's or a model's environment variables."""
+    return [
+        finding(
+            (*path, "environment", key),
+            f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
+            f"and values of at most {ENVIRONMENT_MAX} characters",
+            hint="rename the variable (letters, digits, underscores; not starting with a digit)",
+            value=key,
+        )
+        for key, value in environment.items()
+        if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX
+    ]
 
 
 def _check_model_uri(uri: str, path: tuple, artifacts: str, stack_buckets: set[str]) -> list[Problem]:
