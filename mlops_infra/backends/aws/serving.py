@@ -73,6 +73,7 @@ from mlops_infra.backends.aws.naming import (
     repository_name,
     role_name,
 )
+from mlops_infra.backends.aws.training import image_repository
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.serving import ServingOutputs
@@ -136,16 +137,7 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     # --- image ---------------------------------------------------------------------------
     source = jobs.image_source(serving.image, region)
     repo_name = repository_name(ctx.namer, name, "serving")
-    repository = aws.ecr.Repository(
-        ctx.logical("repository", name),
-        name=repo_name,
-        image_tag_mutability="IMMUTABLE",
-        image_scanning_configuration={"scan_on_push": True},
-        encryption_configurations=[{"encryption_type": "KMS", "kms_key": gov.key_id}],
-        force_delete=False,
-        tags=ctx.tags(),
-        opts=ctx.opts(protect=True),
-    )
+    repository = image_repository(ctx, name, repo_name)
     if source.kind == "stack":
         image: Any = repository.repository_url.apply(lambda url: f"{url}{source.reference}")
         known_image = jobs.push_target(partition=partition, region=region, repository=repo_name,

@@ -110,16 +110,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         source = sources[model.name]
         repo_name = repository_name(ctx.namer, model.name)
         own_grants = ctx.waits(grants, image_grants.get(model.name))
-        repository = aws.ecr.Repository(
-            ctx.logical("repository", model.name),
-            name=repo_name,
-            image_tag_mutability="IMMUTABLE",
-            image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS", "kms_key": gov.key_id}],
-            force_delete=False,
-            tags=ctx.tags(),
-            opts=ctx.opts(protect=True),
-        )
+        repository = image_repository(ctx, model.name, repo_name)
         if source.kind == "stack":
 
             def stack_image(url: str, ref: str = source.reference) -> str:
@@ -204,6 +195,21 @@ def _stack_grants(ctx: StageContext, trained: list[Any], instance_types: dict[st
     if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
         grants.append(volume_key_policy(ctx, "training-volumes"))
     return grants
+
+
+def image_repository(ctx: StageContext, model: str, name: str) -> Any:
+    """A model's ECR repository: immutable tags, scanned on push, encrypted with the stack key, protected."""
+    gov: GovernanceOutputs = ctx.upstream["governance"]
+    return aws.ecr.Repository(
+        ctx.logical("repository", model),
+        name=name,
+        image_tag_mutability="IMMUTABLE",
+        image_scanning_configuration={"scan_on_push": True},
+        encryption_configurations=[{"encryption_type": "KMS", "kms_key": gov.key_id}],
+        force_delete=False,
+        tags=ctx.tags(),
+        opts=ctx.opts(protect=True),
+    )
 
 
 def volume_key_policy(ctx: StageContext, policy: str) -> Any:
