@@ -60,6 +60,7 @@ from mlops_infra.backends.gcp.naming import (
     served_model_id,
 )
 from mlops_infra.backends.gcp.storage import OBJECT_VIEWER, prefix_condition
+from mlops_infra.backends.gcp.training import image_repository
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import Model
 from mlops_infra.stages.serving import ServingOutputs
@@ -112,19 +113,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
     grants: list[pulumi.Resource] = []
     if model.training is None:
         # The training stage keeps a repository per trained model; this one has none yet.
-        repo = gcp.artifactregistry.Repository(
-            ctx.logical("repository", name),
-            project=project,
-            location=region,
-            repository_id=repo_id,
-            format="DOCKER",
-            mode="STANDARD_REPOSITORY",
-            description=f"container images of model {name} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
-            kms_key_name=service_keys["artifactregistry"],
-            docker_config={"immutable_tags": True},
-            labels=ctx.tags(),
-            opts=ctx.opts(protect=True),
-        )
+        repo = image_repository(ctx, name, repo_id)
         repository: Any = repo.repository_id
         readers: tuple[tuple[str, Any], ...] = (("serving", serving_identity.principal), ("vertex-agent", vertex_agent))
         extra_opts: dict[str, Any] = {}

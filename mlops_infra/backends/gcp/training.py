@@ -111,20 +111,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         if model.training is None:
             continue
         repo_id = repository_id(ctx.namer, model.name)
-        repo = gcp.artifactregistry.Repository(
-            ctx.logical("repository", model.name),
-            project=project,
-            location=region,
-            repository_id=repo_id,
-            format="DOCKER",
-            mode="STANDARD_REPOSITORY",
-            description=f"container images of model {model.name} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
-            kms_key_name=service_keys["artifactregistry"],
-            # A tag names one image for good: a training run is reproducible from its tag.
-            docker_config={"immutable_tags": True},
-            labels=ctx.tags(),
-            opts=ctx.opts(protect=True),
-        )
+        repo = image_repository(ctx, model.name, repo_id)
         ctx.handoff[("repository", model.name)] = repo
         readers = (("training", training.principal), ("vertex-agent", service_agents["aiplatform"]))
         for who, member in readers:
@@ -178,6 +165,24 @@ def build(ctx: StageContext) -> TrainingOutputs:
         images[model.name] = image
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
+
+
+def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
+    """A model's Artifact Registry repository: Docker, encrypted with the stack key, protected."""
+    return gcp.artifactregistry.Repository(
+        ctx.logical("repository", model),
+        project=ctx.settings.project,
+        location=ctx.settings.region,
+        repository_id=repo_id,
+        format="DOCKER",
+        mode="STANDARD_REPOSITORY",
+        description=f"container images of model {model} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
+        kms_key_name=ctx.upstream["governance"].extra["service_keys"]["artifactregistry"],
+        # A tag names one image for good: a training run is reproducible from its tag.
+        docker_config={"immutable_tags": True},
+        labels=ctx.tags(),
+        opts=ctx.opts(protect=True),
+    )
 
 def _launcher_grants(ctx: StageContext, *, training: Any, automation: Any) -> None:
     project = ctx.settings.project
