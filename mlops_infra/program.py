@@ -44,6 +44,7 @@ class Program:
         self.cloud = cloud
         self.part = part
         self.backend = get_backend(cloud)
+        self.backend.require_sdk()  # before any engine work: a missing extra is one clear message
         self.exports: dict[str, Any] = {}
         self.handover = Handover(shapes=dict(shapes or {}))
         self.shared_stack = shared_stack

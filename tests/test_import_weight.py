@@ -47,3 +47,28 @@ def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
     mine = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"}[cloud]
     assert mine in roots
     assert not (roots & set(SDKS)) - {mine}
+
+
+@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+def test_a_missing_cloud_sdk_is_exit_3_naming_its_extra(cloud: str, tmp_path: Path) -> None:
+    """As after `pip install 'mlops-infra[aws]'`: the other clouds' SDKs cannot be imported."""
+    from mlops_infra.backends import get_backend
+
+    sdk = get_backend(cloud).sdk_package
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import importlib.abc, sys\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        f"    def find_spec(self, name, path=None, target=None):\n"
+        f"        if name == {sdk!r} or name.startswith({sdk!r} + '.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "        return None\n"
+        "sys.meta_path.insert(0, Block())\n"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{ROOT}"}
+    run = subprocess.run(
+        [sys.executable, "-c", "from mlops_infra.cli import main; main()", "plan", "--stack", "dev", "--cloud", cloud],
+        cwd=ROOT, capture_output=True, text=True, env=env,
+    )
+    assert run.returncode == 3, run.stderr
+    assert f"pip install 'mlops-infra[{cloud}]'" in run.stderr and "Traceback" not in run.stderr

@@ -22,13 +22,23 @@ def first_block() -> list[str]:
 def test_readme_starts_with_two_commands() -> None:
     assert README.lstrip().startswith("# mlops-infra\n\n```bash")
     install, tests = first_block()
-    assert "pip install ." in install and "mlops-infra plan --stack dev" in install
+    assert "pip install '.[aws]'" in install and "mlops-infra plan --stack dev" in install
     assert "pip install '.[test]'" in tests and "pytest" in tests
 
 
-def test_ci_runs_the_readme_test_command() -> None:
+def test_ci_runs_the_readme_commands() -> None:
+    import subprocess
+
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "block==1 && /pytest/" in ci and 'bash -c "$test_command"' in ci
+    assert 'bash -c "$main_command"' in ci and 'bash -c "$test_command"' in ci
+    extract = ci[ci.index("readme_command() {"):]
+    extract = extract[: extract.index("\n}\n") + 3]
+    found = [
+        subprocess.run(["bash", "-c", f"{extract}\nreadme_command {n}"], cwd=ROOT, capture_output=True,
+                       text=True, check=True).stdout.strip()
+        for n in (1, 2)
+    ]
+    assert found == first_block()
 
 
 def test_spec_reference_is_generated_from_the_models() -> None:

@@ -56,6 +56,24 @@ class Backend:
     # later stages' acting resources wait for them (StageContext.prerequisites).
     prerequisite_types: ClassVar[frozenset[str]] = frozenset()
 
+    def require_sdk(self) -> None:
+        """Planning or deploying here needs this cloud's Pulumi SDK: its extra installs it.
+
+        Checked without importing it (the SDKs are large); a missing one is exit 3, naming the extra.
+        """
+        from mlops_infra.errors import ToolingMissing
+
+        try:
+            found = importlib.util.find_spec(self.sdk_package) is not None
+        except (ImportError, ValueError):  # a broken or half-removed install counts as missing
+            found = False
+        if not found:
+            raise ToolingMissing(
+                f"{self.display_name} needs its Pulumi SDK ({self.sdk_package.replace('_', '-')}), which is not "
+                "installed",
+                hint=f"pip install 'mlops-infra[{self.name}]' (or 'mlops-infra[all]' for every cloud)",
+            )
+
     # --- facts about stages -------------------------------------------------
     def supports(self, stage: str) -> bool:
         return importlib.util.find_spec(f"{self._package()}.{stage}") is not None

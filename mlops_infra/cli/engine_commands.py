@@ -11,8 +11,6 @@ import click
 
 from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
 
-CLOUDS = ("aws", "azure", "gcp")
-
 
 def make_engine() -> Any:
     """The engine the commands drive; tests replace this with a recording fake."""
@@ -36,7 +34,9 @@ def _engine_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         metavar="URL",
         help="State backend: s3://, gs://, azblob://, file:// or Pulumi Cloud (default: file://.mlops-infra/state).",
     )(fn)
-    fn = click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")(fn)
+    from mlops_infra.cli.main import CloudChoice
+
+    fn = click.option("--cloud", type=CloudChoice(), help="Target cloud (default: the spec's `cloud:`).")(fn)
     fn = _part_option(fn)
     return _source_options(fn)
 

@@ -12,7 +12,23 @@ import click
 from mlops_infra import __version__
 from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
 
-CLOUDS = ("aws", "azure", "gcp")  # checked against the backend registry when a command runs
+
+
+class CloudChoice(click.Choice):
+    """--cloud: the backend registry's clouds, read when a command parses (adding one is a folder)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        from mlops_infra.backends import names
+
+        return names()
+
+    @choices.setter
+    def choices(self, value: Any) -> None:
+        pass  # click sets it in __init__; the registry is the one list
 
 
 class _Group(click.Group):
@@ -96,7 +112,7 @@ def main(debug: bool) -> None:
 @main.command()
 @_source_options
 @click.option(
-    "--cloud", "clouds", multiple=True, type=click.Choice(CLOUDS), help="Check for this cloud (repeatable; "
+    "--cloud", "clouds", multiple=True, type=CloudChoice(), help="Check for this cloud (repeatable; "
     "default: the spec's cloud and every cloud it configures)."
 )
 @_json_option
@@ -137,7 +153,7 @@ def schema(as_json: bool) -> None:
 
 @main.command()
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--cloud", required=True, type=click.Choice(CLOUDS), help="Default target cloud of the spec.")
+@click.option("--cloud", required=True, type=CloudChoice(), help="Default target cloud of the spec.")
 @click.option("--project", required=True, help="Project name (a slug such as churn).")
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_json_option
@@ -158,7 +174,7 @@ def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) 
 
 @main.command()
 @_source_options
-@click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")
+@click.option("--cloud", type=CloudChoice(), help="Target cloud (default: the spec's `cloud:`).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Also write the plan document here.")
 @click.option(
     "--against",
