@@ -56,13 +56,13 @@ class Program:
     def __call__(self) -> None:
         import pulumi
 
-        from mlops_infra.backends.context import StageContext
+        from mlops_infra.backends.context import StageContext, Upstream
 
         spec, backend = self.spec, self.backend
         settings = spec.settings_for(self.cloud)
         provider = backend.create_provider(spec, settings)
         namer = backend.namer(spec, settings)
-        built: dict[str, Any] = {}
+        upstream = Upstream()
         prerequisites: list[Any] = []
         handoff: dict[tuple[str, str], Any] = {}
         part, handover = self.part, self.handover
@@ -70,7 +70,9 @@ class Program:
             handover.read = _reader(part, self.shared_stack, self.handed)
         for stage in stages_to_build(spec, backend):
             if stage.stack_wide and part.is_model_stack:
-                built[stage.name] = handover.fetch(stage.name, "")
+                upstream.add(handover.fetch(stage.name, ""), stage=stage.name)
+                for key in handover.keys_of(stage.name):  # what the stage shared (ctx.share)
+                    upstream.add(handover.fetch(stage.name, key))
                 continue
             # Stages never depend on whole upstream stages: a dependency on a component reaches
             # all its children, and Pulumi's cycle check walks them for every edge, which is
@@ -92,7 +94,8 @@ class Program:
                 namer=namer,
                 parent=component,
                 provider=provider,
-                upstream=dict(built),
+                upstream=upstream,
+                stack_wide=stage.stack_wide,
                 prerequisites=prerequisites,
                 handoff=handoff,
                 part=part,
@@ -103,7 +106,7 @@ class Program:
                 handover.record(stage.name, "", result)
             exported = result.exports()
             component.register_outputs(exported)
-            built[stage.name] = result
+            upstream.add(result, stage=stage.name)
             if exported:
                 self.exports[stage.name] = exported
                 pulumi.export(stage.name, exported)

@@ -118,6 +118,11 @@ class Handover:
             )
         return rebuild(self.shapes[name], self.read)
 
+    def keys_of(self, stage: str) -> list[str]:
+        """The keys a stage recorded besides its outputs, as a model stack knows them (sorted)."""
+        prefix = f"{stage}."
+        return sorted(name[len(prefix):] for name in self.shapes if name.startswith(prefix))
+
     def recorded_shapes(self) -> dict[str, Any]:
         return {name: shape_of(value, name) for name, value in self.values.items()}
 

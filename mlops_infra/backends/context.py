@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, TypeVar
 
+from mlops_infra.errors import InternalError
 from mlops_infra.layout import WHOLE, Part
 from mlops_infra.naming import Namer
 from mlops_infra.tagging import stack_tags
@@ -16,6 +17,53 @@ if TYPE_CHECKING:
     from mlops_infra.spec.models import Model, SpecBase
 
 
+T = TypeVar("T")
+
+
+class Upstream:
+    """What earlier stages handed on, found by type.
+
+    Each stage's outputs are a dataclass of their own (StorageOutputs, ...), and a backend's
+    stage may share typed values of its own with later stages of the same backend
+    (`ctx.share`): later stages read either with `ctx.upstream.of(StorageOutputs)`, checked by
+    mypy and never a string key.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[type, Any] = {}
+        self._by_stage: dict[str, Any] = {}
+
+    def add(self, value: Any, *, stage: str | None = None) -> None:
+        kind = type(value)
+        if kind in self._values:
+            raise InternalError(f"two {kind.__name__} handed on: each type is handed on once")
+        self._values[kind] = value
+        if stage is not None:
+            self._by_stage[stage] = value
+
+    def of(self, kind: type[T]) -> T:
+        """The value of `kind` an earlier stage handed on; a missing one is a bug in stage order."""
+        value = self.find(kind)
+        if value is None:
+            raise InternalError(f"no {kind.__name__} was handed on before this stage")
+        return value
+
+    def find(self, kind: type[T]) -> T | None:
+        """Like `of`, for values handed on only when the spec asks for them."""
+        value = self._values.get(kind)
+        return value if isinstance(value, kind) else None
+
+    # By stage name: the older, untyped way (backends move to `of`, see DESIGN.md section 10).
+    def __getitem__(self, stage: str) -> Any:
+        return self._by_stage[stage]
+
+    def get(self, stage: str) -> Any:
+        return self._by_stage.get(stage)
+
+    def __contains__(self, stage: str) -> bool:
+        return stage in self._by_stage
+
+
 @dataclass
 class StageContext:
     spec: "SpecBase"
@@ -25,7 +73,8 @@ class StageContext:
     namer: Namer
     parent: "pulumi.ComponentResource"
     provider: "pulumi.ProviderResource"
-    upstream: dict[str, Any] = field(default_factory=dict)  # stage name -> its outputs
+    upstream: Upstream = field(default_factory=Upstream)  # earlier stages' outputs and shared values
+    stack_wide: bool = False  # the stage exists once per stack (its values cross to model stacks)
     # Grants and service enablements made by the foundation stages (governance, storage): pass
     # to depends_on where a resource acts when created (a job starts running, a model is
     # deployed) and must find its permissions in place. Bounded by identities and buckets,
@@ -65,6 +114,18 @@ class StageContext:
         value = make()
         if self.part.name:  # the shared stack of a split spec
             self.handover.record(self.stage, key, value)
+        return value
+
+    def share(self, value: T) -> T:
+        """Hand a typed value (a dataclass of this backend's) to later stages of the same stack.
+
+        Later stages read it with ctx.upstream.of(<its type>). A stack-wide stage's values also
+        cross to the model stacks of a split spec, so they must be made of Outputs and
+        constants, never resources.
+        """
+        self.upstream.add(value)
+        if self.stack_wide and self.part.name:
+            self.handover.record(self.stage, type(value).__name__, value)
         return value
 
     @staticmethod
