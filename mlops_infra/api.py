@@ -90,6 +90,12 @@ def validate(*, source: SpecSource, clouds: list[str] | None = None) -> Validate
     )
 
 
+def _cloud_hint() -> str:
+    from mlops_infra.backends import names
+
+    return f"pass --cloud {'|'.join(names())} or set `cloud:` in the spec"
+
+
 def _known_cloud(cloud: str) -> None:
     from mlops_infra.backends import get_backend
 
@@ -130,7 +136,7 @@ def plan(
         checked = check_file(source.path, clouds=[])
         target = checked.spec.cloud
         if target is None:
-            raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
+            raise UsageError("no target cloud", hint=_cloud_hint())
     checked = check_file(source.path, clouds=[target])
     document = plan_document(
         checked.spec, target, stack=source.stack, warnings=[w.to_dict() for w in checked.warnings], part=part
@@ -207,7 +213,7 @@ def engine_target(
     if target_cloud is None:
         target_cloud = check_file(source.path, clouds=[]).spec.cloud
         if target_cloud is None:
-            raise UsageError("no target cloud", hint="pass --cloud aws|gcp|azure or set `cloud:` in the spec")
+            raise UsageError("no target cloud", hint=_cloud_hint())
     checked = check_file(source.path, clouds=[target_cloud])
     backend_url = backend_url or None  # an empty --backend (an unset CI variable) means the default
     if backend_url is not None and not backend_url.startswith(("s3://", "gs://", "azblob://", "file://", "https://")):

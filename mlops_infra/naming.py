@@ -49,12 +49,25 @@ class NameStyle:
 
 @lru_cache(maxsize=1)
 def name_rules() -> dict[str, NameRule]:
+    """Every naming rule: the shared table (data/cloud-name-rules.json) and each backend's own
+    (backends/<cloud>/facts/name-rules.json, kinds prefixed with the cloud's name)."""
+    from mlops_infra.backends import names
+
     raw = json.loads(resources.files("mlops_infra.data").joinpath("cloud-name-rules.json").read_text())
-    return {
-        kind: NameRule(kind=kind, min=r["min"], max=r["max"], regex=r["regex"])
-        for kind, r in raw.items()
-        if not kind.startswith("_")
-    }
+    tables = [("", raw)]
+    for cloud in names():
+        own = resources.files(f"mlops_infra.backends.{cloud}").joinpath("facts", "name-rules.json")
+        if own.is_file():
+            tables.append((f"{cloud}.", json.loads(own.read_text())))
+    rules: dict[str, NameRule] = {}
+    for prefix, table in tables:
+        for kind, r in table.items():
+            if kind.startswith("_"):
+                continue
+            if not kind.startswith(prefix) or kind in rules:
+                raise InternalError(f"naming rule {kind!r} is outside its backend or defined twice")
+            rules[kind] = NameRule(kind=kind, min=r["min"], max=r["max"], regex=r["regex"])
+    return rules
 
 
 @lru_cache(maxsize=1)

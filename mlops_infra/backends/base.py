@@ -85,10 +85,11 @@ class Backend:
         return f"mlops_infra.backends.{self.name}"
 
     # Facts for the rules every cloud applies (backends/checks.py).
+    scale_to_zero: ClassVar[bool] = False  # whether endpoints may run at min_replicas: 0
     endpoint_service: ClassVar[str] = "online endpoints"  # named when min_replicas: 0 is refused
     scale_to_zero_hint: ClassVar[str] = "set min_replicas: 1"
     archive_tier: ClassVar[str] = "archive storage"
-    archive_minimum_days: ClassVar[int] = 0  # the archive tier's minimum billed duration
+    archive_minimum_days: ClassVar[int] = 0  # the archive tier's minimum billed duration (0: none)
     storage_service: ClassVar[str] = ""  # who bills it ("S3", "GCS", "Azure Storage")
 
     # --- validation ---------------------------------------------------------
@@ -99,32 +100,39 @@ class Backend:
 
         if settings is None:
             return []
-        overrides = settings.overrides.models
+        overrides = getattr(getattr(settings, "overrides", None), "models", {})
         problems = checks.unknown_override_models(spec, self.name, overrides)
+
+        def overridden(model: Any, purpose: str) -> bool:
+            field = self.override_field(purpose)
+            return bool(field and model.name in overrides and getattr(overrides[model.name], field))
+
         problems += checks.compute_misses(
             spec,
-            overridden=lambda model, purpose: bool(
-                model.name in overrides and getattr(overrides[model.name], self.override_field(purpose))
-            ),
+            overridden=overridden,
             resolve=lambda compute, purpose: self.resolve_compute(compute, purpose, settings),
         )
-        problems += checks.no_scale_to_zero(spec, service=self.endpoint_service, hint=self.scale_to_zero_hint)
-        problems += checks.archive_minimum(
-            spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
-        )
+        if not self.scale_to_zero:
+            problems += checks.no_scale_to_zero(spec, service=self.endpoint_service, hint=self.scale_to_zero_hint)
+        if self.archive_minimum_days:
+            problems += checks.archive_minimum(
+                spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
+            )
         return problems + self.check_cloud(spec, settings)
 
     def check_cloud(self, spec: "SpecBase", settings: Any) -> list[Problem]:
         """This cloud's own checks (catalog overrides, service limits, settings without effect)."""
         return []
 
-    def override_field(self, purpose: str) -> str:
-        """The clouds.<cloud>.overrides.models.<model> field that replaces the catalog for `purpose`."""
-        raise NotImplementedError
+    def override_field(self, purpose: str) -> str | None:
+        """The clouds.<cloud>.overrides.models.<model> field that replaces the catalog for `purpose`
+        (None: this cloud has no overrides)."""
+        return None
 
     def resolve_compute(self, compute: Any, purpose: str, settings: Any) -> Any:
-        """The catalog's choice for a neutral compute block; raises CatalogMiss."""
-        raise NotImplementedError
+        """The catalog's choice for a neutral compute block; raises CatalogMiss. Without a
+        catalog (the workload asks for cpus, memory and GPUs directly) nothing is missed."""
+        return None
 
     # --- naming -------------------------------------------------------------
     def name_scope(self, settings: Any) -> str:

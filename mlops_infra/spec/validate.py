@@ -249,7 +249,6 @@ def _clean_message(error: ErrorDetails) -> str:
 _HINTS = {
     "apiVersion": "use apiVersion: mlops-infra/v1",
     "size": "size classes: cpu-small, cpu-medium, cpu-large, cpu-xlarge, gpu-small, gpu-large, gpu-x4, gpu-x8",
-    "cloud": "the default target cloud: aws, gcp or azure (--cloud overrides it)",
     "schedule": "five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
     "project": "a slug such as churn: lowercase letters, digits and single hyphens",
     "environment": "a slug such as dev or prod",
@@ -258,6 +257,10 @@ _HINTS = {
 
 
 def _hint_for(path: Path) -> str | None:
+    if path and path[-1] == "cloud":
+        from mlops_infra.backends import names
+
+        return f"the default target cloud: {' or '.join(names())} (--cloud overrides it)"
     for part in reversed(path):
         if isinstance(part, str) and part in _HINTS:
             return _HINTS[part]
