@@ -49,11 +49,24 @@ class AutomationEngine:
         self._shapes: dict[tuple[int, str, str], Any] = {}
 
     # --- the interface -------------------------------------------------------
+    def preflight(self, target: Target, *, credentials: bool = True) -> None:
+        found, _ = find_cli(self.env)
+        if not found:
+            raise ToolingMissing("the Pulumi CLI is not installed (the engine commands run it)", hint=INSTALL_HINT)
+        require_passphrase(target, self.env)
+        if credentials:
+            require_credentials(target, self.env, self.home)
+
     def run(self, operation: str, target: Target, *, on_event: OnEvent, delete_data: bool = False) -> DeployResult:
-        stack = self._stack(target)
+        teardown = operation == "destroy" and delete_data
+        stack = self._stack(target, teardown=teardown)
         result = DeployResult(operation=operation, target=target)
         translate = _Translator(target, result, on_event)
         try:
+            if teardown:
+                # Lift protect and mark buckets and repositories force-deletable first, so the
+                # destroy can empty and delete them (the state's protect flags follow the program).
+                stack.up(on_event=translate, color="never")
             if operation == "preview":
                 summary = stack.preview(on_event=translate, color="never").change_summary
             elif operation == "up":
@@ -61,12 +74,10 @@ class AutomationEngine:
             elif operation == "refresh":
                 summary = stack.refresh(on_event=translate, color="never").summary.resource_changes
             elif operation == "destroy":
-                if delete_data:
-                    _unprotect_all(stack)
                 summary = stack.destroy(
                     on_event=translate, color="never", exclude_protected=not delete_data
                 ).summary.resource_changes
-                result.kept = [] if delete_data else _protected(stack)
+                result.kept = _remaining(stack)
             else:
                 raise UsageError(f"unknown operation {operation!r}")
         except KeyboardInterrupt:
@@ -82,6 +93,14 @@ class AutomationEngine:
             result.outputs = self.outputs(target, stack=stack)
         return result
 
+    def inventory(self, target: Target) -> list[dict[str, Any]]:
+        stack = self._stack(target)
+        try:
+            deployment = stack.export_stack().deployment or {}
+        except Exception as exc:  # noqa: BLE001
+            _raise_engine_error(exc, "read the state", target, DeployResult(operation="destroy", target=target))
+        return [_inventory_entry(r) for r in deployment.get("resources", [])]
+
     def outputs(self, target: Target, *, stack: Any = None) -> dict[str, Any]:
         stack = stack or self._stack(target)
         try:
@@ -91,12 +110,9 @@ class AutomationEngine:
         return {key: ("[secret]" if value.secret else value.value) for key, value in sorted(values.items())}
 
     # --- set-up --------------------------------------------------------------
-    def _stack(self, target: Target) -> Any:
-        found, cli_root = find_cli(self.env)
-        if not found:
-            raise ToolingMissing("the Pulumi CLI is not installed (the engine commands run it)", hint=INSTALL_HINT)
-        require_passphrase(target, self.env)
-        require_credentials(target, self.env, self.home)
+    def _stack(self, target: Target, *, teardown: bool = False) -> Any:
+        self.preflight(target)
+        _, cli_root = find_cli(self.env)
         from pulumi import automation as auto
 
         from mlops_infra.program import build_program
@@ -120,6 +136,7 @@ class AutomationEngine:
                 shapes=self._handover_shapes(target) if target.part.is_model_stack else None,
                 # Same project and backend: the short stack name resolves on every backend.
                 shared_stack=target.shared_stack,
+                teardown=teardown,
             )
             return auto.create_or_select_stack(
                 stack_name=target.pulumi_stack, project_name=target.spec.project, program=program, opts=opts
@@ -214,21 +231,29 @@ def _last_lines(text: str, count: int = 3) -> str:
     return " / ".join(lines[-count:]) or "the engine gave no reason"
 
 
-def _protected(stack: Any) -> list[dict[str, str]]:
+def _remaining(stack: Any) -> list[dict[str, str]]:
+    """What a destroy left in the state: the protected resources and what they need."""
+    from mlops_infra.deploy import destroy_split
+
     deployment = stack.export_stack().deployment or {}
-    return [
-        {"name": r["urn"].rsplit("::", 1)[-1], "type": r.get("type", "")}
-        for r in deployment.get("resources", [])
-        if r.get("protect")
-    ]
+    _, kept = destroy_split([_inventory_entry(r) for r in deployment.get("resources", [])], delete_data=False)
+    return kept
 
 
-def _unprotect_all(stack: Any) -> None:
-    """--delete-data: lift `protect` in the state so destroy may delete buckets and keys."""
-    exported = stack.export_stack()
-    for resource in (exported.deployment or {}).get("resources", []):
-        resource["protect"] = False
-    stack.import_stack(exported)
+def _inventory_entry(resource: dict[str, Any]) -> dict[str, Any]:
+    """A state resource in neutral words: what it is, whether it is protected, what it needs."""
+    needs = [resource["parent"]] if resource.get("parent") else []
+    provider = resource.get("provider") or ""
+    if provider:
+        needs.append(provider.rsplit("::", 1)[0])  # "<urn>::<id>"
+    needs += list(resource.get("dependencies") or [])
+    return {
+        "urn": resource["urn"],
+        "type": resource.get("type", ""),
+        "custom": bool(resource.get("custom", False)),
+        "protect": bool(resource.get("protect", False)),
+        "needs": needs,
+    }
 
 
 def _cancel(stack: Any) -> None:

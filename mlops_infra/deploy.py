@@ -75,6 +75,9 @@ class DeployResult:
     kept: list[dict[str, str]] = field(default_factory=list)  # destroy: protected resources left in place
     outputs: dict[str, Any] = field(default_factory=dict)
     failed: bool = False
+    # destroy --dry-run: nothing ran; these would be deleted (`kept` holds what would stay).
+    dry_run: bool = False
+    would_delete: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:
@@ -104,6 +107,7 @@ class DeployResult:
             ],
             "diagnostics": [{"severity": d.severity, "resource": d.name or None, "message": d.message} for d in self.diagnostics],
             "kept": self.kept,
+            **({"dry_run": True, "would_delete": self.would_delete} if self.dry_run else {}),
             "outputs": self.outputs,
             "summary": dict(sorted(self.summary.items())),
         }
@@ -113,9 +117,42 @@ OnEvent = Callable[[StepEvent], None]
 
 
 class Engine(Protocol):
-    def run(self, operation: str, target: Target, *, on_event: OnEvent, delete_data: bool = False) -> DeployResult: ...
+    def preflight(self, target: Target, *, credentials: bool = True) -> None:
+        """Raise ToolingMissing when the CLI, the passphrase or (if asked) credentials are missing."""
+
+    def run(self, operation: str, target: Target, *, on_event: OnEvent, delete_data: bool = False) -> DeployResult:
+        """destroy with delete_data: an `up` in teardown mode (nothing protected, buckets and
+        repositories force-deletable), then a destroy of everything."""
+
+    def inventory(self, target: Target) -> list[dict[str, Any]]:
+        """The stack's resources in its state: name, type, protect, and what each depends on."""
 
     def outputs(self, target: Target) -> dict[str, Any]: ...
+
+
+def destroy_split(resources: list[dict[str, Any]], *, delete_data: bool) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(would delete, would keep) for a destroy of a stack whose state holds `resources`.
+
+    A default destroy excludes protected resources and everything they need to stay managed
+    (their parents, providers and dependencies), as Pulumi's --exclude-protected does;
+    --delete-data deletes everything.
+    """
+    by_urn = {r["urn"]: r for r in resources}
+    kept: set[str] = set()
+    if not delete_data:
+        pending = [r["urn"] for r in resources if r.get("protect")]
+        while pending:
+            urn = pending.pop()
+            if urn in kept or urn not in by_urn:
+                continue
+            kept.add(urn)
+            pending += by_urn[urn].get("needs", [])
+    listed = [r for r in resources if r.get("custom", True) and not r["type"].startswith("pulumi:")]
+
+    def entry(r: dict[str, Any]) -> dict[str, str]:
+        return {"name": r["urn"].rsplit("::", 1)[-1], "type": r["type"]}
+
+    return [entry(r) for r in listed if r["urn"] not in kept], [entry(r) for r in listed if r["urn"] in kept]
 
 
 # --- prerequisites, checked before any engine work (pure: environment and files only) -----------

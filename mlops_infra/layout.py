@@ -96,16 +96,7 @@ def problems(spec: "SpecBase") -> Iterable["Problem"]:
 
     names = {m.name: group_of(m) for m in spec.models}
     if not spec.split.enabled:
-        for i, model in enumerate(spec.models):
-            if model.group is not None:
-                yield finding(
-                    ("models", i, "group"),
-                    "a model group has no effect unless the spec is split",
-                    hint="set split.enabled: true, or remove the group",
-                    value=model.group,
-                    severity="warning",
-                )
-        return
+        return  # a group still shares one data-reading identity (mlops_infra/access.py)
     size: dict[str, int] = {}
     limit = spec.split.max_models_per_stack
     for i, model in enumerate(spec.models):

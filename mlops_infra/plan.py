@@ -201,21 +201,28 @@ async def _resolve(value: Any) -> Any:
 
 
 def plan_document(
-    spec: "SpecBase", cloud: str, *, stack: str, warnings: list[dict] | None = None, part: str | None = None
+    spec: "SpecBase",
+    cloud: str,
+    *,
+    stack: str,
+    warnings: list[dict] | None = None,
+    part: str | None = None,
+    teardown: bool = False,
 ) -> dict:
     """Plan `spec` on `cloud` offline and return the plan document (section 6 of DESIGN.md).
 
     A split spec (layout.py) plans each of its Pulumi stacks, or only `part`: every resource
     then names its part, and model stacks read what the planned shared stack hands over.
+    `teardown`: the program `destroy --delete-data` runs first (StageContext.teardown).
     """
     from mlops_infra.layout import select
 
     chosen = select(spec, part)
     if not spec.split.enabled:
-        run, _ = _run_part(spec, cloud, chosen[0], stack)
+        run, _ = _run_part(spec, cloud, chosen[0], stack, teardown=teardown)
         resources = _entries(run, cloud, None)
         return _document(spec, cloud, stack, resources, run.exports, warnings)
-    shared_run, shared_program = _run_part(spec, cloud, _shared(), stack)
+    shared_run, shared_program = _run_part(spec, cloud, _shared(), stack, teardown=teardown)
     shapes = shared_program.handover.recorded_shapes()
     handed = _wire_values(shared_run.exports.get("handover", {}))
     resources, outputs, stacks = [], {}, []
@@ -227,7 +234,9 @@ def plan_document(
         if each.builds_stack:
             run = shared_run
         else:
-            run, _ = _run_part(spec, cloud, each, stack, shapes=shapes, handed=handed, shared_stack=base)
+            run, _ = _run_part(
+                spec, cloud, each, stack, shapes=shapes, handed=handed, shared_stack=base, teardown=teardown
+            )
         resources += _entries(run, cloud, each.name)
         outputs[each.name] = run.exports
     document = _document(spec, cloud, stack, resources, outputs, warnings)

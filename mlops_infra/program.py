@@ -39,6 +39,7 @@ class Program:
         shapes: dict[str, Any] | None = None,
         shared_stack: str = "",
         handed: dict[str, Any] | None = None,
+        teardown: bool = False,
     ) -> None:
         self.spec = spec
         self.cloud = cloud
@@ -52,6 +53,8 @@ class Program:
         # read in place of the StackReference's outputs, which the mock monitor cannot give
         # partly known (one unknown leaf would make every value unknown).
         self.handed = handed
+        # The last `up` before `destroy --delete-data` (StageContext.teardown).
+        self.teardown = teardown
 
     def __call__(self) -> None:
         import pulumi
@@ -100,6 +103,7 @@ class Program:
                 handoff=handoff,
                 part=part,
                 handover=handover,
+                teardown=self.teardown,
             )
             result = backend.stage_module(stage.name).build(ctx)
             if stage.stack_wide and part.name:

@@ -18,7 +18,18 @@ class FakeEngine:
     summary: dict[str, int] = field(default_factory=dict)
     kept: list[dict[str, str]] = field(default_factory=list)
     fail: Exception | None = None
+    missing: Exception | None = None  # raised by preflight: a missing CLI, passphrase or login
+    state: list[dict[str, Any]] = field(default_factory=list)  # inventory(): the stack's state
     calls: list[tuple[str, Target, bool]] = field(default_factory=list)
+    preflights: list[tuple[str, bool]] = field(default_factory=list)  # (pulumi stack, credentials checked)
+
+    def preflight(self, target: Target, *, credentials: bool = True) -> None:
+        self.preflights.append((target.pulumi_stack, credentials))
+        if self.missing is not None:
+            raise self.missing
+
+    def inventory(self, target: Target) -> list[dict[str, Any]]:
+        return list(self.state)
 
     def run(self, operation: str, target: Target, *, on_event: Any, delete_data: bool = False) -> DeployResult:
         self.calls.append((operation, target, delete_data))

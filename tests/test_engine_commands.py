@@ -76,7 +76,8 @@ def test_destroy_keeps_data_and_says_what_it_kept(project: Path, fake: FakeEngin
     fake.summary = {"delete": 12}
     result = CliRunner().invoke(main, ["destroy", "--yes"])
     assert result.exit_code == 0 and fake.calls[0][2] is False
-    assert "Kept 1 protected resources" in result.stdout and "storage-bucket-raw" in result.stdout
+    assert "Kept 1 resources: data, keys and what guards them" in result.stdout
+    assert "storage-bucket-raw" in result.stdout
 
 
 def test_delete_data_needs_the_stack_name_typed(project: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -85,6 +86,84 @@ def test_delete_data_needs_the_stack_name_typed(project: Path, fake: FakeEngine,
     assert wrong.exit_code == 2 and fake.calls == []
     right = CliRunner().invoke(main, ["destroy", "--delete-data"], input="dev-aws\n")
     assert right.exit_code == 0 and fake.calls[0][2] is True
+
+
+def test_yes_never_stands_in_for_the_stack_name(project: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_commands, "stdin_is_terminal", lambda: True)
+    typed_wrong = CliRunner().invoke(main, ["destroy", "--yes", "--delete-data"], input="y\n")
+    assert typed_wrong.exit_code == 2 and "nothing was deleted" in typed_wrong.stderr and fake.calls == []
+    monkeypatch.setattr(engine_commands, "stdin_is_terminal", lambda: False)
+    scripted = CliRunner().invoke(main, ["destroy", "--yes", "--delete-data"], input="")
+    assert scripted.exit_code == 2 and "--confirm dev-aws" in scripted.stderr and fake.calls == []
+
+
+def test_confirm_names_the_stack_without_a_terminal(project: Path, fake: FakeEngine) -> None:
+    wrong = CliRunner().invoke(main, ["destroy", "--delete-data", "--confirm", "prod-aws"])
+    assert wrong.exit_code == 2 and "does not name this stack" in wrong.stderr and fake.calls == []
+    alone = CliRunner().invoke(main, ["destroy", "--confirm", "dev-aws"])
+    assert alone.exit_code == 2 and "only applies with --delete-data" in alone.stderr and fake.calls == []
+    right = CliRunner().invoke(main, ["destroy", "--delete-data", "--confirm", "dev-aws"])
+    assert right.exit_code == 0, right.stderr
+    assert [(op, t.pulumi_stack, data) for op, t, data in fake.calls] == [("destroy", "dev-aws", True)]
+
+
+def test_checks_that_can_fail_come_before_the_question(
+    project: Path, fake: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlops_infra.errors import ToolingMissing
+
+    monkeypatch.setattr(engine_commands, "stdin_is_terminal", lambda: True)
+    fake.missing = ToolingMissing("no AWS credentials found for `aws`", hint="aws sso login")
+    for args in (["up"], ["destroy"], ["destroy", "--delete-data"]):
+        result = CliRunner().invoke(main, args, input="y\n")
+        assert result.exit_code == 3 and "no AWS credentials" in result.stderr, args
+        assert "?" not in result.stderr and "Type the stack name" not in result.stderr, args
+    assert fake.calls == []
+
+
+def state_entry(name: str, type_: str, *, protect: bool = False, needs: tuple[str, ...] = (), custom: bool = True) -> dict:
+    return {"urn": f"urn:pulumi:dev-aws::churn::{type_}::{name}", "type": type_, "custom": custom,
+            "protect": protect, "needs": [f"urn:pulumi:dev-aws::churn::{t}::{n}" for t, n in needs]}
+
+
+STATE = [
+    state_entry("storage", "mlops-infra:aws:Storage", custom=False),
+    state_entry("aws", "pulumi:providers:aws"),
+    state_entry("storage-bucket-raw", "aws:s3/bucket:Bucket", protect=True,
+                needs=(("mlops-infra:aws:Storage", "storage"), ("pulumi:providers:aws", "aws"))),
+    state_entry("storage-versioning-raw", "aws:s3/bucketVersioning:BucketVersioning", protect=True,
+                needs=(("aws:s3/bucket:Bucket", "storage-bucket-raw"),)),
+    state_entry("governance-key-alias", "aws:kms/alias:Alias", needs=(("mlops-infra:aws:Storage", "storage"),)),
+    state_entry("serving-endpoint-churn", "aws:sagemaker/endpoint:Endpoint"),
+]
+
+
+def test_dry_run_lists_what_goes_and_what_stays_and_runs_nothing(project: Path, fake: FakeEngine) -> None:
+    fake.state = STATE
+    result = CliRunner().invoke(main, ["destroy", "--dry-run", "--json"], input="")
+    assert result.exit_code == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["dry_run"] is True and fake.calls == []
+    assert [r["name"] for r in document["would_delete"]] == ["governance-key-alias", "serving-endpoint-churn"]
+    assert [r["name"] for r in document["kept"]] == ["storage-bucket-raw", "storage-versioning-raw"]
+    assert fake.preflights == [("dev-aws", False)]  # the state needs no cloud credentials
+    everything = CliRunner().invoke(main, ["destroy", "--dry-run", "--delete-data"], input="")
+    assert everything.exit_code == 0 and fake.calls == []
+    assert "would delete 4, keep 0" in everything.stdout and "emptied before" in everything.stdout
+
+
+def test_destroy_split_keeps_what_protected_resources_need() -> None:
+    from mlops_infra.deploy import destroy_split
+
+    provider_needed = [
+        state_entry("aws", "pulumi:providers:aws"),
+        state_entry("trail", "aws:cloudtrail/trail:Trail", protect=True,
+                    needs=(("aws:s3/bucketPolicy:BucketPolicy", "audit-policy"),)),
+        state_entry("audit-policy", "aws:s3/bucketPolicy:BucketPolicy"),
+        state_entry("grant", "aws:iam/rolePolicy:RolePolicy"),
+    ]
+    gone, kept = destroy_split(provider_needed, delete_data=False)
+    assert [k["name"] for k in kept] == ["trail", "audit-policy"] and [g["name"] for g in gone] == ["grant"]
 
 
 def test_preview_expect_no_changes(project: Path, fake: FakeEngine) -> None:
@@ -240,3 +319,54 @@ def test_translator_turns_engine_events_into_steps() -> None:
     assert [e.kind for e in seen] == ["start", "failed", "diagnostic"]
     assert seen[1].stage == "storage" and seen[1].op == "update" and seen[1].diffs == ("tags",)
     assert result.failed and result.diagnostics[0].message == "AccessDenied"
+
+
+class RecordingStack:
+    """Stands in for an Automation API stack: records the calls, holds a state export."""
+
+    def __init__(self, resources: list[dict]) -> None:
+        self.calls: list[tuple[str, dict]] = []
+        self.resources = resources
+
+    def up(self, **kwargs: object) -> object:
+        self.calls.append(("up", kwargs))
+        return type("UpResult", (), {"summary": type("S", (), {"resource_changes": {"update": 3}})()})()
+
+    def destroy(self, **kwargs: object) -> object:
+        self.calls.append(("destroy", kwargs))
+        return type("DestroyResult", (), {"summary": type("S", (), {"resource_changes": {"delete": 9}})()})()
+
+    def export_stack(self) -> object:
+        return type("Deployment", (), {"deployment": {"resources": self.resources}})()
+
+
+@pytest.mark.parametrize("delete_data", [False, True])
+def test_the_real_adapter_tears_down_in_an_update_before_deleting_data(
+    project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, delete_data: bool
+) -> None:
+    """--delete-data: an `up` of the teardown program (nothing protected, buckets force-deletable),
+    then a destroy of everything; a default destroy excludes the protected resources."""
+    from pulumi import automation as auto
+
+    from mlops_infra import api
+    from mlops_infra.automation import AutomationEngine
+
+    bin_dir = tmp_path_factory.mktemp("bin")
+    stub_pulumi(bin_dir)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    env = {"PATH": str(bin_dir), "PULUMI_CONFIG_PASSPHRASE": "x", "MLOPS_INFRA_AMBIENT_CREDENTIALS": "1"}
+    remaining = [] if delete_data else [
+        {"urn": "urn:pulumi:dev-aws::churn::aws:s3/bucket:Bucket::storage-bucket-raw", "type": "aws:s3/bucket:Bucket",
+         "custom": True, "protect": True},
+    ]
+    stack = RecordingStack(remaining)
+    programs: list = []
+    monkeypatch.setattr(auto, "create_or_select_stack", lambda **kwargs: programs.append(kwargs["program"]) or stack)
+    (target,), _ = api.engine_targets(source=api.resolve_source(stack="dev", spec=None), cloud="aws", backend_url=None)
+    result = AutomationEngine(env, home=tmp_path_factory.mktemp("home")).run(
+        "destroy", target, on_event=lambda event: None, delete_data=delete_data
+    )
+    assert [p.teardown for p in programs] == [delete_data]
+    assert [name for name, _ in stack.calls] == (["up", "destroy"] if delete_data else ["destroy"])
+    assert stack.calls[-1][1]["exclude_protected"] is (not delete_data)
+    assert result.kept == ([] if delete_data else [{"name": "storage-bucket-raw", "type": "aws:s3/bucket:Bucket"}])

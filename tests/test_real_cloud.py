@@ -43,6 +43,6 @@ def test_deploy_outputs_destroy(cloud: str, tmp_path: Path) -> None:
         outputs = json.loads(run("outputs", "--json").stdout)["outputs"]
         assert outputs["storage"]["artifacts_uri"] and outputs["governance"]["key_id"]
     finally:
-        down = run("destroy", "--yes", "--delete-data", "--json")
+        down = run("destroy", "--delete-data", "--confirm", f"dev-{cloud}", "--json")
         shutil.rmtree(tmp_path / ".mlops-infra", ignore_errors=True)
     assert down.returncode == 0, down.stderr

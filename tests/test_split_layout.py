@@ -52,10 +52,14 @@ def test_split_problems_are_located() -> None:
     assert problem.path == ("models", 1, "group") and "ambiguous" in (problem.hint or "")
 
 
-def test_a_group_without_split_is_a_warning() -> None:
-    data = dict(BASE_SPEC, models=_models("a-model", **{"a-model": "grp"}))
-    (problem,) = _problems(data)
-    assert problem.severity == "warning" and problem.path == ("models", 0, "group")
+def test_a_group_without_split_is_fine_it_groups_identities() -> None:
+    from mlops_infra.access import reader_groups
+
+    data = dict(BASE_SPEC, models=_models("a-model", "b-model", **{"a-model": "grp", "b-model": "grp"}))
+    assert list(_problems(data)) == []
+    training = {"image": "registry.example.com/train:1", "compute": {"size": "cpu-small"}, "inputs": ["raw"]}
+    data["models"] = [dict(m, training=training) for m in data["models"]]
+    assert [g.models for g in reader_groups(spec_from(data)).values()] == [("a-model", "b-model")]
 
 
 def test_parts_and_selection() -> None:

@@ -44,6 +44,18 @@ class CredentialSources:
     error_markers: tuple[str, ...] = ()  # provider messages that mean missing or expired credentials
 
 
+@dataclass(frozen=True)
+class Singleton:
+    """An object a cloud has once per account, project, subscription or region: one stack owns it.
+
+    `key` says where it is unique ("gcp/project/acme-ml/audit-config"): two stacks whose
+    singletons share a key must not both own it (spec: governance.singletons).
+    """
+
+    key: str
+    what: str  # "the project's data-access audit configuration", for messages
+
+
 class Backend:
     name: ClassVar[str]  # "aws": the folder name and the --cloud value
     display_name: ClassVar[str]  # "AWS"
@@ -147,6 +159,25 @@ class Backend:
             styles=self.naming_styles,
             scope=self.name_scope(settings),
         )
+
+    # --- teardown -------------------------------------------------------------
+    # Resource types a default `destroy` keeps (protected): the data, the keys, and what guards
+    # kept data (audit trails and their storage, encryption, versioning, public-access blocks,
+    # TLS-only policies, lifecycle rules, access diagnostics). Every resource of these types is
+    # protected, and nothing else is (tests/test_teardown.py).
+    kept_types: ClassVar[frozenset[str]] = frozenset()
+    # type -> the input that lets the cloud delete a non-empty one (buckets, repositories): true
+    # only in the teardown program that `destroy --delete-data` runs before deleting.
+    force_delete_inputs: ClassVar[Mapping[str, str]] = {}
+
+    # --- several stacks in one account ---------------------------------------
+    def singletons(self, spec: "SpecBase", settings: Any) -> list[Singleton]:
+        """What this stack would own once per account/project/subscription (governance.singletons)."""
+        return []
+
+    # Input properties that hold a resource's physical name (dev, staging and prod sharing an
+    # account must never produce the same one; tests compare them across stacks).
+    physical_name_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
 
     # --- credentials --------------------------------------------------------
     def credential_sources(self) -> CredentialSources:

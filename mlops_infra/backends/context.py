@@ -88,6 +88,9 @@ class StageContext:
     # its stack-wide resources hand to model stacks. Unsplit: WHOLE, everything in one stack.
     part: Part = WHOLE
     handover: Handover = field(default_factory=Handover)
+    # `destroy --delete-data` first runs `up` with teardown on: nothing is protected, and buckets
+    # and repositories are marked force-deletable (emptied on delete), so the destroy succeeds.
+    teardown: bool = False
 
     def models(self) -> list["Model"]:
         """The models whose own resources this stack builds (all of them unless split).
@@ -149,7 +152,14 @@ class StageContext:
         return "-".join((self.stage, *parts))
 
     def opts(self, *, protect: bool = False, **extra: Any) -> "pulumi.ResourceOptions":
-        """Options for a child: parented to the stage, explicit provider; stateful ones protected."""
+        """Options for a child: parented to the stage, explicit provider.
+
+        protect=True for what a default `destroy` must keep: data, keys, registries, and what
+        guards kept data (audit trails and their storage, encryption, versioning, public-access
+        blocks, TLS-only policies, lifecycle rules, access diagnostics). Teardown lifts it.
+        """
         import pulumi
 
-        return pulumi.ResourceOptions(parent=self.parent, provider=self.provider, protect=protect, **extra)
+        return pulumi.ResourceOptions(
+            parent=self.parent, provider=self.provider, protect=protect and not self.teardown, **extra
+        )

@@ -72,13 +72,15 @@ def _planned_total(target: Any) -> int | None:
     return len(document["resources"]) + 1 + (1 if target.part.is_model_stack else 0)
 
 
-def _run(operation: str, targets: list[Any], *, as_json: bool, delete_data: bool = False) -> list[Any]:
+def _run(
+    operation: str, targets: list[Any], *, as_json: bool, delete_data: bool = False, engine: Any = None
+) -> list[Any]:
     """Run on each Pulumi stack in order (destroy: model stacks before the shared one they read)."""
     from mlops_infra.cli.progress import Progress
     from mlops_infra.errors import MlopsInfraError
 
     ordered = list(reversed(targets)) if operation == "destroy" else targets
-    engine = make_engine()
+    engine = engine or make_engine()
     results: list[Any] = []
     for target in ordered:
         progress = Progress(total=None if operation == "destroy" else functools.partial(_planned_total, target))
@@ -127,14 +129,17 @@ def _render(result: Any) -> None:
     summary = ", ".join(f"{count} {op}" for op, count in sorted(result.summary.items())) or "nothing to do"
     click.echo(f"{result.operation} {result.target.spec.project}/{result.target.pulumi_stack}: {summary}")
     if result.kept:
-        click.echo(f"Kept {len(result.kept)} protected resources (data and keys; --delete-data removes them):")
+        click.echo(
+            f"Kept {len(result.kept)} resources: data, keys and what guards them "
+            "(`destroy --delete-data` removes them):"
+        )
         for item in result.kept:
             click.echo(f"  {item['name']}  {item['type']}")
     for key, value in result.outputs.items():
         click.echo(f"  output {key}: {value}")
 
 
-def _confirm_or_refuse(operation: str, targets: list[Any], yes: bool, *, delete_data: bool = False) -> None:
+def _confirm_or_refuse(operation: str, targets: list[Any], yes: bool) -> None:
     from mlops_infra.errors import UsageError
 
     if yes:
@@ -144,21 +149,53 @@ def _confirm_or_refuse(operation: str, targets: list[Any], yes: bool, *, delete_
             f"refusing to {operation} without --yes: stdin is not a terminal, so nobody can confirm",
             hint=f"review `mlops-infra preview` first, then run `mlops-infra {operation} --yes`",
         )
+    if not click.confirm(f"{operation.capitalize()} {_where(targets)}?", default=False, err=True):
+        raise UsageError(f"not confirmed; nothing was {'deployed' if operation == 'up' else 'destroyed'}")
+
+
+def _confirm_data_loss(targets: list[Any], confirm: str | None) -> None:
+    """--delete-data always needs the stack name: typed at a terminal, or given as --confirm NAME.
+
+    --yes never stands in for it: deleting data takes the one word that names what is lost.
+    """
+    from mlops_infra.errors import UsageError
+
+    expected = targets[0].shared_stack
+    if confirm is not None:
+        if confirm != expected:
+            raise UsageError(
+                f"--confirm {confirm!r} does not name this stack; nothing was deleted",
+                hint=f"to delete all data of {_where(targets)}, pass --confirm {expected}",
+            )
+        return
+    if not stdin_is_terminal():
+        raise UsageError(
+            "refusing to delete data without the stack name: stdin is not a terminal",
+            hint=f"run `mlops-infra destroy --dry-run --delete-data` to see what goes, then pass --confirm {expected}",
+        )
+    typed = click.prompt(
+        f"This deletes ALL data of {_where(targets)}: buckets and their objects, keys, registries and their "
+        "images, audit trails. Type the stack name to confirm",
+        default="",
+        show_default=False,
+        err=True,
+    )
+    if typed != expected:
+        raise UsageError("not confirmed; nothing was deleted")
+
+
+def _where(targets: list[Any]) -> str:
     target = targets[0]
     stacks = target.pulumi_stack if len(targets) == 1 else f"{{{', '.join(t.pulumi_stack for t in targets)}}}"
-    where = f"{target.spec.project}/{stacks} on {target.cloud} (state: {target.state_url})"
-    if delete_data:
-        typed = click.prompt(
-            f"This deletes ALL data of {where}: buckets, keys, registries. Type the stack name to confirm",
-            default="",
-            show_default=False,
-            err=True,
-        )
-        if typed != target.shared_stack:
-            raise UsageError("not confirmed; nothing was deleted")
-        return
-    if not click.confirm(f"{operation.capitalize()} {where}?", default=False, err=True):
-        raise UsageError(f"not confirmed; nothing was {'deployed' if operation == 'up' else 'destroyed'}")
+    return f"{target.spec.project}/{stacks} on {target.cloud} (state: {target.state_url})"
+
+
+def _preflight(targets: list[Any], *, credentials: bool = True) -> Any:
+    """Check everything that can fail before anyone is asked to confirm; the engine to run."""
+    engine = make_engine()
+    for target in targets:
+        engine.preflight(target, credentials=credentials)
+    return engine
 
 
 @click.command()
@@ -195,14 +232,22 @@ def up(
 ) -> None:
     """Create or update the cloud resources of a stack."""
     targets = _targets(stack, spec_path, cloud, backend_url, part)
+    engine = _preflight(targets)
     _confirm_or_refuse("up", targets, yes)
-    _run("up", targets, as_json=as_json)
+    _run("up", targets, as_json=as_json, engine=engine)
 
 
 @click.command()
 @_engine_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
-@click.option("--delete-data", is_flag=True, help="Also delete protected resources: buckets, keys, registries.")
+@click.option(
+    "--delete-data",
+    is_flag=True,
+    help="Also delete the data and what guards it (buckets emptied, keys, registries, audit trails); asks for "
+    "the stack name, or takes --confirm.",
+)
+@click.option("--confirm", metavar="STACK", help="With --delete-data and no terminal: the stack name, e.g. dev-aws.")
+@click.option("--dry-run", is_flag=True, help="Show what would be deleted and what kept; change nothing.")
 def destroy(
     stack: str | None,
     spec_path: str | None,
@@ -211,12 +256,50 @@ def destroy(
     as_json: bool,
     yes: bool,
     delete_data: bool,
+    confirm: str | None,
+    dry_run: bool,
     part: str | None,
 ) -> None:
-    """Delete a stack's resources; data and keys are kept unless --delete-data."""
+    """Delete a stack's resources; data, keys and what guards them stay unless --delete-data."""
+    from mlops_infra.errors import UsageError
+
+    if confirm is not None and not delete_data:
+        raise UsageError("--confirm only applies with --delete-data", hint="plain destroy takes --yes")
     targets = _targets(stack, spec_path, cloud, backend_url, part)
-    _confirm_or_refuse("destroy", targets, yes, delete_data=delete_data)
-    _run("destroy", targets, as_json=as_json, delete_data=delete_data)
+    if dry_run:
+        engine = _preflight(targets, credentials=False)  # reads the state only
+        _dry_run(engine, targets, as_json=as_json, delete_data=delete_data)
+        return
+    engine = _preflight(targets)
+    if delete_data:
+        _confirm_data_loss(targets, confirm)
+    else:
+        _confirm_or_refuse("destroy", targets, yes)
+    _run("destroy", targets, as_json=as_json, delete_data=delete_data, engine=engine)
+
+
+def _dry_run(engine: Any, targets: list[Any], *, as_json: bool, delete_data: bool) -> None:
+    from mlops_infra.deploy import DeployResult, destroy_split
+
+    results = []
+    for target in reversed(targets):
+        would_delete, kept = destroy_split(engine.inventory(target), delete_data=delete_data)
+        results.append(
+            DeployResult(operation="destroy", target=target, kept=kept, dry_run=True, would_delete=would_delete)
+        )
+    if as_json:
+        only = len(targets) == 1 and not targets[0].part.name
+        emit_json(results[0].to_dict() if only else _combined("destroy", list(reversed(targets)), results))
+        return
+    for result in results:
+        name = f"{result.target.spec.project}/{result.target.pulumi_stack}"
+        click.echo(f"destroy --dry-run {name}: would delete {len(result.would_delete)}, keep {len(result.kept)}")
+        for item in result.would_delete:
+            click.echo(f"  delete  {item['name']}  {item['type']}")
+        for item in result.kept:
+            click.echo(f"  keep    {item['name']}  {item['type']}")
+    if delete_data:
+        click.echo("With --delete-data, buckets and repositories are emptied before they are deleted.")
 
 
 @click.command()

@@ -288,7 +288,9 @@ class Model(Strict):
     monitoring: Optional[ModelMonitoring] = Field(None, description="endpoint alarms and drift")
     retraining: Optional[Retraining] = Field(None, description="when to retrain automatically")
     group: Optional[ResourceName] = Field(
-        None, description="with split.enabled: the model stack this model deploys in (default: its own name)"
+        None,
+        description="models of one group share the identity that trains them and reads their data, and with "
+        "split.enabled one model stack (default: the model's own name)",
     )
 
 
@@ -310,6 +312,13 @@ class Governance(Strict):
     audit_logs: bool = Field(True, description="record data access to buckets and key use")
     network: Literal["public", "private"] = Field(
         "public", description="private: data services refuse public network access where the cloud allows"
+    )
+    singletons: Literal["owned", "external"] = Field(
+        "owned",
+        description="objects a cloud has once per account, project or subscription (e.g. GCP audit configs, "
+        "Vertex AI's `default` metadata store): `owned` makes and keeps them in this stack; `external` leaves "
+        "them to the one stack that owns them (when several stacks share an account, exactly one owns them; "
+        "validate checks the specs beside this one)",
     )
 
 

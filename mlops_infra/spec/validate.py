@@ -14,7 +14,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
@@ -57,10 +57,21 @@ def read_spec_text(path: str | FsPath) -> str:
 
 
 def check_file(path: str | FsPath, *, clouds: Sequence[str] | None = None) -> Checked:
-    return check_text(read_spec_text(path), str(path), clouds=clouds)
+    from mlops_infra import tenancy
+
+    def beside(spec: Any, targets: Sequence[str]) -> Iterable[Problem]:
+        return tenancy.problems(FsPath(path), spec, targets)
+
+    return check_text(read_spec_text(path), str(path), clouds=clouds, beside=beside)
 
 
-def check_text(text: str, filename: str, *, clouds: Sequence[str] | None = None) -> Checked:
+def check_text(
+    text: str,
+    filename: str,
+    *,
+    clouds: Sequence[str] | None = None,
+    beside: Callable[[Any, Sequence[str]], Iterable[Problem]] | None = None,
+) -> Checked:
     """Validate a spec; raise SpecInvalid with every problem, or return it with its warnings.
 
     `clouds`: the target clouds to check for. None means the spec's default cloud
@@ -94,6 +105,8 @@ def check_text(text: str, filename: str, *, clouds: Sequence[str] | None = None)
 
     targets = _targets(spec, clouds)
     semantic = list(semantic_problems(spec, targets))
+    if beside is not None:  # checks against the specs next to this file (mlops_infra/tenancy.py)
+        semantic += beside(spec, targets)
     located = [_locate(p, doc) for p in semantic]
     errors = errors_in(located)
     warnings = [p for p in located if p.severity != "error"]

@@ -12,8 +12,10 @@ from typing import Any
 from mlops_infra.stages.base import Stage
 
 # Workload identities every stack gets; later stages run as one of them.
-# training: reads model inputs, writes artifacts. serving: reads artifacts.
+# training: writes artifacts (stack-wide work). serving: reads artifacts.
 # automation: starts pipelines and schedules (retraining, monitoring jobs).
+# A model's own data is read by its group's reader identity (GovernanceOutputs.groups,
+# mlops_infra/access.py), so no identity's grants grow with the fleet.
 IDENTITIES = ("training", "serving", "automation")
 
 
@@ -30,6 +32,14 @@ class GovernanceOutputs:
     identities: dict[str, Identity]
     scope: Any = None  # where resources live when the cloud needs one (Azure resource group name)
     extra: dict[str, Any] = field(default_factory=dict)
+    # Model group -> the identity that trains its models and reads their data (access.py).
+    groups: dict[str, Identity] = field(default_factory=dict)
+
+    def reader(self, model: Any) -> Identity:
+        """The identity that runs `model`'s jobs and reads its data (its group's)."""
+        from mlops_infra.layout import group_of
+
+        return self.groups[group_of(model)]
 
     def exports(self) -> dict[str, Any]:
         return {

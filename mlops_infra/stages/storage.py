@@ -46,29 +46,13 @@ def bucket_names(spec: SpecBase) -> set[str]:
 
 
 def data_reads(spec: SpecBase) -> dict[str, list[str]]:
-    """Data buckets some model reads -> the prefixes it reads ([""] = the whole bucket).
+    """Data buckets some model of the stack reads -> the prefixes read ([""] = the whole bucket).
 
-    Readers are training inputs, drift baselines and new-data triggers of every
-    model: the training identity may read these and nothing else. A prefix inside
-    another one is dropped; a bucket read whole by one model is read whole.
+    The union over every model (see mlops_infra/access.py for what one identity may read).
     """
-    wanted: dict[str, set[str]] = {}
-    for model in spec.models:
-        refs = list(model.training.input_refs) if model.training else []
-        if model.monitoring and model.monitoring.drift:
-            refs.append(model.monitoring.drift.baseline_ref)
-        if model.retraining and model.retraining.new_data_ref:
-            refs.append(model.retraining.new_data_ref)
-        for ref in refs:
-            wanted.setdefault(ref.bucket, set()).add(ref.prefix)
-    reads: dict[str, list[str]] = {}
-    for bucket, prefixes in sorted(wanted.items()):
-        kept: list[str] = []
-        for prefix in sorted(prefixes, key=lambda p: (len(p), p)):
-            if not any(prefix.startswith(k) for k in kept):
-                kept.append(prefix)
-        reads[bucket] = sorted(kept)
-    return reads
+    from mlops_infra.access import reads_of
+
+    return reads_of(spec.models)
 
 
 def _check_buckets(spec: SpecBase) -> list:
