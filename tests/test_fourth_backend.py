@@ -85,14 +85,14 @@ def test_plan_builds_its_stages_with_its_names_and_keeps_data_protected(fakeclou
     first = run("plan", "--json")
     assert first.exit_code == 0, first.stderr
     plan = json.loads(first.stdout)
-    assert plan["cloud"] == "fakecloud" and plan["summary"]["by_stage"] == {"governance": 4, "provider": 1, "storage": 2}
+    assert plan["cloud"] == "fakecloud" and plan["summary"]["by_stage"] == {"governance": 5, "provider": 1, "storage": 3}
     buckets = [r for r in plan["resources"] if r["type"] == "fakecloud:index:Bucket"]
     assert {b["name"] for b in buckets} == {"storage-bucket-raw", "storage-bucket-artifacts"}
     rule = name_rules()["fakecloud.bucket"]
     assert all(rule.accepts(b["inputs"]["name"]) for b in buckets)
     kept = get_backend("fakecloud").kept_types
     assert all(r["protect"] == (r["type"] in kept) for r in plan["resources"])
-    assert all(b["inputs"]["encryptionKey"] == "(known after apply)" for b in buckets)
+    assert all(b["inputs"]["encryptionKey"].endswith("fakecloud:index:Key::governance-key") for b in buckets)
     assert run("plan", "--json").stdout == first.stdout  # deterministic
 
 
