@@ -27,6 +27,7 @@ from mlops_infra.spec.problems import Problem
 if TYPE_CHECKING:
     import pulumi
 
+    from mlops_infra.replacement import ResourceFacts
     from mlops_infra.spec.models import SpecBase
 
 
@@ -121,6 +122,13 @@ class Backend:
             styles=self.naming_styles,
             scope=self.name_scope(settings),
         )
+
+    # --- facts for the offline diff ------------------------------------------
+    def resource_facts(self) -> "ResourceFacts":
+        """What replaces a resource of this cloud, and which types hold data (resource-facts.json)."""
+        from mlops_infra.replacement import load_facts
+
+        return load_facts(self._package())
 
     # --- credentials --------------------------------------------------------
     def credential_sources(self) -> CredentialSources:
