@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from mlops_infra.diff import UNPROTECT_HINT, Changes, Update, ordered_deletes, ordered_updates, shorten_pair
+from mlops_infra.plan import count_line
 
 MARKER = "<!-- mlops-infra-plan -->"  # CI finds its earlier comment by it
 MAX_CHARS = 60_000
@@ -37,9 +38,10 @@ def render_markdown(
         f"### mlops-infra plan: `{document.get('project')}` stack `{document.get('stack')}` on `{document.get('cloud')}`",
         "",
     ]
+    after = f"After this change: {count_line(document['summary'])}." if "summary" in document else ""
     if changes.empty:
-        return "\n".join(head + ["No changes.", *_sections(sections)]) + "\n"
-    lines = head + [_headline(changes.counts()), "", *_table(changes), *_sections(sections)]
+        return "\n".join(head + [f"No changes. {after}".strip(), *_sections(sections)]) + "\n"
+    lines = head + [_headline(changes.counts()), "", after, "", *_table(changes), *_sections(sections)]
     urgent, other = _blocks(changes)
     body: list[str] = []
     shown = 0

@@ -332,6 +332,12 @@ def is_cloud_resource(entry: dict[str, Any]) -> bool:
     return bool(entry.get("custom", True)) and not str(entry.get("type", "")).startswith("pulumi:providers:")
 
 
+def count_line(summary: dict[str, Any]) -> str:
+    """"N cloud resources in M stages": the words every output uses for a plan's summary."""
+    total, stages = summary["total"], len(summary["by_stage"])
+    return f"{total} cloud resource{'s' if total != 1 else ''} in {stages} stage{'s' if stages != 1 else ''}"
+
+
 def _document(
     spec: "SpecBase", cloud: str, stack: str, resources: list[dict], outputs: Any, warnings: list[dict] | None
 ) -> dict:

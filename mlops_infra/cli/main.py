@@ -151,19 +151,38 @@ def schema(as_json: bool) -> None:
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--cloud", required=True, type=click.Choice(CLOUDS), help="Default target cloud of the spec.")
 @click.option("--project", required=True, help="Project name (a slug such as churn).")
+@click.option(
+    "--install-from",
+    metavar="SOURCE",
+    help="Where CI installs mlops-infra from: git+https://...@REF (pinned), a path in the project "
+    "(a checkout or a .whl), or `index` (default: where this copy was installed from).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_json_option
-def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) -> None:
-    """Scaffold a ready project: stacks/dev.yaml, Pulumi.yaml, README.md, .gitignore."""
+def init(directory: Path, cloud: str, project: str, install_from: str | None, force: bool, as_json: bool) -> None:
+    """Scaffold a ready project in DIRECTORY (default: here).
+
+    Writes stacks/dev.yaml (commented), Pulumi.yaml and __main__.py (plain
+    `pulumi up` runs the same program), README.md, .gitignore and
+    .github/workflows/mlops-infra.yml (pull-request plan diff, optional preview).
+    Never overwrites a file unless --force.
+    """
     from mlops_infra.scaffold import init_project
 
-    result = init_project(directory=directory, cloud=cloud, project=project, force=force)
+    result = init_project(directory=directory, cloud=cloud, project=project, force=force, install_from=install_from)
     if as_json:
         emit_json(result.to_dict())
         return
     click.echo(f"Created {project} in {directory}:")
     for name in result.files:
         click.echo(f"  {name}")
+    if result.install.requirement:
+        click.echo(f"CI installs {result.install.requirement} ({result.install.origin}).")
+    else:
+        echo_err(
+            f"note: the CI workflow does not know where to install mlops-infra from ({result.install.origin}): "
+            "set the repository variable MLOPS_INFRA_INSTALL, or run init again with --install-from"
+        )
     where = "" if str(directory) == "." else f"cd {directory} && "
     click.echo(f"Next: {where}mlops-infra plan --cloud {cloud}")
 

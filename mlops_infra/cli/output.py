@@ -32,7 +32,7 @@ def quiet() -> bool:
 
 
 def render_problems(problems: list[Any], *, stream_err: bool = True) -> None:
-    """Warnings first, counted and grouped by the place in the spec they are about; errors last.
+    """Warnings first, counted and grouped by the cloud they are about; errors last.
 
     The errors are what must be fixed, so they end the output, next to the summary line,
     however many warnings come before them; --quiet leaves the warnings out.
@@ -41,13 +41,14 @@ def render_problems(problems: list[Any], *, stream_err: bool = True) -> None:
     errors = [p for p in problems if p.severity == "error"]
     if warnings and not quiet():
         click.echo(f"{_count(len(warnings), 'warning')} (--quiet hides them):", err=stream_err)
-        ordered = sorted(warnings, key=_place)
-        for place, group in groupby(ordered, key=_place):
-            members = list(group)
-            if len(members) > 1:
-                click.echo(f"{_where(members[0])}: {len(members)} warnings about {members[0].dotted_path}", err=stream_err)
+        ordered = sorted(warnings, key=lambda p: (p.cloud or "", _place(p)))
+        groups = [(cloud, list(members)) for cloud, members in groupby(ordered, key=lambda p: p.cloud)]
+        for cloud, members in groups:
+            if len(groups) > 1:
+                about = f"on {cloud}" if cloud else "on every cloud"
+                click.echo(f"{about}, {_count(len(members), 'warning')}:", err=stream_err)
             for problem in members:
-                click.echo(_indent(problem.render(), "  " if len(members) > 1 else ""), err=stream_err)
+                click.echo(_indent(problem.render(), "  " if len(groups) > 1 else ""), err=stream_err)
         if errors:
             click.echo(f"{_count(len(errors), 'error')}:", err=stream_err)
     for problem in errors:
@@ -64,10 +65,6 @@ def problems_summary(problems: int, warnings: int, where: str) -> str:
 
 def _place(problem: Any) -> tuple[str, int, str]:
     return problem.file, problem.line or 0, problem.dotted_path
-
-
-def _where(problem: Any) -> str:
-    return f"{problem.file}:{problem.line}" if problem.line else problem.file
 
 
 def _indent(text: str, prefix: str) -> str:

@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlops_infra.plan import is_cloud_resource
-
-
-def count_line(summary: dict[str, Any]) -> str:
-    total, stages = summary["total"], len(summary["by_stage"])
-    return f"{total} cloud resource{'s' if total != 1 else ''} in {stages} stage{'s' if stages != 1 else ''}"
+from mlops_infra.plan import count_line, is_cloud_resource
 
 
 def render_plan(document: dict[str, Any]) -> str:

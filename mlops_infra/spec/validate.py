@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any, Iterable, Sequence
 
@@ -113,7 +113,6 @@ def _targets(spec: Any, clouds: Sequence[str] | None) -> list[str]:
 
 
 def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
-    from mlops_infra.backends import registry
     from mlops_infra.layout import problems as layout_problems
     from mlops_infra.stages import all_stages
     from mlops_infra.stages.base import finding
@@ -131,37 +130,43 @@ def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
         for check in stage.checks:
             yield from check(spec)
     yield from layout_problems(spec)
-    backends = registry()
     for cloud in clouds:
-        backend = backends[cloud]
-        settings = spec.settings_for(cloud)
-        if settings is None:
-            yield finding(
-                ("clouds",),
-                f"no settings for {cloud}: planning on {backend.display_name} needs clouds.{cloud}",
-                hint=f"add {backend.settings_example}" if backend.settings_example else None,
-            )
+        yield from (replace(p, cloud=cloud) for p in _cloud_problems(spec, cloud))
+
+
+def _cloud_problems(spec: Any, cloud: str) -> Iterable[Problem]:
+    """What one target cloud finds: missing settings, stages it does not deploy, its own checks."""
+    from mlops_infra.backends import registry
+    from mlops_infra.stages import all_stages
+    from mlops_infra.stages.base import finding
+
+    backend = registry()[cloud]
+    settings = spec.settings_for(cloud)
+    if settings is None:
+        yield finding(
+            ("clouds",),
+            f"no settings for {cloud}: planning on {backend.display_name} needs clouds.{cloud}",
+            hint=f"add {backend.settings_example}" if backend.settings_example else f"add clouds.{cloud} (`mlops-infra schema`)",
+        )
+        return
+    for stage in all_stages():
+        if backend.supports(stage.name):
             continue
-        for stage in all_stages():
-            if backend.supports(stage.name):
-                continue
-            reason = backend.unsupported.get(stage.name, "not supported")
-            used = stage.used_at(spec)
-            if used:
-                # One warning per (cloud, stage), at the first place the spec asks for it.
-                more = f" (and {len(used) - 1} more place{'s' if len(used) > 2 else ''})" if len(used) > 1 else ""
-                yield finding(
-                    used[0],
-                    f"{backend.display_name} does not deploy {stage.name} yet{more}: {reason}",
-                    hint=f"the plan for {cloud} leaves this part out",
-                    severity="warning",
-                )
-        yield from backend.check(spec, settings)
+        reason = backend.unsupported.get(stage.name, "not supported")
+        used = stage.used_at(spec)
+        if used:
+            # One warning per (cloud, stage), at the first place the spec asks for it.
+            more = f" (and {len(used) - 1} more place{'s' if len(used) > 2 else ''})" if len(used) > 1 else ""
+            yield finding(
+                used[0],
+                f"{backend.display_name} does not deploy {stage.name} yet{more}: {reason}",
+                hint=f"the plan for {cloud} leaves this part out",
+                severity="warning",
+            )
+    yield from backend.check(spec, settings)
 
 
 def _locate(problem: Problem, doc: Any) -> Problem:
-    from dataclasses import replace
-
     return replace(problem, file=doc.filename, line=doc.line_for(problem.path))
 
 
