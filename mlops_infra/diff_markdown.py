@@ -50,6 +50,8 @@ def render_markdown(
         if not blocks:
             continue
         body += ["", f"#### {title}", ""]
+        if blocks is urgent and changes.counts()["blocked"]:
+            body += [f"⛔ `up` refuses to delete or replace a protected resource: {UNPROTECT_HINT}.", ""]
         for block in blocks:
             size = sum(len(line) + 1 for line in block)
             if size > budget:
@@ -128,8 +130,6 @@ def _blocks(changes: Changes) -> tuple[list[list[str]], list[list[str]]]:
 def _delete_block(item: dict[str, Any]) -> list[str]:
     marks = ("⛔ " if item["blocked"] else "") + ("⚠️ " if item["data_loss"] else "")
     lines = [f"- {marks}**delete** {_what(item)}"]
-    if item["blocked"]:
-        lines.append(f"  - blocked: `up` refuses to delete a protected resource: {UNPROTECT_HINT}")
     if item["data_loss"]:
         lines.append(f"  - deletes its {item['holds']}")
     return lines + [""]
@@ -144,7 +144,7 @@ def _update_block(update: Update) -> list[str]:
     if update.replace is not False:
         lines.append(f"  - {'replaced' if update.replace else 'may be replaced'}: {update.verdict.reason}")
     if update.blocked:
-        lines.append(f"  - blocked: `up` refuses to replace a protected resource: {UNPROTECT_HINT}")
+        lines.append("  - blocked: it is protected, and a replacement deletes it")
     elif update.blocked is None:
         lines.append("  - protected: if it is replaced, `up` refuses")
     if update.data_loss:

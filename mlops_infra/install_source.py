@@ -26,7 +26,7 @@ from pathlib import Path
 from mlops_infra.errors import UsageError
 
 DISTRIBUTION = "mlops-infra"
-_PINNED = re.compile(r"^git\+(https|ssh|file)://[^\s@]+(\.git)?@[\w./-]+$")
+_PINNED = re.compile(r"^git\+(https|ssh|file)://([^\s@/]+@)?[^\s@/]*/[^\s@]*@[\w./-]+$")  # [user@]host/path@ref
 
 
 @dataclass(frozen=True)

@@ -297,3 +297,66 @@ def test_readme_lists_exactly_the_actions_the_workflows_use(tmp_path: Path) -> N
     section = README.split("## Pull requests and CI", 1)[1].split("\n## ", 1)[0]
     documented = set(re.findall(r"^\| `([\w./-]+@v\d+)` \| node24 \|$", section, re.M))
     assert documented == used
+
+
+class _Dist:
+    def __init__(self, direct: str | None) -> None:
+        self.direct = direct
+
+    def read_text(self, name: str) -> str | None:
+        return self.direct if name == "direct_url.json" else None
+
+
+@pytest.mark.parametrize(
+    ("direct", "requirement"),
+    [
+        (None, "mlops-infra[gcp]==0.1.0"),
+        ('{"url": "https://github.com/acme/mlops-infra", "vcs_info": {"vcs": "git", "commit_id": "abc123"}}',
+         "mlops-infra[gcp] @ git+https://github.com/acme/mlops-infra@abc123"),
+        ('{"url": "file:///nowhere/at/all", "dir_info": {"editable": true}}', ""),
+    ],
+)
+def test_the_default_source_is_where_this_copy_came_from(
+    monkeypatch: pytest.MonkeyPatch, direct: str | None, requirement: str
+) -> None:
+    from mlops_infra import install_source
+
+    monkeypatch.setattr(install_source.metadata, "distribution", lambda _name: _Dist(direct))
+    assert install_source.installed_source(extra="gcp", version="0.1.0").requirement == requirement
+
+
+def test_a_checkout_with_an_origin_is_pinned_to_its_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlops_infra import install_source
+
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args], capture_output=True, text=True, check=True)  # noqa: E731
+    git("init", "-q")
+    (tmp_path / "f").write_text("x")
+    git("add", "f")
+    git("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
+    git("remote", "add", "origin", "git@github.com:acme/mlops-infra.git")
+    commit = git("rev-parse", "HEAD").stdout.strip()
+    direct = '{"url": "file://%s", "dir_info": {}}' % tmp_path
+    monkeypatch.setattr(install_source.metadata, "distribution", lambda _name: _Dist(direct))
+    found = install_source.installed_source(extra="aws", version="0.1.0")
+    assert found.requirement == f"mlops-infra[aws] @ git+ssh://git@github.com/acme/mlops-infra.git@{commit}"
+    assert "push that commit" in found.origin
+
+
+@pytest.mark.parametrize(
+    ("source", "pinned"),
+    [
+        ("git+https://github.com/acme/mlops-infra@v0.1.0", True),
+        ("git+ssh://git@github.com/acme/mlops-infra.git@0123abc", True),
+        ("git+https://github.com/acme/mlops-infra", False),
+        ("git+ssh://git@github.com/acme/mlops-infra.git", False),
+    ],
+)
+def test_git_sources_must_name_a_ref(tmp_path: Path, source: str, pinned: bool) -> None:
+    from mlops_infra.errors import UsageError
+    from mlops_infra.install_source import requirement_for
+
+    if pinned:
+        assert requirement_for(source, extra="aws", version="0.1.0").requirement == f"mlops-infra[aws] @ {source}"
+    else:
+        with pytest.raises(UsageError, match="not a pinned git ref"):
+            requirement_for(source, extra="aws", version="0.1.0")

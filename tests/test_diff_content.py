@@ -70,7 +70,8 @@ def test_a_removed_bucket_is_a_blocked_protected_delete(cloud: str, base: dict[s
     assert document["summary"]["blocked"] >= 1 and document["summary"]["data_loss"] >= 1
     markdown = render_markdown(diff_plans(bigger, base), document=base)
     blocked_section = markdown.split("#### Blocked or deleting data", 1)[1].split("#### Other changes", 1)[0]
-    assert "⛔ ⚠️ **delete** `storage-bucket-features`" in blocked_section and "blocked:" in blocked_section
+    assert "⛔ ⚠️ **delete** `storage-bucket-features`" in blocked_section
+    assert "`up` refuses to delete or replace a protected resource" in blocked_section
 
 
 def test_a_new_serving_image_marks_the_replacements(cloud: str, base: dict[str, Any]) -> None:
