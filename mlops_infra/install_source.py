@@ -69,6 +69,14 @@ def requirement_for(source: str, *, extra: str, version: str) -> InstallSource:
 
 def installed_source(*, extra: str, version: str) -> InstallSource:
     """Where this installation came from, as a requirement CI can install again."""
+    found = _installed_source(extra=extra, version=version)
+    if not re.fullmatch(r"[\w.:/@+~%\[\]= -]*", found.requirement):
+        # Written into a GitHub expression and a shell variable: no quotes, dollars or backslashes.
+        return InstallSource("", f"unknown: {found.requirement!r} cannot be written into the workflow")
+    return found
+
+
+def _installed_source(*, extra: str, version: str) -> InstallSource:
     try:
         direct = metadata.distribution(DISTRIBUTION).read_text("direct_url.json")
     except metadata.PackageNotFoundError:
