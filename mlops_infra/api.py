@@ -26,13 +26,21 @@ def resolve_source(*, stack: str | None, spec: str | None, root: Path | None = N
     name = stack or "dev"
     if not name.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"invalid stack name {name!r}", hint="stack names use letters, digits, '-' and '_'")
-    path = (root or Path.cwd()) / "stacks" / f"{name}.yaml"
+    path = (root or project_root(Path.cwd())) / "stacks" / f"{name}.yaml"
     if not path.exists():
         raise UsageError(
             f"no spec for stack {name!r}: {path} does not exist",
             hint="run `mlops-infra init` to scaffold one, or pass --spec PATH",
         )
     return SpecSource(path=path, stack=name)
+
+
+def project_root(start: Path) -> Path:
+    """The nearest folder, from `start` up, that holds stacks/ (the way git finds .git); else `start`."""
+    for folder in (start, *start.parents):
+        if (folder / "stacks").is_dir():
+            return folder
+    return start
 
 
 @dataclass
@@ -214,16 +222,33 @@ def engine_target(
         target_cloud = check_file(source.path, clouds=[]).spec.cloud
         if target_cloud is None:
             raise UsageError("no target cloud", hint=_cloud_hint())
+    if backend_url is not None:
+        check_backend_url(backend_url)
     checked = check_file(source.path, clouds=[target_cloud])
-    backend_url = backend_url or None  # an empty --backend (an unset CI variable) means the default
-    if backend_url is not None and not backend_url.startswith(("s3://", "gs://", "azblob://", "file://", "https://")):
-        raise UsageError(
-            f"unsupported --backend {backend_url!r}",
-            hint="use s3://bucket, gs://bucket, azblob://container, file://path or https://api.pulumi.com",
-        )
     root = project_dir or _project_dir(source)
     target = Target(spec=checked.spec, cloud=target_cloud, stack=source.stack, project_dir=root, backend_url=backend_url)
     return target, checked.warnings
+
+
+BACKEND_FORMS = "s3://bucket, gs://bucket, azblob://container, file:///absolute/path or https://api.pulumi.com"
+
+
+def check_backend_url(url: str) -> None:
+    """--backend names where the state lives: an empty or malformed one is refused, never read as the default."""
+    from urllib.parse import urlsplit
+
+    if not url.strip():
+        raise UsageError(
+            "--backend is empty",
+            hint="leave --backend out for the local state in .mlops-infra/state; in CI, set the variable that fills it "
+            "(MLOPS_INFRA_BACKEND)",
+        )
+    parts = urlsplit(url)
+    place = parts.path if parts.scheme == "file" else parts.netloc
+    if parts.scheme not in ("s3", "gs", "azblob", "file", "https"):
+        raise UsageError(f"unsupported --backend {url!r}", hint=f"use {BACKEND_FORMS}")
+    if not place or url != url.strip() or " " in url:
+        raise UsageError(f"malformed --backend {url!r}: it names no bucket, container, path or host", hint=f"use {BACKEND_FORMS}")
 
 
 def _project_dir(source: SpecSource) -> Path:

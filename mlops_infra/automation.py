@@ -11,6 +11,7 @@ Pulumi CLI and a cloud account (see tests/test_real_cloud.py).
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,17 +43,57 @@ def find_cli(env: Mapping[str, str]) -> tuple[bool, str | None]:
     return ((root / "bin" / "pulumi").exists(), str(root))
 
 
+BROKEN_HINT = (
+    "reinstall it (https://www.pulumi.com/docs/iac/download-install/), or run `mlops-infra install-cli`, which puts "
+    "the CLI matching the SDK in ~/.pulumi/versions/ (used when no `pulumi` is on PATH: remove the broken one)"
+)
+
+
+def pulumi_command(env: Mapping[str, str]) -> Any:
+    """The Pulumi CLI the engine runs, started once to see that it works.
+
+    The SDK starts `pulumi version` itself and lets any failure through as an exception
+    of its own; here a CLI that is missing or cannot run is ToolingMissing, with its output.
+    """
+    found, root = find_cli(env)
+    if not found:
+        raise ToolingMissing("the Pulumi CLI is not installed (the engine commands run it)", hint=INSTALL_HINT)
+    executable = str(Path(root) / "bin" / "pulumi") if root else shutil.which("pulumi", path=env.get("PATH")) or "pulumi"
+    try:
+        probe = subprocess.run(
+            [executable, "version"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, "PULUMI_SKIP_UPDATE_CHECK": "true"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ToolingMissing(f"the Pulumi CLI at {executable} cannot run: {exc}", hint=BROKEN_HINT) from None
+    if probe.returncode != 0:
+        said = _last_lines(probe.stderr + "\n" + probe.stdout) if (probe.stderr + probe.stdout).strip() else "no output"
+        raise ToolingMissing(
+            f"the Pulumi CLI at {executable} cannot run: `pulumi version` exited with {probe.returncode}: {said}",
+            hint=BROKEN_HINT,
+        )
+    from pulumi import automation as auto
+
+    try:
+        return auto.PulumiCommand(root=root, skip_version_check=True)
+    except (OSError, subprocess.SubprocessError, ValueError) as exc:
+        raise ToolingMissing(f"the Pulumi CLI at {executable} cannot run: {exc}", hint=BROKEN_HINT) from None
+
+
 class AutomationEngine:
     def __init__(self, env: Mapping[str, str], home: Path | None = None) -> None:
         self.env = dict(env)
         self.home = home or Path.home()
         self._shapes: dict[tuple[int, str, str], Any] = {}
+        self._command: Any = None  # the Pulumi CLI, once preflight saw it run
 
     # --- the interface -------------------------------------------------------
     def preflight(self, target: Target, *, credentials: bool = True) -> None:
-        found, _ = find_cli(self.env)
-        if not found:
-            raise ToolingMissing("the Pulumi CLI is not installed (the engine commands run it)", hint=INSTALL_HINT)
+        if self._command is None:
+            self._command = pulumi_command(self.env)  # found, and it runs
         require_passphrase(target, self.env)
         if credentials:
             require_credentials(target, self.env, self.home)
@@ -112,7 +153,7 @@ class AutomationEngine:
     # --- set-up --------------------------------------------------------------
     def _stack(self, target: Target, *, teardown: bool = False) -> Any:
         self.preflight(target)
-        _, cli_root = find_cli(self.env)
+        command = self._command
         from pulumi import automation as auto
 
         from mlops_infra.program import build_program
@@ -126,7 +167,7 @@ class AutomationEngine:
             ),
             secrets_provider=None if target.uses_pulumi_cloud else "passphrase",
             env_vars={k: v for k, v in self.env.items() if k.startswith(("PULUMI_", "AWS_", "GOOGLE_", "ARM_", "AZURE_"))},
-            pulumi_command=auto.PulumiCommand(root=cli_root, skip_version_check=True),
+            pulumi_command=command,
         )
         try:
             program = build_program(

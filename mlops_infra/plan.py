@@ -220,7 +220,7 @@ def plan_document(
     chosen = select(spec, part)
     if not spec.split.enabled:
         run, _ = _run_part(spec, cloud, chosen[0], stack, teardown=teardown)
-        resources = _entries(run, cloud, None)
+        resources = _with_models(_entries(run, cloud, None), spec)
         return _document(spec, cloud, stack, resources, run.exports, warnings)
     shared_run, shared_program = _run_part(spec, cloud, _shared(), stack, teardown=teardown)
     shapes = shared_program.handover.recorded_shapes()
@@ -237,12 +237,12 @@ def plan_document(
             run, _ = _run_part(
                 spec, cloud, each, stack, shapes=shapes, handed=handed, shared_stack=base, teardown=teardown
             )
-        resources += _entries(run, cloud, each.name)
+        resources += _with_models(_entries(run, cloud, each.name), spec)
         outputs[each.name] = run.exports
     document = _document(spec, cloud, stack, resources, outputs, warnings)
     document["split"] = {"parts": stacks}
     by_part: dict[str, int] = {}
-    for entry in resources:
+    for entry in filter(is_cloud_resource, resources):
         by_part[entry["part"]] = by_part.get(entry["part"], 0) + 1
     document["summary"]["by_part"] = dict(sorted(by_part.items()))
     return document
@@ -322,11 +322,36 @@ def _entries(run: OfflineRun, cloud: str, part: str | None) -> list[dict[str, An
     return resources
 
 
+def _with_models(resources: list[dict[str, Any]], spec: "SpecBase") -> list[dict[str, Any]]:
+    """Name the model a resource belongs to: logical names of per-model resources end with it."""
+    from mlops_infra.stages import all_stages
+
+    per_model = {s.name for s in all_stages() if not s.stack_wide}
+    names = sorted((m.name for m in spec.models), key=len, reverse=True)
+    for entry in resources:
+        if entry["custom"] and entry["stage"] in per_model:
+            owner = next((n for n in names if entry["name"].endswith("-" + n)), None)
+            if owner is not None:
+                entry["model"] = owner
+    return resources
+
+
+def is_cloud_resource(entry: dict[str, Any]) -> bool:
+    """What a plan counts: resources in the cloud, not the stage components or the providers."""
+    return bool(entry.get("custom", True)) and not str(entry.get("type", "")).startswith("pulumi:providers:")
+
+
+def count_line(summary: dict[str, Any]) -> str:
+    """"N cloud resources in M stages": the words every output uses for a plan's summary."""
+    total, stages = summary["total"], len(summary["by_stage"])
+    return f"{total} cloud resource{'s' if total != 1 else ''} in {stages} stage{'s' if stages != 1 else ''}"
+
+
 def _document(
     spec: "SpecBase", cloud: str, stack: str, resources: list[dict], outputs: Any, warnings: list[dict] | None
 ) -> dict:
     by_stage: dict[str, int] = {}
-    for entry in resources:
+    for entry in filter(is_cloud_resource, resources):
         by_stage[entry["stage"] or "other"] = by_stage.get(entry["stage"] or "other", 0) + 1
     return {
         "format": PLAN_FORMAT,
@@ -336,7 +361,8 @@ def _document(
         "resources": resources,
         "outputs": outputs,
         "warnings": warnings or [],
-        "summary": {"total": len(resources), "by_stage": dict(sorted(by_stage.items()))},
+        # Cloud resources only: what `plan` says ("N cloud resources in M stages") and what a bill lists.
+        "summary": {"total": sum(by_stage.values()), "by_stage": dict(sorted(by_stage.items()))},
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from mlops_infra import __version__
 from mlops_infra.errors import UsageError
+from mlops_infra.install_source import InstallSource, installed_source, requirement_for
 from mlops_infra.templating import render
 from mlops_infra.spec.types import SLUG_RE
 
@@ -27,12 +28,20 @@ FILES = {
 class InitResult:
     directory: Path
     files: list[str]
+    install: InstallSource  # what the CI workflow installs mlops-infra from
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "mlops-infra/init/v1", "directory": str(self.directory), "files": self.files}
+        return {
+            "format": "mlops-infra/init/v1",
+            "directory": str(self.directory),
+            "files": self.files,
+            "ci_install": {"requirement": self.install.requirement or None, "origin": self.install.origin},
+        }
 
 
-def init_project(*, directory: Path, cloud: str, project: str, force: bool = False) -> InitResult:
+def init_project(
+    *, directory: Path, cloud: str, project: str, force: bool = False, install_from: str | None = None
+) -> InitResult:
     from mlops_infra.backends import get_backend
 
     get_backend(cloud)
@@ -50,6 +59,10 @@ def init_project(*, directory: Path, cloud: str, project: str, force: bool = Fal
             f"{directory} already has {', '.join(existing)}; nothing was written",
             hint="use another directory, or --force to overwrite these files",
         )
+    if install_from is not None:
+        install = requirement_for(install_from, extra=cloud, version=__version__)
+    else:
+        install = installed_source(extra=cloud, version=__version__)
     values = {
         "project": project,
         "cloud": cloud,
@@ -57,6 +70,8 @@ def init_project(*, directory: Path, cloud: str, project: str, force: bool = Fal
         "model": f"{project}-model" if len(project) <= 26 else "model",
         "training_image": f"ghcr.io/acme/{project}-train:0.1.0",
         "version": __version__,
+        "install_requirement": install.requirement,
+        "install_origin": install.origin,
     }
     rendered = {template: render(f"init/{template}", **values) for template in FILES}
     try:
@@ -65,4 +80,4 @@ def init_project(*, directory: Path, cloud: str, project: str, force: bool = Fal
             path.write_text(rendered[template])
     except OSError as exc:
         raise UsageError(f"cannot write into {directory}: {exc.strerror or exc}") from None
-    return InitResult(directory=directory, files=sorted(FILES.values()))
+    return InitResult(directory=directory, files=sorted(FILES.values()), install=install)

@@ -40,17 +40,46 @@ def stack_tags(*, project: str, environment: str, user: dict[str, str], stage: s
 
 
 def check_tag_key(key: str) -> str:
-    if not KEY_RE.match(key):
-        raise ValueError(f"tag key {key!r} is not valid on every cloud")
-    if key.startswith(RESERVED_PREFIXES):
-        raise ValueError(f"tag key {key!r} starts with a reserved prefix")
+    from mlops_infra.spec.types import HintedValueError
+
+    reason = _tag_reason(key, what="key", first_letter=True)
+    if reason is None and key.startswith(RESERVED_PREFIXES):
+        prefix = next(p for p in RESERVED_PREFIXES if key.startswith(p))
+        owner = "mlops-infra's own tags" if prefix == "mlops-" else "the clouds' own tags"
+        reason = f"starts with {prefix!r}, a prefix reserved for {owner}"
+        raise HintedValueError(f"tag key {key!r} {reason}", hint=f"rename it, e.g. {'team-' + key!r}")
+    if reason is not None:
+        raise HintedValueError(f"tag key {key!r} {reason}", hint=_tag_fix(key, first_letter=True))
     return key
 
 
 def check_tag_value(value: str) -> str:
-    if not VALUE_RE.match(value):
-        raise ValueError("tag value is not valid on every cloud")
+    from mlops_infra.spec.types import HintedValueError
+
+    reason = _tag_reason(value, what="value", first_letter=False)
+    if reason is not None:
+        raise HintedValueError(f"tag value {value!r} {reason}", hint=_tag_fix(value, first_letter=False))
     return value
+
+
+def _tag_reason(text: str, *, what: str, first_letter: bool) -> str | None:
+    """Why `text` is not a tag key/value every cloud accepts (GCP labels are the strictest), or None."""
+    if first_letter and not text[:1].islower():
+        return "must start with a lowercase letter (GCP labels)"
+    if len(text) > 63:
+        return f"is {len(text)} characters long; GCP labels allow 63"
+    bad = sorted({c for c in text if not (c.islower() and c.isascii() or c.isdigit() or c in "-_")})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return f"has {shown}: GCP labels allow only lowercase letters, digits, '-' and '_'"
+    return None
+
+
+def _tag_fix(text: str, *, first_letter: bool) -> str:
+    fixed = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-")[:63]
+    if first_letter and not fixed[:1].isalpha():
+        fixed = ("tag-" + fixed)[:63]
+    return f"write {fixed!r}" + ("" if first_letter else ", or quote a number: '42'") if fixed else TAG_HINT
 
 
 TagKey = Annotated[str, AfterValidator(check_tag_key)]

@@ -217,7 +217,7 @@ def test_governance_and_storage_resources(base: dict) -> None:
         "azure-native:operationalinsights:Workspace",
         DIAGNOSTICS,
     } <= types
-    assert base["summary"]["by_stage"].keys() == {"governance", "storage", "provider"}
+    assert base["summary"]["by_stage"].keys() == {"governance", "storage"}
 
 
 def test_every_custom_resource_uses_the_explicit_provider(plans: list[dict]) -> None:

@@ -22,8 +22,11 @@ def cloud_plan(request: pytest.FixtureRequest) -> tuple[str, dict]:
 def test_document_shape(cloud_plan: tuple[str, dict]) -> None:
     cloud, plan = cloud_plan
     assert plan["format"] == PLAN_FORMAT and plan["cloud"] == cloud and plan["project"] == "churn"
-    assert plan["summary"]["total"] == len(plan["resources"]) > 5
+    # The summary counts cloud resources: no stage components, no providers.
+    cloud_resources = [r for r in plan["resources"] if r["custom"] and not r["type"].startswith("pulumi:providers:")]
+    assert plan["summary"]["total"] == len(cloud_resources) > 5
     assert sum(plan["summary"]["by_stage"].values()) == plan["summary"]["total"]
+    assert "provider" not in plan["summary"]["by_stage"]
     names = [r["name"] for r in plan["resources"]]
     assert names == sorted(names) and len(set(names)) == len(names)
     for resource in plan["resources"]:

@@ -16,13 +16,13 @@ def test_stack_tags_adds_managed_tags_sorted() -> None:
 @pytest.mark.parametrize(
     ("tags", "fragment", "loc"),
     [
-        ({"Owner": "ml"}, "not valid on every cloud", ("tags", "Owner", "[key]")),
-        ({"owner": "ML Platform"}, "value is not valid", ("tags", "owner")),
-        ({"aws-team": "x"}, "reserved prefix", ("tags", "aws-team", "[key]")),
-        ({"mlops-stage": "x"}, "reserved prefix", ("tags", "mlops-stage", "[key]")),
-        ({"owner": "x" * 64}, "value is not valid", ("tags", "owner")),
-        ({"k" * 64: "x"}, "not valid on every cloud", ("tags", "k" * 64, "[key]")),
-        ({"1key": "x"}, "not valid on every cloud", ("tags", "1key", "[key]")),
+        ({"Owner": "ml"}, "must start with a lowercase letter", ("tags", "Owner", "[key]")),
+        ({"owner": "ML Platform"}, "GCP labels allow only lowercase", ("tags", "owner")),
+        ({"aws-team": "x"}, "prefix reserved for the clouds", ("tags", "aws-team", "[key]")),
+        ({"mlops-stage": "x"}, "prefix reserved for mlops-infra", ("tags", "mlops-stage", "[key]")),
+        ({"owner": "x" * 64}, "GCP labels allow 63", ("tags", "owner")),
+        ({"k" * 64: "x"}, "64 characters long", ("tags", "k" * 64, "[key]")),
+        ({"1key": "x"}, "must start with a lowercase letter", ("tags", "1key", "[key]")),
     ],
 )
 def test_invalid_tags_are_rejected_not_rewritten(tags: dict, fragment: str, loc: tuple) -> None:

@@ -27,6 +27,7 @@ from mlops_infra.spec.problems import Problem
 if TYPE_CHECKING:
     import pulumi
 
+    from mlops_infra.replacement import ResourceFacts
     from mlops_infra.spec.models import SpecBase
 
 
@@ -178,6 +179,12 @@ class Backend:
     # Input properties that hold a resource's physical name (dev, staging and prod sharing an
     # account must never produce the same one; tests compare them across stacks).
     physical_name_inputs: ClassVar[frozenset[str]] = frozenset({"name"})
+    # --- facts for the offline diff ------------------------------------------
+    def resource_facts(self) -> "ResourceFacts":
+        """What replaces a resource of this cloud, and which types hold data (resource-facts.json)."""
+        from mlops_infra.replacement import load_facts
+
+        return load_facts(self._package())
 
     # --- credentials --------------------------------------------------------
     def credential_sources(self) -> CredentialSources:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from mlops_infra import __version__
-from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
+from mlops_infra.cli.output import echo_err, emit_json, error_text, problems_summary, render_problems
 
 
 
@@ -57,7 +57,8 @@ def _report(exc: Exception, ctx: click.Context) -> None:
     as_json = bool(ctx.meta.get("json"))
     if isinstance(exc, SpecInvalid):
         render_problems(exc.problems + exc.warnings)
-        echo_err(error_text(exc.message))
+        where = exc.problems[0].file if exc.problems and exc.problems[0].file else "the spec"
+        echo_err(error_text(problems_summary(len(exc.problems), len(exc.warnings), where)))
         if as_json:
             emit_json(
                 {
@@ -92,7 +93,18 @@ def _json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _quiet_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    def mark(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+        ctx.meta["quiet"] = value or bool(ctx.meta.get("quiet"))
+        return value
+
+    return click.option(
+        "--quiet", "-q", is_flag=True, callback=mark, expose_value=False, help="Hide warnings (errors always show)."
+    )(fn)
+
+
 def _source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = _quiet_option(fn)
     fn = click.option("--spec", "spec_path", metavar="PATH", help="Spec file to use instead of a stack.")(fn)
     fn = click.option("--stack", metavar="NAME", help="Read stacks/NAME.yaml (default: dev).")(fn)
     return fn
@@ -101,6 +113,7 @@ def _source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="mlops-infra")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@_quiet_option
 def main(debug: bool) -> None:
     """A whole MLOps platform on AWS, GCP or Azure from one spec.
 
@@ -136,8 +149,7 @@ def validate(stack: str | None, spec_path: str | None, clouds: tuple[str, ...], 
                 if missing:
                     click.echo(f"  {cloud}: not deployed yet: {', '.join(sorted(missing))}")
         else:
-            count = len(result.problems)
-            echo_err(error_text(f"{count} problem{'s' if count != 1 else ''} in {result.file}"))
+            echo_err(error_text(problems_summary(len(result.problems), len(result.warnings), result.file)))
     if not result.valid:
         sys.exit(2)
 
@@ -155,19 +167,38 @@ def schema(as_json: bool) -> None:
 @click.argument("directory", required=False, default=".", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--cloud", required=True, type=CloudChoice(), help="Default target cloud of the spec.")
 @click.option("--project", required=True, help="Project name (a slug such as churn).")
+@click.option(
+    "--install-from",
+    metavar="SOURCE",
+    help="Where CI installs mlops-infra from: git+https://...@REF (pinned), a path in the project "
+    "(a checkout or a .whl), or `index` (default: where this copy was installed from).",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @_json_option
-def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) -> None:
-    """Scaffold a ready project: stacks/dev.yaml, Pulumi.yaml, README.md, .gitignore."""
+def init(directory: Path, cloud: str, project: str, install_from: str | None, force: bool, as_json: bool) -> None:
+    """Scaffold a ready project in DIRECTORY (default: here).
+
+    Writes stacks/dev.yaml (commented), Pulumi.yaml and __main__.py (plain
+    `pulumi up` runs the same program), README.md, .gitignore and
+    .github/workflows/mlops-infra.yml (pull-request plan diff, optional preview).
+    Never overwrites a file unless --force.
+    """
     from mlops_infra.scaffold import init_project
 
-    result = init_project(directory=directory, cloud=cloud, project=project, force=force)
+    result = init_project(directory=directory, cloud=cloud, project=project, force=force, install_from=install_from)
     if as_json:
         emit_json(result.to_dict())
         return
     click.echo(f"Created {project} in {directory}:")
     for name in result.files:
         click.echo(f"  {name}")
+    if result.install.requirement:
+        click.echo(f"CI installs {result.install.requirement} ({result.install.origin}).")
+    else:
+        echo_err(
+            f"note: the CI workflow does not know where to install mlops-infra from ({result.install.origin}): "
+            "set the repository variable MLOPS_INFRA_INSTALL, or run init again with --install-from"
+        )
     where = "" if str(directory) == "." else f"cd {directory} && "
     click.echo(f"Next: {where}mlops-infra plan --cloud {cloud}")
 
@@ -185,6 +216,12 @@ def init(directory: Path, cloud: str, project: str, force: bool, as_json: bool) 
 @click.option(
     "--part", metavar="NAME", help="Split specs: plan only the `shared` stack, a model group's, or a model's."
 )
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "markdown"]),
+    help="text (default), json (as --json), or markdown: with --against, the pull-request comment.",
+)
 @_json_option
 def plan(
     stack: str | None,
@@ -194,27 +231,42 @@ def plan(
     against: Path | None,
     expect_no_changes: bool,
     part: str | None,
+    output_format: str | None,
     as_json: bool,
 ) -> None:
-    """Show the resources a spec declares, offline: no credentials, no Pulumi CLI."""
+    """Show the resources a spec declares, offline: no credentials, no Pulumi CLI.
+
+    With --against OLD.json: what changes, with old and new values, whether each
+    update replaces the resource, and which deletes `up` will refuse (protected).
+    """
     from mlops_infra import api
     from mlops_infra.cli.plan_text import render_plan
     from mlops_infra.errors import UsageError
 
+    if as_json and output_format not in (None, "json"):
+        raise UsageError(f"--json and --format {output_format} disagree", hint="give one of them")
+    output_format = "json" if as_json else output_format or "text"
+    click.get_current_context().meta["json"] = output_format == "json"
     if expect_no_changes and against is None:
         raise UsageError("--expect-no-changes needs --against OLD.json", hint="plan the base branch with --out first")
+    if output_format == "markdown" and against is None:
+        raise UsageError("--format markdown renders a diff: it needs --against OLD.json", hint="plan the base branch with --out first")
     source = api.resolve_source(stack=stack, spec=spec_path)
     result = api.plan(source=source, cloud=cloud, out=out, against=against, part=part)
     render_problems(result.warnings)
-    if as_json:
+    if output_format == "json":
         emit_json(result.to_dict())
+    elif output_format == "markdown":
+        from mlops_infra.diff_markdown import render_markdown
+
+        click.echo(render_markdown(result.changes, document=result.document), nl=False)
     elif result.changes is not None:
         from mlops_infra.diff import render_changes
 
         click.echo(render_changes(result.changes))
     else:
         click.echo(render_plan(result.document))
-    if result.written_to and not as_json:
+    if result.written_to and output_format == "text":
         click.echo(f"Plan document written to {result.written_to}")
     if expect_no_changes and result.changes is not None and not result.changes.empty:
         echo_err(error_text("the plan has changes and --expect-no-changes was given"))

@@ -1,23 +1,36 @@
-"""The human-readable plan: resources grouped by stage, stateful ones marked."""
+"""The human-readable plan: cloud resources grouped by stage, stateful ones marked.
+
+Its counts are the plan document's summary: "N cloud resources in M stages" is
+summary.total in len(summary.by_stage) stages; stage components and providers are
+Pulumi's bookkeeping, listed apart and never counted.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from mlops_infra.plan import count_line, is_cloud_resource
+
 
 def render_plan(document: dict[str, Any]) -> str:
-    resources = [r for r in document["resources"] if r.get("custom", True)]
+    resources = [r for r in document["resources"] if is_cloud_resource(r)]
     lines = [
         f"Plan for {document['project']} (stack {document['stack']}) on {document['cloud']}: "
-        f"{len(resources)} resources",
+        f"{count_line(document['summary'])}",
     ]
     if "split" in document:
-        return "\n".join(lines + _render_parts(document, resources))
+        return "\n".join(lines + _render_parts(document, resources) + _providers(document))
     lines += _render_stages(document, resources)
+    lines += _providers(document)
     if document.get("outputs"):
         lines.append("")
         lines.append("Outputs: " + ", ".join(f"{stage}.{key}" for stage, out in document["outputs"].items() for key in out))
     return "\n".join(lines)
+
+
+def _providers(document: dict[str, Any]) -> list[str]:
+    providers = sorted({r["type"].rsplit(":", 1)[-1] for r in document["resources"] if r["type"].startswith("pulumi:providers:")})
+    return ["", f"Providers: {', '.join(providers)}"] if providers else []
 
 
 def _render_parts(document: dict[str, Any], resources: list[dict[str, Any]]) -> list[str]:
@@ -25,7 +38,8 @@ def _render_parts(document: dict[str, Any], resources: list[dict[str, Any]]) -> 
     for part in document["split"]["parts"]:
         mine = [r for r in resources if r["part"] == part["part"]]
         models = f": {', '.join(part['models'])}" if part["models"] else ""
-        lines += ["", f"== Pulumi stack {part['pulumi_stack']} ({part['part']}{models}), {len(mine)} resources"]
+        count = f"{len(mine)} cloud resource{'s' if len(mine) != 1 else ''}"
+        lines += ["", f"== Pulumi stack {part['pulumi_stack']} ({part['part']}{models}), {count}"]
         lines += _render_stages(document, mine)
     return lines
 
@@ -49,5 +63,5 @@ def _render_stages(document: dict[str, Any], resources: list[dict[str, Any]]) ->
 def _stage_order(document: dict[str, Any]) -> Any:
     from mlops_infra.stages import all_stages
 
-    order = {"provider": -1, **{s.name: i for i, s in enumerate(all_stages())}}
+    order = {s.name: i for i, s in enumerate(all_stages())}
     return lambda stage: (order.get(stage, 99), stage)

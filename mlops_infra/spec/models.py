@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from mlops_infra.tagging import MAX_USER_TAGS, TagKey, TagValue
 from mlops_infra.spec.types import (
     Cron,
+    HintedValueError,
     Email,
     EnvironmentName,
     HttpsUrl,
@@ -62,9 +63,14 @@ class Compute(Strict):
     def _one_way(self) -> "Compute":
         explicit = self.cpus is not None or self.memory_gib is not None
         if self.size and (explicit or self.gpus):
-            raise ValueError("give either size or cpus/memory_gib/gpus, not both")
+            raise HintedValueError(
+                "give either size or cpus/memory_gib/gpus, not both", hint="keep size, or remove it and keep the numbers"
+            )
         if not self.size and not (self.cpus and self.memory_gib):
-            raise ValueError("give a size class (e.g. size: cpu-small) or both cpus and memory_gib")
+            raise HintedValueError(
+                "give a size class or both cpus and memory_gib",
+                hint="size classes: " + ", ".join(SIZE_CLASSES) + "; or {cpus: 8, memory_gib: 32}",
+            )
         return self
 
     @property
@@ -101,9 +107,10 @@ class Bucket(Strict):
             and self.expire_after_days is not None
             and self.expire_after_days <= self.archive_after_days
         ):
-            raise ValueError(
+            raise HintedValueError(
                 f"expire_after_days ({self.expire_after_days}) must be greater than "
-                f"archive_after_days ({self.archive_after_days})"
+                f"archive_after_days ({self.archive_after_days})",
+                hint="objects are archived first, then deleted: raise expire_after_days or lower archive_after_days",
             )
         return self
 
@@ -159,9 +166,11 @@ class Training(Strict):
     @model_validator(mode="after")
     def _spot(self) -> "Training":
         if self.max_wait is not None and not self.spot:
-            raise ValueError("max_wait only applies to spot training (set spot: true)")
+            raise HintedValueError("max_wait only applies to spot training", hint="set spot: true, or remove max_wait")
         if self.max_wait is not None and self.max_wait < self.max_runtime:
-            raise ValueError("max_wait must be at least max_runtime")
+            raise HintedValueError(
+                "max_wait must be at least max_runtime", hint="max_wait counts the run plus the wait for spot capacity"
+            )
         return self
 
     @property
@@ -188,11 +197,14 @@ class Autoscaling(Strict):
     @model_validator(mode="after")
     def _bounds(self) -> "Autoscaling":
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})"
+            raise HintedValueError(
+                f"min_replicas ({self.min_replicas}) is greater than max_replicas ({self.max_replicas})",
+                hint="raise max_replicas or lower min_replicas",
             )
         if self.target_requests_per_replica and self.target_cpu_percent:
-            raise ValueError("choose one target: target_requests_per_replica or target_cpu_percent")
+            raise HintedValueError(
+                "choose one target: target_requests_per_replica or target_cpu_percent", hint="remove one of them"
+            )
         return self
 
 
@@ -211,13 +223,13 @@ class Rollout(Strict):
     @model_validator(mode="after")
     def _mode_fields(self) -> "Rollout":
         if self.mode == "canary" and self.canary_percent is None:
-            raise ValueError("canary rollout needs canary_percent")
+            raise HintedValueError("canary rollout needs canary_percent", hint="add canary_percent: 10, say")
         if self.mode == "linear" and self.step_percent is None:
-            raise ValueError("linear rollout needs step_percent")
+            raise HintedValueError("linear rollout needs step_percent", hint="add step_percent: 20, say")
         if self.mode != "canary" and self.canary_percent is not None:
-            raise ValueError("canary_percent only applies to mode: canary")
+            raise HintedValueError("canary_percent only applies to mode: canary", hint="remove it, or set mode: canary")
         if self.mode != "linear" and self.step_percent is not None:
-            raise ValueError("step_percent only applies to mode: linear")
+            raise HintedValueError("step_percent only applies to mode: linear", hint="remove it, or set mode: linear")
         return self
 
 
@@ -235,8 +247,9 @@ class Serving(Strict):
     @model_validator(mode="after")
     def _rollout_capacity(self) -> "Serving":
         if self.rollout.mode != "all-at-once" and self.autoscaling.max_replicas < 2:
-            raise ValueError(
-                f"a {self.rollout.mode} rollout needs max_replicas of at least 2 (traffic is split between replicas)"
+            raise HintedValueError(
+                f"a {self.rollout.mode} rollout needs max_replicas of at least 2 (traffic is split between replicas)",
+                hint="set autoscaling: {max_replicas: 2} or more, or rollout: {mode: all-at-once}",
             )
         return self
 
@@ -270,7 +283,10 @@ class Retraining(Strict):
     @model_validator(mode="after")
     def _some_trigger(self) -> "Retraining":
         if not (self.schedule or self.on_new_data or self.on_drift):
-            raise ValueError("give at least one trigger: schedule, on_new_data or on_drift")
+            raise HintedValueError(
+                "give at least one trigger: schedule, on_new_data or on_drift",
+                hint="e.g. schedule: '0 3 * * 1' (Mondays 03:00), on_new_data: <bucket> or on_drift: true",
+            )
         return self
 
     @property

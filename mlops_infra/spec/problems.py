@@ -29,6 +29,7 @@ class Problem:
     value: Any = None
     has_value: bool = False
     severity: str = "error"  # "error" or "warning"
+    cloud: str | None = None  # the target cloud a cloud's own check found it for
 
     @property
     def dotted_path(self) -> str:
@@ -54,6 +55,8 @@ class Problem:
         }
         if self.has_value:
             data["value"] = _jsonable(self.value)
+        if self.cloud is not None:
+            data["cloud"] = self.cloud
         return data
 
 

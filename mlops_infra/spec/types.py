@@ -12,6 +12,39 @@ SLUG_RE = r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$"
 _SLUG = re.compile(SLUG_RE)
 
 
+class HintedValueError(ValueError):
+    """A validator's refusal that knows how to fix it: the validator turns `hint` into the problem's hint."""
+
+    def __init__(self, message: str, *, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def did_you_mean(value: str, known: "list[str] | frozenset[str]", *, otherwise: str) -> str:
+    """'did you mean X?' for the closest known value (typos: a swapped, missing, extra or wrong letter)."""
+    lowered = value.lower()
+    best = min(sorted(known), key=lambda k: (_edit_distance(lowered, k.lower()), k), default=None)
+    if best is None or _edit_distance(lowered, best.lower()) > max(2, len(value) // 4):
+        return otherwise
+    return f"did you mean {best!r}?"
+
+
+def _edit_distance(a: str, b: str) -> int:
+    """Optimal string alignment distance: insertions, deletions, substitutions and swaps of neighbours."""
+    if abs(len(a) - len(b)) > 3:
+        return abs(len(a) - len(b))
+    previous2: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        row = [i] + [0] * len(b)
+        for j, cb in enumerate(b, 1):
+            row[j] = min(previous[j] + 1, row[j - 1] + 1, previous[j - 1] + (ca != cb))
+            if i > 1 and j > 1 and ca == b[j - 2] and a[i - 2] == cb:
+                row[j] = min(row[j], previous2[j - 2] + 1)
+        previous2, previous = previous, row
+    return previous[-1]
+
+
 def _slug_check(value: str) -> str:
     if not _SLUG.match(value):
         raise ValueError(
@@ -139,7 +172,12 @@ def _time_zones() -> frozenset[str]:
 
 def check_timezone(name: str) -> str:
     if name not in _time_zones():
-        raise ValueError(f"unknown IANA time zone {name!r}")
+        raise HintedValueError(
+            f"unknown IANA time zone {name!r}",
+            hint=did_you_mean(
+                name, _time_zones(), otherwise="use a tz database name such as UTC, Europe/Paris or America/New_York"
+            ),
+        )
     return name
 
 

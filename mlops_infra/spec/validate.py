@@ -12,7 +12,7 @@ import difflib
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path as FsPath
 from typing import Any, Callable, Iterable, Sequence
 
@@ -20,7 +20,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from mlops_infra.errors import SpecInvalid, UsageError
-from mlops_infra.spec.problems import Path, Problem, errors_in, sort_problems
+from mlops_infra.spec.problems import Path, Problem, dotted, errors_in, sort_problems
+from mlops_infra.spec.types import HintedValueError
 from mlops_infra.tagging import TAG_HINT
 
 MAX_SPEC_BYTES = 8_000_000
@@ -125,7 +126,6 @@ def _targets(spec: Any, clouds: Sequence[str] | None) -> list[str]:
 
 
 def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
-    from mlops_infra.backends import registry
     from mlops_infra.layout import problems as layout_problems
     from mlops_infra.stages import all_stages
     from mlops_infra.stages.base import finding
@@ -143,37 +143,43 @@ def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
         for check in stage.checks:
             yield from check(spec)
     yield from layout_problems(spec)
-    backends = registry()
     for cloud in clouds:
-        backend = backends[cloud]
-        settings = spec.settings_for(cloud)
-        if settings is None:
-            yield finding(
-                ("clouds",),
-                f"no settings for {cloud}: planning on {backend.display_name} needs clouds.{cloud}",
-                hint=f"add {backend.settings_example}" if backend.settings_example else None,
-            )
+        yield from (replace(p, cloud=cloud) for p in _cloud_problems(spec, cloud))
+
+
+def _cloud_problems(spec: Any, cloud: str) -> Iterable[Problem]:
+    """What one target cloud finds: missing settings, stages it does not deploy, its own checks."""
+    from mlops_infra.backends import registry
+    from mlops_infra.stages import all_stages
+    from mlops_infra.stages.base import finding
+
+    backend = registry()[cloud]
+    settings = spec.settings_for(cloud)
+    if settings is None:
+        yield finding(
+            ("clouds",),
+            f"no settings for {cloud}: planning on {backend.display_name} needs clouds.{cloud}",
+            hint=f"add {backend.settings_example}" if backend.settings_example else f"add clouds.{cloud} (`mlops-infra schema`)",
+        )
+        return
+    for stage in all_stages():
+        if backend.supports(stage.name):
             continue
-        for stage in all_stages():
-            if backend.supports(stage.name):
-                continue
-            reason = backend.unsupported.get(stage.name, "not supported")
-            used = stage.used_at(spec)
-            if used:
-                # One warning per (cloud, stage), at the first place the spec asks for it.
-                more = f" (and {len(used) - 1} more place{'s' if len(used) > 2 else ''})" if len(used) > 1 else ""
-                yield finding(
-                    used[0],
-                    f"{backend.display_name} does not deploy {stage.name} yet{more}: {reason}",
-                    hint=f"the plan for {cloud} leaves this part out",
-                    severity="warning",
-                )
-        yield from backend.check(spec, settings)
+        reason = backend.unsupported.get(stage.name, "not supported")
+        used = stage.used_at(spec)
+        if used:
+            # One warning per (cloud, stage), at the first place the spec asks for it.
+            more = f" (and {len(used) - 1} more place{'s' if len(used) > 2 else ''})" if len(used) > 1 else ""
+            yield finding(
+                used[0],
+                f"{backend.display_name} does not deploy {stage.name} yet{more}: {reason}",
+                hint=f"the plan for {cloud} leaves this part out",
+                severity="warning",
+            )
+    yield from backend.check(spec, settings)
 
 
 def _locate(problem: Problem, doc: Any) -> Problem:
-    from dataclasses import replace
-
     return replace(problem, file=doc.filename, line=doc.line_for(problem.path))
 
 
@@ -226,7 +232,8 @@ def _problem_for(path: Path, errors: list[ErrorDetails], doc: Any, model: type[B
         hint = f"did you mean {close[0]!r}?" if close else (f"known keys here: {', '.join(known)}" if known else None)
         return Problem(file=doc.filename, line=line, path=path, message=f"unknown key {key!r}", hint=hint)
     if kind == "missing":
-        return Problem(file=doc.filename, line=line, path=path, message="required key is missing", hint=_hint_for(path))
+        hint = _hint_for(path) or _described(model, path) or _SCHEMA_HINT
+        return Problem(file=doc.filename, line=line, path=path, message="required key is missing", hint=hint)
     messages = []
     for err in errors:
         text = _clean_message(err)
@@ -241,10 +248,56 @@ def _problem_for(path: Path, errors: list[ErrorDetails], doc: Any, model: type[B
         line=line,
         path=path,
         message=message,
-        hint=_hint_for(path),
+        hint=_hint_of(errors, path, model),
         value=value,
         has_value=shown,
     )
+
+
+_SCHEMA_HINT = "`mlops-infra schema` prints every key with its accepted values"
+_YAML_BOOLEAN_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _hint_of(errors: list[ErrorDetails], path: Path, model: type[BaseModel]) -> str:
+    """Every problem gets a hint: the validator's own, one for the kind of mistake, or the key's description."""
+    for error in errors:
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, HintedValueError):
+            return cause.hint
+    kind, value = errors[0]["type"], errors[0].get("input")
+    if kind in ("bool_type", "bool_parsing"):
+        if isinstance(value, str) and value.lower() in _YAML_BOOLEAN_WORDS:
+            return f"write true or false: specs are YAML 1.2, where {value!r} is a string, not a boolean"
+        return "write true or false, without quotes"
+    if kind in ("int_type", "int_parsing", "float_type", "float_parsing"):
+        if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+            return f"remove the quotes: {value!r} is a string, the key takes a number"
+        return "write a number without quotes" + (f" ({_described(model, path)})" if _described(model, path) else "")
+    if kind == "int_from_float":
+        return "write a whole number, without decimals"
+    if kind == "string_type":
+        return "write text; quote values YAML reads as numbers, booleans or dates, e.g. '42', 'true', '2025-01-01'"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "write a mapping: indented `key: value` lines, or {key: value}"
+    if kind == "list_type":
+        return "write a list: [a, b], or one `- item` line each"
+    return _hint_for(path) or _described(model, path) or _SCHEMA_HINT
+
+
+def _described(model: type[BaseModel], path: Path) -> str | None:
+    """The description the spec model gives the key at `path` (what `mlops-infra schema` shows)."""
+    keys = [p for p in path]
+    while keys and isinstance(keys[-1], int):
+        keys.pop()
+    if not keys:
+        return None
+    parent = _model_at(model, tuple(keys[:-1]))
+    if parent is None:
+        return None
+    for name, info in parent.model_fields.items():
+        if keys[-1] in (name, info.alias) and info.description:
+            return f"{dotted(tuple(keys))}: {info.description}"
+    return None
 
 
 def _clean_message(error: ErrorDetails) -> str:
@@ -252,6 +305,8 @@ def _clean_message(error: ErrorDetails) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if text.startswith(prefix):
             text = text[len(prefix) :]
+    if error["type"] == "string_pattern_mismatch":
+        return "is not in the accepted form"
     if error["type"] == "literal_error":
         expected = error.get("ctx", {}).get("expected")
         if expected:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from mlops_infra.backends.regions import region_check
 from mlops_infra.spec.models import Strict
 
 
@@ -27,5 +28,7 @@ class AwsOverrides(Strict):
 
 
 class AwsSettings(Strict):
-    region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", description="AWS region, e.g. us-east-1")
+    region: Annotated[str, AfterValidator(region_check("aws", what="AWS region"))] = Field(
+        description="AWS region, e.g. us-east-1 (one of backends/aws/regions.json)"
+    )
     overrides: AwsOverrides = Field(default_factory=AwsOverrides)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from mlops_infra.backends.regions import region_check
 from mlops_infra.spec.models import Strict
 
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -25,19 +26,19 @@ class AzureOverrides(Strict):
 
 
 class AzureSettings(Strict):
-    location: str = Field(
-        pattern=r"^[a-z][a-z0-9]*$", max_length=40, description="Azure region (location), e.g. westeurope"
+    location: Annotated[str, AfterValidator(region_check("azure", what="Azure region"))] = Field(
+        description="Azure region (location, programmatic name), e.g. westeurope (one of backends/azure/regions.json)"
     )
     subscription_id: Optional[str] = Field(
         None,
         pattern=GUID_PATTERN,
         description=(
-            "subscription to deploy into (default: the credentials' default subscription). It feeds the "
+            "subscription id (a GUID such as 00000000-0000-0000-0000-000000000000) to deploy into (default: the credentials' default subscription). It feeds the "
             "names of the storage account and key vault, which are globally unique: set it from the "
             "start, since adding it later renames (replaces) them"
         ),
     )
     tenant_id: Optional[str] = Field(
-        None, pattern=GUID_PATTERN, description="Microsoft Entra tenant (default: the credentials' tenant)"
+        None, pattern=GUID_PATTERN, description="Microsoft Entra tenant id, a GUID (default: the credentials' tenant)"
     )
     overrides: AzureOverrides = Field(default_factory=AzureOverrides)

@@ -182,21 +182,6 @@ class GcpBackend(Backend):
                         value=retraining.timezone,
                     )
                 )
-        starters = sorted(index[m.name] for m in [*automation.retraining_models(spec), *automation.drift_models(spec)])
-        if starters:
-            first = spec.models[starters[0]]
-            part = "retraining" if first.retraining is not None and first.training is not None else "monitoring"
-            problems.append(
-                finding(
-                    ("models", index[first.name], part),
-                    f"on GCP the automation identity that starts the workflows of this stack (scheduler jobs, "
-                    f"Eventarc triggers) may start any workflow in project {settings.project}: Workflows grants "
-                    "workflows.executions.create on whole projects only (there is no per-workflow IAM)",
-                    hint="keep workflows of other teams out of this project, or accept it (the grant is a custom "
-                    "role with that one permission)",
-                    severity="warning",
-                )
-            )
         return problems
 
     def _check_serving(self, spec: Any, settings: GcpSettings) -> list[Problem]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
+from mlops_infra.backends.regions import region_check
 from mlops_infra.spec.models import Strict
 
 # GCP project ids: 6-30 characters, a lowercase letter first, lowercase letters, digits and
 # hyphens, no trailing hyphen (Resource Manager projects.create, projectId).
 PROJECT_ID_PATTERN = r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$"
-# Regions such as us-central1, europe-west4, northamerica-northeast1 (not zones, not multi-regions:
-# Cloud KMS key rings, Vertex AI and the buckets must share one region).
-REGION_PATTERN = r"^[a-z]+-[a-z]+[1-9][0-9]?$"
 
 
 class GcpModelOverrides(Strict):
@@ -32,6 +30,8 @@ class GcpOverrides(Strict):
 
 
 class GcpSettings(Strict):
-    project: str = Field(pattern=PROJECT_ID_PATTERN, description="GCP project id, e.g. acme-ml-dev")
-    region: str = Field(pattern=REGION_PATTERN, description="GCP region, e.g. us-central1")
+    project: str = Field(pattern=PROJECT_ID_PATTERN, description="GCP project id: 6-30 lowercase letters, digits and hyphens, a letter first, no hyphen last, e.g. acme-ml-dev")
+    region: Annotated[str, AfterValidator(region_check("gcp", what="Vertex AI region"))] = Field(
+        description="GCP region where Vertex AI runs, e.g. us-central1 (one of backends/gcp/regions.json)"
+    )
     overrides: GcpOverrides = Field(default_factory=GcpOverrides)
