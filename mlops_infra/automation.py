@@ -55,9 +55,11 @@ class AutomationEngine:
         translate = _Translator(target, result, on_event)
         try:
             if operation == "preview":
-                summary = stack.preview(on_event=translate, color="never").change_summary
+                packs = self._policy_packs(target, stack)
+                summary = stack.preview(on_event=translate, color="never", policy_packs=packs).change_summary
             elif operation == "up":
-                summary = stack.up(on_event=translate, color="never").summary.resource_changes
+                packs = self._policy_packs(target, stack)
+                summary = stack.up(on_event=translate, color="never", policy_packs=packs).summary.resource_changes
             elif operation == "refresh":
                 summary = stack.refresh(on_event=translate, color="never").summary.resource_changes
             elif operation == "destroy":
@@ -129,6 +131,22 @@ class AutomationEngine:
         except Exception as exc:  # noqa: BLE001
             _raise_engine_error(exc, "select the stack", target, DeployResult(operation="init", target=target))
 
+
+    def _policy_packs(self, target: Target, stack: Any) -> list[str]:
+        """The rules `check` runs, as a policy pack the engine applies (mlops_infra/policy/pack_adapter.py)."""
+        import sys
+
+        from mlops_infra.policy.pack_adapter import CONTEXT_VAR, PACK_DIR, policy_files_from_env, write_context
+
+        context = write_context(
+            spec=target.spec,
+            cloud=target.cloud,
+            policy_files=policy_files_from_env(self.env),
+            directory=target.project_dir / ".mlops-infra" / "policy",
+        )
+        # The pack process runs with this interpreter, where mlops_infra and pulumi_policy live.
+        stack.workspace.env_vars.update({CONTEXT_VAR: str(context), "PULUMI_PYTHON_CMD": sys.executable})
+        return [str(PACK_DIR)]
 
     def _handover_shapes(self, target: Target) -> Any:
         """What a model stack reads from the shared one, by planning the shared part offline."""
