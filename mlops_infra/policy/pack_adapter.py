@@ -46,6 +46,7 @@ def resources_from(args: Any, cloud: str) -> list[dict[str, Any]]:
             "stage": stage_of(r.urn, r.resource_type, cloud),
             "protect": bool(r.opts.protect),
             "inputs": dict(r.props),
+            "urn": r.urn,
         }
         for r in args.resources
         if not r.resource_type.startswith(("pulumi:providers:", "mlops-infra:", "pulumi:pulumi:"))
@@ -63,8 +64,9 @@ def build_policies(*, spec: Any, cloud: str, policies: list[Any]) -> list[Any]:
 
     def builtin(rule: Callable[..., list[Finding]]) -> Callable[[Any, Callable[..., None]], None]:
         def validate(args: Any, report_violation: Callable[..., None]) -> None:
-            for finding in rule(resources_from(args, cloud), facts):
-                report_violation(_message(finding), finding.resource)
+            resources = resources_from(args, cloud)
+            for finding in rule(resources, facts):
+                report_violation(_message(finding), _urn(resources, finding))
 
         return validate
 
@@ -74,7 +76,7 @@ def build_policies(*, spec: Any, cloud: str, policies: list[Any]) -> list[Any]:
             estimate = _estimate(spec, cloud, resources) if any(p.max_monthly_cost for p in policies) else None
             for finding in findings_for(spec=spec, cloud=cloud, resources=resources, policies=policies, estimate=estimate):
                 if finding.rule not in BUILTIN and finding.severity == severity:
-                    report_violation(_message(finding), finding.resource)
+                    report_violation(_message(finding), _urn(resources, finding))
 
         return validate
 
@@ -112,6 +114,10 @@ def _estimate(spec: Any, cloud: str, resources: list[dict[str, Any]]) -> dict[st
     from mlops_infra.cost.estimate import estimate
 
     return estimate(spec=spec, cloud=cloud, document={"resources": resources}).to_dict(project=spec.project, stack="")
+
+
+def _urn(resources: list[dict[str, Any]], finding: Finding) -> str | None:
+    return next((r["urn"] for r in resources if r["name"] == finding.resource), None) if finding.resource else None
 
 
 def _message(finding: Finding) -> str:
