@@ -133,28 +133,15 @@ def estimate(*, spec: Any, cloud: str, document: dict[str, Any]) -> Estimate:
                 _meter(result, resource, meter, model)
         elif resource["type"] in book.no_charge:
             result.no_charge += 1
-        elif resource["type"] in book.usage_only:
-            result.unpriced.append(
-                Unpriced(
-                    name=resource["name"],
-                    type=resource["type"],
-                    stage=resource.get("stage"),
-                    model=model,
-                    kind="usage",
-                    reason=f"billed by use ({book.usage_only[resource['type']]}): not estimated",
-                )
-            )
         else:
-            result.unpriced.append(
-                Unpriced(
-                    name=resource["name"],
-                    type=resource["type"],
-                    stage=resource.get("stage"),
-                    model=model,
-                    kind="always_on",
-                    reason="no price for this resource type in the price book",
-                )
+            billed_by_use = book.usage_only.get(resource["type"])
+            kind, reason = (
+                ("usage", f"billed by use ({billed_by_use}): not estimated")
+                if billed_by_use
+                else ("always_on", "no price for this resource type in the price book")
             )
+            base = {"name": resource["name"], "type": resource["type"], "stage": resource.get("stage")}
+            result.unpriced.append(Unpriced(**base, model=model, kind=kind, reason=reason))
     _training(result, spec, settings)
     _storage(result, spec)
     return result
