@@ -22,6 +22,10 @@ HOURS_PER_MONTH = Decimal(730)  # the clouds' own convention for monthly estimat
 UNITS = ("hour", "month", "GB-month")
 KINDS = ("always_on", "usage")
 ANY_REGION = "*"  # a table entry valid in every region (global prices such as a key-month)
+# How a table's figures were read: on the cloud's page itself, in a mirror of the cloud's price
+# data (a file at a commit, generated from the cloud's price API), or in a transcription of the
+# page by someone else (second-hand: kept only where the note says why it is trusted).
+READ_FROM = ("page", "mirror", "transcription")
 
 
 @dataclass(frozen=True)
@@ -29,10 +33,12 @@ class PriceTable:
     id: str
     service: str
     unit: str  # "hour", "month" or "GB-month"
-    source: str  # the cloud's price page the figures come from
+    source: str  # the cloud's price page the figures come from, or the mirror file (at a commit) they were read in
     as_of: str  # when they were read (YYYY-MM-DD)
     regions: dict[str, dict[str, Decimal]]
     note: str = ""  # how the figures were read, or what they leave out
+    read_from: str = "page"  # one of READ_FROM
+    mirror_of: str = ""  # when read from a mirror: the official price source it copies
 
     def price(self, region: str, sku: str) -> Decimal | None:
         for where in (region, ANY_REGION):
@@ -43,7 +49,9 @@ class PriceTable:
 
     def describe(self) -> dict[str, Any]:
         data: dict[str, Any] = {"table": self.id, "service": self.service, "unit": self.unit}
-        data.update({"source": self.source, "as_of": self.as_of})
+        data.update({"source": self.source, "as_of": self.as_of, "read_from": self.read_from})
+        if self.mirror_of:
+            data["mirror_of"] = self.mirror_of
         if self.note:
             data["note"] = self.note
         return data
@@ -102,6 +110,10 @@ def parse_book(cloud: str, raw: dict[str, Any]) -> PriceBook:
         if missing or body.get("unit") not in UNITS:
             problems.append(f"table {table_id}: missing {', '.join(missing) or 'a known unit'}")
             continue
+        read_from = body.get("read_from", "page")
+        if read_from not in READ_FROM or (read_from == "mirror") != bool(body.get("mirror_of")):
+            problems.append(f"table {table_id}: read_from must be one of {', '.join(READ_FROM)}, and a mirror names mirror_of")
+            continue
         regions = {
             region: {sku: Decimal(price) for sku, price in skus.items()} for region, skus in body["regions"].items()
         }
@@ -113,6 +125,8 @@ def parse_book(cloud: str, raw: dict[str, Any]) -> PriceBook:
             as_of=body["as_of"],
             regions=regions,
             note=body.get("note", ""),
+            read_from=read_from,
+            mirror_of=body.get("mirror_of", ""),
         )
     meters: dict[str, list[Meter]] = {}
     for entry in raw.get("meters", []):
