@@ -43,9 +43,10 @@ def find_cli(env: Mapping[str, str]) -> tuple[bool, str | None]:
 
 
 class AutomationEngine:
-    def __init__(self, env: Mapping[str, str], home: Path | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], home: Path | None = None, policy_files: list[str] | None = None) -> None:
         self.env = dict(env)
         self.home = home or Path.home()
+        self.policy_files = policy_files  # None: the pack reads MLOPS_INFRA_POLICY
         self._shapes: dict[tuple[int, str, str], Any] = {}
 
     # --- the interface -------------------------------------------------------
@@ -141,7 +142,7 @@ class AutomationEngine:
         context = write_context(
             spec=target.spec,
             cloud=target.cloud,
-            policy_files=policy_files_from_env(self.env),
+            policy_files=self.policy_files if self.policy_files is not None else policy_files_from_env(self.env),
             directory=target.project_dir / ".mlops-infra" / "policy",
         )
         # The pack process runs with this interpreter, where mlops_infra and pulumi_policy live.

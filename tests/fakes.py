@@ -19,6 +19,11 @@ class FakeEngine:
     kept: list[dict[str, str]] = field(default_factory=list)
     fail: Exception | None = None
     calls: list[tuple[str, Target, bool]] = field(default_factory=list)
+    policy_files: list[str] | None = None  # what the command handed make_engine (--policy)
+
+    def configured(self, policy_files: list[str] | None = None) -> "FakeEngine":
+        self.policy_files = policy_files
+        return self
 
     def run(self, operation: str, target: Target, *, on_event: Any, delete_data: bool = False) -> DeployResult:
         self.calls.append((operation, target, delete_data))
@@ -42,7 +47,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     from mlops_infra.cli import engine_commands
 
     engine = FakeEngine()
-    monkeypatch.setattr(engine_commands, "make_engine", lambda: engine)
+    monkeypatch.setattr(engine_commands, "make_engine", engine.configured)
     return engine
 
 
