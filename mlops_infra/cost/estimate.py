@@ -251,7 +251,7 @@ def _storage(result: Estimate, spec: Any) -> None:
     )
     names = [b.name for b in spec.storage.buckets] + ["artifacts"]
     for bucket in names:
-        base = {"name": f"storage-{bucket}", "type": "bucket-storage", "stage": "storage", "model": None}
+        base: dict[str, Any] = {"name": f"storage-{bucket}", "type": "bucket-storage", "stage": "storage", "model": None}
         price = result.book.table(usage["table"]).price(result.region, usage["sku"]) if usage else None
         if price is None or usage is None:
             result.unpriced.append(Unpriced(**base, kind="usage", reason=f"no storage price in {result.region}"))

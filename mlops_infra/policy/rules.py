@@ -74,8 +74,8 @@ def public_access(resources: Resources, facts: CloudFacts) -> list[Finding]:
             if principal in strings:
                 found.append(_finding("no-public-access", resource, f"grants access to {principal}"))
         for statement in _allow_statements(strings):
-            principal = statement.get("Principal")
-            values = [principal] if isinstance(principal, str) else _flat(principal)
+            allowed = statement.get("Principal")
+            values = [allowed] if isinstance(allowed, str) else _flat(allowed)
             if "*" in values:
                 found.append(_finding("no-public-access", resource, "a policy allows the public principal '*'"))
     return found
