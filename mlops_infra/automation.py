@@ -84,9 +84,10 @@ def pulumi_command(env: Mapping[str, str]) -> Any:
 
 
 class AutomationEngine:
-    def __init__(self, env: Mapping[str, str], home: Path | None = None) -> None:
+    def __init__(self, env: Mapping[str, str], home: Path | None = None, policy_files: list[str] | None = None) -> None:
         self.env = dict(env)
         self.home = home or Path.home()
+        self.policy_files = policy_files  # None: the pack reads MLOPS_INFRA_POLICY
         self._shapes: dict[tuple[int, str, str], Any] = {}
         self._command: Any = None  # the Pulumi CLI, once preflight saw it run
 
@@ -109,9 +110,11 @@ class AutomationEngine:
                 # destroy can empty and delete them (the state's protect flags follow the program).
                 stack.up(on_event=translate, color="never")
             if operation == "preview":
-                summary = stack.preview(on_event=translate, color="never").change_summary
+                packs = self._policy_packs(target, stack)
+                summary = stack.preview(on_event=translate, color="never", policy_packs=packs).change_summary
             elif operation == "up":
-                summary = stack.up(on_event=translate, color="never").summary.resource_changes
+                packs = self._policy_packs(target, stack)
+                summary = stack.up(on_event=translate, color="never", policy_packs=packs).summary.resource_changes
             elif operation == "refresh":
                 summary = stack.refresh(on_event=translate, color="never").summary.resource_changes
             elif operation == "destroy":
@@ -187,6 +190,22 @@ class AutomationEngine:
         except Exception as exc:  # noqa: BLE001
             _raise_engine_error(exc, "select the stack", target, DeployResult(operation="init", target=target))
 
+
+    def _policy_packs(self, target: Target, stack: Any) -> list[str]:
+        """The rules `check` runs, as a policy pack the engine applies (mlops_infra/policy/pack_adapter.py)."""
+        import sys
+
+        from mlops_infra.policy.pack_adapter import CONTEXT_VAR, PACK_DIR, policy_files_from_env, write_context
+
+        context = write_context(
+            spec=target.spec,
+            cloud=target.cloud,
+            policy_files=self.policy_files if self.policy_files is not None else policy_files_from_env(self.env),
+            directory=target.project_dir / ".mlops-infra" / "policy",
+        )
+        # The pack process runs with this interpreter, where mlops_infra and pulumi_policy live.
+        stack.workspace.env_vars.update({CONTEXT_VAR: str(context), "PULUMI_PYTHON_CMD": sys.executable})
+        return [str(PACK_DIR)]
 
     def _handover_shapes(self, target: Target) -> Any:
         """What a model stack reads from the shared one, by planning the shared part offline."""

@@ -30,6 +30,11 @@ class FakeEngine:
 
     def inventory(self, target: Target) -> list[dict[str, Any]]:
         return list(self.state)
+    policy_files: list[str] | None = None  # what the command handed make_engine (--policy)
+
+    def configured(self, policy_files: list[str] | None = None) -> "FakeEngine":
+        self.policy_files = policy_files
+        return self
 
     def run(self, operation: str, target: Target, *, on_event: Any, delete_data: bool = False) -> DeployResult:
         self.calls.append((operation, target, delete_data))
@@ -53,7 +58,7 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
     from mlops_infra.cli import engine_commands
 
     engine = FakeEngine()
-    monkeypatch.setattr(engine_commands, "make_engine", lambda: engine)
+    monkeypatch.setattr(engine_commands, "make_engine", engine.configured)
     return engine
 
 

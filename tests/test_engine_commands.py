@@ -370,3 +370,35 @@ def test_the_real_adapter_tears_down_in_an_update_before_deleting_data(
     assert [name for name, _ in stack.calls] == (["up", "destroy"] if delete_data else ["destroy"])
     assert stack.calls[-1][1]["exclude_protected"] is (not delete_data)
     assert result.kept == ([] if delete_data else [{"name": "storage-bucket-raw", "type": "aws:s3/bucket:Bucket"}])
+@pytest.mark.parametrize("command", [["preview"], ["up", "--yes"]])
+def test_policy_files_go_to_the_engine(project: Path, fake: FakeEngine, command: list[str]) -> None:
+    (project / "org.yaml").write_text("apiVersion: mlops-infra/policy/v1\nnetwork: private\n")
+    (project / "tags.yaml").write_text("apiVersion: mlops-infra/policy/v1\nrequired_tags: [owner]\n")
+    result = CliRunner().invoke(main, [*command, "--policy", "org.yaml", "--policy", "tags.yaml"])
+    assert result.exit_code == 0, result.stderr
+    assert fake.policy_files == [str((project / "org.yaml").resolve()), str((project / "tags.yaml").resolve())]
+    assert CliRunner().invoke(main, command).exit_code == 0 and fake.policy_files is None  # MLOPS_INFRA_POLICY's turn
+
+
+def test_an_invalid_policy_file_stops_before_the_engine(project: Path, fake: FakeEngine) -> None:
+    (project / "org.yaml").write_text("apiVersion: mlops-infra/policy/v1\nmax_replicas: many\n")
+    result = CliRunner().invoke(main, ["up", "--yes", "--policy", "org.yaml"])
+    assert result.exit_code == 2 and "org.yaml:2:" in result.stderr and fake.calls == []
+    missing = CliRunner().invoke(main, ["preview", "--policy", "nowhere.yaml"])
+    assert missing.exit_code == 2 and "nowhere.yaml" in missing.stderr and fake.calls == []
+
+
+def test_the_engine_prefers_policy_files_to_the_variable(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from mlops_infra.automation import AutomationEngine
+    from mlops_infra.policy.pack_adapter import CONTEXT_VAR, POLICY_FILES_VAR
+    from tests.planning import spec_from
+
+    target = SimpleNamespace(spec=spec_from(), cloud="aws", project_dir=tmp_path)
+    for given, expected in ((["/org/b.yaml"], ["/org/b.yaml"]), (None, ["/org/a.yaml"])):
+        stack = SimpleNamespace(workspace=SimpleNamespace(env_vars={}))
+        engine = AutomationEngine({POLICY_FILES_VAR: "/org/a.yaml"}, home=tmp_path, policy_files=given)
+        engine._policy_packs(target, stack)  # type: ignore[arg-type]
+        context = json.loads(Path(stack.workspace.env_vars[CONTEXT_VAR]).read_text())
+        assert context["policies"] == expected

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from mlops_infra.cli import main
-from mlops_infra.docs import BEGIN, END, spec_reference
+from mlops_infra.docs import BEGIN, END, PRICES_BEGIN, PRICES_END, price_reference, spec_reference
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -45,6 +45,12 @@ def test_spec_reference_is_generated_from_the_models() -> None:
     match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), README, re.S)
     assert match, "README lacks the generated spec reference"
     assert match.group(0) == spec_reference(), "run `python -m mlops_infra.docs` and paste the output"
+
+
+def test_known_prices_are_listed_from_the_price_books() -> None:
+    match = re.search(re.escape(PRICES_BEGIN) + r".*?" + re.escape(PRICES_END), README, re.S)
+    assert match, "README lacks the generated list of known prices"
+    assert match.group(0) == price_reference(), "run `python -m mlops_infra.docs prices` and paste the output"
 
 
 def test_every_command_and_option_is_documented() -> None:

@@ -12,12 +12,15 @@ import click
 from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
 
 
-def make_engine() -> Any:
-    """The engine the commands drive; tests replace this with a recording fake."""
+def make_engine(policy_files: list[str] | None = None) -> Any:
+    """The engine the commands drive; tests replace this with a recording fake.
+
+    `policy_files` (from --policy) replace the MLOPS_INFRA_POLICY variable for the policy pack.
+    """
     from mlops_infra.automation import AutomationEngine
     from mlops_infra.deploy import current_env
 
-    return AutomationEngine(current_env())
+    return AutomationEngine(current_env(), policy_files=policy_files)
 
 
 def stdin_is_terminal() -> bool:
@@ -49,6 +52,25 @@ def _part_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def _policy_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--policy",
+        "policies",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="An organization policy file the policy pack applies (repeatable; instead of MLOPS_INFRA_POLICY).",
+    )(fn)
+
+
+def _policy_files(policies: tuple[Path, ...]) -> list[str] | None:
+    """Absolute paths of valid policy files (the pack runs elsewhere); None leaves MLOPS_INFRA_POLICY in charge."""
+    from mlops_infra.policy.organization import load_policy
+
+    for path in policies:
+        load_policy(path)  # every problem, with its line, before the engine starts (exit 2)
+    return [str(path.resolve()) for path in policies] or None
+
+
 def _targets(
     stack: str | None, spec_path: str | None, cloud: str | None, backend_url: str | None, part: str | None
 ) -> list[Any]:
@@ -73,14 +95,20 @@ def _planned_total(target: Any) -> int | None:
 
 
 def _run(
-    operation: str, targets: list[Any], *, as_json: bool, delete_data: bool = False, engine: Any = None
+    operation: str,
+    targets: list[Any],
+    *,
+    as_json: bool,
+    delete_data: bool = False,
+    engine: Any = None,
+    policy_files: list[str] | None = None,
 ) -> list[Any]:
     """Run on each Pulumi stack in order (destroy: model stacks before the shared one they read)."""
     from mlops_infra.cli.progress import Progress
     from mlops_infra.errors import MlopsInfraError
 
     ordered = list(reversed(targets)) if operation == "destroy" else targets
-    engine = engine or make_engine()
+    engine = engine or make_engine(policy_files)
     results: list[Any] = []
     for target in ordered:
         progress = Progress(total=None if operation == "destroy" else functools.partial(_planned_total, target))
@@ -190,9 +218,9 @@ def _where(targets: list[Any]) -> str:
     return f"{target.spec.project}/{stacks} on {target.cloud} (state: {target.state_url})"
 
 
-def _preflight(targets: list[Any], *, credentials: bool = True) -> Any:
+def _preflight(targets: list[Any], *, credentials: bool = True, policy_files: list[str] | None = None) -> Any:
     """Check everything that can fail before anyone is asked to confirm; the engine to run."""
-    engine = make_engine()
+    engine = make_engine(policy_files)
     for target in targets:
         engine.preflight(target, credentials=credentials)
     return engine
@@ -200,6 +228,7 @@ def _preflight(targets: list[Any], *, credentials: bool = True) -> Any:
 
 @click.command()
 @_engine_options
+@_policy_option
 @click.option("--expect-no-changes", is_flag=True, help="Exit 1 when the preview has changes.")
 def preview(
     stack: str | None,
@@ -209,10 +238,11 @@ def preview(
     as_json: bool,
     expect_no_changes: bool,
     part: str | None,
+    policies: tuple[Path, ...],
 ) -> None:
     """Show what `up` would change, using the real engine and your credentials."""
     targets = _targets(stack, spec_path, cloud, backend_url, part)
-    results = _run("preview", targets, as_json=as_json)
+    results = _run("preview", targets, as_json=as_json, policy_files=_policy_files(policies))
     if expect_no_changes and any(r.changed for r in results):
         echo_err(error_text("the preview has changes and --expect-no-changes was given"))
         sys.exit(1)
@@ -220,6 +250,7 @@ def preview(
 
 @click.command()
 @_engine_options
+@_policy_option
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed when stdin is not a terminal).")
 def up(
     stack: str | None,
@@ -229,10 +260,12 @@ def up(
     as_json: bool,
     yes: bool,
     part: str | None,
+    policies: tuple[Path, ...],
 ) -> None:
     """Create or update the cloud resources of a stack."""
     targets = _targets(stack, spec_path, cloud, backend_url, part)
-    engine = _preflight(targets)
+    policy_files = _policy_files(policies)
+    engine = _preflight(targets, policy_files=policy_files)
     _confirm_or_refuse("up", targets, yes)
     _run("up", targets, as_json=as_json, engine=engine)
 

@@ -280,3 +280,12 @@ def _register_engine_commands() -> None:
 
 
 _register_engine_commands()
+
+
+def _register_review_commands() -> None:
+    from mlops_infra.cli.review_commands import register
+
+    register(main)
+
+
+_register_review_commands()

@@ -345,6 +345,17 @@ class Split(Strict):
     max_models_per_stack: int = Field(20, ge=1, le=200, description="the most models one model stack may hold")
 
 
+class Estimate(Strict):
+    """What `mlops-infra cost` assumes about usage a plan cannot show; it changes no resource."""
+
+    storage_gb: int = Field(
+        100, ge=0, le=100_000_000, description="GB assumed stored in each bucket (data buckets and artifacts)"
+    )
+    extra_training_runs_per_month: int = Field(
+        0, ge=0, le=10_000, description="training runs per model and month beyond its schedule (new data, drift)"
+    )
+
+
 class SpecBase(Strict):
     api_version: Literal["mlops-infra/v1"] = Field(alias="apiVersion", description="spec format version")
     project: ProjectName = Field(description="project slug (2-24); feeds every physical name")
@@ -358,6 +369,7 @@ class SpecBase(Strict):
     monitoring: Monitoring = Field(default_factory=Monitoring, description="stack-wide alerting")
     governance: Governance = Field(default_factory=Governance, description="keys, identities, audit")
     split: Split = Field(default_factory=Split, description="several Pulumi stacks instead of one")
+    estimate: Estimate = Field(default_factory=Estimate, description="usage assumptions of `mlops-infra cost`")
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 

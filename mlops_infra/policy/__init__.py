@@ -1,0 +1,1 @@
+"""Policy checks on the plan: the built-in security invariants and an organization's rules."""
