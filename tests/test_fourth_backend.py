@@ -85,7 +85,7 @@ def test_plan_builds_its_stages_with_its_names_and_keeps_data_protected(fakeclou
     first = run("plan", "--json")
     assert first.exit_code == 0, first.stderr
     plan = json.loads(first.stdout)
-    assert plan["cloud"] == "fakecloud" and plan["summary"]["by_stage"] == {"governance": 5, "provider": 1, "storage": 3}
+    assert plan["cloud"] == "fakecloud" and plan["summary"]["by_stage"] == {"governance": 4, "storage": 2}
     buckets = [r for r in plan["resources"] if r["type"] == "fakecloud:index:Bucket"]
     assert {b["name"] for b in buckets} == {"storage-bucket-raw", "storage-bucket-artifacts"}
     rule = name_rules()["fakecloud.bucket"]
