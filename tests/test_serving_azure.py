@@ -402,6 +402,36 @@ def test_a_new_image_is_a_new_deployment_on_the_same_endpoint(serve: dict, serve
     assert serve["outputs"]["serving"] == serve_new_image["outputs"]["serving"]
 
 
+def test_the_registry_and_the_endpoint_agree_on_image_and_model_data(dev: dict, prod: dict, serve: dict) -> None:
+    for plan in (dev, prod, serve):
+        served = [r["name"].removeprefix("serving-deployment-") for r in resources_of(plan, ML + "OnlineDeployment")]
+        assert served
+        for model in served:
+            deployment = by_name(plan, f"serving-deployment-{model}")
+            version = by_name(plan, f"serving-modelversion-{model}")
+            environment = by_name(plan, f"serving-envversion-{model}")
+            # the deployment serves exactly this registered version, with exactly this environment
+            assert {f"serving-modelversion-{model}", f"serving-envversion-{model}"} <= set(
+                deployment["dependencies"]["properties"]
+            )
+            image = environment["inputs"]["properties"]["image"]
+            recorded = version["inputs"]["properties"]["properties"]
+            assert recorded["mlops-infra/serving-image"] == image
+            assert recorded["mlops-infra/serving-environment"] == (
+                f"azureml:{environment['inputs']['name']}:{environment['inputs']['version']}"
+            )
+            # the serving image, never the training image
+            training = [r for r in plan["resources"] if r["name"] == f"training-envversion-{model}"]
+            if training:
+                assert recorded["mlops-infra/serving-image"] != training[0]["inputs"]["properties"]["image"]
+            # and the model data the deployment mounts: the training output, or serving.model_uri
+            uri = version["inputs"]["properties"]["modelUri"]
+            assert uri.endswith(f"/paths/{output_prefix(model)}") or recorded["mlops-infra/source"] == "model_uri"
+            if f"registry-model-{model}" in {r["name"] for r in plan["resources"]}:
+                # registered in the model's registry container
+                assert version["dependencies"]["name"] == [f"registry-model-{model}"]
+
+
 def test_adding_a_model_only_creates(serve: dict, serve_added: dict) -> None:
     changes = diff_plans(serve, serve_added)
     assert changes.update == [] and changes.delete == []
