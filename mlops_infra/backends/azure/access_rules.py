@@ -116,13 +116,25 @@ def _anywhere(attribute: str, places: Sequence[Place]) -> str:
     return " OR ".join(place.clause(attribute) for place in places)
 
 
+def _read_and_list(by_path: str, by_prefix: str) -> str:
+    """Reads allowed where `by_path` holds, listings where `by_prefix` holds."""
+    return (
+        f"((!(ActionMatches{{'{READ}'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR ({by_path}))"
+        f" AND ((!(ActionMatches{{'{READ}'}} AND SubOperationMatches{{'Blob.List'}})) OR ({by_prefix}))"
+    )
+
+
+def _write(where: str) -> str:
+    """Writes, appends and deletes allowed where `where` holds."""
+    actions = " AND ".join(f"!(ActionMatches{{'{action}'}})" for action in WRITES)
+    return f"(({actions}) OR ({where}))"
+
+
 def group_condition(reads: Sequence[Place], writes: Sequence[Place]) -> str:
     """The ABAC condition of a group's one role assignment (see the module docstring)."""
-    writing = " AND ".join(f"!(ActionMatches{{'{action}'}})" for action in WRITES)
     return (
-        f"((!(ActionMatches{{'{READ}'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR ({_anywhere(BLOB_PATH, reads)}))"
-        f" AND ((!(ActionMatches{{'{READ}'}} AND SubOperationMatches{{'Blob.List'}})) OR ({_anywhere(LIST_PREFIX, reads)}))"
-        f" AND (({writing}) OR ({_anywhere(BLOB_PATH, writes)}))"
+        f"{_read_and_list(_anywhere(BLOB_PATH, reads), _anywhere(LIST_PREFIX, reads))}"
+        f" AND {_write(_anywhere(BLOB_PATH, writes))}"
     )
 
 
@@ -130,16 +142,12 @@ def read_condition(prefixes: tuple[str, ...]) -> str:
     """A reader's condition on one container: blobs under `prefixes`, by path and by listing."""
     paths = " OR ".join(f"{BLOB_PATH} StringStartsWith '{p}'" for p in prefixes)
     listed = " OR ".join(f"{LIST_PREFIX} StringStartsWith '{p}'" for p in prefixes)
-    return (
-        f"((!(ActionMatches{{'{READ}'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR ({paths}))"
-        f" AND ((!(ActionMatches{{'{READ}'}} AND SubOperationMatches{{'Blob.List'}})) OR ({listed}))"
-    )
+    return _read_and_list(paths, listed)
 
 
 def write_condition(prefix: str) -> str:
     """A contributor's condition on one container: writes and deletes only under `prefix`."""
-    actions = " AND ".join(f"!(ActionMatches{{'{a}'}})" for a in WRITES)
-    return f"(({actions}) OR ({BLOB_PATH} StringStartsWith '{prefix}'))"
+    return _write(f"{BLOB_PATH} StringStartsWith '{prefix}'")
 
 
 def prefix_condition(prefix: str) -> str:

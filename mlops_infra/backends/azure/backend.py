@@ -184,20 +184,23 @@ class AzureBackend(Backend):
         return problems
 
     def _check_reserved_names(self, spec: Any, settings: AzureSettings) -> list[Problem]:
-        """Names Azure keeps after `destroy --delete-data`: say so before the first deploy."""
+        """Names Azure keeps after `destroy --delete-data`: said before the first deploy."""
         namer = self.namer(spec, settings)
         vault = fact(self.name, "reserved-names", "key-vault-retention-days")
-        held = [f"key vault {vault_name(namer, settings)} for {vault.value} days (purge protection, which the "
-                "storage account's customer-managed key requires)"]
+        held = [
+            f"key vault {vault_name(namer, settings)} for {vault.value} days (purge protection, which the storage "
+            "account's customer-managed key requires)"
+        ]
+        sources = [vault.source]
         if ml_rules.uses_workspace(spec):
-            days = fact(self.name, "reserved-names", "ml-workspace-soft-delete-days")
-            held.append(f"Azure ML workspace {workspace_name(namer, settings)} for {days.value} days (soft delete)")
+            workspace = fact(self.name, "reserved-names", "ml-workspace-soft-delete-days")
+            held.append(f"Azure ML workspace {workspace_name(namer, settings)} for {workspace.value} days (soft delete)")
+            sources.append(workspace.source)
         return [
             finding(
                 ("clouds", "azure"),
-                "after `destroy --delete-data`, Azure keeps the names of the " + " and ".join(held)
-                + f"; deploying this stack again before then fails (sources: {vault.source}"
-                + (f", {days.source}" if len(held) > 1 else "") + ")",
+                f"after `destroy --delete-data`, Azure keeps the names of the {' and '.join(held)}; deploying this "
+                f"stack again before then fails (sources: {', '.join(sources)})",
                 hint=f"to deploy again sooner, set clouds.azure.generation: {settings.generation + 1}, which gives "
                 "those new names",
                 severity="warning",
