@@ -175,9 +175,9 @@ def group_access(group: ReaderGroup, *, models: Mapping[str, "Model"], container
     art_reads: list[str] = []
     art_writes: list[str] = []
     for name in group.models:
-        reads, writes = _artifact_prefixes(models[name])
-        art_reads += reads
-        art_writes += writes
+        model_reads, model_writes = _artifact_prefixes(models[name])
+        art_reads += model_reads
+        art_writes += model_writes
 
     def place(bucket: str, prefixes: Iterable[str]) -> Place:
         kept = covering_prefixes(prefixes)
