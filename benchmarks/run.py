@@ -125,7 +125,9 @@ def main() -> None:
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for size in sizes:
-            spec_path = Path(tmp) / f"spec-{size}.yaml"
+            # One folder per spec: validate reads the specs beside it as stacks sharing an account.
+            spec_path = Path(tmp) / str(size) / "spec.yaml"
+            spec_path.parent.mkdir()
             spec_path.write_text(make_spec(size))
             for cloud in clouds:
                 r = measure(spec_path, cloud, args.repeat)

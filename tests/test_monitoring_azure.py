@@ -409,13 +409,14 @@ def test_drift_monitor_compares_captured_inputs_with_the_baseline(prod: dict, va
     assert reference["uri"] == f"https://{account}.blob.core.windows.net/{container}/churn/baseline/"
     assert (reference["inputDataType"], reference["jobInputType"]) == ("Fixed", "mltable")
     assert "storage-bucket-features" in monitor["dependencies"]["properties"]
-    # the same channel's addresses, and the training identity on serverless Spark
+    # the same channel's addresses, on serverless Spark
     assert definition["alertNotificationSettings"]["emailNotificationSettings"]["emails"] == [
         "data-platform@example.com",
         "ml-oncall@example.com",
     ]
     assert definition["computeConfiguration"]["computeType"] == "ServerlessSpark"
-    assert "governance-identity-training" in monitor["dependencies"]["properties"]
+    # the monitor runs as the model's group identity, which reads the baseline and captured data
+    assert "governance-identity-data-churn-classifier" in monitor["dependencies"]["properties"]
     # weekly on a whole bucket
     weekly = by_name(variant, "monitoring-drift-churn-classifier")["inputs"]["properties"]
     assert weekly["trigger"]["expression"] == ncrontab(DRIFT_SCHEDULES["weekly"]) == "0 2 * * 0"
@@ -440,7 +441,7 @@ def test_every_trigger_starts_its_models_training_job(prod: dict, variant: dict)
         schedule = by_name(prod, f"retraining-schedule-{model.name}")
         job = schedule["inputs"]["properties"]["action"]["jobDefinition"]
         assert schedule["inputs"]["properties"]["action"]["actionType"] == "CreateJob"
-        assert {f"training-compversion-{model.name}", f"training-compute-{model.name}", "governance-identity-training"} <= set(
+        assert {f"training-compversion-{model.name}", f"training-compute-{model.name}", f"governance-identity-data-{model.name}"} <= set(
             schedule["dependencies"]["properties"]
         )
         assert job["jobType"] == "Command" and job["experimentName"] == model.name

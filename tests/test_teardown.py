@@ -24,10 +24,11 @@ def teardown_plan(stack: str, cloud: str) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", STACKS)
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_default_destroy_keeps_exactly_the_data_and_its_guards(cloud: str, stack: str) -> None:
-    kept_types = get_backend(cloud).kept_types
+    backend = get_backend(cloud)
     plan = example_plan(stack, cloud)
-    unprotected = sorted(r["name"] for r in plan["resources"] if r["type"] in kept_types and not r["protect"])
-    stray = sorted(r["name"] for r in plan["resources"] if r["protect"] and r["type"] not in kept_types)
+    kept = {r["name"] for r in plan["resources"] if backend.keeps(r["type"], r["inputs"])}
+    unprotected = sorted(r["name"] for r in plan["resources"] if r["name"] in kept and not r["protect"])
+    stray = sorted(r["name"] for r in plan["resources"] if r["protect"] and r["name"] not in kept)
     assert unprotected == [] and stray == []
 
 

@@ -171,6 +171,15 @@ class Backend:
     # only in the teardown program that `destroy --delete-data` runs before deleting.
     force_delete_inputs: ClassVar[Mapping[str, str]] = {}
 
+    def keeps(self, resource_type: str, inputs: Mapping[str, Any]) -> bool:
+        """Whether a default `destroy` keeps this resource (it is then protected, nothing else is).
+
+        By type (kept_types); a backend whose cloud uses one type both as a guard and for
+        something else (Azure diagnostic settings: audit logs of kept data, and endpoint telemetry)
+        narrows it by the resource's inputs.
+        """
+        return resource_type in self.kept_types
+
     # --- several stacks in one account ---------------------------------------
     def singletons(self, spec: "SpecBase", settings: Any) -> list[Singleton]:
         """What this stack would own once per account/project/subscription (governance.singletons)."""

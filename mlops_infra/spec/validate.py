@@ -320,6 +320,7 @@ _HINTS = {
     "schedule": "five fields: minute hour day-of-month month day-of-week, e.g. '0 3 * * 1'",
     "project": "a slug such as churn: lowercase letters, digits and single hyphens",
     "environment": "a slug such as dev or prod",
+    "subscription_id": "your Azure subscription's id, a GUID (az account show --query id --output tsv)",
     "tags": TAG_HINT,
 }
 

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import difflib
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
-from mlops_infra.backends.azure import catalog, endpoint_rules, schedules
-from mlops_infra.backends.azure.naming import STYLES, alarm_name
+from mlops_infra.backends.azure import access_rules, catalog, endpoint_rules, ml_rules, schedules
+from mlops_infra.backends.azure.naming import (
+    ACTIVITY_LOG_SETTING_NAME,
+    AUDIT_SETTING_NAME,
+    STYLES,
+    alarm_name,
+    vault_name,
+    workspace_name,
+)
 from mlops_infra.backends.azure.settings import AzureSettings
-from mlops_infra.backends.base import Backend
+from mlops_infra.backends.base import Backend, Singleton
+from mlops_infra.facts import fact
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
@@ -30,6 +38,30 @@ _OVERRIDABLE = (
 
 _OVERRIDE_FIELD = {purpose: field for _, purpose, field in _OVERRIDABLE}
 
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+# What a default destroy keeps: the data (storage, registry, ML workspace with its runs and model
+# containers, logs), the key and its vault, the resource group that holds them, and what guards
+# the data (blob versioning and soft delete, lifecycle rules, audit diagnostic settings and the
+# activity log export). The identities the kept account and workspace run as are kept too,
+# because those need them (their key grants with them): destroy keeps what protected resources need.
+KEPT_TYPES = frozenset(
+    {
+        "azure-native:resources:ResourceGroup",
+        "azure-native:keyvault:Vault",
+        "azure-native:keyvault:Key",
+        "azure-native:storage:StorageAccount",
+        "azure-native:storage:BlobServiceProperties",
+        "azure-native:storage:BlobContainer",
+        "azure-native:storage:ManagementPolicy",
+        DIAGNOSTIC_SETTING,
+        "azure-native:monitor:SubscriptionDiagnosticSetting",
+        "azure-native:operationalinsights:Workspace",
+        "azure-native:machinelearningservices:Workspace",
+        "azure-native:machinelearningservices:ModelContainer",
+        "azure-native:containerregistry:Registry",
+    }
+)
+
 
 class AzureBackend(Backend):
     name = "azure"
@@ -37,23 +69,85 @@ class AzureBackend(Backend):
     sdk_package = "pulumi_azure_native"
     settings_model = AzureSettings
     naming_styles = STYLES
-    settings_example = "clouds: {azure: {location: westeurope}}"
+    settings_example = "clouds: {azure: {location: westeurope, subscription_id: <your subscription's id>}}"
     prerequisite_types = frozenset({"azure-native:authorization:RoleAssignment"})
     # every stage is implemented: nothing is unsupported (Backend.unsupported stays empty)
 
+    # --- teardown -----------------------------------------------------------
+    kept_types = KEPT_TYPES
+    # Azure deletes non-empty blob containers, storage accounts and container registries as they
+    # are: `destroy --delete-data` needs no force-delete input.
+    force_delete_inputs: ClassVar[Mapping[str, str]] = {}
+
+    def keeps(self, resource_type: str, inputs: Mapping[str, Any]) -> bool:
+        # Diagnostic settings: the audit ones guard kept data; an endpoint's traffic log goes with it.
+        if resource_type == DIAGNOSTIC_SETTING:
+            return inputs.get("name") == AUDIT_SETTING_NAME
+        return resource_type in self.kept_types
+
+    # --- several stacks in one subscription ---------------------------------
+    # Inputs holding names Azure wants unique beyond the stack (subscription, region, tenant or
+    # world); children repeat their parent's (a container's accountName). Names inside one
+    # workspace or one resource (model containers, diagnostic settings) are the stack's own.
+    physical_name_inputs = frozenset(
+        {
+            "resourceGroupName",
+            "vaultName",
+            "keyName",
+            "accountName",
+            "containerName",
+            "registryName",
+            "workspaceName",
+            "resourceName",
+            "computeName",
+            "endpointName",
+            "deploymentName",
+            "roleAssignmentName",
+            "roleName",
+            "actionGroupName",
+            "ruleName",
+            "autoscaleSettingName",
+            "workflowName",
+            "systemTopicName",
+            "eventSubscriptionName",
+        }
+    )
+
+    def singletons(self, spec: Any, settings: AzureSettings) -> list[Singleton]:
+        """What a stack has once per subscription: the activity log export (with audit logs).
+
+        Nothing else the stack makes is once per subscription or region: its resource group holds
+        everything else, the custom roles and role assignments carry the stack in their names,
+        and Event Grid system topics are one per source resource, which is the stack's. Resource
+        providers must be registered in the subscription beforehand (azure-native declares no
+        registrations, so no stack owns them).
+        """
+        if not spec.governance.audit_logs:
+            return []
+        return [
+            Singleton(
+                key=f"azure/subscription/{settings.subscription_id}/activity-log-export",
+                what=f"the subscription's activity log export (diagnostic setting {ACTIVITY_LOG_SETTING_NAME})",
+            )
+        ]
+
     def name_scope(self, settings: AzureSettings) -> str:
-        return f"{settings.location}/{settings.subscription_id or ''}"
+        return f"{settings.location}/{settings.subscription_id}"
 
     def create_provider(self, spec: Any, settings: AzureSettings) -> Any:
         import pulumi
         import pulumi_azure_native as azure_native
 
         extra: dict[str, Any] = {}
-        if settings.subscription_id:
-            extra["subscription_id"] = settings.subscription_id
         if settings.tenant_id:
             extra["tenant_id"] = settings.tenant_id
-        return azure_native.Provider("azure", location=settings.location, opts=pulumi.ResourceOptions(), **extra)
+        return azure_native.Provider(
+            "azure",
+            location=settings.location,
+            subscription_id=settings.subscription_id,
+            opts=pulumi.ResourceOptions(),
+            **extra,
+        )
 
     def mock_call(self, token: str, args: dict[str, Any]) -> dict[str, Any]:
         if token == CLIENT_CONFIG:
@@ -84,7 +178,34 @@ class AzureBackend(Backend):
         problems += self._check_serving(spec, settings)
         problems += self._check_retraining(spec)
         problems += self._check_drift(spec)
+        problems += access_rules.problems(spec, self.namer(spec, settings))
+        problems += ml_rules.quota_problems(spec, settings)
+        problems += self._check_reserved_names(spec, settings)
         return problems
+
+    def _check_reserved_names(self, spec: Any, settings: AzureSettings) -> list[Problem]:
+        """Names Azure keeps after `destroy --delete-data`: said before the first deploy."""
+        namer = self.namer(spec, settings)
+        vault = fact(self.name, "reserved-names", "key-vault-retention-days")
+        held = [
+            f"key vault {vault_name(namer, settings)} for {vault.value} days (purge protection, which the storage "
+            "account's customer-managed key requires)"
+        ]
+        sources = [vault.source]
+        if ml_rules.uses_workspace(spec):
+            workspace = fact(self.name, "reserved-names", "ml-workspace-soft-delete-days")
+            held.append(f"Azure ML workspace {workspace_name(namer, settings)} for {workspace.value} days (soft delete)")
+            sources.append(workspace.source)
+        return [
+            finding(
+                ("clouds", "azure"),
+                f"after `destroy --delete-data`, Azure keeps the names of the {' and '.join(held)}; deploying this "
+                f"stack again before then fails (sources: {', '.join(sources)})",
+                hint=f"to deploy again sooner, set clouds.azure.generation: {settings.generation + 1}, which gives "
+                "those new names",
+                severity="warning",
+            )
+        ]
 
     def _check_overrides(self, spec: Any, settings: AzureSettings) -> list[Problem]:
         problems: list[Problem] = []

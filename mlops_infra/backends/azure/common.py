@@ -44,9 +44,6 @@ _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "mlops-infra:azure:role-assignment")
 VAULT_DNS_SUFFIX = "vault.azure.net"
 BLOB_DNS_SUFFIX = "blob.core.windows.net"
 
-# Diagnostic settings are named per resource they watch; the name rules table has no entry for
-# them yet, so the name is fixed rather than built by the namer.
-AUDIT_SETTING_NAME = "mlops-infra-audit"
 
 
 def assignment_name(*parts: str) -> str:

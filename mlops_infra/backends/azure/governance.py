@@ -1,25 +1,40 @@
 """Azure governance: the resource group, Key Vault and its customer-managed key, the workload
-identities with their key grants, and Key Vault audit logs.
+identities with their grants, and audit logs.
 
 - One resource group holds the stack (protected: deleting it deletes everything in it).
 - The vault uses Azure RBAC (no access policies), soft delete and purge protection (both
-  irreversible; a deleted vault's name stays reserved for the retention period).
+  irreversible, and required for the storage account's customer-managed key; a deleted vault's
+  name stays reserved for the retention period: backend.check warns, clouds.azure.generation
+  is the way out).
 - The key is RSA 3072, rotated by Key Vault every key_rotation_days; new versions expire
   KEY_EXPIRY_GRACE_DAYS after that, so a version is never used past its rotation for long.
-- Managed identities: training, serving and automation (IDENTITIES), plus one the storage
-  account uses to reach its key (Key Vault Crypto Service Encryption User on the key only).
-  training and serving may encrypt/decrypt with the key (Key Vault Crypto User on the key);
-  automation gets no key access yet.
+- Managed identities: serving and automation (IDENTITIES but training: no stack-wide work runs as
+  it on Azure), one per model group (GovernanceOutputs.groups), plus one the storage account uses
+  to reach its key (Key Vault Crypto Service Encryption User on the key only). serving may
+  encrypt/decrypt with the key (Key Vault Crypto User on the key); automation gets no key access.
+- Model groups (mlops_infra/access.py): each group's identity trains its models, runs their drift
+  monitors and reads their data, through exactly one role assignment: the stack's custom "model
+  data" role on the resource group, with a condition naming the group's containers and prefixes
+  (access_rules.py says why one, and what the role holds). The role is defined once per stack,
+  assignable only to the stack's resource group.
 - Audit logs: the vault's AuditEvent log goes to a Log Analytics workspace; storage sends its
-  blob logs to the same workspace (storage.py).
+  blob logs to the same workspace (storage.py). Both diagnostic settings are kept by a default
+  destroy, like the workspace. The stack that owns the subscription's singletons
+  (governance.singletons: owned) also exports the subscription's activity log (who changed or
+  deleted what, including this stack's resources) to its audit workspace: one diagnostic setting
+  per subscription, so one stack owns it.
 - Azure ML (when the spec uses tracking, training, registry or serving): the identity the
-  workspace and its container registry run as ("workspace"), protected like storage-cmk, with
-  what it needs on the key (wrap/unwrap for the customer-managed key) and on the vault (Azure AI
-  Administrator for the control plane, Key Vault Secrets Officer for the secrets the workspace
-  keeps there). The workspace itself is built by the storage stage (workspace.py explains why).
+  workspace and its container registry run as ("workspace"), with what it needs on the key
+  (wrap/unwrap for the customer-managed key) and on the vault (Azure AI Administrator for the
+  control plane, Key Vault Secrets Officer for the secrets the workspace keeps there). The
+  workspace itself is built by the storage stage (workspace.py explains why).
 
-Values only the cloud knows (tenant, subscription) come from clouds.azure or, when absent,
-from the getClientConfig invoke.
+The identities the storage account and the workspace run as are not protected themselves: a
+default destroy keeps them because the kept account and workspace need them (with their key
+grants), and --delete-data deletes them with the rest.
+
+Values only the cloud knows (the tenant) come from clouds.azure or, when absent, from the
+getClientConfig invoke; the subscription is clouds.azure.subscription_id (required).
 """
 
 from __future__ import annotations
@@ -29,8 +44,12 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, operationalinsights, resources
 
-from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, VAULT_DNS_SUFFIX, after, grant
-from mlops_infra.backends.azure.workspace import WORKSPACE_IDENTITY, uses_workspace
+from mlops_infra.access import reader_groups
+from mlops_infra.backends.azure import access_rules
+from mlops_infra.backends.azure.common import VAULT_DNS_SUFFIX, after, assignment_name, grant
+from mlops_infra.backends.azure.ml_rules import uses_workspace
+from mlops_infra.backends.azure.naming import ACTIVITY_LOG_SETTING_NAME, AUDIT_SETTING_NAME, vault_name as vault_name_of
+from mlops_infra.backends.azure.workspace import WORKSPACE_IDENTITY
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
 
@@ -39,6 +58,10 @@ KEY_EXPIRY_GRACE_DAYS = 30  # Key Vault wants expiry at least 7 days after the r
 VAULT_SOFT_DELETE_DAYS = 90  # the maximum; with purge protection, nobody can shorten it
 AUDIT_RETENTION_DAYS = 365
 STORAGE_IDENTITY = "storage-cmk"
+# Stack-wide identities on Azure: training's work is its groups' (GovernanceOutputs.groups).
+STACK_IDENTITIES = tuple(role for role in IDENTITIES if role != "training")
+# The subscription's activity log: control-plane writes and deletes, security and policy events.
+ACTIVITY_LOG_CATEGORIES = ("Administrative", "Security", "Policy")
 
 
 def build(ctx: StageContext) -> GovernanceOutputs:
@@ -59,7 +82,7 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     )
     rg = after(group.tags, group_name)
 
-    vault_name = ctx.namer.name("azure.keyvault.vault")
+    vault_name = vault_name_of(ctx.namer, settings)
     vault = keyvault.Vault(
         ctx.logical("vault"),
         vault_name=vault_name,
@@ -117,23 +140,25 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     key_uri = after(key.tags, f"{vault_uri}keys/{key_name}")
 
     identities: dict[str, Identity] = {}
-    for role in IDENTITIES:
+    for role in STACK_IDENTITIES:
         identity = _identity(ctx, role, rg)
         identities[role] = Identity(role=role, id=identity.id, principal=identity.principal_id)
-        if role in ("training", "serving"):
-            grant(
-                ctx,
-                role="Key Vault Crypto User",
-                principal_id=identity.principal_id,
-                principal=role,
-                scope=key.id,
-                target="key",
-                subscription_id=subscription_id,
-                description=f"mlops-infra: {role} encrypts and decrypts with the stack key",
-            )
+    serving = identities["serving"]
+    key_grant = grant(
+        ctx,
+        role="Key Vault Crypto User",
+        principal_id=serving.principal,
+        principal="serving",
+        scope=key.id,
+        target="key",
+        subscription_id=subscription_id,
+        description="mlops-infra: serving encrypts and decrypts with the stack key",
+    )
+    # What online deployments wait for (serving.py): grants of the serving identity.
+    ctx.handoff.setdefault(("grants", "serving"), []).append(key_grant)
 
-    # Deleting this identity would cut the storage account off from its key: protected.
-    cmk_identity = _identity(ctx, STORAGE_IDENTITY, rg, protect=True)
+    # Not protected: the kept storage account needs it, so a default destroy keeps it anyway.
+    cmk_identity = _identity(ctx, STORAGE_IDENTITY, rg)
     cmk_grant = grant(
         ctx,
         role="Key Vault Crypto Service Encryption User",
@@ -167,12 +192,27 @@ def build(ctx: StageContext) -> GovernanceOutputs:
             resource_uri=vault.id,
             workspace_id=workspace_id,
             logs=[monitor.DiagnosticsLogSettingsArgs(category="AuditEvent", enabled=True)],
-            opts=ctx.opts(),
+            opts=ctx.opts(protect=True),
         )
+        if governance.singletons == "owned":
+            monitor.SubscriptionDiagnosticSetting(
+                ctx.logical("activity-log"),
+                name=ACTIVITY_LOG_SETTING_NAME,
+                workspace_id=workspace_id,
+                logs=[
+                    monitor.SubscriptionLogSettingsArgs(category=category, enabled=True)
+                    for category in ACTIVITY_LOG_CATEGORIES
+                ],
+                opts=ctx.opts(protect=True),
+            )
+
+    rg_id = after(group.tags, f"/subscriptions/{subscription_id}/resourceGroups/{group_name}")
+    groups = _groups(ctx, rg, rg_id, subscription_id)
 
     return GovernanceOutputs(
         key_id=key_uri,
         identities=identities,
+        groups=groups,
         scope=rg,
         extra={
             "location": location,
@@ -201,7 +241,7 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     an identity; we grant the narrower Azure AI Administrator, the role Azure ML itself gives
     workspace identities, on the vault only, and only the secrets part of the data plane.
     """
-    identity = _identity(ctx, WORKSPACE_IDENTITY, rg, protect=True)
+    identity = _identity(ctx, WORKSPACE_IDENTITY, rg)
     needs = (
         ("Key Vault Crypto Service Encryption User", key.id, "key",
          "the ML workspace and its registry wrap their data keys with the stack key"),
@@ -235,25 +275,82 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     }
 
 
-def _identity(
-    ctx: StageContext, role: str, rg: Any, *, protect: bool = False
-) -> managedidentity.UserAssignedIdentity:
+def _identity(ctx: StageContext, role: str, rg: Any, *parts: str) -> managedidentity.UserAssignedIdentity:
     return managedidentity.UserAssignedIdentity(
-        ctx.logical("identity", role),
-        resource_name_=ctx.namer.name("azure.managed_identity", role),
+        ctx.logical("identity", role, *parts),
+        resource_name_=ctx.namer.name("azure.managed_identity", role, *parts),
         resource_group_name=rg,
         location=ctx.settings.location,
         tags=ctx.tags(),
-        opts=ctx.opts(protect=protect),
+        opts=ctx.opts(),
     )
 
 
-def _client_config(ctx: StageContext) -> tuple[Any, Any]:
-    """(tenant id, subscription id): from clouds.azure, else from the credentials in use."""
+def _groups(ctx: StageContext, rg: Any, rg_id: Any, subscription_id: str) -> dict[str, Identity]:
+    """One identity per model group, each with its one role assignment (access_rules.py)."""
+    accesses = access_rules.groups_access(ctx.spec, ctx.namer)
+    if not accesses:
+        return {}
+    role_id = _model_data_role(ctx, rg_id, subscription_id)
+    members = reader_groups(ctx.spec)
+    groups: dict[str, Identity] = {}
+    for access in accesses:
+        identity = _identity(ctx, access_rules.GROUP_IDENTITY, rg, access.group)
+        models = ", ".join(members[access.group].models)
+        assignment = authorization.RoleAssignment(
+            ctx.logical("grant", access_rules.GROUP_IDENTITY, access.group),
+            role_assignment_name=assignment_name(ctx.namer.scope, ctx.spec.project, ctx.spec.environment, "group", access.group),
+            principal_id=identity.principal_id,
+            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+            role_definition_id=role_id,
+            scope=rg_id,
+            condition=access.condition,
+            condition_version="2.0",
+            description=f"mlops-infra: model group {access.group} trains, monitors and reads the data of {models}"[:512],
+            opts=ctx.opts(delete_before_replace=True),
+        )
+        # The group's training job waits for it (training.py); model stacks find it deployed.
+        ctx.handoff[("group-grant", access.group)] = assignment
+        groups[access.group] = Identity(
+            role=f"{access_rules.GROUP_IDENTITY}-{access.group}", id=identity.id, principal=identity.principal_id
+        )
+    return groups
+
+
+def _model_data_role(ctx: StageContext, rg_id: Any, subscription_id: str) -> pulumi.Output[str]:
+    """The stack's custom role for its model groups, assignable to its resource group only."""
+    spec = ctx.spec
+    guid = assignment_name(ctx.namer.scope, spec.project, spec.environment, "role-definition", "model-data")
+    role = authorization.RoleDefinition(
+        ctx.logical("role", "model-data"),
+        role_definition_id=guid,
+        role_name=f"mlops-infra model data {spec.project}-{spec.environment} {guid[:8]}",
+        description=(
+            f"mlops-infra: what a model group of {spec.project} ({spec.environment}) needs: its blobs (each "
+            "assignment's condition names them), image pulls, metrics, the stack key"
+        ),
+        role_type="CustomRole",
+        scope=f"/subscriptions/{subscription_id}",
+        assignable_scopes=[rg_id],
+        permissions=[
+            authorization.PermissionArgs(
+                actions=list(access_rules.ROLE_ACTIONS), data_actions=list(access_rules.ROLE_DATA_ACTIONS)
+            )
+        ],
+        opts=ctx.opts(),
+    )
+    return pulumi.Output.concat(
+        f"/subscriptions/{subscription_id}/providers/Microsoft.Authorization/roleDefinitions/",
+        after(role.role_name, guid),
+    )
+
+
+def _client_config(ctx: StageContext) -> tuple[Any, str]:
+    """(tenant id, subscription id): the tenant from clouds.azure, else from the credentials in use."""
     settings = ctx.settings
-    if settings.tenant_id and settings.subscription_id:
+    if settings.tenant_id:
         return settings.tenant_id, settings.subscription_id
     config = authorization.get_client_config_output(
         opts=pulumi.InvokeOutputOptions(provider=ctx.provider, parent=ctx.parent)
     )
-    return settings.tenant_id or config.tenant_id, settings.subscription_id or config.subscription_id
+    return config.tenant_id, settings.subscription_id

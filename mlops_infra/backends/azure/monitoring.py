@@ -26,14 +26,15 @@
   monitor): a data drift signal between the baseline (a fixed MLTable at the drift baseline's
   bucket and prefix) and the endpoint's captured model_inputs (the data asset serving writes,
   read through Azure's data-collector preprocessor over a rolling window), on
-  DRIFT_SCHEDULES[drift.schedule] (UTC), on serverless Spark running as the training identity
-  (which reads the baselines and the captured data already). Azure ML mails a breach to
+  DRIFT_SCHEDULES[drift.schedule] (UTC), on serverless Spark running as the model's group
+  identity (which reads the group's baselines and captured data already). Azure ML mails a breach to
   monitoring.notify.emails (the action group's addresses); model monitors cannot notify an action
   group. The breach is also an Event Grid event, which retraining.py routes to the retraining
   target and to a drift alert on the action group for models with on_drift.
 
-Grants: none. The alerts read platform metrics and logs; the monitors run as the training
-identity, which storage.py already lets read drift baselines and the artifact bucket.
+Grants: none. The alerts read platform metrics and logs; the monitors run as the model's group
+identity, whose one role assignment (governance, access_rules.py) lets it read the model's drift
+baseline and captured requests.
 
 Split specs: the action group and the workbook are stack-wide (the shared stack; model stacks
 read the action group's id from it); alerts, traffic log settings and drift monitors are per
@@ -51,7 +52,7 @@ from pulumi_azure_native import applicationinsights, monitor
 from pulumi_azure_native import machinelearningservices as ml
 
 from mlops_infra.backends.azure import monitor_rules as rules
-from mlops_infra.backends.azure.naming import alarm_name, alert_name
+from mlops_infra.backends.azure.naming import alarm_name, alert_name, workspace_name
 from mlops_infra.backends.azure.schedules import ncrontab
 from mlops_infra.backends.azure.serving import CAPTURE_VERSION
 from mlops_infra.backends.azure.training import asset_name
@@ -278,7 +279,7 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
     drift = model.monitoring.drift
     assert drift is not None
     storage = ctx.upstream["storage"]
-    training = ctx.upstream["governance"].identities["training"]
+    identity = ctx.upstream["governance"].reader(model)
     baseline = drift.baseline_ref
     bucket = storage.buckets.get(baseline.bucket)
     reference_uri = pulumi.Output.concat(bucket.uri, "/", baseline.prefix) if bucket is not None else ""
@@ -324,7 +325,7 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
                 compute_identity_type="ManagedIdentity",
                 identity=ml.ManagedServiceIdentityArgs(
                     type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-                    user_assigned_identities=training.id.apply(lambda identity_id: [identity_id]),
+                    user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
                 ),
             ),
         ),
@@ -372,7 +373,7 @@ def _workbook(ctx: StageContext, workspace: Any) -> applicationinsights.Workbook
     values = rules.workbook_values(
         title=title,
         resource_group=ctx.namer.name("azure.resource_group", ctx.settings.location),
-        workspace=ctx.namer.name("azure.ml.workspace"),
+        workspace=workspace_name(ctx.namer, ctx.settings),
         logs=workspace.logs_name,
     )
     content = render_json(rules.WORKBOOK_TEMPLATE, **values)

@@ -1,8 +1,11 @@
 """How each Azure physical name is built (rules: data/cloud-name-rules.json).
 
 Storage accounts and key vaults are globally unique DNS names, so they always
-carry the stack's hash (seeded by the backend's name scope: location and
-subscription). Storage accounts allow only lowercase letters and digits, 3-24
+carry the stack's hash, seeded by the backend's name scope: the location and the
+subscription id, which clouds.azure requires, so two organizations with the same
+project and environment get different names. The key vault and the Azure ML
+workspace also take clouds.azure.generation when it is not 0: Azure keeps their
+names reserved for a while after deletion (facts/reserved-names.json). Storage accounts allow only lowercase letters and digits, 3-24
 characters: the separator is empty and long projects are truncated before the
 hash. Names Azure fixes ("default" for blob services and management policies)
 and role assignment GUIDs do not go through the namer.
@@ -33,6 +36,8 @@ systemTopics) have no entry in the rules table yet: they use the subscription ki
 other assets (training.asset_name); workbooks and custom role definitions are named by GUIDs.
 """
 
+from typing import Any
+
 from mlops_infra.naming import Namer, NameStyle
 
 STYLES = {
@@ -55,6 +60,12 @@ STYLES = {
     "azure.logic.workflow": NameStyle(),
 }
 
+# Diagnostic settings are named per resource they watch (the rules table has no entry for them):
+# the audit ones guard kept data and stay with it (backend.keeps), the others go with the stack.
+AUDIT_SETTING_NAME = "mlops-infra-audit"
+# The subscription's activity log export: one per subscription, owned by one stack (singletons).
+ACTIVITY_LOG_SETTING_NAME = "mlops-infra-activity-log"
+
 ALARM_KINDS = ("latency", "errors")  # the endpoint alarms a rollout would watch
 OTHER_ALERT_KINDS = ("traffic", "drift")  # alerts no rollout watches
 
@@ -71,3 +82,18 @@ def alert_name(namer: Namer, model: str, kind: str) -> str:
     if kind not in OTHER_ALERT_KINDS:
         raise ValueError(f"unknown alert kind {kind!r}; expected one of {', '.join(OTHER_ALERT_KINDS)}")
     return namer.name("azure.monitor.metric_alert", model, kind)
+
+
+def generation_parts(settings: Any) -> tuple[str, ...]:
+    """Name parts of what Azure reserves after deletion: none for generation 0 (clouds.azure)."""
+    return (f"g{settings.generation}",) if settings.generation else ()
+
+
+def vault_name(namer: Namer, settings: Any) -> str:
+    """The key vault: purge protection keeps a deleted vault's name for its retention period."""
+    return namer.name("azure.keyvault.vault", *generation_parts(settings))
+
+
+def workspace_name(namer: Namer, settings: Any) -> str:
+    """The Azure ML workspace: soft delete keeps a deleted workspace's name for 14 days."""
+    return namer.name("azure.ml.workspace", *generation_parts(settings))

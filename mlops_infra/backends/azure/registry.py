@@ -3,8 +3,11 @@
 All of it is per model: a split spec builds each container in its model's stack, and the
 registry has nothing stack-wide.
 
-Trained versions are registered into it (ModelVersion, by the training run or later by the
-retraining stage); the container is protected, since deleting it deletes every version.
+The version each endpoint serves is registered into it by the serving stage (serving.py): one
+ModelVersion per pairing of model data and serving image, recording both (the serving image and
+environment as properties), so the registry always says what the endpoint runs, never the training
+image. The container is protected, since deleting it deletes every version: a default destroy
+keeps it.
 
 Approval: Azure ML has no approval gate on model versions (SageMaker's model package status has
 no counterpart), so the spec's mode is recorded on the container, as the tag and property

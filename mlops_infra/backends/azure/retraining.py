@@ -1,7 +1,7 @@
 """Azure retraining: schedules and event triggers that start a model's training job.
 
 Every trigger of a model starts the same job: its command component (training.py) bound to its
-data, artifact prefixes, cluster and the training identity (AzureTrainingOutputs.jobs).
+data, artifact prefixes, cluster and its group's identity (AzureTrainingOutputs.jobs).
 
 - schedule: an Azure ML schedule with a cron trigger and a CreateJob action holding that command
   job. The neutral cron becomes an NCronTab expression and the IANA zone a Windows zone id
@@ -27,7 +27,7 @@ role on the stack's Azure ML workspace (and nowhere else) that may read the work
 assets and write jobs: the narrowest Azure RBAC allows. Built-in roles are broader (AzureML Data
 Scientist also deletes and reads datastore secrets); Azure RBAC cannot restrict a principal to one
 component or job, so "only this stack's jobs" is as narrow as it gets. Schedules submit jobs as
-Azure ML itself; the jobs run as the training identity.
+Azure ML itself; the jobs run as their model group's identity.
 
 Split specs: the custom role, its assignment and the two system topics are stack-wide (the
 shared stack; model stacks read the topics' names and ids from it); schedules, Logic Apps, event

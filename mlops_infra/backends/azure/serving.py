@@ -7,8 +7,11 @@ Per model with a `serving` block:
   It is created without traffic (traffic may only name deployments that exist).
 - the model: a ModelVersion holding the artifact location (the training output under
   models/<model>/ in the artifact container, through the workspace's identity-based datastore, or
-  serving.model_uri), in the registry's model container when the model has a registry block, else
-  in a container of its own; its version is a hash of the location.
+  serving.model_uri) and the serving image and environment it is deployed with (properties
+  SERVING_IMAGE_PROPERTY, SERVING_ENVIRONMENT_PROPERTY), in the registry's model container when the
+  model has a registry block, else in a (protected) container of its own; its version is a hash
+  of the location and the serving environment, so the registry records what the endpoint serves:
+  the serving image, never the training image, with the model data.
 - the container: an EnvironmentContainer + EnvironmentVersion holding the serving image and its
   inference routes (the SageMaker contract: GET /ping and POST /invocations on port 8080, model
   mounted at /opt/ml/model), versioned by a hash of both.
@@ -54,7 +57,8 @@ in the CMK container registry.
 
 Grants (the serving identity, on top of governance's key grant and storage's prefix-limited
 read of models/ and read/write of data-capture/): AcrPull on the stack's registry and AzureML
-Metrics Writer on the workspace, once per stack; adding a model adds no grant. A split spec
+Metrics Writer on the workspace, once per stack; adding a model adds no grant. Deployments wait
+for these grants (the ones made in this program; a split spec's shared stack is deployed first). A split spec
 builds them in its shared stack, and everything per model above in the model's own stack.
 """
 
@@ -99,6 +103,9 @@ VERSION_LENGTH = 12
 DEPLOYMENT_HASH_LENGTH = 8
 CAPTURE_VERSION = "1"  # the one version of each capture data asset (the drift monitor reads it)
 MODEL_TYPE = "custom_model"
+# What a registered model version records of the serving image it is deployed with.
+SERVING_IMAGE_PROPERTY = "mlops-infra/serving-image"
+SERVING_ENVIRONMENT_PROPERTY = "mlops-infra/serving-environment"
 METRIC_NAMESPACES = {
     True: "microsoft.machinelearningservices/workspaces/onlineendpoints",
     False: "microsoft.machinelearningservices/workspaces/onlineendpoints/deployments",
@@ -180,8 +187,8 @@ def _model(
     endpoint_ref = after(endpoint.tags, endpoint_name)
 
     # --- model, container, capture ------------------------------------------------------------
-    model_version, model_key = _model_version(ctx, model, workspace)
     environment, environment_key = _environment(ctx, model, workspace)
+    model_version, model_key = _model_version(ctx, model, workspace, environment_key)
     collectors = _capture(ctx, model, workspace)
 
     # --- the deployment: named by a hash of what cannot change in place ---------------------
@@ -237,7 +244,7 @@ def _model(
         properties=properties,
         tags=tags,
         # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
-        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants, ctx.prerequisites)),
+        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants, ctx.handoff.get(("grants", "serving")))),
     )
     deployment_ref = after(deployment.tags, deployment_name)
 
@@ -255,8 +262,13 @@ def _model(
     return endpoint_ref, after(endpoint.tags, scoring_url(endpoint_name, location))
 
 
-def _model_version(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
-    """The model version the deployment serves, and the key its version is derived from."""
+def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_key: str) -> tuple[Any, str]:
+    """The registered model version the deployment serves, and the key its version is derived from.
+
+    A version is one pairing of model data and serving image: it records both (the serving image
+    and its environment as properties), so the registry says what the endpoint serves, and a new
+    image is a new version, as new data is.
+    """
     serving = model.serving
     assert serving is not None
     source = model_source(
@@ -266,12 +278,17 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any
         model=model.name,
     )
     if source.kind == "artifacts":
-        key = f"artifacts:{source.path}"
+        location = f"artifacts:{source.path}"
         uri: Any = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
     else:
-        key = f"uri:{source.uri}"
+        location = f"uri:{source.uri}"
         uri = source.uri
-    properties: dict[str, Any] = {"mlops-infra/source": "training output" if not serving.model_uri else "model_uri"}
+    key = json.dumps({"model": location, "serving": json.loads(environment_key)}, sort_keys=True)
+    properties: dict[str, Any] = {
+        "mlops-infra/source": "training output" if not serving.model_uri else "model_uri",
+        SERVING_IMAGE_PROPERTY: serving.image,
+        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model),
+    }
     training = ctx.upstream.get("training")
     if not serving.model_uri and training is not None and model.name in training.output_uris:
         properties["mlops-infra/artifact"] = training.output_uris[model.name]
@@ -290,21 +307,20 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any
             properties=ml.ModelContainerPropertiesArgs(
                 description=f"mlops-infra: versions of {model.name} served by its endpoint", tags=ctx.tags()
             ),
-            opts=ctx.opts(),
+            # Holds every version served so far, like the registry's containers: kept by destroy.
+            opts=ctx.opts(protect=True),
         )
         container_name = container.name.apply(lambda _: name)
-    # Model versions are whole numbers: the first 8 hex digits of the location's hash.
-    version = str(int(stable_hash(key, length=8), 16))
     model_version = ml.ModelVersion(
         ctx.logical("modelversion", model.name),
         name=container_name,
-        version=version,
+        version=model_version_number(key),
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
         properties=ml.ModelVersionPropertiesArgs(
             model_uri=uri,
             model_type=MODEL_TYPE,
-            description=f"mlops-infra: the artifact {model.name}'s endpoint serves",
+            description=f"mlops-infra: the artifact {model.name}'s endpoint serves, with {serving.image}",
             properties=properties,
             tags=ctx.tags(),
         ),
@@ -313,13 +329,31 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any
     return model_version, key
 
 
+def model_version_number(key: str) -> str:
+    """Model versions are whole numbers: the first 8 hex digits of the key's hash."""
+    return str(int(stable_hash(key, length=8), 16))
+
+
+def serving_environment(model: Model) -> str:
+    """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'."""
+    name, version, _ = _environment_key(model)
+    return f"azureml:{name}:{version}"
+
+
+def _environment_key(model: Model) -> tuple[str, str, str]:
+    """(name, version, key) of a model's serving environment: its image and inference routes."""
+    serving = model.serving
+    assert serving is not None
+    routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
+    key = json.dumps({"image": serving.image, "routes": routes}, sort_keys=True)
+    return asset_name(model.name, "serve_env"), stable_hash(key, length=VERSION_LENGTH), key
+
+
 def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
     """The serving image with its inference routes, and the key its version is derived from."""
     serving = model.serving
     assert serving is not None
-    name = asset_name(model.name, "serve_env")
-    routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
-    key = json.dumps({"image": serving.image, "routes": routes}, sort_keys=True)
+    name, version, key = _environment_key(model)
     container = ml.EnvironmentContainer(
         ctx.logical("environment", model.name),
         name=name,
@@ -334,7 +368,7 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
     environment = ml.EnvironmentVersion(
         ctx.logical("envversion", model.name),
         name=container.name.apply(lambda _: name),
-        version=stable_hash(key, length=VERSION_LENGTH),
+        version=version,
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
         properties=ml.EnvironmentVersionPropertiesArgs(

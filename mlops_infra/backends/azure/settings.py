@@ -29,16 +29,25 @@ class AzureSettings(Strict):
     location: Annotated[str, AfterValidator(region_check("azure", what="Azure region"))] = Field(
         description="Azure region (location, programmatic name), e.g. westeurope (one of backends/azure/regions.json)"
     )
-    subscription_id: Optional[str] = Field(
-        None,
+    subscription_id: str = Field(
         pattern=GUID_PATTERN,
         description=(
-            "subscription id (a GUID such as 00000000-0000-0000-0000-000000000000) to deploy into (default: the credentials' default subscription). It feeds the "
-            "names of the storage account and key vault, which are globally unique: set it from the "
-            "start, since adding it later renames (replaces) them"
+            "subscription id (a GUID) to deploy into (az account show --query id --output tsv). Required: it feeds the "
+            "names Azure wants unique across all customers (storage account, key vault, container registry, "
+            "online endpoints), so two organizations with the same project never collide"
         ),
     )
     tenant_id: Optional[str] = Field(
         None, pattern=GUID_PATTERN, description="Microsoft Entra tenant id, a GUID (default: the credentials' tenant)"
+    )
+    generation: int = Field(
+        0,
+        ge=0,
+        le=999,
+        description=(
+            "bump it to deploy again at once after `destroy --delete-data`: Azure keeps a deleted key vault's "
+            "name (purge protection) and a deleted Azure ML workspace's name (soft delete) reserved for a "
+            "while, and a new generation gives those two new names"
+        ),
     )
     overrides: AzureOverrides = Field(default_factory=AzureOverrides)

@@ -20,14 +20,20 @@ When the spec uses tracking, training, registry or serving, this stage also decl
 Azure ML workspace on this account (workspace.py says what it holds and why it is declared here)
 and hands it on in AzureStorageOutputs.workspace.
 
+Teardown: the account, its containers, its blob service properties (versioning, soft delete) and
+its lifecycle rules are protected, and so is the blob audit setting: a default destroy keeps the
+data and what guards it. Azure deletes non-empty containers and accounts without any flag, so
+`destroy --delete-data` needs no force-delete input here (Backend.force_delete_inputs is empty).
+
 Grants on data (role assignments on containers, never on the account):
-- training reads the data buckets some model uses (inputs, drift baselines, new-data triggers),
-  limited by an ABAC condition to the prefixes the spec names; it reads and writes artifacts;
+- each model group's identity reads its own data and writes its own models through one role
+  assignment made by governance (access_rules.py);
 - serving reads model artifacts (under the models/ prefix of every training output) and reads and
-  writes captured requests under CAPTURE_PREFIX, nothing else. These two grants are the stack's,
-  not one per model: Azure allows one assignment per (identity, role, scope), whatever its
-  condition, and every endpoint runs as the one serving identity, so per-model prefixes would
-  isolate nothing; prefix conditions keep the grants the same size however many models serve.
+  writes captured requests under CAPTURE_PREFIX, nothing else, when some model serves. These two
+  grants are the stack's, not one per model: Azure allows one assignment per (identity, role,
+  scope), whatever its condition, and every endpoint runs as the one serving identity, so
+  per-model prefixes would isolate nothing; prefix conditions keep the grants the same size
+  however many models serve.
 """
 
 from __future__ import annotations
@@ -37,18 +43,18 @@ from typing import Any
 
 from pulumi_azure_native import monitor, storage
 
-from mlops_infra.backends.azure.common import AUDIT_SETTING_NAME, BLOB_DNS_SUFFIX, after, grant
+from mlops_infra.backends.azure.access_rules import prefix_condition, read_condition
+from mlops_infra.backends.azure.common import BLOB_DNS_SUFFIX, after, grant
 from mlops_infra.backends.azure.endpoint_rules import models_prefix
-from mlops_infra.backends.azure.workspace import WorkspaceRef, build_workspace, uses_workspace
+from mlops_infra.backends.azure.ml_rules import uses_workspace
+from mlops_infra.backends.azure.naming import AUDIT_SETTING_NAME
+from mlops_infra.backends.azure.workspace import WorkspaceRef, build_workspace
 from mlops_infra.backends.context import StageContext
 from mlops_infra.naming import stable_hash
-from mlops_infra.spec.models import SpecBase
-from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, BucketRef, StorageOutputs, data_reads
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, BucketRef, StorageOutputs
 
 SOFT_DELETE_DAYS = 30
 CHANGE_FEED_DAYS = 30
-
-_BLOBS = "Microsoft.Storage/storageAccounts/blobServices/containers/blobs"
 
 
 @dataclass(frozen=True)
@@ -128,7 +134,7 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
         ),
         container_delete_retention_policy=storage.DeleteRetentionPolicyArgs(enabled=True, days=SOFT_DELETE_DAYS),
         change_feed=storage.ChangeFeedArgs(enabled=True, retention_in_days=CHANGE_FEED_DAYS),
-        opts=ctx.opts(),
+        opts=ctx.opts(protect=True),
     )
     # Containers and lifecycle rules wait for the blob service, so versioning is on before data lands.
     service_ref = after(blob_service.is_versioning_enabled, account_name)
@@ -166,10 +172,11 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
             resource_group_name=rg,
             management_policy_name="default",
             policy=storage.ManagementPolicySchemaArgs(rules=rules),
-            opts=ctx.opts(),
+            opts=ctx.opts(protect=True),
         )
 
-    _grants(ctx, containers, extra["subscription_id"])
+    if any(m.serving is not None for m in spec.models):
+        _serving_grants(ctx, containers[ARTIFACTS].id, extra["subscription_id"])
 
     if extra.get("audit_workspace_id") is not None:
         monitor.DiagnosticSetting(
@@ -181,7 +188,7 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
                 monitor.DiagnosticsLogSettingsArgs(category=category, enabled=True)
                 for category in ("StorageRead", "StorageWrite", "StorageDelete")
             ],
-            opts=ctx.opts(),
+            opts=ctx.opts(protect=True),
         )
 
     artifacts = refs.pop(ARTIFACTS)
@@ -238,84 +245,31 @@ def lifecycle_rule(name: str, container: str, cfg: Any) -> storage.ManagementPol
     )
 
 
-def whole_or_prefixes(spec: SpecBase) -> dict[str, tuple[str, ...]]:
-    """data_reads in the form the grants want: () means the whole container."""
-    return {name: () if prefixes == [""] else tuple(prefixes) for name, prefixes in data_reads(spec).items()}
-
-
-def read_condition(prefixes: tuple[str, ...]) -> str:
-    """ABAC condition limiting a reader to blobs under `prefixes`: reads by path, listings by prefix.
-
-    The shape is Microsoft's "read or list blobs in named containers with a path" example.
-    """
-    paths = " OR ".join(f"@Resource[{_BLOBS}:path] StringStartsWith '{p}'" for p in prefixes)
-    listed = " OR ".join(f"@Request[{_BLOBS}:prefix] StringStartsWith '{p}'" for p in prefixes)
-    return (
-        f"((!(ActionMatches{{'{_BLOBS}/read'}} AND NOT SubOperationMatches{{'Blob.List'}})) OR ({paths}))"
-        f" AND ((!(ActionMatches{{'{_BLOBS}/read'}} AND SubOperationMatches{{'Blob.List'}})) OR ({listed}))"
-    )
-
-
-def write_condition(prefix: str) -> str:
-    """ABAC condition limiting a contributor's writes and deletes to blobs under `prefix`."""
-    actions = " AND ".join(f"!(ActionMatches{{'{_BLOBS}/{a}'}})" for a in ("write", "add/action", "delete"))
-    return f"(({actions}) OR (@Resource[{_BLOBS}:path] StringStartsWith '{prefix}'))"
-
-
-def prefix_condition(prefix: str) -> str:
-    """ABAC condition limiting a contributor's reads, listings, writes and deletes to `prefix`."""
-    return f"{read_condition((prefix,))} AND {write_condition(prefix)}"
-
-
-def _grants(ctx: StageContext, containers: dict[str, storage.BlobContainer], subscription_id: Any) -> None:
-    identities = ctx.upstream["governance"].identities
-    training, serving = identities["training"], identities["serving"]
-    for name, prefixes in whole_or_prefixes(ctx.spec).items():
-        if name not in containers or name == ARTIFACTS:
-            continue  # unknown buckets are reported by validate
-        scope_note = f" under {', '.join(prefixes)}" if prefixes else ""
+def _serving_grants(ctx: StageContext, artifacts: Any, subscription_id: Any) -> None:
+    serving = ctx.upstream["governance"].identities["serving"]
+    models = models_prefix()
+    common = {
+        "principal_id": serving.principal,
+        "principal": "serving",
+        "scope": artifacts,
+        "target": f"bucket/{ARTIFACTS}",
+        "subscription_id": subscription_id,
+    }
+    grants = [
         grant(
             ctx,
             role="Storage Blob Data Reader",
-            principal_id=training.principal,
-            principal="training",
-            scope=containers[name].id,
-            target=f"bucket/{name}",
-            subscription_id=subscription_id,
-            description=f"mlops-infra: training reads bucket {name}{scope_note}",
-            condition=read_condition(prefixes) if prefixes else None,
-        )
-    artifacts = containers[ARTIFACTS].id
-    grant(
-        ctx,
-        role="Storage Blob Data Contributor",
-        principal_id=training.principal,
-        principal="training",
-        scope=artifacts,
-        target=f"bucket/{ARTIFACTS}",
-        subscription_id=subscription_id,
-        description="mlops-infra: training reads and writes artifacts",
-    )
-    models = models_prefix()
-    grant(
-        ctx,
-        role="Storage Blob Data Reader",
-        principal_id=serving.principal,
-        principal="serving",
-        scope=artifacts,
-        target=f"bucket/{ARTIFACTS}",
-        subscription_id=subscription_id,
-        description=f"mlops-infra: serving reads model artifacts under {models}",
-        condition=read_condition((models,)),
-    )
-    grant(
-        ctx,
-        role="Storage Blob Data Contributor",
-        principal_id=serving.principal,
-        principal="serving",
-        scope=artifacts,
-        target=f"bucket/{ARTIFACTS}",
-        subscription_id=subscription_id,
-        description=f"mlops-infra: serving writes captured data under {CAPTURE_PREFIX}",
-        condition=prefix_condition(CAPTURE_PREFIX),
-    )
+            description=f"mlops-infra: serving reads model artifacts under {models}",
+            condition=read_condition((models,)),
+            **common,
+        ),
+        grant(
+            ctx,
+            role="Storage Blob Data Contributor",
+            description=f"mlops-infra: serving writes captured data under {CAPTURE_PREFIX}",
+            condition=prefix_condition(CAPTURE_PREFIX),
+            **common,
+        ),
+    ]
+    # What online deployments wait for (serving.py).
+    ctx.handoff.setdefault(("grants", "serving"), []).extend(grants)

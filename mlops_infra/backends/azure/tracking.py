@@ -2,8 +2,7 @@
 
 No resource of its own: the workspace (workspace.py, declared by the storage stage so that it
 outlives any one of the stages that use it) serves the MLflow API. The tracking URI is built
-from names we chose, so it is known while planning when clouds.azure.subscription_id is set
-(the subscription otherwise comes from the credentials and is known after apply):
+from names we chose and clouds.azure.subscription_id (required), so it is known while planning:
 azureml://<location>.api.azureml.ms/mlflow/v1.0/subscriptions/<sub>/resourceGroups/<rg>/
 providers/Microsoft.MachineLearningServices/workspaces/<name>, the value of the workspace's
 mlFlowTrackingUri once deployed. Clients authenticate with Microsoft Entra ID (azureml-mlflow).

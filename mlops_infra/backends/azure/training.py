@@ -3,8 +3,9 @@
 Per model with a `training` block, in the stack's Azure ML workspace (workspace.py):
 - a compute cluster (AmlCompute) of the catalog's VM size (or clouds.azure.overrides), from 0
   nodes (it scales to zero after IDLE_SCALE_DOWN) to instance_count nodes, low priority for
-  `spot: true`, running as the governance "training" identity, no SSH, no node public IP when
-  governance.network is private;
+  `spot: true`, running as the model's group identity (governance: one per models[].group), no
+  SSH, no node public IP when governance.network is private. A cluster is never shared across
+  groups: code on a node can get a token for every identity attached to its cluster;
 - an environment (EnvironmentContainer + EnvironmentVersion) holding the spec's image as is:
   Azure ML pulls from any registry it can reach, so public images (ghcr.io, Docker Hub) need
   no copy in the stack's registry; images in the stack's registry are pulled with AcrPull;
@@ -27,15 +28,14 @@ Low-priority nodes can be preempted: the job should write checkpoints to --check
 resume from what it finds there. Azure has no wait limit for low-priority capacity, so max_wait
 has no effect (backend.check warns); max_runtime is the job's timeout.
 
-Grants for the training identity (what a job needs, nothing more), on top of storage's data
-grants and governance's key grant, once per stack (a split spec's shared stack; its model
-stacks hold the per-model resources above):
-- AcrPull on the stack's registry (Azure ML keeps the images it prepares there);
-- AzureML Metrics Writer (preview) on the workspace: MLflow metrics of its runs. AzureML Data
-  Scientist would also let it submit jobs, create models, read every datastore's secrets;
-- Storage Blob Data Contributor on the workspace's two system containers only ("azureml": run
-  logs and artifacts; "azureml-blobstore-<workspace id>": the default datastore), which the
-  workspace reaches with identities, not keys.
+Grants: none here. Each group's identity holds one role assignment, made by governance
+(access_rules.py): its data, its models' artifact prefixes and the workspace's two system
+containers ("azureml": run logs and artifacts; "azureml-blobstore-<workspace id>": the default
+datastore, which the workspace reaches with identities, not keys), image pulls from the stack's
+registry (Azure ML keeps the images it prepares there) and MLflow metrics on the workspace.
+AzureML Data Scientist would also let it submit jobs, create models, read every datastore's
+secrets. A one-off job waits for its group's assignment (in a split spec the shared stack,
+deployed first, holds it).
 Jobs are submitted by whoever deploys (run_on_deploy) and by the retraining stage (its Azure ML
 schedules, and its Logic Apps running as the automation identity, which retraining.py grants a
 job-submitter role on the workspace). Every run binds the same definition the same way:
@@ -54,8 +54,8 @@ import pulumi
 from pulumi_azure_native import machinelearningservices as ml
 
 from mlops_infra.backends.azure import catalog
-from mlops_infra.backends.azure.common import grant
 from mlops_infra.backends.context import StageContext
+from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import DataRef, Model
 from mlops_infra.stages.training import (
@@ -71,8 +71,6 @@ IDLE_SCALE_DOWN = "PT120S"  # idle nodes are released after 2 minutes
 MODEL_OUTPUT = "model"
 CHECKPOINT_OUTPUT = "checkpoints"
 VERSION_LENGTH = 12
-# Containers Azure ML creates in the workspace's storage account (its system datastores).
-SYSTEM_CONTAINERS = ("azureml", "azureml-blobstore-")
 
 
 @dataclass(frozen=True)
@@ -86,7 +84,7 @@ class TrainingJob:
     environment_id: Any  # the environment version's ARM id
     environment_variables: dict[str, str]
     compute_id: Any  # the model's compute cluster
-    identity_id: Any  # the training identity the job runs as
+    identity_id: Any  # the model group's identity the job runs as
     inputs: dict[str, Any]  # job input name -> uri_folder URI (read-only mount)
     outputs: dict[str, tuple[Any, str]]  # job output name -> (uri_folder URI, delivery mode)
     timeout_seconds: int
@@ -187,20 +185,14 @@ def build(ctx: StageContext) -> AzureTrainingOutputs:
     governance = ctx.upstream["governance"]
     storage = ctx.upstream["storage"]
     workspace = storage.workspace
-    training_identity = governance.identities["training"]
     models = sorted((m for m in ctx.models() if m.training is not None), key=lambda m: m.name)
 
-    # Grants on the shared training identity exist once per stack; a model stack's jobs find
-    # them in place, since the shared stack is deployed first.
-    grants = (
-        _grants(ctx, workspace, training_identity, governance.extra["subscription_id"]) if ctx.builds_stack else None
-    )
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
     images: dict[str, Any] = {}
     jobs: dict[str, TrainingJob] = {}
     for model in models:
-        jobs[model.name] = _model(ctx, model, workspace, training_identity, storage, grants)
+        jobs[model.name] = _model(ctx, model, workspace, governance.reader(model), storage)
         pipelines[model.name] = jobs[model.name].component_id
         output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
         assert model.training is not None  # filtered above
@@ -208,46 +200,7 @@ def build(ctx: StageContext) -> AzureTrainingOutputs:
     return AzureTrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images, jobs=jobs)
 
 
-def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: Any) -> list[Any]:
-    common = {"principal_id": identity.principal, "principal": "training", "subscription_id": subscription_id}
-    grants = [
-        grant(
-            ctx,
-            role="AcrPull",
-            scope=workspace.registry_id,
-            target="registry",
-            description="mlops-infra: training jobs pull their images",
-            **common,
-        ),
-        grant(
-            ctx,
-            role="AzureML Metrics Writer (preview)",
-            scope=workspace.id,
-            target="workspace",
-            description="mlops-infra: training jobs log MLflow metrics",
-            **common,
-        ),
-    ]
-    for container in SYSTEM_CONTAINERS:
-        scope = pulumi.Output.concat(workspace.account_id, "/blobServices/default/containers/", container)
-        if container.endswith("-"):
-            scope = pulumi.Output.concat(scope, workspace.internal_id)
-        grants.append(
-            grant(
-                ctx,
-                role="Storage Blob Data Contributor",
-                scope=scope,
-                target=f"system-container/{container.rstrip('-')}",
-                description=f"mlops-infra: training jobs write run logs to the workspace container {container}*",
-                **common,
-            )
-        )
-    return grants
-
-
-def _model(
-    ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any, grants: list[Any] | None
-) -> TrainingJob:
+def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any) -> TrainingJob:
     training = model.training
     assert training is not None
     rg, tags = workspace.resource_group, ctx.tags()
@@ -341,7 +294,7 @@ def _model(
 
     job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component)
     if training.run_on_deploy:
-        _job(ctx, job, workspace, grants, spec, compute_name, vm_size)
+        _job(ctx, job, workspace, spec, compute_name, vm_size)
     return job
 
 
@@ -474,7 +427,6 @@ def _job(
     ctx: StageContext,
     job: TrainingJob,
     workspace: Any,
-    grants: list[Any] | None,
     spec: dict[str, Any],
     compute_name: str,
     vm_size: str,
@@ -490,7 +442,7 @@ def _job(
         "vm_size": vm_size,
         "spot": training.spot,
         "timeout": training.max_runtime,
-        "identity": "training",
+        "identity": f"group:{group_of(ctx.spec.model(job.model))}",
     }
     inputs, outputs = job.inputs, {key: uri for key, (uri, _) in job.outputs.items()}
 
@@ -514,5 +466,8 @@ def _job(
             tags=ctx.tags(),
             link_component=False,
         ),
-        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants)),
+        opts=ctx.opts(
+            retain_on_delete=True,
+            depends_on=ctx.waits(ctx.handoff.get(("group-grant", group_of(ctx.spec.model(job.model))))),
+        ),
     )

@@ -53,20 +53,12 @@ from pulumi_azure_native import (
 from pulumi_azure_native import machinelearningservices as ml
 
 from mlops_infra.backends.azure.common import after, grant
+from mlops_infra.backends.azure.naming import workspace_name as workspace_name_of
 from mlops_infra.backends.context import StageContext
-from mlops_infra.spec.models import SpecBase
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
-ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
 LOG_RETENTION_DAYS = 90  # Application Insights data is retained free for 90 days
 MLFLOW_HOST = "api.azureml.ms"  # Azure public cloud: <location>.api.azureml.ms serves MLflow
-
-
-def uses_workspace(spec: SpecBase) -> bool:
-    """True when the spec uses a stage that lives in the Azure ML workspace."""
-    from mlops_infra.stages import all_stages
-
-    return any(stage.used(spec) for stage in all_stages() if stage.name in ML_STAGES)
 
 
 @dataclass(frozen=True)
@@ -201,7 +193,7 @@ def build_workspace(
     # The workspace waits for the grants that let its identity reach what it is wired to.
     identity_id = pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
 
-    name = ctx.namer.name("azure.ml.workspace")
+    name = workspace_name_of(ctx.namer, ctx.settings)
     workspace = ml.Workspace(
         ctx.logical("workspace"),
         workspace_name=name,
