@@ -45,15 +45,17 @@ IMAGE = "us-docker.pkg.dev/acme/churn/train:1.0"
 
 
 def _data(**changes: Any) -> dict[str, Any]:
-    """BASE_SPEC with only the clouds that are registered (other backends may be mid-change)."""
+    """BASE_SPEC with only the clouds that are registered (other backends may be mid-change), its
+    GCP block acknowledging the names GCP reserves (tested on their own below)."""
     data = copy.deepcopy(BASE_SPEC)
     data["clouds"] = {name: block for name, block in data["clouds"].items() if name in registry()}
+    data["clouds"]["gcp"]["name_generation"] = 1
     data.update(copy.deepcopy(changes))
     return data
 
 
 def _gcp(**settings_: Any) -> dict[str, Any]:
-    return {**_data()["clouds"], "gcp": {"project": "acme-ml-dev", "region": "us-central1", **settings_}}
+    return {**_data()["clouds"], "gcp": {"project": "acme-ml-dev", "region": "us-central1", "name_generation": 1, **settings_}}
 
 
 RICH = _data(
@@ -194,30 +196,35 @@ def test_key_ring_and_key(base: dict, rich: dict) -> None:
     assert base["outputs"]["governance"]["key_id"] == KEY_PATH
 
 
-def test_three_service_accounts_with_derivable_emails(base: dict) -> None:
+def test_stack_service_accounts_and_one_per_model_group(base: dict, rich: dict) -> None:
     accounts = {r["name"]: r["inputs"] for r in resources_of(base, ACCOUNT)}
-    assert {n.rsplit("-", 1)[1] for n in accounts} == {"training", "serving", "automation"}
-    for role in ("training", "serving", "automation"):
+    assert set(accounts) == {"governance-identity-serving", "governance-identity-automation"}  # no models, no group
+    for role in ("serving", "automation"):
         assert accounts[f"governance-identity-{role}"]["accountId"] == f"churn-dev-{role}"
         assert accounts[f"governance-identity-{role}"]["project"] == "acme-ml-dev"
     assert base["outputs"]["governance"]["identities"] == {
-        role: f"serviceAccount:churn-dev-{role}@acme-ml-dev.iam.gserviceaccount.com"
-        for role in ("automation", "serving", "training")
+        role: f"serviceAccount:churn-dev-{role}@acme-ml-dev.iam.gserviceaccount.com" for role in ("automation", "serving")
     }
+    group = by_name(rich)["governance-identity-group-churn"]["inputs"]
+    assert group["accountId"] == "churn-dev-group-churn" and "(churn)" in group["description"]
 
 
-def test_key_grants_training_serving_and_the_storage_agent_only(base: dict) -> None:
+def test_only_service_agents_use_the_key_and_their_grants_stay_with_it(base: dict, rich: dict) -> None:
     grants = {r["name"]: r for r in resources_of(base, KEY_MEMBER)}
-    assert set(grants) == {f"governance-key-grant-{who}" for who in ("training", "serving", "storage-agent")}
-    for grant in grants.values():
-        assert grant["inputs"]["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-        assert grant["inputs"]["cryptoKeyId"] == KEY_PATH
-        assert "governance-key" in grant["dependencies"]["cryptoKeyId"]
-    assert grants["governance-key-grant-training"]["dependencies"]["member"] == ["governance-identity-training"]
+    assert set(grants) == {"governance-key-grant-storage-agent"}  # no ML stage: only Cloud Storage's agent
     # The invoke was answered: the agent's member is the placeholder, not missing.
     agent = grants["governance-key-grant-storage-agent"]["inputs"]["member"]
     assert agent == f"serviceAccount:{STORAGE_AGENT_PLACEHOLDER}"
-    assert "automation" not in json.dumps([g["inputs"] for g in grants.values()])
+    for plan in (base, rich):
+        for grant in resources_of(plan, KEY_MEMBER):
+            assert grant["inputs"]["role"] == "roles/cloudkms.cryptoKeyEncrypterDecrypter"
+            assert grant["inputs"]["cryptoKeyId"] == KEY_PATH
+            assert "governance-key" in grant["dependencies"]["cryptoKeyId"]
+            # Kept with the key: without them a kept bucket or dataset could not be read.
+            assert grant["protect"], grant["name"]
+            agent_made = grant["dependencies"].get("member", ["governance-service-agent-"])[0]
+            assert agent_made.startswith("governance-service-agent-") or grant["inputs"]["member"] != UNKNOWN
+            assert not grant["inputs"]["member"].startswith("serviceAccount:churn-dev-"), grant["name"]
 
 
 def test_audit_logs_follow_the_spec(base: dict, rich: dict) -> None:
@@ -228,10 +235,13 @@ def test_audit_logs_follow_the_spec(base: dict, rich: dict) -> None:
     assert resources_of(rich, AUDIT) == []  # audit_logs: false
 
 
-def test_audit_configs_are_kept_on_destroy() -> None:
-    run = run_offline(build_program(spec_from(_data()), "gcp"), project="churn", stack="dev")
-    kept = {r.name for r in run.registrations if r.retain_on_delete}
-    assert kept == {"governance-audit-storage", "governance-audit-kms"}
+def test_audit_configs_stay_in_the_project_even_when_the_data_goes() -> None:
+    for teardown in (False, True):
+        run = run_offline(build_program(spec_from(_data()), "gcp", teardown=teardown), project="churn", stack="dev")
+        kept = {r.name for r in run.registrations if r.retain_on_delete}
+        assert kept == {"governance-audit-storage", "governance-audit-kms"}
+        protected = {r.name for r in run.registrations if r.protect and "audit" in r.name}
+        assert protected == (set() if teardown else kept)
 
 
 # --- storage ------------------------------------------------------------------------------
@@ -358,17 +368,19 @@ def test_physical_names_follow_the_rules(plans: list[dict]) -> None:
 
 def test_long_names_are_shortened_with_a_hash_and_stay_distinct(long_names: dict) -> None:
     ids = [r["inputs"]["accountId"] for r in resources_of(long_names, ACCOUNT)]
-    assert len(set(ids)) == 3 and all(6 <= len(i) <= 30 for i in ids)
+    assert len(set(ids)) == 2 and all(6 <= len(i) <= 30 for i in ids)
     assert all(i.startswith("a-b-c-d") for i in ids)
     buckets = [r["inputs"]["name"] for r in resources_of(long_names, BUCKET)]
     assert len(set(buckets)) == 2 and all(len(b) <= 63 for b in buckets)
 
 
 BASIC_OR_ADMIN = ("roles/owner", "roles/editor", "roles/viewer")
+FOLDER = "gcp:storage/managedFolder:ManagedFolder"
+FOLDER_MEMBER = "gcp:storage/managedFolderIamMember:ManagedFolderIamMember"
 
 
 def _grants(plan: dict) -> list[dict]:
-    return [r for r in plan["resources"] if r["type"] in (BUCKET_MEMBER, KEY_MEMBER)]
+    return [r for r in plan["resources"] if r["type"] in (BUCKET_MEMBER, FOLDER_MEMBER, KEY_MEMBER)]
 
 
 def test_grants_are_least_privilege(plans: list[dict]) -> None:
@@ -387,46 +399,56 @@ def test_grants_are_least_privilege(plans: list[dict]) -> None:
             else:
                 assert member.startswith("serviceAccount:") and "*" not in member, grant["name"]
             assert member not in ("allUsers", "allAuthenticatedUsers")
+            assert "condition" not in grant["inputs"], grant["name"]  # prefixes are managed folders
         # Project-level IAM only where nothing narrower exists (training stage, checked in
-        # tests/test_training_gcp.py): log writing and the custom role that launches jobs.
+        # tests/test_training_gcp.py): log writing, the custom role that launches jobs, and
+        # each model group's worker role.
+        groups = {r["name"].removeprefix("governance-identity-group-") for r in resources_of(plan, ACCOUNT)
+                  if r["name"].startswith("governance-identity-group-")}
         project_grants = {
             r["name"] for r in plan["resources"] if "projects/iAM" in r["type"] and r["type"] not in (AUDIT, CUSTOM_ROLE)
         }
         assert project_grants <= {
-            "training-project-grant-logwriter-training",
             "training-project-grant-logwriter-automation",
             "training-project-grant-launcher-automation",
             "registry-project-grant-registrar-automation",
             "serving-project-grant-logwriter-serving",
+            *(f"governance-project-grant-worker-{g}" for g in groups),
         }
 
 
-def test_artifact_grants(base: dict) -> None:
-    got = {
-        (r["inputs"]["member"].split(":")[1].split("@")[0], r["inputs"]["role"])
-        for r in resources_of(base, BUCKET_MEMBER)
-        if r["dependencies"]["bucket"] == ["storage-bucket-artifacts"]
+def test_models_write_only_their_own_artifact_folders(base: dict, rich: dict) -> None:
+    assert resources_of(base, FOLDER) == [] and _grants(base) == resources_of(base, KEY_MEMBER)  # no models
+    folders = {r["inputs"]["name"]: r for r in resources_of(rich, FOLDER) if r["dependencies"]["bucket"] == ["storage-bucket-artifacts"]}
+    assert set(folders) == {"models/churn/", "checkpoints/churn/"}
+    assert all(f["inputs"]["forceDestroy"] is True and not f["protect"] for f in folders.values())  # objects stay
+    writes = {
+        (r["inputs"]["managedFolder"], r["inputs"]["member"].split(":")[1].split("@")[0], r["inputs"]["role"])
+        for r in resources_of(rich, FOLDER_MEMBER)
+        if r["inputs"]["managedFolder"] in folders
     }
-    # The serving identity reads per served model, granted by the serving stage
-    # (tests/test_serving_gcp.py); captured requests go to BigQuery, not to this bucket.
-    assert got == {("churn-dev-training", "roles/storage.objectUser")}
-    # BASE has no models: its data bucket gets no grant.
-    assert [r["name"] for r in resources_of(base, BUCKET_MEMBER) if "raw" in r["name"]] == []
+    # churn has neither registry nor model_uri, so nothing serves from its folder.
+    assert writes == {
+        ("models/churn/", "churn-dev-group-churn", "roles/storage.objectUser"),
+        ("checkpoints/churn/", "churn-dev-group-churn", "roles/storage.objectUser"),
+    }
+    assert [r for r in resources_of(rich, BUCKET_MEMBER) if r["dependencies"]["bucket"] == ["storage-bucket-artifacts"]] == []
 
 
-def test_training_reads_only_the_buckets_models_use_with_their_prefixes(rich: dict) -> None:
-    reads = {r["dependencies"]["bucket"][0]: r for r in resources_of(rich, BUCKET_MEMBER) if r["name"].startswith("storage-grant-training-read-")}
-    assert set(reads) == {"storage-bucket-raw", "storage-bucket-features"}  # not scratch
-    for grant in reads.values():
-        assert grant["inputs"]["role"] == "roles/storage.objectViewer"
-        assert grant["inputs"]["member"].startswith("serviceAccount:churn-dev-training@")
-    assert "condition" not in reads["storage-bucket-features"]["inputs"]  # whole bucket
+def test_groups_read_only_the_buckets_and_prefixes_their_models_use(rich: dict) -> None:
     raw_name = by_name(rich)["storage-bucket-raw"]["inputs"]["name"]
-    expression = reads["storage-bucket-raw"]["inputs"]["condition"]["expression"]
-    assert f'resource.name.startsWith("projects/_/buckets/{raw_name}/objects/events/")' in expression
-    assert f'resource.name.startsWith("projects/_/buckets/{raw_name}/objects/baseline/")' in expression
-    assert 'objectListPrefix", "").startsWith("events/")' in expression
-    assert "events/2024/" not in expression  # covered by events/
+    folders = {(r["inputs"]["bucket"], r["inputs"]["name"]) for r in resources_of(rich, FOLDER)}
+    # events/2024/ is inside events/: one folder covers both.
+    assert {(raw_name, "events/"), (raw_name, "baseline/")} <= folders and (raw_name, "events/2024/") not in folders
+    reads = {
+        (r["inputs"]["bucket"], r["inputs"]["managedFolder"]): r["inputs"]
+        for r in resources_of(rich, FOLDER_MEMBER) if r["inputs"]["bucket"] == raw_name
+    }
+    assert set(reads) == {(raw_name, "events/"), (raw_name, "baseline/")}
+    assert all(g["role"] == "roles/storage.objectViewer" and "churn-dev-group-churn@" in g["member"] for g in reads.values())
+    whole = {r["dependencies"]["bucket"][0]: r["inputs"] for r in resources_of(rich, BUCKET_MEMBER)}
+    assert set(whole) == {"storage-bucket-features"}  # read whole; scratch is read by no model
+    assert whole["storage-bucket-features"]["member"].startswith("serviceAccount:churn-dev-group-churn@")
     automation = [g for g in _grants(rich) if "automation" in g["inputs"]["member"]]
     assert automation == []
 

@@ -71,9 +71,11 @@ DRIFT_CALLS = {"googleapis.bigquery.v2.jobs.insert", "googleapis.bigquery.v2.job
 
 
 def _clouds(data: dict) -> dict:
-    """Keep only the registered clouds' blocks (other backends may be mid-change)."""
+    """Keep only the registered clouds' blocks (other backends may be mid-change); acknowledge
+    the names GCP reserves (tests/test_backend_gcp.py checks that warning)."""
     data = copy.deepcopy(data)
     data["clouds"] = {name: block for name, block in data["clouds"].items() if name in registry()}
+    data["clouds"]["gcp"]["name_generation"] = 1
     return data
 
 
@@ -185,6 +187,12 @@ def identities(plan: dict) -> dict[str, str]:
 
 def _email(principal: str) -> str:
     return principal.removeprefix("serviceAccount:")
+
+
+def group_principal(plan: dict, group: str) -> str:
+    """The service account of a model group (in these specs each model is its own group)."""
+    account = by_name(plan)[f"governance-identity-group-{group}"]["inputs"]
+    return f"serviceAccount:{account['accountId']}@{account['project']}.iam.gserviceaccount.com"
 
 
 def _body(job: dict) -> dict:
@@ -369,13 +377,14 @@ def test_drift_runs_on_schedule_over_captured_requests_and_the_baseline(examples
             assert baseline["inputs"]["datasetId"] == dataset and baseline["inputs"]["tableId"] == "drift_baseline"
             assert "serving-capture-dataset-" + name in baseline["depends_on"]  # the serving stage's dataset first
             assert config["csvOptions"] == {"fieldDelimiter": "\u00fe", "quote": ""} and config["autodetect"] is False
+            runner = group_principal(plan, name)
             reader = res[f"monitoring-drift-reader-{name}"]["inputs"]
-            assert (reader["datasetId"], reader["role"], reader["member"]) == (dataset, "roles/bigquery.dataViewer", ids["training"])
-            # The workflow runs as the training identity (it reads the baseline), with the key.
+            assert (reader["datasetId"], reader["role"], reader["member"]) == (dataset, "roles/bigquery.dataViewer", runner)
+            # The workflow runs as the model's group identity (it reads the baseline), with the key.
             workflow = res[f"monitoring-drift-workflow-{name}"]
             inputs = workflow["inputs"]
             assert inputs["name"] == drift_workflow_name(namer, name)
-            assert inputs["serviceAccount"] == _email(ids["training"])
+            assert inputs["serviceAccount"] == _email(runner)
             assert inputs["cryptoKeyName"] == key and "governance-key-grant-workflows-agent" in workflow["dependencies"]["cryptoKeyName"]
             source = yaml.safe_load(inputs["sourceContents"])
             init = {k: v for item in source["main"]["steps"][0]["init"]["assign"] for k, v in item.items()}
@@ -395,7 +404,10 @@ def test_drift_runs_on_schedule_over_captured_requests_and_the_baseline(examples
             assert f"monitoring-drift-workflow-{name}" in job["dependencies"]["httpTarget"]
             assert target["oauthToken"]["serviceAccountEmail"] == _email(ids["automation"]) and target["httpMethod"] == "POST"
             assert _body(job)["argument"] == {"model": name, "trigger": "schedule"}
-            assert {f"monitoring-drift-reader-{name}", "monitoring-project-grant-jobuser-training"} <= set(job["depends_on"])
+            # Its first run finds the dataset read and the group's worker role (jobs, metric, logs) in place.
+            assert {f"monitoring-drift-reader-{name}", f"governance-project-grant-worker-{name}"} <= set(job["depends_on"])
+            worker = res[f"governance-project-grant-worker-{name}"]["inputs"]
+            assert worker["member"] == runner and worker["role"].endswith("_drift_worker")
             # The alert watches this model's drift series and notifies the stack's channels.
             policy = res[f"monitoring-alert-drift-{name}"]
             condition = _condition(policy)
@@ -622,7 +634,6 @@ def test_translation_uses_only_what_cloud_scheduler_documents() -> None:
 # --- least privilege ------------------------------------------------------------------------------
 def test_triggers_may_start_workflows_and_nothing_more(examples: list, variant: dict) -> None:
     allowed = {
-        PROJECT_MEMBER: {"roles/bigquery.jobUser", "roles/monitoring.metricWriter", "roles/logging.logWriter"},
         DATASET_MEMBER: {"roles/bigquery.dataViewer"},
         TOPIC_MEMBER: {"roles/pubsub.publisher"},
         SA_MEMBER: {"roles/iam.serviceAccountTokenCreator"},
@@ -637,16 +648,19 @@ def test_triggers_may_start_workflows_and_nothing_more(examples: list, variant: 
         assert starter["dependencies"]["role"] == ["governance-role-workflow-starter"]
         grants = [r for r in plan["resources"] if r["stage"] in AUTOMATION_STAGES and r["type"] in IAM_TYPES]
         assert grants
+        # What drift workflows need on the project is their group's worker role, nothing else.
+        drift_role = res["governance-role-drift-worker"]["inputs"]
+        assert drift_role["permissions"] == ["bigquery.jobs.create", "logging.logEntries.create", "monitoring.timeSeries.create"]
+        groups = {group_principal(plan, n.removeprefix("governance-identity-group-")) for n in res
+                  if n.startswith("governance-identity-group-")}
         for grant in grants:
             inputs = grant["inputs"]
             assert inputs["role"] in allowed[grant["type"]], grant["name"]
             assert "*" not in inputs["role"] and "admin" not in inputs["role"].lower()
             if inputs["member"] == UNKNOWN:  # a service agent (its email holds the project number)
                 assert grant["dependencies"]["member"][0].startswith("governance-service-agent-"), grant["name"]
-            else:  # the training identity (drift workflows), or Cloud Storage's agent (asked by invoke)
-                assert inputs["member"] in (ids["training"], f"serviceAccount:{STORAGE_AGENT_PLACEHOLDER}"), grant["name"]
-            if grant["type"] == PROJECT_MEMBER:  # stack-wide, not per model
-                assert inputs["member"] == ids["training"]
+            else:  # a group identity (drift workflows), or Cloud Storage's agent (asked by invoke)
+                assert inputs["member"] in (*groups, f"serviceAccount:{STORAGE_AGENT_PLACEHOLDER}"), grant["name"]
             if grant["type"] == TOPIC_MEMBER:  # publish to one topic, per model
                 assert grant["dependencies"]["topic"] == [grant["name"].replace("-publisher-", "-topic-")]
             if grant["type"] == SA_MEMBER:  # Pub/Sub may mint tokens for the automation account only
@@ -678,11 +692,12 @@ def test_apis_are_enabled_only_when_used(dev: dict, variant: dict, notify_only: 
             assert r["inputs"]["disableOnDestroy"] is False, r["name"]
     # Topics are encrypted: the Pub/Sub agent may use the key.
     assert by_name(variant)["governance-key-grant-pubsub-agent"]["dependencies"]["member"] == ["governance-service-agent-pubsub"]
-    # Without a training stage the drift workflows' identity gets log writing here; with one, that
-    # stage grants it (one grant per member and role).
-    grant = by_name(drift_only)["monitoring-project-grant-logwriter-training"]["inputs"]
-    assert (grant["role"], grant["member"]) == ("roles/logging.logWriter", identities(drift_only)["training"])
-    assert "monitoring-project-grant-logwriter-training" not in by_name(dev)
+    # Without a training stage the drift workflow's group identity still writes its logs, through
+    # its worker role (one project grant per group, whatever it runs).
+    [(name, grant)] = [(r["name"], r["inputs"]) for r in resources_of(drift_only, PROJECT_MEMBER) if "worker" in r["name"]]
+    role = by_name(drift_only)["governance-role-drift-worker"]["inputs"]
+    assert "logging.logEntries.create" in role["permissions"] and grant["role"].endswith(role["roleId"])
+    assert grant["member"] == group_principal(drift_only, name.removeprefix("governance-project-grant-worker-"))
     assert {r["stage"] for r in drift_only["resources"]} >= {"monitoring"} and "training" not in {r["stage"] for r in drift_only["resources"]}
     assert "workflows" in services(drift_only)  # the drift workflow needs it even without training
 
@@ -713,7 +728,7 @@ def test_adding_a_model_shows_only_creates(dev: dict, dev_two_models: dict) -> N
     # The dashboard gets the new model's row: the one resource that lists every served model.
     assert [(u.name, u.paths) for u in changes.update] == [("monitoring-dashboard", ["inputs.dashboardJson<json>.mosaicLayout.tiles"])]
     created = {c["name"] for c in changes.create}
-    assert all(name.endswith("-upsell") for name in created), sorted(n for n in created if not n.endswith("-upsell"))
+    assert all("upsell" in name for name in created), sorted(n for n in created if "upsell" not in n)
     assert {
         "monitoring-alert-latency-upsell", "monitoring-alert-errors-upsell", "monitoring-alert-traffic-upsell",
         "monitoring-drift-workflow-upsell", "monitoring-drift-schedule-upsell", "monitoring-alert-drift-upsell",

@@ -46,6 +46,7 @@ DEPLOYED = "pulumi-python:dynamic/mlops-infra-gcp:DeployedModel"
 DATASET = "gcp:bigquery/dataset:Dataset"
 DATASET_MEMBER = "gcp:bigquery/datasetIamMember:DatasetIamMember"
 BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
+FOLDER_MEMBER = "gcp:storage/managedFolderIamMember:ManagedFolderIamMember"
 REPO_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
@@ -53,9 +54,11 @@ KEY_MEMBER = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
 
 
 def _clouds(data: dict) -> dict:
-    """Keep only the registered clouds' blocks (other backends may be mid-change)."""
+    """Keep only the registered clouds' blocks (other backends may be mid-change); acknowledge
+    the names GCP reserves (tests/test_backend_gcp.py checks that warning)."""
     data = copy.deepcopy(data)
     data["clouds"] = {name: block for name, block in data["clouds"].items() if name in registry()}
+    data["clouds"]["gcp"]["name_generation"] = 1
     return data
 
 
@@ -195,8 +198,10 @@ def test_deployments_follow_the_registry_with_key_identity_and_catalog(dev: dict
         assert inputs["autoscalingMetricSpecs"] == [{"metricName": target[0], "target": target[1]}]
         assert inputs["rollout"] == rollout
         assert name_rules()["gcp.vertex.model_id"].accepts(inputs["modelId"])
-        # Its grants exist before it uploads and deploys as the serving identity.
-        assert {f"serving-artifact-reader-{model}", f"serving-repo-reader-serving-{model}"} <= set(deployed["depends_on"])
+        # Its grants exist before it uploads and deploys as the serving identity: the read of its
+        # model's artifact folder (the storage stage's) and of its repository.
+        reader = f"storage-folder-grant-artifacts/models/{model}/read-serving"
+        assert {reader, f"serving-repo-reader-serving-{model}"} <= set(deployed["depends_on"])
 
 
 def test_request_response_capture_goes_to_an_encrypted_bigquery_dataset(dev: dict, prod: dict) -> None:
@@ -207,6 +212,7 @@ def test_request_response_capture_goes_to_an_encrypted_bigquery_dataset(dev: dic
     assert dataset["inputs"]["defaultEncryptionConfiguration"] == {"kmsKeyName": key}
     # The key is handed out once BigQuery's encryption account may use it.
     assert "governance-key-grant-bigquery-agent" in dataset["dependencies"]["defaultEncryptionConfiguration"]
+    # Only the teardown before `destroy --delete-data` deletes the tables with it (tests/test_teardown.py).
     assert dataset["inputs"]["location"] == "us-central1" and dataset["inputs"]["deleteContentsOnDestroy"] is False
     assert dataset["inputs"]["labels"]["managed-by"] == "mlops-infra"
     dataset_id = dataset["inputs"]["datasetId"]
@@ -265,14 +271,16 @@ def test_models_served_from_explicit_uris_gpu_and_private_network(variant: dict)
         f"us-central1-docker.pkg.dev/acme-ml-dev/{repository_id(namer, 'ranker')}/torchserve:0.11.0-gpu"
     )
     assert {"serving-repo-reader-serving-ranker", "serving-repo-reader-vertex-agent-ranker"} <= set(res)
-    # The artifact read is limited to the model's prefix; a foreign bucket gets no grant.
-    reader = res["serving-artifact-reader-ranker"]["inputs"]
-    assert reader["role"] == "roles/storage.objectViewer" and reader["member"] == identities(variant)["serving"]
-    assert "/objects/models/ranker/v3/" in reader["condition"]["expression"]
+    # The artifact read is limited to the model's folder; a foreign bucket gets no grant.
+    folder = res["storage-folder-artifacts/models/ranker/v3/"]["inputs"]
+    assert folder["name"] == "models/ranker/v3/" and folder["bucket"] == artifacts.removeprefix("gs://")
+    reader = res["storage-folder-grant-artifacts/models/ranker/v3/read-serving"]
+    assert reader["inputs"]["role"] == "roles/storage.objectViewer" and reader["inputs"]["member"] == identities(variant)["serving"]
+    assert reader["inputs"]["managedFolder"] == "models/ranker/v3/" and reader["name"] in res["serving-deployed-model-ranker"]["depends_on"]
     scorer = res["serving-deployed-model-scorer"]["inputs"]
     assert scorer["model"]["artifactUri"] == "gs://partner-models/scorer/1/"
     assert scorer["model"]["containerSpec"]["imageUri"] == "us-docker.pkg.dev/acme/serve/scorer:1.0"  # pulled as it is
-    assert "serving-artifact-reader-scorer" not in res
+    assert [r["name"] for r in resources_of(variant, FOLDER_MEMBER)] == [reader["name"]]
     # network: private -> Private Service Connect, this project only; the URL needs the deployment.
     for model in ("ranker", "scorer"):
         psc = res[f"serving-endpoint-{model}"]["inputs"]["privateServiceConnectConfig"]
@@ -283,7 +291,6 @@ def test_models_served_from_explicit_uris_gpu_and_private_network(variant: dict)
 def test_serving_grants_are_least_privilege_and_per_model(dev: dict, prod: dict, variant: dict) -> None:
     allowed = {
         REPO_MEMBER: {"roles/artifactregistry.reader"},
-        BUCKET_MEMBER: {"roles/storage.objectViewer"},
         DATASET_MEMBER: {"roles/bigquery.dataEditor"},
         PROJECT_MEMBER: {"roles/logging.logWriter"},
     }
@@ -300,11 +307,11 @@ def test_serving_grants_are_least_privilege_and_per_model(dev: dict, prod: dict,
                 assert grant["name"] == "serving-project-grant-logwriter-serving"  # the only stack-wide one
             else:
                 assert any(grant["name"].endswith(f"-{m}") for m in served), f"{grant['name']} is not per model"
-            if grant["type"] == BUCKET_MEMBER:
-                assert inputs["condition"]["expression"].count("startsWith") == 2, "read limited to one prefix"
-        # Nothing in the stack gives the serving identity more than its key grant outside serving.
-        elsewhere = [r["name"] for r in plan["resources"] if r["stage"] != "serving" and r["inputs"].get("member") == serving_identity]
-        assert elsewhere == ["governance-key-grant-serving"]
+        # Outside serving, the serving identity only reads the artifact folders of served models.
+        elsewhere = [r for r in plan["resources"] if r["stage"] != "serving" and r["inputs"].get("member") == serving_identity]
+        assert elsewhere and all(r["type"] == FOLDER_MEMBER for r in elsewhere)
+        assert all(r["inputs"]["role"] == "roles/storage.objectViewer" and "condition" not in r["inputs"] for r in elsewhere)
+        assert all(r["dependencies"]["bucket"] == ["storage-folder-artifacts/" + r["inputs"]["managedFolder"]] for r in elsewhere)
         assert "*" not in json.dumps([g["inputs"]["role"] for g in grants])
 
 
@@ -351,9 +358,9 @@ def test_adding_a_model_shows_only_creates(dev: dict, dev_two_models: dict) -> N
     created = {c["name"] for c in changes.create}
     assert created >= {
         "serving-endpoint-upsell", "serving-deployed-model-upsell", "serving-capture-dataset-upsell",
-        "serving-artifact-reader-upsell", "serving-repository-upsell",
+        "storage-folder-grant-artifacts/models/upsell/2/read-serving", "serving-repository-upsell",
     }
-    assert all(name.endswith("upsell") for name in created)
+    assert all("upsell" in name for name in created)
 
 
 # --- validation --------------------------------------------------------------------------------

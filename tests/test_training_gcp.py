@@ -53,19 +53,22 @@ KEY_MEMBER = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
 METADATA_STORE = "gcp:vertex/aiMetadataStore:AiMetadataStore"
 TENSORBOARD = "gcp:vertex/aiTensorboard:AiTensorboard"
 BUCKET_MEMBER = "gcp:storage/bucketIAMMember:BucketIAMMember"
+FOLDER_MEMBER = "gcp:storage/managedFolderIamMember:ManagedFolderIamMember"
 EXPRESSION = re.compile(r"^\$\{.*\}$", re.DOTALL)
 
 
 def _data(**changes: Any) -> dict[str, Any]:
-    """BASE_SPEC with only the registered clouds (other backends may be mid-change)."""
+    """BASE_SPEC with only the registered clouds (other backends may be mid-change), the names GCP
+    reserves acknowledged (tests/test_backend_gcp.py checks that warning)."""
     data = copy.deepcopy(BASE_SPEC)
     data["clouds"] = {name: block for name, block in data["clouds"].items() if name in registry()}
+    data["clouds"]["gcp"]["name_generation"] = 1
     data.update(copy.deepcopy(changes))
     return data
 
 
 def _gcp(**settings_: Any) -> dict[str, Any]:
-    return {**_data()["clouds"], "gcp": {"project": "acme-ml-dev", "region": "us-central1", **settings_}}
+    return {**_data()["clouds"], "gcp": {"project": "acme-ml-dev", "region": "us-central1", "name_generation": 1, **settings_}}
 
 
 VARIANT = _data(
@@ -125,6 +128,12 @@ def plans(dev: dict, prod: dict, variant: dict) -> list[dict]:
 
 def by_name(plan: dict) -> dict[str, dict]:
     return {r["name"]: r for r in plan["resources"]}
+
+
+def group_email(plan: dict, group: str) -> str:
+    """The service account of a model group (in these specs each model is its own group)."""
+    account = by_name(plan)[f"governance-identity-group-{group}"]["inputs"]
+    return f"{account['accountId']}@{account['project']}.iam.gserviceaccount.com"
 
 
 def workflows(plan: dict) -> dict[str, dict]:
@@ -256,13 +265,13 @@ def test_each_ml_api_is_enabled_and_its_service_agent_may_use_the_key(dev: dict,
     # A spec without ML stages enables nothing (tests/test_backend_gcp.py plans those).
 
 
-def test_jobs_run_as_the_training_identity_and_workflows_as_automation(plans: list[dict]) -> None:
+def test_jobs_run_as_their_groups_identity_and_workflows_as_automation(plans: list[dict]) -> None:
     for plan in plans:
         identities = plan["outputs"]["governance"]["identities"]
-        training_email = identities["training"].removeprefix("serviceAccount:")
         automation_email = identities["automation"].removeprefix("serviceAccount:")
         res = by_name(plan)
         for model, source in workflows(plan).items():
+            training_email = group_email(plan, model)
             values = assigned(source)
             assert values["job_body"]["jobSpec"]["serviceAccount"] == training_email
             assert values["job_body"]["jobSpec"]["enableWebAccess"] is False
@@ -272,7 +281,7 @@ def test_jobs_run_as_the_training_identity_and_workflows_as_automation(plans: li
             workflow = res[f"training-workflow-{model}"]
             assert workflow["inputs"]["serviceAccount"] == automation_email
             assert workflow["dependencies"]["serviceAccount"] == ["governance-identity-automation"]
-            assert "governance-identity-training" in workflow["dependencies"]["sourceContents"]
+            assert f"governance-identity-group-{model}" in workflow["dependencies"]["sourceContents"]
 
 
 # --- spot, runtime, compute ----------------------------------------------------------------
@@ -373,6 +382,54 @@ def test_registry_versions_follow_the_approval_mode(dev: dict, prod: dict, varia
     assert set(variant["outputs"]["registry"]["registries"]) == {"vision"}
 
 
+def test_the_registry_registers_what_the_endpoint_serves(dev: dict, prod: dict) -> None:
+    """Each trained version is registered with the serving image and environment the endpoint
+    deploys, and the endpoint deploys the registry's approved version, read from the folder the
+    training run wrote it to and the serving identity may read."""
+    served = 0
+    for plan in (dev, prod):
+        res = by_name(plan)
+        artifacts = plan["outputs"]["storage"]["artifacts_uri"]
+        for model, source in workflows(plan).items():
+            if f"serving-deployed-model-{model}" not in res:
+                continue
+            served += 1
+            values = assigned(source)
+            deployed = res[f"serving-deployed-model-{model}"]["inputs"]["model"]
+            # Image and environment: the serving ones, identical on both sides (not the training image).
+            assert values["serving_image"] == deployed["containerSpec"]["imageUri"]
+            assert values["serving_image"] != values["job_body"]["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["imageUri"]
+            assert values["model_body"]["containerSpec"]["imageUri"] == "${serving_image}"
+            assert values["model_body"]["containerSpec"].get("env") == deployed["containerSpec"].get("env")
+            assert values["model_body"]["encryptionSpec"] == deployed["encryptionSpec"]
+            # Model data: the endpoint follows the registry model the workflow uploads to...
+            assert deployed["source"] == "registry" and deployed["registryModel"] == values["model_name"]
+            # ... whose versions are this model's runs, under models/<model>/ in the artifact bucket ...
+            assert values["output_root"] == f"{artifacts}/{output_prefix(model)}"
+            assert values["model_dir"] == '${base_output + "model/"}' and values["base_output"].startswith("${output_root")
+            # ... which the serving identity reads, before the deployment uploads it.
+            reader = res[f"storage-folder-grant-artifacts/{output_prefix(model)}read-serving"]
+            assert reader["inputs"]["member"] == plan["outputs"]["governance"]["identities"]["serving"]
+            assert reader["name"] in res[f"serving-deployed-model-{model}"]["depends_on"]
+    assert served == 3
+
+
+def test_a_pinned_model_uri_beside_a_registry_is_a_warning() -> None:
+    data = _data(
+        storage={"buckets": [{"name": "raw"}]},
+        models=[{
+            "name": "churn",
+            "training": {"image": "europe-docker.pkg.dev/acme/ml/churn:1", "compute": {"size": "cpu-small"}, "inputs": ["raw"]},
+            "registry": {"approval": "automatic"},
+            "serving": {"image": "europe-docker.pkg.dev/acme/ml/serve:1", "compute": {"size": "cpu-small"},
+                        "model_uri": "models/churn/pinned/"},
+        }],
+    )
+    spec = spec_from(data)
+    [problem] = [p for p in BACKEND.check(spec, spec.settings_for("gcp")) if p.path == ("models", 0, "serving", "model_uri")]
+    assert problem.severity == "warning" and "registry and endpoint would disagree" in problem.message
+
+
 def test_tracking_output_is_the_default_metadata_store(dev: dict, tracking_only: dict) -> None:
     for plan, project in ((dev, "acme-churn-dev"), (tracking_only, "acme-ml-dev")):
         store = resources_of(plan, METADATA_STORE)
@@ -387,12 +444,14 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
     for plan in plans:
         res = by_name(plan)
         identities = plan["outputs"]["governance"]["identities"]
-        # (the stack's workflow-starter role belongs to monitoring and retraining: tests/test_monitoring_gcp.py)
-        roles = {r["name"]: r["inputs"] for r in resources_of(plan, CUSTOM_ROLE) if r["stage"] in ("training", "registry")}
-        assert roles["training-role-launcher"]["permissions"] == [
+        # Every stack has the same custom roles, made by governance (tests/test_teardown_gcp.py);
+        # the workflow starter belongs to monitoring and retraining (tests/test_monitoring_gcp.py).
+        roles = {r["name"]: r["inputs"] for r in resources_of(plan, CUSTOM_ROLE)
+                 if r["name"] in ("governance-role-training-launcher", "governance-role-model-registrar")}
+        assert roles["governance-role-training-launcher"]["permissions"] == [
             "aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get",
         ]
-        assert roles["registry-role-registrar"]["permissions"] == list(REGISTRAR_PERMISSIONS)
+        assert roles["governance-role-model-registrar"]["permissions"] == list(REGISTRAR_PERMISSIONS)
         for role in roles.values():
             assert all("*" not in p and p.startswith("aiplatform.") for p in role["permissions"])
             assert name_rules()["gcp.iam.custom_role_id"].accepts(role["roleId"])
@@ -401,8 +460,6 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
             r["name"]: r["inputs"] for r in resources_of(plan, PROJECT_MEMBER) if r["stage"] in ("training", "registry")
         }
         assert project_grants == {
-            "training-project-grant-logwriter-training": {**project_grants["training-project-grant-logwriter-training"],
-                                                          "role": "roles/logging.logWriter", "member": identities["training"]},
             "training-project-grant-logwriter-automation": {**project_grants["training-project-grant-logwriter-automation"],
                                                             "role": "roles/logging.logWriter", "member": identities["automation"]},
             "training-project-grant-launcher-automation": {**project_grants["training-project-grant-launcher-automation"],
@@ -410,28 +467,37 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
             "registry-project-grant-registrar-automation": {**project_grants["registry-project-grant-registrar-automation"],
                                                             "member": identities["automation"]},
         }
-        assert res["training-project-grant-launcher-automation"]["dependencies"]["role"] == ["training-role-launcher"]
-        assert res["registry-project-grant-registrar-automation"]["dependencies"]["role"] == ["registry-role-registrar"]
-        # actAs: automation on the training service account, nothing else.
-        [act_as] = [r for r in resources_of(plan, SA_MEMBER) if r["stage"] == "training"]
-        training_email = identities["training"].removeprefix("serviceAccount:")
-        assert act_as["inputs"]["serviceAccountId"].endswith(f"/serviceAccounts/{training_email}")
-        assert act_as["inputs"]["role"] == "roles/iam.serviceAccountUser" and act_as["inputs"]["member"] == identities["automation"]
-        # Repository readers: the training identity (model upload) and the Vertex AI agent (image pulls).
+        assert res["training-project-grant-launcher-automation"]["dependencies"]["role"] == ["governance-role-training-launcher"]
+        assert res["registry-project-grant-registrar-automation"]["dependencies"]["role"] == ["governance-role-model-registrar"]
+        # Group identities write their jobs' logs through their worker role, nothing more.
+        for name in workflows(plan):
+            worker = res[f"governance-project-grant-worker-{name}"]["inputs"]
+            assert worker["member"] == f"serviceAccount:{group_email(plan, name)}"
+            role = res[f"governance-role-{worker['role'].rsplit('_', 2)[-2]}-worker"]["inputs"]
+            assert "logging.logEntries.create" in role["permissions"] and len(role["permissions"]) <= 3
+        # actAs: automation on each training group's service account, nothing else.
+        act_as = {r["inputs"]["serviceAccountId"].rsplit("/", 1)[-1]: r["inputs"] for r in resources_of(plan, SA_MEMBER) if r["stage"] == "training"}
+        assert set(act_as) == {group_email(plan, name) for name in workflows(plan)}
+        assert all(a["role"] == "roles/iam.serviceAccountUser" and a["member"] == identities["automation"] for a in act_as.values())
+        # Repository readers: the group identity (model upload) and the Vertex AI agent (image pulls).
         training_readers = [r for r in resources_of(plan, REPO_MEMBER) if r["stage"] == "training"]
         for r in training_readers:
             assert r["inputs"]["role"] == "roles/artifactregistry.reader"
             model = r["dependencies"]["repository"][0].removeprefix("training-repository-")
             assert r["name"] in (f"training-repo-reader-training-{model}", f"training-repo-reader-vertex-agent-{model}")
-            assert r["inputs"]["member"] in (identities["training"], UNKNOWN)
+            assert r["inputs"]["member"] in (f"serviceAccount:{group_email(plan, model)}", UNKNOWN)
         assert len(training_readers) == 2 * len(workflows(plan))
-        # The training identity writes only model outputs and checkpoints in the artifact bucket.
-        [artifacts_grant] = [r for r in resources_of(plan, BUCKET_MEMBER) if r["name"] == "storage-grant-training-readwrite-artifacts"]
-        expression = artifacts_grant["inputs"]["condition"]["expression"]
-        assert "/objects/models/" in expression and "/objects/checkpoints/" in expression and "data-capture" not in expression
+        # A group writes only its models' outputs and checkpoints in the artifact bucket.
+        artifacts = res["storage-bucket-artifacts"]["inputs"]["name"]
+        writes = {(r["inputs"]["managedFolder"], r["inputs"]["member"]) for r in resources_of(plan, FOLDER_MEMBER)
+                  if r["inputs"]["bucket"] == artifacts and r["inputs"]["role"] == "roles/storage.objectUser"}
+        assert writes == {
+            (prefix(name), f"serviceAccount:{group_email(plan, name)}")
+            for name in workflows(plan) for prefix in (output_prefix, checkpoint_prefix)
+        }
         # The automation identity gets no data or key access from these stages.
         for r in plan["resources"]:
-            if r["type"] in (BUCKET_MEMBER, KEY_MEMBER):
+            if r["type"] in (BUCKET_MEMBER, FOLDER_MEMBER, KEY_MEMBER):
                 assert r["inputs"]["member"] != identities["automation"], r["name"]
         assert not re.search(r"roles/(owner|editor|aiplatform\.(admin|user))\b", json.dumps(plan["resources"]))
 
@@ -575,7 +641,7 @@ def test_variant_findings(variant: dict) -> None:
     }
     # run_on_deploy declares no one-off job: the training stage holds the same kinds as without it.
     kinds = {r["type"] for r in variant["resources"] if r["stage"] == "training" and r["custom"]}
-    assert kinds == {WORKFLOW, REPOSITORY, REPO_MEMBER, PROJECT_MEMBER, SA_MEMBER, CUSTOM_ROLE}
+    assert kinds == {WORKFLOW, REPOSITORY, REPO_MEMBER, PROJECT_MEMBER, SA_MEMBER}
 
 
 def test_registry_without_training_and_tracking_size_warn() -> None:
@@ -616,7 +682,7 @@ def test_generated_names_fit_their_rules(project: str, environment: str, model: 
 def test_digest_images_are_copied_with_their_digest() -> None:
     image = "ghcr.io/acme/train@sha256:" + "a" * 64
     spec = spec_from(_data(models=[{"name": "mm", "training": {"image": image, "compute": {"size": "cpu-small"}}}]))
-    [problem] = BACKEND.check(spec, spec.settings_for("gcp"))
+    [problem] = BACKEND.check(spec, spec.settings_for("gcp"))  # (the spec acknowledges name_generation)
     target = "us-central1-docker.pkg.dev/acme-ml-dev/churn-dev-mm/train"
     assert f"{target}@sha256:{'a' * 64}" in problem.message
     assert problem.hint.endswith(f"crane copy {image} {target}:<tag>") and "docker tag" not in problem.hint

@@ -6,8 +6,8 @@ import re
 from typing import Any, ClassVar
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.base import Backend
-from mlops_infra.backends.gcp import automation, catalog, endpoints
+from mlops_infra.backends.base import Backend, Singleton
+from mlops_infra.backends.gcp import automation, catalog, endpoints, fleet
 from mlops_infra.backends.gcp.naming import (
     STYLES,
     TRAINING_SOURCES,
@@ -49,18 +49,50 @@ class GcpBackend(Backend):
     settings_model = GcpSettings
     naming_styles = STYLES
     settings_example = "clouds: {gcp: {project: acme-ml-dev, region: us-central1}}"
+    # APIs, their service agents and the agents' key grants: what deploying a model needs in
+    # place. Grants that grow with the models (group identities' project, folder and bucket
+    # grants) are none of these: each acting resource waits for its own grants, so every
+    # deployment's dependency list stays bounded whatever the fleet's size.
     prerequisite_types = frozenset(
         {
             "gcp:projects/service:Service",
             "gcp:projects/serviceIdentity:ServiceIdentity",
-            "gcp:projects/iAMMember:IAMMember",
-            "gcp:projects/iAMCustomRole:IAMCustomRole",
             "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
-            "gcp:storage/bucketIAMMember:BucketIAMMember",
-            "gcp:serviceaccount/iAMMember:IAMMember",
         }
     )
     unsupported: ClassVar[dict[str, str]] = {}
+
+    # A default destroy keeps the data (buckets with their versioning, encryption, lifecycle and
+    # public access prevention, captured-request datasets, image repositories, experiments), the
+    # key and its service agents' grants (without them kept data could not be read), the audit
+    # configuration, and the custom roles, whose ids GCP would hold for up to 37 days.
+    kept_types = frozenset(
+        {
+            "gcp:storage/bucket:Bucket",
+            "gcp:bigquery/dataset:Dataset",
+            "gcp:artifactregistry/repository:Repository",
+            "gcp:vertex/aiMetadataStore:AiMetadataStore",
+            "gcp:vertex/aiTensorboard:AiTensorboard",
+            "gcp:kms/keyRing:KeyRing",
+            "gcp:kms/cryptoKey:CryptoKey",
+            "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
+            "gcp:projects/iAMAuditConfig:IAMAuditConfig",
+            "gcp:projects/iAMCustomRole:IAMCustomRole",
+        }
+    )
+    # Repositories need no force input: deleting one deletes its images (facts/reserved-names.json).
+    force_delete_inputs = {
+        "gcp:storage/bucket:Bucket": "forceDestroy",
+        "gcp:bigquery/dataset:Dataset": "deleteContentsOnDestroy",
+    }
+    # Names unique in the project (or region, or globally for buckets). Managed folder names are
+    # unique within their bucket, so a comparison pairs them with it ("bucket" is listed too).
+    physical_name_inputs = frozenset(
+        {"name", "bucket", "accountId", "roleId", "repositoryId", "datasetId", "modelId"}
+    )
+
+    def singletons(self, spec: Any, settings: GcpSettings) -> list[Singleton]:
+        return fleet.singletons(spec, settings)
 
     def name_scope(self, settings: GcpSettings) -> str:
         # Bucket names are global: the project id keeps two stacks in two projects apart.
@@ -137,6 +169,10 @@ class GcpBackend(Backend):
         problems += self._check_ml(spec, settings)
         problems += self._check_serving(spec, settings)
         problems += self._check_automation(spec, settings)
+        namer = self.namer(spec, settings)
+        problems += fleet.access_problems(spec, settings, namer)
+        problems += fleet.external_problems(spec, settings)
+        problems += fleet.reserved_name_problems(spec, settings, namer)
         return problems
 
     def _check_automation(self, spec: Any, settings: GcpSettings) -> list[Problem]:
@@ -201,6 +237,18 @@ class GcpBackend(Backend):
                 repository=repository_id(namer, model.name),
             )
             source = endpoints.model_source(model, artifacts_bucket=artifacts)
+            if source.kind == endpoints.UPLOAD and model.training is not None and model.registry is not None:
+                problems.append(
+                    finding(
+                        (*base, "model_uri"),
+                        f"the endpoint serves this artifact, not the versions the training workflow registers in "
+                        f"{model_id(namer, model.name)}: registry and endpoint would disagree on what is served",
+                        hint="remove model_uri to serve the registry version called "
+                        f"{endpoints.SERVING_ALIAS!r}, or remove the registry block",
+                        value=serving.model_uri,
+                        severity="warning",
+                    )
+                )
             if source.kind == endpoints.UNSUPPORTED:
                 problems.append(
                     finding(

@@ -1,10 +1,25 @@
-"""GCP governance: the Cloud KMS key, the workload service accounts, their key grants, audit logs.
+"""GCP governance: the Cloud KMS key, the workload service accounts, audit logs.
 
-When the spec uses an ML stage it also enables the Google APIs those stages call and lets each
-one's service agent use the key: Vertex AI (metadata store, TensorBoard, custom jobs, model
-upload, endpoints), Cloud Workflows (workflow source and executions), Artifact Registry (image
-layers), BigQuery (captured requests, through its encryption service account) and Pub/Sub (the
-retraining topics) encrypt with it as their service agents, not as the workload identities.
+Identities. "serving" (endpoints) and "automation" (workflows, schedules, triggers) are
+stack-wide. Each model group (models[].group, default the model's own name:
+mlops_infra/access.py) gets a service account of its own that runs its models' custom jobs and
+drift workflows and reads only their data (storage.py grants it per managed folder), so no
+identity's grants grow with the fleet. What group identities need on the project (writing logs,
+and for drift a BigQuery job and a metric write) is one custom "worker" role each: one principal
+appearance per group in the project's policy, which validate counts (backends/gcp/grants.py).
+
+Keys. Only service agents use the key: Cloud Storage, Vertex AI, Workflows, Artifact Registry,
+BigQuery and Pub/Sub encrypt and decrypt as themselves, so a workload identity reading an
+encrypted object needs no key permission (cloud.google.com/storage/docs/encryption/
+using-customer-managed-keys asks only for object permissions of users). The agents' key grants
+keep kept data readable, so a default destroy keeps them with the key (kept_types).
+
+When the spec uses an ML stage this stage also enables the Google APIs those stages call and
+lets each one's service agent use the key: Vertex AI (metadata store, TensorBoard, custom jobs,
+model upload, endpoints), Cloud Workflows (workflow source and executions), Artifact Registry
+(image layers), BigQuery (captured requests, through its encryption service account) and
+Pub/Sub (the retraining topics). APIs are never disabled on destroy: other stacks and people in
+the project may use them, so several stacks may declare the same API without owning it.
 
 Monitoring and retraining add APIs that encrypt nothing with the key (Cloud Monitoring, Cloud
 Scheduler, Eventarc, Workflow Executions), each enabled only when the spec uses it; the Cloud
@@ -13,6 +28,11 @@ workflows on its own (scheduler jobs, Eventarc triggers), a custom role holding 
 workflows.executions.create for the automation identity. Workflows has no resource-level IAM
 (its roles are granted on projects only, and pulumi-gcp has no workflow IAM resource), so that
 one project-level grant is the narrowest there is: backend.check() says so.
+
+Project singletons. The Data Access audit configuration is one per service and project: only
+the stack that owns the project's singletons (governance.singletons: owned) declares it, and it
+stays in the project even when that stack is torn down (retain_on_delete), since the other
+stacks there rely on it.
 """
 
 from __future__ import annotations
@@ -21,24 +41,21 @@ import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
+from mlops_infra.access import reader_groups
 from mlops_infra.backends.gcp import automation as auto
-from mlops_infra.backends.gcp.naming import custom_role_id
+from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp.fleet import AUDITED_SERVICES, STACK_IDENTITIES
+from mlops_infra.backends.gcp.naming import group_account_id, key_ring_name
+from mlops_infra.backends.gcp.roles import project_grant, stack_roles
 from mlops_infra.spec.models import SpecBase
 from mlops_infra.stages import stage
-from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
+from mlops_infra.stages.governance import GovernanceOutputs, Identity
 
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
-KEY_USERS = ("training", "serving")  # automation gets no key access yet
+DISPLAY_NAME_MAX = 100  # serviceAccounts.create: displayName at most 100 characters
+DESCRIPTION_MAX = 256  # ... and description at most 256
 # Versions of a destroyed key stay recoverable this long (the Cloud KMS default; up to 120 days).
 DESTROY_SCHEDULED_DURATION = f"{30 * 86400}s"
-# Data Access audit logs: who read and wrote which object. For Cloud KMS, ADMIN_READ records who
-# read key metadata and IAM policies (key changes are Admin Activity logs, always on); KMS
-# DATA_READ/DATA_WRITE would log every encrypt/decrypt the Cloud Storage agent makes, a volume
-# out of proportion with what storage DATA_READ/DATA_WRITE already tells.
-AUDITED_SERVICES = {
-    "storage.googleapis.com": ("DATA_READ", "DATA_WRITE"),
-    "cloudkms.googleapis.com": ("ADMIN_READ",),
-}
 _AUDIT_LOGICAL = {"storage.googleapis.com": "storage", "cloudkms.googleapis.com": "kms"}
 # Short name -> API; each API's service agent (service-PROJECT_NUMBER@gcp-sa-<name>.iam...) gets
 # encrypt/decrypt on the key. Sources: cloud.google.com/vertex-ai/docs/general/cmek,
@@ -62,11 +79,6 @@ PLAIN_APIS = {
     "monitoring": "monitoring.googleapis.com",
     "workflowexecutions": "workflowexecutions.googleapis.com",
 }
-# Starting a workflow execution (Cloud Scheduler's OAuth token, Eventarc's push) is
-# projects.locations.workflows.executions.create: workflows.executions.create on the workflow,
-# which Workflows authorizes at the project (roles/workflows.invoker is grantable on projects
-# only). The predefined invoker also reads executions and sends callbacks: this role does not.
-STARTER_PERMISSIONS = ("workflows.executions.create",)
 
 
 def ml_apis(spec: SpecBase) -> list[str]:
@@ -106,11 +118,11 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     labels = ctx.tags()
 
     # Key rings and keys cannot be deleted on GCP (destroy only forgets the ring and schedules the
-    # key's versions for destruction): both are protected. Key rings carry no labels.
-    ring_name = ctx.namer.name("gcp.kms.key_ring", "keyring")
+    # key's versions for destruction): both are protected, and clouds.gcp.name_generation gives a
+    # stack deployed again after `destroy --delete-data` a new ring. Key rings carry no labels.
     ring = gcp.kms.KeyRing(
         ctx.logical("key-ring"),
-        name=ring_name,
+        name=key_ring_name(ctx.namer, ctx.settings),
         location=region,
         project=project,
         opts=ctx.opts(protect=True),
@@ -131,30 +143,18 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     )
     key_path = pulumi.Output.all(ring_id, key.name).apply(lambda parts: f"{parts[0]}/cryptoKeys/{parts[1]}")
 
-    identities: dict[str, Identity] = {}
-    for role in IDENTITIES:
-        account_id = ctx.namer.name("gcp.iam.service_account_id", role)
-        account = gcp.serviceaccount.Account(
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    identities = {
+        role: _account(
+            ctx,
             ctx.logical("identity", role),
-            account_id=account_id,
-            display_name=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} {role}",
-            description=f"{role} workloads of the mlops-infra stack {ctx.spec.project}/{ctx.spec.environment}",
-            project=project,
-            opts=ctx.opts(),
+            account_id=ctx.namer.name("gcp.iam.service_account_id", role),
+            display_name=f"mlops-infra {stack} {role}",
+            description=f"{role} workloads of the mlops-infra stack {stack}",
+            role=role,
         )
-        # <account_id>@<project>.iam.gserviceaccount.com: known before deployment, and derived
-        # from the account's output so grants wait for the account.
-        email = account.account_id.apply(lambda aid: f"{aid}@{project}.iam.gserviceaccount.com")
-        identities[role] = Identity(role=role, id=email, principal=email.apply(lambda e: f"serviceAccount:{e}"))
-
-    for role in KEY_USERS:
-        gcp.kms.CryptoKeyIAMMember(
-            ctx.logical("key-grant", role),
-            crypto_key_id=key_path,
-            role=ENCRYPTER_DECRYPTER,
-            member=identities[role].principal,
-            opts=ctx.opts(),
-        )
+        for role in STACK_IDENTITIES
+    }
 
     # Cloud Storage encrypts with the key as its project service agent. The invoke also creates
     # the agent when the project has none yet. Buckets must wait for this grant, or the first
@@ -162,31 +162,28 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     agent = gcp.storage.get_project_service_account_output(
         project=project, opts=pulumi.InvokeOutputOptions(parent=ctx.parent, provider=ctx.provider)
     )
-    agent_grant = gcp.kms.CryptoKeyIAMMember(
-        ctx.logical("key-grant", "storage-agent"),
-        crypto_key_id=key_path,
-        role=ENCRYPTER_DECRYPTER,
-        member=agent.member,
-        opts=ctx.opts(),
-    )
+    agent_grant = _key_grant(ctx, "storage-agent", key_path, agent.member)
     key_id = pulumi.Output.all(key_path, agent_grant.role).apply(lambda parts: parts[0])
 
     service_keys, service_agents = _ml_apis(ctx, key_path)
     service_agents["storage"] = agent.member
     service_agents.update(_plain_apis(ctx))
+    roles = stack_roles(ctx)
+    groups = _groups(ctx, stack, roles)
     if auto.starts_workflows(ctx.spec):
-        _starter_grant(ctx, identities["automation"])
+        # Project-level: the narrowest scope Workflows authorizes (see the module docstring).
+        project_grant(ctx, grants.STARTER, "automation", role=roles[grants.STARTER], member=identities["automation"].principal)
 
-    if ctx.spec.governance.audit_logs:
+    if ctx.spec.governance.audit_logs and ctx.spec.governance.singletons == "owned":
         for service, log_types in AUDITED_SERVICES.items():
             # Authoritative for its service in the whole project, and shared by every stack there:
-            # kept on destroy so removing one stack does not switch audit logging off for others.
+            # kept by a default destroy, and left in the project even by --delete-data.
             gcp.projects.IAMAuditConfig(
                 ctx.logical("audit", _AUDIT_LOGICAL[service]),
                 project=project,
                 service=service,
                 audit_log_configs=[{"log_type": t} for t in log_types],
-                opts=ctx.opts(retain_on_delete=True),
+                opts=ctx.opts(protect=True, retain_on_delete=True),
             )
 
     return GovernanceOutputs(
@@ -196,7 +193,61 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         # service_keys[api]: the key path, available once that API's agent may use it (resources
         # encrypted by the API take it from here); service_agents[api]: the agent's IAM member
         # (also "storage", Cloud Storage's, and "monitoring" when drift alerts go to Pub/Sub).
-        extra={"key_ring_id": ring_id, "service_keys": service_keys, "service_agents": service_agents},
+        # roles[name]: the projects/P/roles/ID of each custom role (roles.py), for the stages' grants.
+        extra={"key_ring_id": ring_id, "service_keys": service_keys, "service_agents": service_agents, "roles": roles},
+        groups=groups,
+    )
+
+
+def _account(
+    ctx: StageContext, logical: str, *, account_id: str, display_name: str, description: str, role: str
+) -> Identity:
+    account = gcp.serviceaccount.Account(
+        logical,
+        account_id=account_id,
+        display_name=display_name[:DISPLAY_NAME_MAX],
+        description=description[:DESCRIPTION_MAX],
+        project=ctx.settings.project,
+        opts=ctx.opts(),
+    )
+    project = ctx.settings.project
+    # <account_id>@<project>.iam.gserviceaccount.com: known before deployment, and derived from
+    # the account's output so grants wait for the account.
+    email = account.account_id.apply(lambda aid: f"{aid}@{project}.iam.gserviceaccount.com")
+    return Identity(role=role, id=email, principal=email.apply(lambda e: f"serviceAccount:{e}"))
+
+
+def _groups(ctx: StageContext, stack: str, roles: dict[str, pulumi.Output]) -> dict[str, Identity]:
+    """A service account per model group, and its worker role on the project."""
+    work = grants.group_work(ctx.spec)
+    identities: dict[str, Identity] = {}
+    for group, group_info in reader_groups(ctx.spec).items():
+        identity = _account(
+            ctx,
+            ctx.logical("identity", "group", group),
+            account_id=group_account_id(ctx.namer, group),
+            display_name=f"mlops-infra {stack} group {group}",
+            description=f"model group {group} of the mlops-infra stack {stack}: trains its models "
+            f"({', '.join(group_info.models)}) and reads their data",
+            role="training",
+        )
+        identities[group] = identity
+        if work[group]:
+            # Drift schedules wait for this grant (monitoring.py), in the same stack.
+            ctx.handoff[("worker-grant", group)] = project_grant(
+                ctx, "worker", group, role=roles[grants.worker_role(work[group])], member=identity.principal
+            )
+    return identities
+
+
+def _key_grant(ctx: StageContext, who: str, key_path: pulumi.Output, member: pulumi.Input[str]) -> gcp.kms.CryptoKeyIAMMember:
+    """A service agent's encrypt/decrypt on the key: kept with the key, as what keeps kept data readable."""
+    return gcp.kms.CryptoKeyIAMMember(
+        ctx.logical("key-grant", who),
+        crypto_key_id=key_path,
+        role=ENCRYPTER_DECRYPTER,
+        member=member,
+        opts=ctx.opts(protect=True),
     )
 
 
@@ -230,13 +281,7 @@ def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulu
                 service=api.service,
                 opts=ctx.opts(),
             ).member
-        grant = gcp.kms.CryptoKeyIAMMember(
-            ctx.logical("key-grant", f"{name}-agent"),
-            crypto_key_id=key_path,
-            role=ENCRYPTER_DECRYPTER,
-            member=member,
-            opts=ctx.opts(),
-        )
+        grant = _key_grant(ctx, f"{name}-agent", key_path, member)
         keys[name] = pulumi.Output.all(key_path, grant.role).apply(lambda parts: parts[0])
         agents[name] = member
     return keys, agents
@@ -265,25 +310,3 @@ def _plain_apis(ctx: StageContext) -> dict[str, pulumi.Output]:
                 opts=ctx.opts(),
             ).member
     return agents
-
-
-def _starter_grant(ctx: StageContext, automation: Identity) -> None:
-    project = ctx.settings.project
-    role = gcp.projects.IAMCustomRole(
-        ctx.logical("role", "workflow-starter"),
-        project=project,
-        role_id=custom_role_id(ctx.namer, "workflow", "starter"),
-        title=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} workflow starter",
-        description="Start executions of the stack's workflows (retraining and drift runs)",
-        permissions=list(STARTER_PERMISSIONS),
-        stage="GA",
-        opts=ctx.opts(),
-    )
-    # Project-level: the narrowest scope Workflows authorizes (see the module docstring).
-    gcp.projects.IAMMember(
-        ctx.logical("project-grant", "workflow-starter", "automation"),
-        project=project,
-        role=role.role_id.apply(lambda rid: f"projects/{project}/roles/{rid}"),
-        member=automation.principal,
-        opts=ctx.opts(),
-    )

@@ -9,12 +9,11 @@ Per stack:
   per served model with its endpoint's predictions, p99 latency, errors and replicas. It is the
   one resource that lists every model: adding a model updates it (and creates the rest). Endpoint
   ids are chosen by the namer, so it lists endpoints of other stacks of a split spec too.
-- with drift monitoring: the stack's custom metric descriptor (automation.drift_metric_type),
-  and project-level grants for the training identity, which runs the drift workflows:
-  roles/bigquery.jobUser (jobs.create has no narrower resource), roles/monitoring.metricWriter
-  (timeSeries.create likewise) and, when no training stage grants it already,
-  roles/logging.logWriter (the workflows' call logs). The training identity is the one the
-  storage stage already lets read the drift baselines (stages/storage.py data_reads).
+- with drift monitoring: the stack's custom metric descriptor (automation.drift_metric_type).
+  Each model's drift workflow runs as its group's identity, which the storage stage already lets
+  read the model's baseline; what it needs on the project (BigQuery jobs.create, the metric's
+  timeSeries.create, its call logs: none has a narrower resource) is its group's worker role
+  (governance.py), one grant per group.
 All of these are in the shared stack of a split spec; model stacks get the channel names and the
 drift metric type from it (ctx.shared) and hold the per-model resources below.
 
@@ -27,10 +26,10 @@ these policies notify, and the stage output lists them per model.
 
 Per model with drift (an endpoint that captures requests):
 - an external BigQuery table over the baseline objects in the model's capture dataset (the
-  serving stage's), dataViewer on that dataset for the training identity;
+  serving stage's), dataViewer on that dataset for the model's group identity;
 - a workflow (templates/gcp/drift.yaml.j2 + drift.sql.j2) that computes the drift score (largest
   PSI over the features, captured requests of the last period against the baseline) and writes it
-  to the custom metric, running as the training identity, encrypted with the key;
+  to the custom metric, running as the model's group identity, encrypted with the key;
 - a Cloud Scheduler job on DRIFT_SCHEDULES[schedule] (UTC) that starts it with an OAuth token of
   the automation identity (the one that may start workflows: governance.py);
 - an alert policy on the model's drift series above automation.DRIFT_THRESHOLD, notifying the
@@ -57,8 +56,8 @@ from mlops_infra.backends.gcp.naming import (
     topic_id,
 )
 from mlops_infra.backends.gcp.scheduling import workflow_job
+from mlops_infra.layout import group_of
 from mlops_infra.spec.models import Model
-from mlops_infra.stages import stage
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.templating import render, render_json
 
@@ -67,9 +66,6 @@ DRIFT_TEMPLATE = "gcp/drift.yaml.j2"
 DRIFT_QUERY_TEMPLATE = "gcp/drift.sql.j2"
 DASHBOARD_COLUMNS = 48  # mosaicLayout's grid width
 TILE_WIDTH, TILE_HEIGHT = 12, 16  # four charts per row
-JOB_USER = "roles/bigquery.jobUser"  # bigquery.jobs.create (+ projects.get/list)
-METRIC_WRITER = "roles/monitoring.metricWriter"  # timeSeries.create, metricDescriptors.create/get/list
-LOG_WRITER = "roles/logging.logWriter"
 DATA_VIEWER = "roles/bigquery.dataViewer"  # read the capture table and the baseline table
 PUBLISHER = "roles/pubsub.publisher"
 CAPTURE_TABLE = "request_response_logging"  # the table Vertex AI logs into (endpoints.CAPTURE_TABLE)
@@ -93,10 +89,11 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     drifting = auto.drift_models(ctx.spec)
     if drifting:
         metric_type = ctx.shared("drift-metric", lambda: _drift_metric(ctx))
-        grants = _drift_grants(ctx) if ctx.builds_stack else []
         for model in drifting:
             if model.name in built and model.name in endpoints:
-                _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=grants)
+                # Its group's worker grant (governance.py); in a model stack the shared stack's.
+                worker = ctx.handoff.get(("worker-grant", group_of(model)))
+                _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=ctx.waits(worker))
 
     served = [m.name for m in ctx.spec.models if m.serving is not None]
     if ctx.spec.monitoring.dashboard and served and ctx.builds_stack:
@@ -351,25 +348,6 @@ def _drift_metric(ctx: StageContext) -> Any:
     return descriptor.type
 
 
-def _drift_grants(ctx: StageContext) -> list[pulumi.Resource]:
-    training = ctx.upstream["governance"].identities["training"]
-    roles = [("jobuser", JOB_USER), ("metricwriter", METRIC_WRITER)]
-    if not stage("training").used(ctx.spec):
-        # Workflows writes a workflow's call logs as its service account; the training stage
-        # grants this to the training identity when it exists (one member, one grant).
-        roles.append(("logwriter", LOG_WRITER))
-    return [
-        gcp.projects.IAMMember(
-            ctx.logical("project-grant", who, "training"),
-            project=ctx.settings.project,
-            role=role,
-            member=training.principal,
-            opts=ctx.opts(),
-        )
-        for who, role in roles
-    ]
-
-
 def drift_query(ctx: StageContext, model: Model) -> str:
     """The drift query of `model` (pure: the table names derive from the namer)."""
     assert model.monitoring is not None and model.monitoring.drift is not None
@@ -409,7 +387,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
     assert model.monitoring is not None and model.monitoring.drift is not None
     governance = ctx.upstream["governance"]
     storage = ctx.upstream["storage"]
-    training = governance.identities["training"]
+    runner = governance.reader(model)  # its group's identity
     project, region = ctx.settings.project, ctx.settings.region
     drift = model.monitoring.drift
     labels = {**ctx.tags(), "mlops-model": model.name}
@@ -442,7 +420,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         project=project,
         dataset_id=dataset,
         role=DATA_VIEWER,
-        member=training.principal,
+        member=runner.principal,
         opts=upstream,
     )
     workflow = gcp.workflows.Workflow(
@@ -451,7 +429,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         project=project,
         region=region,
         description=f"drift score of model {model.name} (mlops-infra {stack})",
-        service_account=training.id,
+        service_account=runner.id,
         crypto_key_name=governance.extra["service_keys"]["workflows"],
         call_log_level="LOG_ERRORS_ONLY",
         deletion_protection=False,

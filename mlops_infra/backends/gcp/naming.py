@@ -60,9 +60,27 @@ def repository_id(namer: Namer, model: str) -> str:
     return physical_name(namer, "gcp.artifactregistry.repository", model)
 
 
-def custom_role_id(namer: Namer, *words: str) -> str:
+def generation(settings: GcpSettings) -> tuple[str, ...]:
+    """The name part of clouds.gcp.name_generation: none for the first, "g<N>" after it.
+
+    GCP never frees a Cloud KMS key ring or key name, and holds a deleted custom role's id for
+    up to 37 days (facts/reserved-names.json): a stack deployed again after `destroy
+    --delete-data` takes a new generation of these names."""
+    return () if settings.name_generation == 1 else (f"g{settings.name_generation}",)
+
+
+def key_ring_name(namer: Namer, settings: GcpSettings) -> str:
+    return physical_name(namer, "gcp.kms.key_ring", "keyring", *generation(settings))
+
+
+def custom_role_id(namer: Namer, settings: GcpSettings, *words: str) -> str:
     """A project custom role's id (words joined with "_": role ids take no hyphens)."""
-    return physical_name(namer, "gcp.iam.custom_role_id", *words)
+    return physical_name(namer, "gcp.iam.custom_role_id", *words, *generation(settings))
+
+
+def group_account_id(namer: Namer, group: str) -> str:
+    """The service account of a model group: trains its models and reads their data."""
+    return physical_name(namer, "gcp.iam.service_account_id", "group", group)
 
 
 def model_id(namer: Namer, model: str) -> str:

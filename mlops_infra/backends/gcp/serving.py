@@ -19,12 +19,14 @@ Per model with `serving`:
   run writes its own folder) and backend.check() reports it. The uploaded model gets a content-
   derived id (naming.served_model_id over everything that forces a new deployment), so a new
   image or artifact is a new model, deployed and given traffic before the old one goes.
-- grants, one resource each, per model (nothing lists every model): read its artifact prefix in
-  the artifact bucket (IAM condition), read its Artifact Registry repository (the training
-  stage's, or one created here for a model without training), and the dataset grants above. The
-  key grant (governance) and log writing (one project-level grant: Cloud Logging has no narrower
-  resource) are stack-wide and do not grow with the models: the shared stack of a split spec
-  holds them, each model stack its models' endpoints, datasets, deployments and grants.
+- grants, one resource each, per model (nothing lists every model): read its Artifact Registry
+  repository (the training stage's, or one created here for a model without training), and the
+  dataset grants above. Reading its artifact is a grant on the artifact's managed folder that
+  the storage stage makes (one per folder, shared by models deploying from the same folder:
+  backends/gcp/grants.py); the deployment waits for it. Log writing (one project-level grant:
+  Cloud Logging has no narrower resource) is stack-wide: the shared stack of a split spec holds
+  it and the folder grants, each model stack its models' endpoints, datasets, deployments and
+  their other grants.
 
 The serving image follows the model-upload rule (Artifact Registry or Container Registry only):
 anything else is pulled from the model's repository, and backend.check() warns with the push
@@ -40,8 +42,9 @@ import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
-from mlops_infra.backends.gcp import catalog
+from mlops_infra.backends.gcp import catalog, grants
 from mlops_infra.backends.gcp.deployed_model import DeployedModel
+from mlops_infra.backends.gcp.roles import project_grant
 from mlops_infra.backends.gcp.endpoints import (
     CAPTURE_TABLE,
     REGISTRY,
@@ -59,7 +62,6 @@ from mlops_infra.backends.gcp.naming import (
     repository_id,
     served_model_id,
 )
-from mlops_infra.backends.gcp.storage import OBJECT_VIEWER, prefix_condition
 from mlops_infra.backends.gcp.training import image_repository
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import Model
@@ -74,18 +76,10 @@ PSC_ADDRESS = "PSC_FORWARDING_RULE_ADDRESS"  # the caller's own forwarding rule:
 
 
 def build(ctx: StageContext) -> ServingOutputs:
-    governance = ctx.upstream["governance"]
-    project = ctx.settings.project
-    serving = governance.identities["serving"]
+    serving = ctx.upstream["governance"].identities["serving"]
     if ctx.builds_stack:
         # Containers (and client libraries in them) write logs as the serving identity.
-        gcp.projects.IAMMember(
-            ctx.logical("project-grant", "logwriter", "serving"),
-            project=project,
-            role=LOG_WRITER,
-            member=serving.principal,
-            opts=ctx.opts(),
-        )
+        project_grant(ctx, "logwriter", "serving", role=LOG_WRITER, member=serving.principal)
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
     for model in ctx.models():
@@ -97,7 +91,6 @@ def build(ctx: StageContext) -> ServingOutputs:
 
 def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
     governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
     registry = ctx.upstream.get("registry")
     project, region = ctx.settings.project, ctx.settings.region
     serving_identity = governance.identities["serving"]
@@ -110,7 +103,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
 
     # --- the image and who may pull it ------------------------------------------------------
     repo_id = repository_id(ctx.namer, name)
-    grants: list[pulumi.Resource] = []
+    read_grants: list[pulumi.Resource] = []
     if model.training is None:
         # The training stage keeps a repository per trained model; this one has none yet.
         repo = image_repository(ctx, name, repo_id)
@@ -122,7 +115,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         readers = (("serving", serving_identity.principal),)
         extra_opts = {"depends_on": [ctx.handoff[("repository", model.name)]]}
     for who, member in readers:
-        grants.append(
+        read_grants.append(
             gcp.artifactregistry.RepositoryIamMember(
                 ctx.logical("repo-reader", who, name),
                 project=project,
@@ -135,20 +128,14 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         )
     image = model_upload_image(spec.image, ctx.settings, repo_id)
 
-    # --- the artifact and who may read it ----------------------------------------------------
+    # --- the artifact: the serving identity's read grant is the storage stage's --------------
     artifacts_physical = ctx.namer.name("gcp.storage.bucket", ARTIFACTS)
     source = model_source(model, artifacts_bucket=artifacts_physical)
     if source.path is not None:
-        grants.append(
-            gcp.storage.BucketIAMMember(
-                ctx.logical("artifact-reader", name),
-                bucket=storage.artifacts.physical,
-                role=OBJECT_VIEWER,
-                member=serving_identity.principal,
-                condition=prefix_condition(artifacts_physical, [source.path]),
-                opts=ctx.opts(),
-            )
-        )
+        folder = grants.folder_name(source.path)
+        location = f"{ARTIFACTS}/{folder}" if folder else ARTIFACTS
+        # None in a model stack of a split spec: the shared stack, deployed first, holds it.
+        read_grants += ctx.waits(ctx.handoff.get(grants.handoff_key(location, grants.SERVING)))
 
     # --- captured requests: a BigQuery dataset per model --------------------------------------
     capture: gcp.vertex.AiEndpointPredictRequestResponseLoggingConfigArgsDict | None = None
@@ -163,7 +150,9 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
             description=f"requests and responses sampled from the endpoint of model {name} "
             f"(mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
             default_encryption_configuration={"kms_key_name": service_keys["bigquery"]},
-            delete_contents_on_destroy=False,
+            # Vertex AI creates the logging table itself, outside the stack: the teardown before
+            # `destroy --delete-data` lets the delete take the tables with the dataset.
+            delete_contents_on_destroy=ctx.teardown,
             labels=ctx.tags(),
             opts=ctx.opts(protect=True),
         )
@@ -227,7 +216,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
             image=image,
             labels=labels,
             registry_model=registry.registries.get(name) if registry is not None else None,
-            waits_for=[*grants, *capture_grants],
+            waits_for=[*read_grants, *capture_grants],
         )
     return endpoint_path, url
 

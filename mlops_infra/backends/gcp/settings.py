@@ -35,3 +35,11 @@ class GcpSettings(Strict):
         description="GCP region where Vertex AI runs, e.g. us-central1 (one of backends/gcp/regions.json)"
     )
     overrides: GcpOverrides = Field(default_factory=GcpOverrides)
+    name_generation: int = Field(
+        1,
+        ge=1,
+        le=99,
+        description="raise by one after `destroy --delete-data` before deploying the stack again: GCP never frees "
+        "the names of Cloud KMS key rings and keys, and holds a deleted custom role's id for up to 37 days, so the "
+        "next generation takes new ones",
+    )

@@ -1,13 +1,23 @@
-"""GCP storage: one Cloud Storage bucket per data bucket plus the artifact bucket, and their grants.
+"""GCP storage: one Cloud Storage bucket per data bucket plus the artifact bucket, and who may use them.
 
 Every bucket: regional (with the key and Vertex AI), uniform bucket-level access (IAM only, no
 ACLs), public access prevention enforced, versioned (unless a data bucket opts out), encrypted
 with the governance key (objects written with other keys are refused), lifecycle-managed,
-soft delete on, labelled, never force-destroyed, protected.
+soft delete on, labelled, protected. Only the teardown before `destroy --delete-data` marks them
+force-destroyable (their objects are deleted with them).
 
 TLS-only needs no setting on GCP: the Cloud Storage APIs (JSON and XML) are served over HTTPS
 only. The one plain-HTTP path GCS has is static website hosting through a CNAME, which needs a
 `website` block: none is ever set here (tests assert it).
+
+Access (backends/gcp/grants.py decides it from the whole spec, so every stack of a split spec
+agrees): each model group's identity reads its models' data prefixes and writes their output and
+checkpoint prefixes in the artifact bucket, each prefix a managed folder with its own allow
+policy; a group reading a whole bucket gets objectViewer on the bucket; the serving identity
+reads each served model's artifact folder. All of them are stack-wide (the shared stack of a
+split spec holds them): one grant per folder and principal, whoever needs it. Deleting a managed
+folder never deletes its objects (facts/reserved-names.json), so folders are always deletable
+(force_destroy) and a default destroy may remove them while the data stays.
 """
 
 from __future__ import annotations
@@ -17,55 +27,71 @@ from typing import Any
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
-from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, data_reads
-from mlops_infra.stages.training import checkpoint_prefix, output_prefix
+from mlops_infra.backends.gcp import grants
+from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
 
-OBJECT_VIEWER = "roles/storage.objectViewer"  # get + list objects
-# Read, create, overwrite and delete objects (training rewrites checkpoints and outputs);
-# versioning and soft delete keep what it overwrites or deletes.
-OBJECT_USER = "roles/storage.objectUser"
-# What training may touch in the artifact bucket: the roots of the neutral layout (models/<model>/
-# and checkpoints/<model>/, stages/training.py), not captured data or anything else there.
-TRAINING_ROOTS = tuple(sorted({f"{prefix('m').split('/', 1)[0]}/" for prefix in (output_prefix, checkpoint_prefix)}))
 SOFT_DELETE_SECONDS = 7 * 86400  # the GCS default, stated so plans show it (7-90 days allowed)
 ABORT_MULTIPART_AFTER_DAYS = 7
 
 
 def build(ctx: StageContext) -> StorageOutputs:
     governance = ctx.upstream["governance"]
-    training = governance.identities["training"]
-    read_prefixes = data_reads(ctx.spec)
+    buckets: dict[str, Any] = {
+        b.name: _bucket(ctx, b.name, b, versioning=b.versioning, key_id=governance.key_id) for b in ctx.spec.storage.buckets
+    }
+    buckets[ARTIFACTS] = _bucket(ctx, ARTIFACTS, ctx.spec.storage.artifacts, versioning=True, key_id=governance.key_id)
+    access = grants.storage_access(ctx.spec, served_paths=grants.served_paths(ctx.spec, ctx.namer))
+    principals = {grants.group_key(name): identity for name, identity in governance.groups.items()}
+    principals[grants.SERVING] = governance.identities["serving"]
 
-    buckets: dict[str, BucketRef] = {}
-    for spec_bucket in ctx.spec.storage.buckets:
-        bucket = _bucket(ctx, spec_bucket.name, spec_bucket, versioning=spec_bucket.versioning, key_id=governance.key_id)
-        buckets[spec_bucket.name] = _ref(spec_bucket.name, bucket)
-        prefixes = read_prefixes.get(spec_bucket.name)
-        if prefixes is not None:
-            physical = ctx.namer.name("gcp.storage.bucket", spec_bucket.name)
-            gcp.storage.BucketIAMMember(
-                ctx.logical("grant", "training-read", spec_bucket.name),
-                bucket=bucket.name,
-                role=OBJECT_VIEWER,
-                member=training.principal,
-                condition=prefix_condition(physical, prefixes),
+    for bucket, bindings in access.whole.items():
+        for binding in bindings:
+            ctx.handoff[grants.handoff_key(bucket, binding.principal)] = gcp.storage.BucketIAMMember(
+                ctx.logical("bucket-grant", f"{bucket}/{_who(binding)}"),
+                bucket=buckets[bucket].name,
+                role=binding.role,
+                member=principals[binding.principal].principal,
                 opts=ctx.opts(),
             )
-
-    artifacts = _bucket(ctx, ARTIFACTS, ctx.spec.storage.artifacts, versioning=True, key_id=governance.key_id)
-    artifacts_physical = ctx.namer.name("gcp.storage.bucket", ARTIFACTS)
-    # Training reads and writes model outputs and checkpoints, nothing else in the bucket.
-    # The serving identity gets nothing here: the serving stage lets it read each served model's
-    # artifact prefix (one grant per model), and captured requests go to BigQuery on GCP.
-    gcp.storage.BucketIAMMember(
-        ctx.logical("grant", "training-readwrite", ARTIFACTS),
-        bucket=artifacts.name,
-        role=OBJECT_USER,
-        member=training.principal,
-        condition=prefix_condition(artifacts_physical, list(TRAINING_ROOTS)),
-        opts=ctx.opts(),
+    for folder, bindings in access.folders.items():
+        managed = gcp.storage.ManagedFolder(
+            ctx.logical("folder", f"{folder.bucket}/{folder.name}"),
+            bucket=buckets[folder.bucket].name,
+            name=folder.name,
+            # Deleting a managed folder leaves its objects in place: a destroy that removes the
+            # folder (and the grants on it) never touches the data under it.
+            force_destroy=True,
+            opts=ctx.opts(),
+        )
+        for binding in bindings:
+            # One resource per folder and principal: served models sharing an artifact folder
+            # share the serving identity's grant (two resources for one binding would each
+            # remove it for both when deleted). Endpoints wait for theirs (serving.py).
+            location = f"{folder.bucket}/{folder.name}"
+            ctx.handoff[grants.handoff_key(location, binding.principal)] = gcp.storage.ManagedFolderIamMember(
+                ctx.logical("folder-grant", f"{location}{_who(binding)}"),
+                bucket=managed.bucket,
+                managed_folder=managed.name,
+                role=binding.role,
+                member=principals[binding.principal].principal,
+                opts=ctx.opts(),
+            )
+    return StorageOutputs(
+        buckets={b.name: _ref(b.name, buckets[b.name]) for b in ctx.spec.storage.buckets},
+        artifacts=_ref(ARTIFACTS, buckets[ARTIFACTS]),
     )
-    return StorageOutputs(buckets=buckets, artifacts=_ref(ARTIFACTS, artifacts))
+
+
+def _who(binding: grants.Binding) -> str:
+    """A binding's access and principal for logical names: "read-group-<group>", "read-serving".
+
+    Logical names put the bucket before a "/" and the folder (which ends in "/") before the
+    principal, so no bucket, folder and group names can combine into another grant's name."""
+    verb = "write" if binding.role == grants.OBJECT_USER else "read"
+    principal = binding.principal
+    if principal.startswith(grants.GROUP):
+        principal = "group-" + principal.removeprefix(grants.GROUP)
+    return f"{verb}-{principal}"
 
 
 def _bucket(ctx: StageContext, name: str, settings: Any, *, versioning: bool, key_id: Any) -> gcp.storage.Bucket:
@@ -90,7 +116,7 @@ def _bucket(ctx: StageContext, name: str, settings: Any, *, versioning: bool, ke
             noncurrent_expire_after_days=settings.noncurrent_expire_after_days,
         ),
         soft_delete_policy={"retention_duration_seconds": SOFT_DELETE_SECONDS},
-        force_destroy=False,
+        force_destroy=ctx.teardown,  # empties the bucket when destroy --delete-data deletes it
         labels=ctx.tags(),
         opts=ctx.opts(protect=True),
     )
@@ -127,25 +153,3 @@ def lifecycle_rules(
         {"action": {"type": "AbortIncompleteMultipartUpload"}, "condition": {"age": ABORT_MULTIPART_AFTER_DAYS}}
     )
     return rules
-
-
-def prefix_condition(
-    physical_bucket: str, prefixes: list[str]
-) -> gcp.storage.BucketIAMMemberConditionArgsDict | None:
-    """An IAM condition limiting object reads (get and list) to `prefixes`; None for the whole bucket.
-
-    Object gets are matched on the object's resource name; lists on the prefix the caller asks
-    for (the storage.googleapis.com/objectListPrefix API attribute). Prefixes come from the
-    spec's DataRef pattern (letters, digits, . _ = - and /), so they need no escaping.
-    """
-    if not prefixes or "" in prefixes:
-        return None
-    clauses = []
-    for prefix in prefixes:
-        clauses.append(f'resource.name.startsWith("projects/_/buckets/{physical_bucket}/objects/{prefix}")')
-        clauses.append(f'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{prefix}")')
-    return {
-        "title": "mlops-infra object prefixes",
-        "description": f"only under: {', '.join(prefixes)}",
-        "expression": " || ".join(clauses),
-    }

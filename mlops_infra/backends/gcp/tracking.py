@@ -4,8 +4,11 @@ Vertex AI Experiments and Pipelines record into the region's metadata store name
 which Vertex AI creates with Google-managed encryption the first time anything logs metadata:
 to have it encrypted with the governance key it must be created, with that key, before then
 (cloud.google.com/vertex-ai/docs/ml-metadata/configure). So the store is that "default" one,
-one per project and region: a project already holding it (created by earlier use) needs
-`pulumi import` first, and two stacks cannot share a project and region for tracking.
+one per project and region: a project singleton (GcpBackend.singletons). The stack that owns the
+project's singletons (governance.singletons: owned) creates it with its key; a project already
+holding it (created by earlier use) needs `pulumi import` first. Stacks with
+governance.singletons: external record into the owner's store without declaring it, so dev,
+staging and prod of one project never claim it twice (backend.check() says so).
 
 The tracking URI is the store's resource name (projects/P/locations/R/metadataStores/default):
 what aiplatform.init(project=P, location=R, experiment=...) logs into. TensorBoard holds the
@@ -15,6 +18,9 @@ serverless, so tracking.size has no effect here (backend.check() says so).
 
 from __future__ import annotations
 
+from typing import Any
+
+import pulumi
 import pulumi_gcp as gcp
 
 from mlops_infra.backends.context import StageContext
@@ -28,15 +34,17 @@ def build(ctx: StageContext) -> TrackingOutputs:
     # The key path, available once the Vertex AI service agent may use it (governance).
     key = ctx.upstream["governance"].extra["service_keys"]["aiplatform"]
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
-    store = gcp.vertex.AiMetadataStore(
-        ctx.logical("metadata-store"),
-        name=METADATA_STORE,
-        project=project,
-        region=region,
-        description=f"experiment tracking of the mlops-infra stack {stack}",
-        encryption_spec={"kms_key_name": key},
-        opts=ctx.opts(protect=True),
-    )
+    store_name: Any = METADATA_STORE  # the owner's store: a name, not a resource of this stack
+    if ctx.spec.governance.singletons == "owned":
+        store_name = gcp.vertex.AiMetadataStore(
+            ctx.logical("metadata-store"),
+            name=METADATA_STORE,
+            project=project,
+            region=region,
+            description=f"experiment tracking of the mlops-infra stack {stack}",
+            encryption_spec={"kms_key_name": key},
+            opts=ctx.opts(protect=True),
+        ).name
     gcp.vertex.AiTensorboard(
         ctx.logical("tensorboard"),
         display_name=f"mlops-infra {stack}",
@@ -47,6 +55,8 @@ def build(ctx: StageContext) -> TrackingOutputs:
         labels=ctx.tags(),
         opts=ctx.opts(protect=True),
     )
-    # Derived from the store's own output, so it carries the dependency and is known in plans.
-    uri = store.name.apply(lambda name: f"projects/{project}/locations/{region}/metadataStores/{name}")
+    # Derived from the store's own output when this stack makes it, so it carries the dependency.
+    uri = pulumi.Output.from_input(store_name).apply(
+        lambda name: f"projects/{project}/locations/{region}/metadataStores/{name}"
+    )
     return TrackingOutputs(tracking_uri=uri)

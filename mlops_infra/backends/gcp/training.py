@@ -12,18 +12,20 @@ for the model's images, since Vertex AI pulls training images only from Artifact
 Container Registry or Docker Hub, and serving images (model upload) only from the first two
 (backend.check() warns with the push target for anything else).
 
-Identities. The custom job runs as the governance "training" service account: it reads the model
-inputs and writes under models/ and checkpoints/ in the artifact bucket (storage grants, prefix-
-conditioned), encrypts with the key (governance grant), writes logs (roles/logging.logWriter,
-project-level: log writes have no narrower resource) and reads the model's repository (the
-model upload runs as it). The image itself is pulled by the Vertex AI service agent (a job's
-service account cannot pull images), which gets reader on the repository.
-The workflow runs as the "automation" identity (what starts pipelines and schedules): a custom
-role with exactly the Vertex AI permissions it calls (roles/aiplatform.user would add hundreds
-of others: endpoints, datasets, notebooks...; no narrower predefined role exists), actAs on the
-training service account only (to launch jobs as it), and logWriter for the workflow's call logs.
-These grants (and the launcher role) are stack-wide: the shared stack of a split spec holds them,
-and model stacks hold only their models' workflows, repositories and repository grants.
+Identities. The custom job runs as its model group's service account (governance.py): it reads
+its group's inputs and writes under its models' models/ and checkpoints/ folders in the artifact
+bucket (managed folder grants, storage.py), writes logs (the group's worker role: log writes
+have no narrower resource than the project) and reads the model's repository (the model upload
+runs as it). Encryption is the service agents' business: the job needs no key grant. The image
+itself is pulled by the Vertex AI service agent (a job's service account cannot pull images),
+which gets reader on the repository.
+The workflow runs as the "automation" identity (what starts pipelines and schedules): the
+stack's training launcher role (roles.py), exactly the Vertex AI permissions it calls
+(roles/aiplatform.user would add hundreds of others: endpoints, datasets, notebooks...; no
+narrower predefined role exists), actAs on the group service accounts of training models only (to launch jobs as them, one grant on each
+account's own policy), and logWriter for the workflow's call logs. These grants are
+stack-wide: the shared stack of a split spec holds them, and model stacks hold only their
+models' workflows, repositories and repository grants.
 
 Encryption: the custom job (its disks and outputs), the uploaded model, the workflow (source,
 arguments, results) and the repository all use the governance key; governance lets each API's
@@ -50,8 +52,10 @@ import pulumi_gcp as gcp
 from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import catalog
 from mlops_infra.backends.gcp.endpoints import SERVING_ALIAS
+from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp.roles import project_grant
+from mlops_infra.layout import group_of
 from mlops_infra.backends.gcp.naming import (
-    custom_role_id,
     model_id,
     model_upload_image,
     repository_id,
@@ -78,9 +82,6 @@ TERMINAL_FAILURES = ("JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIR
 LOG_WRITER = "roles/logging.logWriter"
 SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # iam.serviceAccounts.actAs (and get/list)
 REPOSITORY_READER = "roles/artifactregistry.reader"
-# Exactly what the workflow calls: customJobs.create / get / cancel (IAM permission per method,
-# aiplatform v1 REST reference).
-LAUNCHER_PERMISSIONS = ("aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get")
 # Version aliases (Vertex AI model registry). The endpoint serves the version called "approved"
 # (SERVING_ALIAS, backends/gcp/serving.py): automatic approval gives it to every new version
 # (with "default", what commands use when they name no version); manual approval marks the new
@@ -96,13 +97,12 @@ def build(ctx: StageContext) -> TrainingOutputs:
     tracking = ctx.upstream.get("tracking")
     registry = ctx.upstream.get("registry")
     project, region = ctx.settings.project, ctx.settings.region
-    training = governance.identities["training"]
     automation = governance.identities["automation"]
     service_keys = governance.extra["service_keys"]
     service_agents = governance.extra["service_agents"]
 
     if ctx.builds_stack:  # one role and grants for every model's workflow (this stage exists when any model trains)
-        _launcher_grants(ctx, training=training, automation=automation)
+        _launcher_grants(ctx, governance=governance)
 
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
@@ -110,6 +110,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
     for model in ctx.models():
         if model.training is None:
             continue
+        training = governance.reader(model)  # its group's identity
         repo_id = repository_id(ctx.namer, model.name)
         repo = image_repository(ctx, model.name, repo_id)
         ctx.handoff[("repository", model.name)] = repo
@@ -184,43 +185,28 @@ def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
         opts=ctx.opts(protect=True),
     )
 
-def _launcher_grants(ctx: StageContext, *, training: Any, automation: Any) -> None:
+def _launcher_grants(ctx: StageContext, *, governance: Any) -> None:
+    automation = governance.identities["automation"]
     project = ctx.settings.project
-    role = gcp.projects.IAMCustomRole(
-        ctx.logical("role", "launcher"),
-        project=project,
-        role_id=custom_role_id(ctx.namer, "training", "launcher"),
-        title=f"mlops-infra {ctx.spec.project}/{ctx.spec.environment} training launcher",
-        description="Submit, watch and cancel the Vertex AI custom jobs of the training workflows",
-        permissions=list(LAUNCHER_PERMISSIONS),
-        stage="GA",
-        opts=ctx.opts(),
-    )
     # Project-level: custom jobs have no resource-level IAM (their names exist only once created).
-    gcp.projects.IAMMember(
-        ctx.logical("project-grant", "launcher", "automation"),
-        project=project,
-        role=role.role_id.apply(lambda rid: f"projects/{project}/roles/{rid}"),
-        member=automation.principal,
-        opts=ctx.opts(),
-    )
-    # Launch jobs (and upload models) as the training service account: actAs on it alone.
-    gcp.serviceaccount.IAMMember(
-        ctx.logical("actas-grant", "automation"),
-        service_account_id=training.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
-        role=SERVICE_ACCOUNT_USER,
-        member=automation.principal,
-        opts=ctx.opts(),
-    )
-    # Cloud Logging has no narrower resource for writing entries than the project.
-    for who, identity in (("training", training), ("automation", automation)):
-        gcp.projects.IAMMember(
-            ctx.logical("project-grant", "logwriter", who),
-            project=project,
-            role=LOG_WRITER,
-            member=identity.principal,
+    role = governance.extra["roles"][grants.LAUNCHER]
+    project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
+    # Launch jobs (and upload models) as a group's service account: actAs on each training
+    # group's account alone, a grant on that account's own policy.
+    trained = sorted({group_of(m) for m in ctx.spec.models if m.training is not None})
+    for group in trained:
+        gcp.serviceaccount.IAMMember(
+            ctx.logical("actas-grant", "automation", group),
+            service_account_id=governance.groups[group].id.apply(
+                lambda email: f"projects/{project}/serviceAccounts/{email}"
+            ),
+            role=SERVICE_ACCOUNT_USER,
+            member=automation.principal,
             opts=ctx.opts(),
         )
+    # Cloud Logging has no narrower resource for writing entries than the project (the groups
+    # write theirs through their worker role, governance.py).
+    project_grant(ctx, "logwriter", "automation", role=LOG_WRITER, member=automation.principal)
 
 
 # --- the workflow source (pure: called inside apply with resolved values; tests call it too) ---
