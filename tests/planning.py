@@ -19,8 +19,8 @@ BASE_SPEC: dict[str, Any] = {
     "environment": "dev",
     "clouds": {
         "aws": {"region": "us-east-1"},
-        "gcp": {"project": "acme-ml-dev", "region": "us-central1"},
-        "azure": {"location": "westeurope"},
+        "gcp": {"project": "acme-ml-dev", "region": "us-central1", "name_generation": 1},
+        "azure": {"location": "westeurope", "subscription_id": "00000000-0000-0000-0000-000000000000"},
     },
     "tags": {"owner": "ml-platform"},
     "storage": {"buckets": [{"name": "raw", "archive_after_days": 90, "expire_after_days": 730}]},

@@ -90,7 +90,7 @@ def test_adversarial_names_keep_logical_names_unique(cloud: str) -> None:
     assert len(plan["outputs"]["storage"]["bucket_uris"]) == len(names)
 
 
-PHYSICAL_KEYS = ("name", "bucket", "accountName", "vaultName", "keyName", "containerName", "accountId", "keyRing",
+PHYSICAL_KEYS = ("name", "roleId", "bucket", "accountName", "vaultName", "keyName", "containerName", "accountId", "keyRing",
                  "resourceGroupName", "role", "roleAssignmentName", "workspaceName", "resourceName",
                  "service", "resourceUri", "scope", "member", "cryptoKeyId")  # the name and what scopes it
 

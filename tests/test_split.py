@@ -12,6 +12,7 @@ import yaml
 from mlops_infra.diff import diff_plans
 from mlops_infra.plan import plan_document
 from mlops_infra.spec.models import spec_model
+from mlops_infra.stages import all_stages
 from tests.planning import ROOT
 
 CLOUDS = ("aws", "gcp", "azure")
@@ -25,9 +26,7 @@ def _data(split: bool = True, change: Any = None) -> dict[str, Any]:
     data["models"].append(upsell)
     if split:
         data["split"] = {"enabled": True, "max_models_per_stack": 2}
-    else:
-        for model in data["models"]:
-            model.pop("group", None)
+    # Unsplit too, a group shares one identity (mlops_infra/access.py): the groups stay.
     if change is not None:
         change(data)
     return data
@@ -77,6 +76,9 @@ def test_parts_together_declare_the_unsplit_stack(cloud: str) -> None:
         assert set(resource.get("depends_on", [])) <= set(old.get("depends_on", [])), name
 
 
+STACK_WIDE = {s.name for s in all_stages() if s.stack_wide}
+
+
 def test_model_stacks_hold_only_their_models(cloud: str) -> None:
     _, split = plans(cloud)
     owners = {"churn-classifier": ["churn-classifier"], "value": ["ltv-regressor", "upsell"]}
@@ -84,7 +86,11 @@ def test_model_stacks_hold_only_their_models(cloud: str) -> None:
     for resource in _declared(split["resources"]):
         mentioned = [m for m in every if m in resource["name"]]
         if resource["part"] == "shared":
-            assert not mentioned, f"{resource['name']} is a model's resource in the shared stack"
+            # the shared stack holds each model group's identity and grants (named for the group) and the
+            # stack-wide stages' per-prefix objects, never a model's own resources
+            assert resource["stage"] in STACK_WIDE or set(mentioned) <= set(owners), (
+                f"{resource['name']} is a model's resource in the shared stack"
+            )
         else:
             assert mentioned and set(mentioned) <= set(owners[resource["part"]]), resource["name"]
     parts = {p["part"]: p for p in split["split"]["parts"]}
@@ -112,8 +118,10 @@ def test_adding_a_model_creates_only_its_stack(cloud: str) -> None:
 
     changes = diff_plans(split, _plan(_data(change=add), cloud))
     assert changes.create and not changes.delete
-    assert {c["part"] for c in changes.create} == {"winback"}
-    # The shared stack only widens what is stack-wide (the dashboard, grants): nothing is created there.
+    assert {c["part"] for c in changes.create} <= {"winback", "shared"}
+    # The shared stack only widens what is stack-wide (the dashboard, grants) and holds the new
+    # model's group identity and its grants, named for the group: nothing else is created there.
+    assert all("winback" in c["name"] for c in changes.create if c["part"] == "shared")
     assert {u.part for u in changes.update} <= {"shared"}
 
 
