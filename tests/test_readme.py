@@ -8,7 +8,17 @@ from pathlib import Path
 import click
 
 from mlops_infra.cli import main
-from mlops_infra.docs import BEGIN, END, PRICES_BEGIN, PRICES_END, price_reference, spec_reference
+from mlops_infra.docs import (
+    BEGIN,
+    END,
+    GAPS_BEGIN,
+    GAPS_END,
+    PRICES_BEGIN,
+    PRICES_END,
+    gap_reference,
+    price_reference,
+    spec_reference,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -67,3 +77,9 @@ def test_examples_in_readme_spec_block_validate(tmp_path: Path) -> None:
 
     block = README.split("## The spec", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     check_text(block, "README.md")
+
+
+def test_cloud_gaps_are_generated_from_the_backends() -> None:
+    match = re.search(re.escape(GAPS_BEGIN) + r".*?" + re.escape(GAPS_END), README, re.S)
+    assert match, "README lacks the generated table of cloud gaps"
+    assert match.group(0) == gap_reference(), "run `python -m mlops_infra.docs gaps` and paste the output"

@@ -57,6 +57,19 @@ class Singleton:
     what: str  # "the project's data-access audit configuration", for messages
 
 
+@dataclass(frozen=True)
+class Gap:
+    """Something a cloud cannot do as the spec says, with the human reason (SkyPilot-style data).
+
+    validate reports it where the spec asks for it, and the README's per-cloud table is
+    generated from every backend's gaps (python -m mlops_infra.docs gaps).
+    """
+
+    reason: str  # what the cloud does instead, or why it cannot: the validate message
+    hint: str = ""  # what the user can do instead
+    severity: str = "error"  # "error": the cloud would reject it; "warning": it has no effect there
+
+
 class Backend:
     name: ClassVar[str]  # "aws": the folder name and the --cloud value
     display_name: ClassVar[str]  # "AWS"
@@ -64,6 +77,11 @@ class Backend:
     settings_model: ClassVar[type[BaseModel]]  # the clouds.<name> block
     naming_styles: ClassVar[Mapping[str, NameStyle]]
     unsupported: ClassVar[Mapping[str, str]] = {}  # stage -> why this cloud cannot do it (yet)
+    # Feature (a spec path, e.g. "models[].serving.rollout.linear") -> why this cloud cannot do it.
+    gaps: ClassVar[Mapping[str, Gap]] = {}
+    # Whether each stage module holds its own checks, `check(spec, settings) -> list[Problem]`
+    # beside its `build` (and imports its SDK only inside build). Backend.check runs them.
+    stage_checks: ClassVar[bool] = False
     settings_example: ClassVar[str] = ""  # shown when clouds.<name> is missing
     # Resource types that grant permissions or enable services: made by the foundation stages,
     # later stages' acting resources wait for them (StageContext.prerequisites).
@@ -131,7 +149,23 @@ class Backend:
             problems += checks.archive_minimum(
                 spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
             )
-        return problems + self.check_cloud(spec, settings)
+        problems += self.check_cloud(spec, settings)
+        if self.stage_checks:
+            from mlops_infra.stages import all_stages
+
+            for stage in all_stages():
+                if stage.used(spec) and self.supports(stage.name):
+                    own = getattr(self.stage_module(stage.name), "check", None)
+                    if own is not None:
+                        problems += own(spec, settings)
+        return problems
+
+    def gap(self, feature: str, path: tuple, *, value: Any = None) -> Problem:
+        """The finding for a feature this cloud cannot do, located at `path` (a key of `gaps`)."""
+        from mlops_infra.stages.base import finding
+
+        gap = self.gaps[feature]
+        return finding(path, gap.reason, hint=gap.hint or None, value=value, severity=gap.severity)
 
     def check_cloud(self, spec: "SpecBase", settings: Any) -> list[Problem]:
         """This cloud's own checks (catalog overrides, service limits, settings without effect)."""
