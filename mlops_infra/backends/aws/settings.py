@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mlops_infra.spec.models import Strict
+
+ACCOUNT_ID_PATTERN = r"^[0-9]{12}$"
 
 
 class AwsModelOverrides(Strict):
@@ -28,4 +30,20 @@ class AwsOverrides(Strict):
 
 class AwsSettings(Strict):
     region: str = Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]$", description="AWS region, e.g. us-east-1")
+    account_id: Optional[str] = Field(
+        None,
+        pattern=ACCOUNT_ID_PATTERN,
+        description="the 12-digit AWS account the stack deploys to, quoted (\"123456789012\"); required to plan "
+        "or deploy on AWS: bucket names are made unique to it, and deployments with another account's "
+        "credentials are refused",
+    )
     overrides: AwsOverrides = Field(default_factory=AwsOverrides)
+
+    @field_validator("account_id", mode="before")
+    @classmethod
+    def _quoted(cls, value: Any) -> Any:
+        # YAML reads unquoted digits as a number (and 012345678901 loses its leading zero).
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError("write the account id as a quoted string, e.g. \"012345678901\": unquoted, YAML "
+                             "reads it as a number and drops leading zeros")
+        return value
