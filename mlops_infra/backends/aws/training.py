@@ -118,6 +118,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         registration = _registration(ctx.namer, settings, model)
 
         def definition(resolved: list[Any], model: Any = model, prefix: str = prefix, image: str = image,
+                       registration: Callable[[str], jobs.Registration] = registration,
                        names: tuple[str, ...] = tuple(bucket_uris)) -> str:
             role_arn, key_arn, artifacts, group, *uris = resolved
             job = values(job_name=prefix, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
