@@ -252,7 +252,7 @@ class AwsBackend(Backend):
             if source.kind == "stack":
                 target = jobs.push_target(partition=partition, region=settings.region,
                                           repository=repository_name(namer, model.name), reference=source.reference,
-                                          account=settings.account_id)
+                                          account=settings.account_id or ACCOUNT_PLACEHOLDER)
                 problems.append(finding(
                     (*path, "image"),
                     f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
@@ -382,7 +382,7 @@ class AwsBackend(Backend):
         if source.kind == "stack":
             target = jobs.push_target(partition=partition, region=region,
                                       repository=repository_name(namer, model.name, "serving"),
-                                      reference=source.reference, account=namer.account_id)
+                                      reference=source.reference, account=namer.account_id or ACCOUNT_PLACEHOLDER)
             return [finding(
                 (*path, "image"),
                 f"SageMaker endpoints (without a VPC) pull images only from Amazon ECR: this stack serves "

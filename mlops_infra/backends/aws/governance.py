@@ -136,7 +136,7 @@ def _groups(ctx: StageContext, key: Any) -> dict[str, Identity]:
     for group in spec_groups:
         role = _role(ctx, ctx.logical("group", group.name), group.role, "jobs",
                      f"model group {group.name}: its models' training and monitoring jobs")
-        held = [aws.iam.RolePolicy(
+        held: list[Any] = [aws.iam.RolePolicy(
             ctx.logical("groupdata", group.name),
             name=inline_policy_name(ctx.namer, "data"),
             role=role.name,
