@@ -18,7 +18,7 @@ BASE_SPEC: dict[str, Any] = {
     "project": "churn",
     "environment": "dev",
     "clouds": {
-        "aws": {"region": "us-east-1"},
+        "aws": {"region": "us-east-1", "account_id": "123456789012"},
         "gcp": {"project": "acme-ml-dev", "region": "us-central1", "name_generation": 1},
         "azure": {"location": "westeurope", "subscription_id": "00000000-0000-0000-0000-000000000000"},
     },

@@ -29,12 +29,13 @@ from mlops_infra.tagging import stack_tags
 from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:1.0"
+ACCOUNT = "123456789012"
 
 
 def aws_only(data: dict[str, Any]) -> dict[str, Any]:
-    """A spec whose clouds block names AWS only (other backends may not be registered)."""
+    """A spec whose clouds block names AWS only (other backends may not be registered), in ACCOUNT."""
     data = copy.deepcopy(data)
-    data["clouds"] = {"aws": data["clouds"]["aws"]}
+    data["clouds"] = {"aws": {**data["clouds"]["aws"], "account_id": ACCOUNT}}
     return data
 
 
@@ -46,6 +47,7 @@ RICH: dict[str, Any] = {
     "clouds": {
         "aws": {
             "region": "us-east-1",
+            "account_id": ACCOUNT,
             "overrides": {"models": {"churn-classifier": {"serving_instance_type": "ml.c5.xlarge"}}},
         }
     },
@@ -88,12 +90,8 @@ FOUNDATION_STATEFUL = {
     "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
     "aws:s3/bucketPolicy:BucketPolicy",
 }
-# Stateful resources of the training issue (tests/test_training_aws.py covers them in depth).
-STATEFUL_TYPES = FOUNDATION_STATEFUL | {
-    "aws:ecr/repository:Repository",
-    "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
-    "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
-}
+# What a default destroy keeps (tests/test_teardown.py checks the examples).
+STATEFUL_TYPES = BACKEND.kept_types
 SSE = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 NAME_INPUTS = {  # type -> (input holding the physical name, name rule kind)
     "aws:s3/bucket:Bucket": ("bucket", "aws.s3.bucket"),
@@ -101,6 +99,7 @@ NAME_INPUTS = {  # type -> (input holding the physical name, name rule kind)
     "aws:iam/rolePolicy:RolePolicy": ("name", "aws.iam.policy"),
     "aws:kms/alias:Alias": ("name", "aws.kms.alias"),
     "aws:cloudtrail/trail:Trail": ("name", "aws.cloudtrail.trail"),
+    "aws:iam/policy:Policy": ("name", "aws.iam.policy"),
 }
 
 
@@ -172,6 +171,10 @@ def grant(plan: dict[str, Any], role: str) -> dict[str, Any]:
     return policy_doc(by_name(plan)[f"storage-grant-{role}"])
 
 
+def group_grant(plan: dict[str, Any], group: str) -> dict[str, Any]:
+    return policy_doc(by_name(plan)[f"governance-groupdata-{group}"])
+
+
 def allowed(doc: dict[str, Any]) -> list[tuple[str, str]]:
     """(action, resource) pairs of the Allow statements."""
     return [
@@ -208,6 +211,10 @@ def test_buckets_match_the_spec_one_to_one(rich, long_names):
     assert len(resources_of(long_names, "aws:s3/bucket:Bucket")) == 3
     for bucket in resources_of(rich, "aws:s3/bucket:Bucket"):
         assert bucket["inputs"]["forceDestroy"] is False
+        # In the account's regional namespace: only this account can ever create these names.
+        assert bucket["inputs"]["bucketNamespace"] == "account-regional"
+        assert bucket["inputs"]["bucket"].endswith(f"-{ACCOUNT}-us-east-1-an")
+    assert by_name(rich)["storage-bucket-raw"]["inputs"]["bucket"] == f"churn-dev-raw-{ACCOUNT}-us-east-1-an"
 
 
 def test_versioning_follows_the_spec(rich):
@@ -271,6 +278,8 @@ def test_stateful_resources_are_protected_and_others_not(all_plans):
         for r in plan["resources"]:
             assert r["protect"] is (r["type"] in STATEFUL_TYPES), r["name"]
         assert {r["type"] for r in plan["resources"]} >= FOUNDATION_STATEFUL
+    # Written out here on purpose: a bucket or one of its guards dropped from kept_types fails.
+    assert FOUNDATION_STATEFUL <= STATEFUL_TYPES
 
 
 def _taggable(type_: str) -> bool:
@@ -282,7 +291,8 @@ def _taggable(type_: str) -> bool:
 
 def test_every_taggable_resource_carries_the_stack_tags(rich, long_names):
     foundation = {"aws:kms/key:Key", "aws:iam/role:Role", "aws:s3/bucket:Bucket", "aws:cloudtrail/trail:Trail"}
-    training = {"aws:ecr/repository:Repository", "aws:sagemaker/pipeline:Pipeline"}  # RICH trains one model
+    # RICH trains one model (its group identity attaches the stack's "training" managed policy).
+    training = {"aws:ecr/repository:Repository", "aws:sagemaker/pipeline:Pipeline", "aws:iam/policy:Policy"}
     serving = {"aws:sagemaker/model:Model", "aws:sagemaker/endpointConfiguration:EndpointConfiguration",
                "aws:sagemaker/endpoint:Endpoint", "aws:appautoscaling/target:Target"}  # ... and serves it
     # ... with monitoring: its alert topic (no thresholds: no alarms; no data capture: no drift job).
@@ -313,7 +323,7 @@ def test_custom_resources_use_the_explicit_provider_and_a_stage_parent(all_plans
 def test_no_wildcard_action_and_no_public_principal_in_any_allow(all_plans):
     for plan in all_plans:
         docs = every_known_policy(plan)
-        assert len(docs) >= 8
+        assert len(docs) >= 6  # key, two trusts, the serving grant, two bucket policies at least
         for where, doc in docs:
             for s in statements(doc):
                 if s["Effect"] != "Allow":
@@ -326,25 +336,29 @@ def test_no_wildcard_action_and_no_public_principal_in_any_allow(all_plans):
                     values = [v for group in groups for v in as_list(group)]
                     assert "*" not in values and not any(v.endswith(":*") for v in values), (where, principal)
                 for resource in as_list(s.get("Resource", [])):
-                    if where.startswith(("storage-grant", "governance-keygrant")):
+                    if where.startswith(("storage-grant", "governance-keygrant", "governance-groupdata")):
                         assert resource not in ("*", "arn:aws:s3:::*"), (where, resource)
 
 
-def test_training_reads_only_the_buckets_and_prefixes_models_use(rich):
-    doc = grant(rich, "training")
+def test_a_group_identity_reads_only_its_models_data_and_artifacts(rich):
+    doc = group_grant(rich, "churn-classifier")
     pairs = allowed(doc)
     raw, features, scratch, art = (arn(rich, b) for b in ("raw", "features", "scratch", "artifacts"))
+    own = f"{art}/models/churn-classifier/*"
     reads = {r for a, r in pairs if a == "s3:GetObject"}
-    assert reads == {f"{raw}/*", f"{features}/baseline/*", f"{features}/daily/*", f"{art}/*"}
+    assert reads == {f"{raw}/*", f"{features}/baseline/*", f"{features}/daily/*", own}
     assert not any(scratch in r for _, r in pairs)  # no model uses it
-    writes = {r for a, r in pairs if a == "s3:PutObject"}
-    assert writes == {f"{art}/*"}
-    (prefixed,) = [s for s in statements(doc) if s.get("Condition")]
-    assert prefixed["Resource"] == features and prefixed["Action"] == ["s3:ListBucket"]
-    assert sorted(prefixed["Condition"]["StringLike"]["s3:prefix"]) == ["baseline/", "baseline/*", "daily/", "daily/*"]
-    whole = {r for a, r in pairs if a == "s3:ListBucket"} - {features}
-    assert whole == {raw, art}
+    assert {r for a, r in pairs if a == "s3:PutObject"} == {own}  # not spot: no checkpoints
+    listings = {r: s.get("Condition") for s in statements(doc) if s["Action"] == ["s3:ListBucket"]
+                for r in as_list(s["Resource"])}
+    assert listings[features] == {"StringLike": {"s3:prefix": ["baseline/*", "daily/*"]}}
+    assert listings[art] == {"StringLike": {"s3:prefix": ["models/churn-classifier/*"]}}
+    assert listings[raw] is None  # read whole
     assert {r for a, r in pairs if a == "s3:GetBucketLocation"} == {raw, features, art}
+    role = by_name(rich)["governance-group-churn-classifier"]["inputs"]["name"]
+    (passing,) = [s for s in statements(doc) if s["Action"] == "iam:PassRole"]
+    assert passing["Resource"] == f"arn:aws:iam::{ACCOUNT}:role/{role}"
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
 
 
 def test_serving_reads_trained_models_and_writes_captured_data_only(rich):
@@ -361,27 +375,37 @@ def test_serving_reads_trained_models_and_writes_captured_data_only(rich):
 
 def test_no_workload_touches_the_audit_logs(rich):
     art = arn(rich, "artifacts")
-    for role in ("training", "serving"):
-        (deny,) = [s for s in statements(grant(rich, role)) if s["Effect"] == "Deny"]
-        assert deny["Resource"] == f"{art}/audit-logs/*"
-        assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= set(deny["Action"])
-        assert "*" not in "".join(deny["Action"])
+    (deny,) = [s for s in statements(grant(rich, "serving")) if s["Effect"] == "Deny"]
+    assert deny["Resource"] == f"{art}/audit-logs/*"
+    assert {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"} <= set(deny["Action"])
+    assert "*" not in "".join(deny["Action"])
+    # A group identity is granted its own prefixes only, none of which is the audit logs'.
+    assert not any("audit-logs" in r or r == f"{art}/*" for _, r in allowed(group_grant(rich, "churn-classifier")))
 
 
-def test_base_spec_training_reads_no_data_bucket(base):
-    assert {r for _, r in allowed(grant(base, "training"))} == {arn(base, "artifacts"), arn(base, "artifacts") + "/*"}
+def test_a_spec_without_models_has_no_group_identity(base):
+    assert not [r for r in base["resources"] if r["name"].startswith(("governance-group", "governance-policy"))]
+    assert {r["name"] for r in resources_of(base, "aws:iam/role:Role")} == {
+        "governance-role-serving", "governance-role-automation"}
     assert "storage-grant-automation" not in by_name(base)
 
 
 def test_grants_attach_to_the_governance_roles(rich):
     named = by_name(rich)
-    for role in ("training", "serving"):
-        for policy in (f"storage-grant-{role}", f"governance-keygrant-{role}"):
-            assert named[policy]["inputs"]["role"] == named[f"governance-role-{role}"]["inputs"]["name"]
-            assert named[policy]["dependencies"]["role"] == [f"governance-role-{role}"]
-        # The key ARN exists only after deployment; the grant depends on the key.
-        assert named[f"governance-keygrant-{role}"]["dependencies"]["policy"] == ["governance-key"]
+    for policy in ("storage-grant-serving", "governance-keygrant-serving"):
+        assert named[policy]["inputs"]["role"] == named["governance-role-serving"]["inputs"]["name"]
+        assert named[policy]["dependencies"]["role"] == ["governance-role-serving"]
+    # The key ARN exists only after deployment; the grant depends on the key.
+    assert named["governance-keygrant-serving"]["dependencies"]["policy"] == ["governance-key"]
     assert not [r for r in rich["resources"] if r["name"].endswith("-automation") and r["type"].endswith("RolePolicy")]
+    # The group identity: its data policy, and the stack's training policy attached.
+    group = named["governance-group-churn-classifier"]
+    assert named["governance-groupdata-churn-classifier"]["inputs"]["role"] == group["inputs"]["name"]
+    attach = named["governance-groupattach-training-churn-classifier"]
+    assert attach["inputs"]["role"] == group["inputs"]["name"]
+    assert attach["dependencies"]["policyArn"] == ["governance-policy-training"]
+    assert named["governance-policy-training"]["dependencies"]["policy"] == ["governance-key"]
+    assert "governance-policy-monitoring" not in named  # RICH captures no data: no drift job
 
 
 # --- governance -------------------------------------------------------------------
@@ -391,7 +415,7 @@ def test_key_is_rotated_protected_and_managed_without_kms_star(rich):
     assert inputs["enableKeyRotation"] is True and inputs["rotationPeriodInDays"] == 365
     assert inputs["deletionWindowInDays"] == 30 and key["protect"] is True
     doc = policy_doc(key)
-    root = f"arn:aws:iam::{UNKNOWN}:root"
+    root = f"arn:aws:iam::{ACCOUNT}:root"
     admin = [s for s in statements(doc) if s.get("Principal") == {"AWS": root}]
     actions = {a for s in admin for a in as_list(s["Action"])}
     assert {"kms:PutKeyPolicy", "kms:ScheduleKeyDeletion", "kms:Decrypt", "kms:GenerateDataKey"} <= actions
@@ -411,23 +435,24 @@ def test_rotation_period_follows_the_spec():
 
 def test_roles_trust_their_service_for_this_account_only(rich):
     expected = {
-        "training": "sagemaker.amazonaws.com",
-        "serving": "sagemaker.amazonaws.com",
-        "automation": ["events.amazonaws.com", "scheduler.amazonaws.com"],
+        "group-churn-classifier": ("churn-dev-churn-classifier-jobs-us-east-1", "sagemaker.amazonaws.com"),
+        "role-serving": ("churn-dev-serving-us-east-1", "sagemaker.amazonaws.com"),
+        "role-automation": ("churn-dev-automation-us-east-1", ["events.amazonaws.com", "scheduler.amazonaws.com"]),
     }
-    for role, service in expected.items():
-        r = by_name(rich)[f"governance-role-{role}"]
-        assert r["inputs"]["name"] == f"churn-dev-{role}-us-east-1"
+    assert {r["name"] for r in resources_of(rich, "aws:iam/role:Role")} == {f"governance-{n}" for n in expected}
+    for logical, (name, service) in expected.items():
+        r = by_name(rich)[f"governance-{logical}"]
+        assert r["inputs"]["name"] == name
         (s,) = statements(policy_doc(r, "assumeRolePolicy"))
         assert s["Principal"] == {"Service": service} and s["Action"] == "sts:AssumeRole"
-        assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": UNKNOWN}}
+        assert s["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
 
 
 def test_audit_trail_records_the_stack_buckets_into_the_artifact_bucket(rich):
     named = by_name(rich)
     (trail,) = resources_of(rich, "aws:cloudtrail/trail:Trail")
     inputs = trail["inputs"]
-    assert trail["protect"] is False
+    assert trail["protect"] is True  # a default destroy keeps recording who reads the kept data
     assert inputs["isMultiRegionTrail"] is False and inputs["enableLogFileValidation"] is True
     assert inputs["s3BucketName"] == named["storage-bucket-artifacts"]["inputs"]["bucket"]
     assert inputs["s3KeyPrefix"] == "audit-logs"
@@ -438,14 +463,14 @@ def test_audit_trail_records_the_stack_buckets_into_the_artifact_bucket(rich):
     buckets = [arn(rich, b) + "/" for b in ("artifacts", "features", "raw", "scratch")]
     assert fields["resources.ARN"]["startsWiths"] == buckets
     assert fields["resources.ARN"]["notStartsWiths"] == [arn(rich, "artifacts") + "/audit-logs/"]
-    trail_arn = f"arn:aws:cloudtrail:us-east-1:{UNKNOWN}:trail/{inputs['name']}"
+    trail_arn = f"arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{inputs['name']}"
     # The artifact bucket lets CloudTrail write there, for this trail only.
     service = {"Service": "cloudtrail.amazonaws.com"}
     cloudtrail = [s for s in statements(policy_doc(named["storage-policy-artifacts"])) if s.get("Principal") == service]
     assert {s["Action"] for s in cloudtrail} == {"s3:GetBucketAcl", "s3:PutObject"}
     assert all(s["Condition"]["StringEquals"]["aws:SourceArn"] == trail_arn for s in cloudtrail)
     (put,) = [s for s in cloudtrail if s["Action"] == "s3:PutObject"]
-    assert put["Resource"] == f"{arn(rich, 'artifacts')}/audit-logs/AWSLogs/{UNKNOWN}/*"
+    assert put["Resource"] == f"{arn(rich, 'artifacts')}/audit-logs/AWSLogs/{ACCOUNT}/*"
     # The key lets CloudTrail use it, for this trail only.
     key_doc = policy_doc(named["governance-key"])
     trail_statements = [s for s in statements(key_doc) if s.get("Principal") == service]
@@ -465,7 +490,8 @@ def test_outputs_name_the_buckets(rich):
     assert storage["bucket_uris"] == {
         b: "s3://" + by_name(rich)[f"storage-bucket-{b}"]["inputs"]["bucket"] for b in ("features", "raw", "scratch")
     }
-    assert set(rich["outputs"]["governance"]["identities"]) == {"training", "serving", "automation"}
+    # Training runs as each model group's identity (see the grants tests), not a stack-wide one.
+    assert set(rich["outputs"]["governance"]["identities"]) == {"serving", "automation"}
 
 
 # --- names and determinism --------------------------------------------------------
@@ -493,10 +519,12 @@ def test_long_hyphen_heavy_names_are_truncated_with_a_hash(long_names):
     assert len(set(names)) == 3 and all(len(n) <= 63 for n in names)
     long_one = by_name(long_names)["storage-bucket-x-really-long-bucket-name-here-x"]["inputs"]["bucket"]
     full = "a-very-long-project-name-production-east1-x-really-long-bucket-name-here-x"
-    body, digest = long_one.rsplit("-", 1)
+    suffix = f"-{ACCOUNT}-us-east-1-an"
+    assert long_one.endswith(suffix)
+    body, digest = long_one.removesuffix(suffix).rsplit("-", 1)
     assert re.fullmatch(r"[0-9a-f]{6}", digest) and full.startswith(body) and len(long_one) >= 60
     roles = [r["inputs"]["name"] for r in resources_of(long_names, "aws:iam/role:Role")]
-    assert len(set(roles)) == 3 and all(len(n) <= 64 for n in roles)
+    assert len(set(roles)) == 2 and all(len(n) <= 64 for n in roles)
 
 
 def test_logical_names_follow_spec_names_not_positions(rich):
@@ -511,7 +539,7 @@ def test_the_same_spec_plans_to_the_same_document(rich):
 
 def test_names_depend_on_the_region():
     east = BACKEND.namer(spec_from(RICH), spec_from(RICH).clouds.aws)
-    west_spec = spec_from(RICH, clouds={"aws": {"region": "eu-west-1"}})
+    west_spec = spec_from(RICH, clouds={"aws": {"region": "eu-west-1", "account_id": ACCOUNT}})
     west = BACKEND.namer(west_spec, west_spec.clouds.aws)
     assert bucket_name(east, "raw") != bucket_name(west, "raw")
     assert role_name(east, "training", "us-east-1") != role_name(west, "training", "eu-west-1")
@@ -640,7 +668,8 @@ def test_check_reports_override_problems_with_their_paths():
         "churn-clasifier": {"training_instance_type": "ml.m5.large"},
         "churn-classifier": {"training_instance_type": "ml.m5.larg", "serving_instance_type": "ml.t3.medium"},
     }
-    found = problems_of(RICH, clouds={"aws": {"region": "us-east-1", "overrides": {"models": overrides}}})
+    found = problems_of(RICH, clouds={"aws": {"region": "us-east-1", "account_id": ACCOUNT,
+                                              "overrides": {"models": overrides}}})
     base = ("clouds", "aws", "overrides", "models")
     unknown = found.pop((*base, "churn-clasifier"))
     assert unknown.severity == "error" and "churn-classifier" in unknown.hint
@@ -655,7 +684,8 @@ def test_check_warns_about_overrides_without_effect_or_too_small():
     data = copy.deepcopy(RICH)
     data["models"].append({"name": "scorer", "serving": {"image": IMAGE, "compute": {"size": "gpu-small"}}})
     overrides = {"scorer": {"training_instance_type": "ml.m5.large", "serving_instance_type": "ml.m5.large"}}
-    found = problems_of(data, clouds={"aws": {"region": "us-east-1", "overrides": {"models": overrides}}})
+    found = problems_of(data, clouds={"aws": {"region": "us-east-1", "account_id": ACCOUNT,
+                                              "overrides": {"models": overrides}}})
     base = ("clouds", "aws", "overrides", "models", "scorer")
     assert found[(*base, "training_instance_type")].severity == "warning"
     small = found[(*base, "serving_instance_type")]
@@ -694,18 +724,24 @@ def test_check_reports_other_aws_facts():
     assert found == {}
 
 
-def test_check_reports_policies_iam_would_reject():
+def test_check_reports_a_group_identity_iam_would_reject():
+    """Models of one group share one role: a group reading too many prefixes is refused, located at
+    its first model's group, while the same models in groups of their own fit."""
     buckets = [{"name": f"bucket-{i}"} for i in range(40)]
-    models = [
-        {"name": f"model-{m}", "training": {"image": IMAGE, "compute": {"size": "cpu-small"}, "inputs": [
-            {"bucket": f"bucket-{(m * 20 + j) % 40}", "prefix": f"model-{m}/input-{j}/"} for j in range(20)]}}
-        for m in range(6)
-    ]
-    plain = {"aws": {"region": "us-east-1"}}
-    found = problems_of(RICH, storage={"buckets": buckets}, models=models, clouds=plain)
-    (problem,) = found.values()
-    assert problem.path == ("storage", "buckets") and "10240" in problem.message and "training" in problem.message
-    assert problems_of(RICH, storage={"buckets": buckets}, models=models[:1], clouds=plain) == {}
+    plain = {"aws": {"region": "us-east-1", "account_id": ACCOUNT}}  # no overrides: they name other models
+
+    def model(m: int, group: str | None) -> dict[str, Any]:
+        inputs = [{"bucket": f"bucket-{(m * 20 + j) % 40}", "prefix": f"model-{m}/input-{j}/"} for j in range(20)]
+        found = {"name": f"model-{m}", "training": {"image": IMAGE, "compute": {"size": "cpu-small"}, "inputs": inputs}}
+        return found | ({"group": group} if group else {})
+
+    grouped = problems_of(RICH, storage={"buckets": buckets}, models=[model(m, "team") for m in range(6)], clouds=plain)
+    (problem,) = grouped.values()
+    assert problem.path == ("models", 0, "group") and problem.severity == "error"
+    assert "model group 'team'" in problem.message and "churn-dev-team-jobs-us-east-1" in problem.message
+    assert "10240 characters (https://docs.aws.amazon.com/IAM/" in problem.message
+    assert "6 models" in problem.hint and "models[].group" in problem.hint
+    assert problems_of(RICH, storage={"buckets": buckets}, models=[model(m, None) for m in range(6)], clouds=plain) == {}
 
 
 # --- backend facts ----------------------------------------------------------------

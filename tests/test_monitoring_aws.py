@@ -23,8 +23,9 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.backends.aws import BACKEND, alarms, endpoints, jobs, triggers
+from mlops_infra.backends.aws import BACKEND, alarms, endpoints, grants, jobs, policies, triggers
 from mlops_infra.backends.aws.naming import (
+    AwsNamer,
     MONITOR_ALARM_KINDS,
     STYLES,
     alarm_name,
@@ -59,8 +60,9 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ENDPOINT = "aws:sagemaker/endpoint:Endpoint"
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 
+ACCOUNT = "123456789012"
 BASE = copy.deepcopy(BASE_SPEC)
-BASE["clouds"] = {"aws": BASE["clouds"]["aws"]}  # other backends may be mid-change
+BASE["clouds"] = {"aws": {**BASE["clouds"]["aws"], "account_id": ACCOUNT}}  # other backends may be mid-change
 TRAIN = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"}}
 SERVE = {"image": "ghcr.io/acme/serve:1.0", "compute": {"size": "cpu-small"}}
 ARTIFACT_BUCKET = bucket_name(BACKEND.namer(spec_from(BASE), spec_from(BASE).clouds.aws), ARTIFACTS)
@@ -181,8 +183,9 @@ def alarms_of(plan: dict[str, Any], model: str) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_examples_have_notifications_alarms_dashboard_drift_and_three_triggers(stack, dev, prod):
     plan = {"dev": dev, "prod": prod}[stack]
+    # (The drift jobs' grants are their group identity's, made by governance.)
     assert stage_types(plan, "monitoring") == {TOPIC, TOPIC_POLICY, SUBSCRIPTION, ALARM, DASHBOARD, JOB_DEFINITION,
-                                               MONITORING_SCHEDULE, RULE, ROLE_POLICY}
+                                               MONITORING_SCHEDULE, RULE}
     assert stage_types(plan, "retraining") == {ROLE_POLICY, SCHEDULE, RULE, TARGET}
     resources = named(plan)
     for name, model in models_of(stack).items():
@@ -230,8 +233,9 @@ def namer_of(stack_or_data: str | dict[str, Any]) -> Namer:
         import yaml
 
         raw = yaml.safe_load((ROOT / "stacks" / f"{stack_or_data}.yaml").read_text())
-        return Namer(cloud="aws", project=raw["project"], environment=raw["environment"], styles=STYLES,
-                     scope=raw["clouds"]["aws"]["region"])
+        return AwsNamer(account_id=raw["clouds"]["aws"]["account_id"], region=raw["clouds"]["aws"]["region"],
+                        cloud="aws", project=raw["project"], environment=raw["environment"], styles=STYLES,
+                        scope=raw["clouds"]["aws"]["region"])
     parsed = spec_from(stack_or_data)
     return BACKEND.namer(parsed, parsed.clouds.aws)
 
@@ -287,17 +291,17 @@ def test_topic_is_encrypted_with_the_governance_key_and_subscribed(rich):
 
 def test_only_the_stacks_alarms_may_publish_and_use_the_key(rich):
     resources = named(rich)
-    prefix = f"arn:aws:cloudwatch:us-east-1:{UNKNOWN}:alarm:churn-dev-*"
+    prefix = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:churn-dev-*"
     (statement,) = doc(resources["monitoring-topicpolicy"])["Statement"]
     assert statement["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and statement["Action"] == "sns:Publish"
-    assert statement["Resource"] == f"arn:aws:sns:us-east-1:{UNKNOWN}:churn-dev-alerts"
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": UNKNOWN}, "ArnLike": {"aws:SourceArn": prefix}}
+    assert statement["Resource"] == f"arn:aws:sns:us-east-1:{ACCOUNT}:churn-dev-alerts"
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}, "ArnLike": {"aws:SourceArn": prefix}}
     key = doc(resources["governance-key"])
     (publish,) = [s for s in key["Statement"] if s.get("Principal") == {"Service": "cloudwatch.amazonaws.com"}]
     assert publish["Action"] == ["kms:GenerateDataKey", "kms:Decrypt"]
     assert publish["Condition"]["ArnLike"] == {"aws:SourceArn": prefix}
     for alarm in resources_of(rich, ALARM):
-        assert fnmatch.fnmatchcase(f"arn:aws:cloudwatch:us-east-1:{UNKNOWN}:alarm:{alarm['inputs']['name']}", prefix)
+        assert fnmatch.fnmatchcase(f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{alarm['inputs']['name']}", prefix)
     # Without a monitoring stage, CloudWatch gets nothing on the key.
     bare = plan_for("aws", BASE)
     assert not [s for s in doc(named(bare)["governance-key"])["Statement"] if "cloudwatch" in json.dumps(s)]
@@ -405,11 +409,12 @@ def test_drift_job_reads_capture_and_baseline_and_writes_encrypted_reports(rich,
         assert deps["dataQualityJobOutputConfig"] == ["governance-key", "storage-bucket-artifacts"]
         assert deps["jobResources"] == ["governance-key"]  # the volume key
         assert inputs["networkConfig"] == {"enableNetworkIsolation": True, "enableInterContainerTrafficEncryption": True}
-        assert deps["roleArn"] == ["governance-role-training"]
+        # The model's group identity, once it holds its grants (monitoring: the stack's policy attached).
+        assert {f"governance-group-{model}", f"governance-groupdata-{model}",
+                f"governance-groupattach-monitoring-{model}"} <= set(deps["roleArn"])
         account = alarms.ANALYZER_ACCOUNTS[region]
         assert inputs["dataQualityAppSpecification"]["imageUri"] == (
             f"{account}.dkr.ecr.{region}.amazonaws.com/sagemaker-model-monitor-analyzer")
-        assert {"monitoring-grant-training", "monitoring-keygrant-training"} <= set(job["depends_on"])
         schedule = resources[f"monitoring-schedule-{model}"]["inputs"]
         assert schedule["monitoringScheduleConfig"] == {
             "monitoringType": "DataQuality", "monitoringJobDefinitionName": inputs["name"],
@@ -587,7 +592,7 @@ project: churn
 environment: dev
 cloud: aws
 clouds:
-  aws: {region: REGION}
+  aws: {region: REGION, account_id: "123456789012"}
 storage:
   buckets: [{name: raw}]
 models:
@@ -641,35 +646,45 @@ def test_automation_may_only_start_the_stacks_training_pipelines(rich, prod):
         grant = resources["retraining-grant-automation"]
         assert grant["inputs"]["role"] == resources["governance-role-automation"]["inputs"]["name"]
         region = "us-east-1" if plan is rich else "eu-west-1"
-        pattern = f"arn:aws:sagemaker:{region}:{UNKNOWN}:pipeline/churn-{stack}-*-training"
+        pattern = f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/churn-{stack}-*-training"
         assert allowed(doc(grant)) == {"sagemaker:StartPipelineExecution": {pattern}}
         automation = [r for r in resources_of(plan, ROLE_POLICY) if r["inputs"]["role"] ==
                       resources["governance-role-automation"]["inputs"]["name"]]
         assert [r["name"] for r in automation] == ["retraining-grant-automation"]  # and no key grant
         for pipeline in resources_of(plan, PIPELINE):
-            arn = f"arn:aws:sagemaker:{region}:{UNKNOWN}:pipeline/{pipeline['inputs']['pipelineName']}"
+            arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/{pipeline['inputs']['pipelineName']}"
             assert fnmatch.fnmatchcase(arn, pattern)
-        assert not fnmatch.fnmatchcase(f"arn:aws:sagemaker:{region}:{UNKNOWN}:pipeline/churn-{stack}-x-other", pattern)
+        assert not fnmatch.fnmatchcase(f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/churn-{stack}-x-other", pattern)
 
 
-def test_monitoring_grant_is_scoped_and_runs_as_the_training_identity(rich):
+def test_monitoring_runs_as_the_group_identity_with_the_stacks_monitoring_policy(rich):
     resources = named(rich)
-    grant = resources["monitoring-grant-training"]
-    assert grant["inputs"]["role"] == resources["governance-role-training"]["inputs"]["name"]
-    group = f"arn:aws:logs:us-east-1:{UNKNOWN}:log-group:/aws/sagemaker/ProcessingJobs"
+    policy = resources["governance-policy-monitoring"]
+    assert policy["dependencies"]["policy"] == ["governance-key"]  # the key's ARN is known after deployment
+    attached = [r for r in resources_of(rich, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+                if r["dependencies"]["policyArn"] == ["governance-policy-monitoring"]]
+    # Only churn monitors drift (ltv captures no data): only its group attaches the policy.
+    assert [r["name"] for r in attached] == ["governance-groupattach-monitoring-churn"]
+    spec = spec_from(RICH)
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k"
+    document = grants.managed(spec, BACKEND.namer(spec, spec.clouds.aws), spec.clouds.aws, key, ["monitoring"])
+    group = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/sagemaker/ProcessingJobs"
     analyzer = "arn:aws:ecr:us-east-1:156813124566:repository/sagemaker-model-monitor-analyzer"
-    assert allowed(doc(grant)) == {
+    assert allowed(document["monitoring"]) == {
         **{a: {analyzer} for a in jobs.ECR_PULL},
         "ecr:GetAuthorizationToken": {"*"},  # no resource-level permission exists
         "logs:CreateLogGroup": {group}, "logs:DescribeLogStreams": {group},
         "logs:CreateLogStream": {f"{group}:log-stream:*"}, "logs:PutLogEvents": {f"{group}:log-stream:*"},
+        **{a: {key} for a in policies.KMS_USE_ACTIONS}, "kms:CreateGrant": {key},  # ml.m5.xlarge: EBS volumes
     }
-    assert resources["monitoring-keygrant-training"]["dependencies"]["policy"] == ["governance-key"]
-    # The storage grant already lets the training identity read the baseline and the captured data.
-    storage = allowed(doc(resources["storage-grant-training"]))
+    # The group's own policy: its baseline, exactly its model's captured requests and reports.
+    own = allowed(doc(resources["governance-groupdata-churn"]))
     features = resources["storage-bucket-features"]["inputs"]["bucket"]
-    assert f"arn:aws:s3:::{features}/*" in storage["s3:GetObject"]  # read whole by ltv's training
-    assert f"arn:aws:s3:::{ARTIFACT_BUCKET}/*" in storage["s3:GetObject"] & storage["s3:PutObject"]
+    art = f"arn:aws:s3:::{ARTIFACT_BUCKET}"
+    assert f"arn:aws:s3:::{features}/churn/baseline/*" in own["s3:GetObject"]
+    assert f"arn:aws:s3:::{features}/*" not in own["s3:GetObject"]  # ltv reads features whole, not churn
+    assert {f"{art}/data-capture/churn/*", f"{art}/monitoring/churn/*"} <= own["s3:GetObject"]
+    assert own["s3:PutObject"] == {f"{art}/models/churn/*", f"{art}/monitoring/churn/*"}
 
 
 def test_no_wildcard_action_and_no_public_principal(dev, prod, rich):

@@ -55,8 +55,9 @@ ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ltv-serve:2.0"
 EXTERNAL_MODEL = "s3://acme-models/ltv/model.tar.gz"
 
+ACCOUNT = "123456789012"
 BASE = copy.deepcopy(BASE_SPEC)
-BASE["clouds"] = {"aws": BASE["clouds"]["aws"]}  # other backends may be mid-change
+BASE["clouds"] = {"aws": {**BASE["clouds"]["aws"], "account_id": ACCOUNT}}  # other backends may be mid-change
 ARTIFACT_BUCKET = bucket_name(BACKEND.namer(spec_from(BASE), spec_from(BASE).clouds.aws), ARTIFACTS)
 
 RICH: dict[str, Any] = {
@@ -215,8 +216,11 @@ def test_examples_serve_every_model_wired_to_artifact_key_and_identity(stack, de
         assert "storage-bucket-artifacts" in sm_model["dependencies"]["primaryContainer"]
         assert sm_model["dependencies"]["executionRoleArn"] == ["governance-role-serving"]
         assert sm_model["inputs"]["enableNetworkIsolation"] is True
-        # The image comes from the stack's serving repository (ghcr.io images): known after apply.
-        assert container["image"] == UNKNOWN and f"serving-repository-{name}" in sm_model["dependencies"]["primaryContainer"]
+        # The image comes from the stack's serving repository (ghcr.io images), which the model waits for.
+        region = "us-east-1" if stack == "dev" else "eu-west-1"
+        tag = model["serving"]["image"].rsplit(":", 1)[1]
+        assert container["image"] == f"{ACCOUNT}.dkr.ecr.{region}.amazonaws.com/churn-{stack}-{name}-serving:{tag}"
+        assert f"serving-repository-{name}" in sm_model["depends_on"]
         # The configuration: the model, the key, capture into the artifact bucket.
         (variant,) = config["inputs"]["productionVariants"]
         assert variant["modelName"] == sm_model["inputs"]["name"] and variant["variantName"] == endpoints.VARIANT
@@ -272,7 +276,7 @@ def test_examples_warn_with_the_serving_push_target(dev, prod):
         assert len(warnings) == len(serving_of(stack))
         for warning in warnings.values():
             assert warning["severity"] == "warning"
-            assert re.search(rf"<account-id>\.dkr\.ecr\.{region}\.amazonaws\.com/churn-{stack}-[a-z-]+-serving:[0-9.]+",
+            assert re.search(rf"{ACCOUNT}\.dkr\.ecr\.{region}\.amazonaws\.com/churn-{stack}-[a-z-]+-serving:[0-9.]+",
                              warning["message"])
 
 
@@ -374,6 +378,7 @@ def test_adding_a_model_only_creates(rich, added):
     assert [(u.name, u.paths) for u in changes.update] == [("monitoring-dashboard", ["inputs.dashboardBody<json>.widgets"])]
     assert changes.delete == []
     assert {c["name"] for c in changes.create} == {
+        "governance-group-fresh", "governance-groupdata-fresh", "governance-groupattach-training-fresh",
         "training-repository-fresh", "training-pipeline-fresh", "registry-group-fresh",
         "serving-repository-fresh", "serving-model-fresh", "serving-config-fresh", "serving-endpoint-fresh",
         "serving-scaling-fresh", "serving-scalingpolicy-fresh", "monitoring-alarm-latency-fresh",
@@ -495,7 +500,7 @@ def test_serving_grant_is_least_privilege_and_scoped_to_the_stack(rich):
     resources = named(rich)
     grant = doc(resources["serving-grant-serving"])
     pairs = allowed(grant)
-    account = UNKNOWN
+    account = ACCOUNT
     logs = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/sagemaker/Endpoints/churn-dev-*"
     assert pairs == {
         **{a: {f"arn:aws:ecr:us-east-1:{account}:repository/churn-dev-*-serving"} for a in jobs.ECR_PULL},

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.backends.aws import BACKEND, catalog, jobs, training
+from mlops_infra.backends.aws import BACKEND, catalog, grants, jobs, policies, training
 from mlops_infra.backends.aws.naming import STYLES, job_prefix, repository_name
 from mlops_infra.diff import diff_plans
 from mlops_infra.naming import name_rules
@@ -38,12 +38,13 @@ GROUP = "aws:sagemaker/modelPackageGroup:ModelPackageGroup"
 SERVER = "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 
+ACCOUNT = "123456789012"
 BASE = copy.deepcopy(BASE_SPEC)
-BASE["clouds"] = {"aws": BASE["clouds"]["aws"]}  # other backends may be mid-change
+BASE["clouds"] = {"aws": {**BASE["clouds"]["aws"], "account_id": ACCOUNT}}  # other backends may be mid-change
 
 RICH: dict[str, Any] = {
     **copy.deepcopy(BASE),
-    "clouds": {"aws": {"region": "us-east-1",
+    "clouds": {"aws": {"region": "us-east-1", "account_id": ACCOUNT,
                        "overrides": {"models": {"ltv": {"training_instance_type": "ml.g5.xlarge"}}}}},
     "storage": {"buckets": [{"name": "raw"}, {"name": "features"}, {"name": "unused"}]},
     "tracking": {"enabled": True, "size": "large"},
@@ -141,23 +142,22 @@ def trained_models(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
 
 def definition_for(data: dict[str, Any], model_name: str) -> dict[str, Any]:
     """The pipeline definition the training stage renders for a model, with representative
-    values for what only the cloud knows (role and key ARNs, the stack repository's URL)."""
+    values for what only the cloud knows (the identity's and the key's ARNs)."""
     spec = spec_from(data)
     settings = spec.clouds.aws
     model = spec.model(model_name)
-    source = jobs.image_source(model.training.image, settings.region)
     namer = BACKEND.namer(spec, settings)
-    image = (f"111122223333.dkr.ecr.{settings.region}.amazonaws.com/{repository_name(namer, model_name)}"
-             f"{source.reference}" if source.kind == "stack" else model.training.image)
+    image = jobs.pulled_image(image=model.training.image, partition="aws", region=settings.region, account=ACCOUNT,
+                              repository=repository_name(namer, model_name))
     values = training._job_values(
         model, job_name=job_prefix(namer, model_name), image=image,
-        role_arn="arn:aws:iam::111122223333:role/churn-dev-training-us-east-1",
-        key_arn="arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0b0a-0908-0706-050403020100",
+        role_arn=f"arn:aws:iam::{ACCOUNT}:role/churn-dev-{model_name}-jobs-us-east-1",
+        key_arn=f"arn:aws:kms:us-east-1:{ACCOUNT}:key/0f0e0d0c-0b0a-0908-0706-050403020100",
         artifacts="s3://churn-dev-artifacts", buckets={r.bucket: f"s3://bucket-{r.bucket}"
                                                        for r in model.training.input_refs},
-        instance_type=training._instance_type(model, settings), tags={"managed-by": "mlops-infra"},
+        instance_type=catalog.model_instance_type(model, "training", settings), tags={"managed-by": "mlops-infra"},
     )
-    registration = (jobs.Registration(group=f"churn-dev-{model_name}", approval=model.registry.approval)
+    registration = (training._registration(namer, settings, model)(f"churn-dev-{model_name}")
                     if model.registry else None)
     return jobs.pipeline_definition(values, registration)
 
@@ -195,8 +195,8 @@ def test_examples_validate_with_a_push_target_warning_per_external_image(dev, pr
         for i, model in enumerate(models):
             warning = warnings[f"models[{i}].training.image"]
             tag = model["training"]["image"].rsplit(":", 1)[1]
-            region = _raw(stack)["clouds"]["aws"]["region"]
-            target = f"<account-id>.dkr.ecr.{region}.amazonaws.com/churn-{stack}-{model['name']}-training:{tag}"
+            region, account = _raw(stack)["clouds"]["aws"]["region"], _raw(stack)["clouds"]["aws"]["account_id"]
+            target = f"{account}.dkr.ecr.{region}.amazonaws.com/churn-{stack}-{model['name']}-training:{tag}"
             assert warning["severity"] == "warning" and target in warning["message"]
             assert "ECR" in warning["message"]
 
@@ -241,21 +241,22 @@ def test_gpu_types_with_local_storage_get_no_volume_key():
     assert not catalog.has_instance_storage("ml.p3.2xlarge") and not catalog.has_instance_storage("ml.c7i-flex.large")
 
 
-def test_pipelines_and_jobs_run_as_the_training_identity(rich, prod):
+def test_pipelines_and_jobs_run_as_their_group_identity(rich, prod):
     for plan in (rich, prod):
-        resources = named(plan)
-        training_role = resources["governance-role-training"]["inputs"]["name"]
         for pipeline in resources_of(plan, PIPELINE):
-            assert pipeline["dependencies"]["roleArn"] == ["governance-role-training"]
-            assert "governance-role-training" in pipeline["dependencies"]["pipelineDefinition"]
-            assert "training-grant-training" in pipeline["depends_on"]
-        grant = resources["training-grant-training"]
-        assert grant["inputs"]["role"] == training_role
+            model = pipeline["name"].removeprefix("training-pipeline-")  # each model is its own group here
+            # The identity's ARN resolves once the role holds its grants: the pipeline waits for those,
+            # and for no other group's (the stack's prerequisites stay bounded by the stack).
+            held = {f"governance-group-{model}", f"governance-groupdata-{model}",
+                    f"governance-groupattach-training-{model}"}
+            assert held <= set(pipeline["dependencies"]["roleArn"]) <= held | {
+                f"governance-groupattach-monitoring-{model}"}
+            assert f"governance-group-{model}" in pipeline["dependencies"]["pipelineDefinition"]
+            assert not [d for d in pipeline["depends_on"] if d.startswith("governance-group")]
+            assert f"training-repository-{model}" in pipeline["depends_on"]
     job = named(rich)["training-job-churn"]
-    assert job["dependencies"]["roleArn"] == ["governance-role-training"]
-    # Its own grants, and (through the upstream stage components) the storage and key grants.
-    assert {"training-grant-training", "training-keygrant-training"} <= set(job["depends_on"])
-    assert {"storage-grant-training", "governance-keygrant-training"} <= set(job["depends_on"])
+    assert {"governance-group-churn", "governance-groupdata-churn"} <= set(job["dependencies"]["roleArn"])
+    assert "training-repository-churn" in job["depends_on"]
 
 
 # --- the training request -----------------------------------------------------------
@@ -371,9 +372,9 @@ def image_findings(image: str, region: str = "us-east-1") -> list[Any]:
 def test_external_images_warn_with_the_exact_push_target():
     (warning,) = image_findings("ghcr.io/acme/churn-train:1.4.0")
     assert warning.severity == "warning" and warning.value == "ghcr.io/acme/churn-train:1.4.0"
-    assert "<account-id>.dkr.ecr.us-east-1.amazonaws.com/churn-dev-churn-training:1.4.0" in warning.message
+    assert f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/churn-dev-churn-training:1.4.0" in warning.message
     (digest,) = image_findings(f"docker.io/library/python@{DIGEST}", region="cn-north-1")
-    assert f"<account-id>.dkr.ecr.cn-north-1.amazonaws.com.cn/churn-dev-churn-training@{DIGEST}" in digest.message
+    assert f"{ACCOUNT}.dkr.ecr.cn-north-1.amazonaws.com.cn/churn-dev-churn-training@{DIGEST}" in digest.message
     (public,) = image_findings("public.ecr.aws/acme/train:3")  # ECR Public is not a private repository
     assert public.severity == "warning"
 
@@ -396,12 +397,13 @@ def test_images_are_pulled_from_the_stack_repository_or_the_spec(rich):
         assert repo["inputs"]["forceDelete"] is False
     images = rich["outputs"]["training"]["images"]
     assert images["ltv"] == ECR_IMAGE  # as written
-    assert images["churn"] == UNKNOWN  # the stack repository's URL + ":1.4.0"
+    # The stack repository's URI (its account and region) + ":1.4.0"; the job waits for the repository.
+    assert images["churn"] == f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/churn-dev-churn-training:1.4.0"
     job = resources["training-job-churn"]
-    assert job["dependencies"]["algorithmSpecification"] == ["training-repository-churn"]
-    assert "training-repository-ltv" not in resources["training-pipeline-ltv"]["dependencies"]["pipelineDefinition"]
+    assert job["inputs"]["algorithmSpecification"]["trainingImage"] == images["churn"]
+    assert "training-repository-churn" in job["depends_on"]
     assert definition_for(RICH, "scorer")["Steps"][0]["Arguments"]["AlgorithmSpecification"]["TrainingImage"] == (
-        f"111122223333.dkr.ecr.us-east-1.amazonaws.com/churn-dev-scorer-training@{DIGEST}")
+        f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com/churn-dev-scorer-training@{DIGEST}")
 
 
 # --- one-off jobs -----------------------------------------------------------------------
@@ -466,7 +468,7 @@ def test_tracking_server_uses_the_artifact_bucket_and_its_own_role(rich, prod):
     trust = doc(resources["tracking-role-mlflow"], "assumeRolePolicy")
     (statement,) = trust["Statement"]
     assert statement["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": UNKNOWN}}
+    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": ACCOUNT}}
     art = "arn:aws:s3:::" + resources["storage-bucket-artifacts"]["inputs"]["bucket"]
     assert allowed(doc(resources["tracking-grant-mlflow"])) == {
         "s3:GetBucketLocation": {art}, "s3:ListBucket": {art},
@@ -487,52 +489,66 @@ def test_no_tracking_without_a_tracking_block():
 
 
 # --- least privilege --------------------------------------------------------------------
-def test_training_grant_is_scoped_to_this_stacks_prefix(rich):
+def test_training_policy_is_scoped_to_this_stacks_prefix(rich):
     resources = named(rich)
-    account = UNKNOWN
-    grant = doc(resources["training-grant-training"])
-    pairs = allowed(grant)
-    sm = f"arn:aws:sagemaker:us-east-1:{account}"
+    policy = resources["governance-policy-training"]
+    assert policy["inputs"]["name"] == "churn-dev-training-us-east-1"
+    assert policy["dependencies"]["policy"] == ["governance-key"]  # the key's ARN is known after deployment
+    spec = spec_from(RICH)
+    key = f"arn:aws:kms:us-east-1:{ACCOUNT}:key/k"
+    document = grants.managed(spec, BACKEND.namer(spec, spec.clouds.aws), spec.clouds.aws, key, ["training"])["training"]
+    pairs = allowed(document)
+    sm = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
     for action in ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                    "sagemaker:AddTags"):
         assert pairs.pop(action) == {f"{sm}:training-job/churn-dev-*"}
-    groups = pairs.pop("sagemaker:CreateModelPackage")
-    assert groups == {f"{sm}:model-package-group/churn-dev-*", f"{sm}:model-package/churn-dev-*/*"}
-    repositories = {f"arn:aws:ecr:us-east-1:{account}:repository/churn-dev-*-training"}
+    repositories = {f"arn:aws:ecr:us-east-1:{ACCOUNT}:repository/churn-dev-*-training"}
     for action in jobs.ECR_PULL:
         assert pairs.pop(action) == repositories
     assert pairs.pop("ecr:GetAuthorizationToken") == {"*"}  # no resource-level permission exists
-    group = f"arn:aws:logs:us-east-1:{account}:log-group:/aws/sagemaker/TrainingJobs"
+    group = f"arn:aws:logs:us-east-1:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs"
     assert pairs.pop("logs:CreateLogGroup") == pairs.pop("logs:DescribeLogStreams") == {group}
     assert pairs.pop("logs:CreateLogStream") == pairs.pop("logs:PutLogEvents") == {f"{group}:log-stream:churn-dev-*"}
-    role = f"arn:aws:iam::{account}:role/" + resources["governance-role-training"]["inputs"]["name"]
-    assert pairs.pop("iam:PassRole") == {role}
+    for action in policies.KMS_USE_ACTIONS:
+        assert pairs.pop(action) == {key}
+    assert pairs.pop("kms:CreateGrant") == {key}  # churn trains on ml.m5: an EBS volume to encrypt
     assert pairs == {}
-    (pass_role,) = [s for s in grant["Statement"] if s["Action"] == "iam:PassRole"]
-    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
-    # The patterns cover every job, repository and group of this stack's models, and nothing else's.
+    # The patterns cover every job and repository of this stack's models, and nothing else's.
     names = {
         "training-job/": [named(rich)[f"training-pipeline-{m}"]["inputs"]["pipelineName"].removesuffix("-training")
                           for m in ("churn", "ltv", "scorer")] + [
             named(rich)["training-job-churn"]["inputs"]["trainingJobName"]],
         "repository/": [named(rich)[f"training-repository-{m}"]["inputs"]["name"] for m in ("churn", "ltv", "scorer")],
-        "model-package-group/": [g["inputs"]["modelPackageGroupName"] for g in resources_of(rich, GROUP)],
     }
-    patterns = {r.split(":", 5)[5] for statement in grant["Statement"] for r in as_list(statement["Resource"]) if r != "*"}
+    patterns = {r.split(":", 5)[5] for s in document["Statement"] for r in as_list(s["Resource"]) if r.count(":") >= 5}
     for kind, values in names.items():
         (pattern,) = [p for p in patterns if p.startswith(kind)]
         assert all(fnmatch.fnmatchcase(kind + v, pattern) for v in values), (pattern, values)
         assert not fnmatch.fnmatchcase(kind + "churn-prod-churn-training", pattern)
-    # ltv trains with an image from its own ECR repository: a grant of its own, and its pipeline waits for it.
+    # ltv trains with an image from its own ECR repository: a grant of its own on its group's role,
+    # and its pipeline waits for it.
     image = doc(resources["training-imagegrant-ltv"])
     assert allowed(image) == {a: {"arn:aws:ecr:us-east-1:123456789012:repository/ltv"} for a in jobs.ECR_PULL}
+    assert resources["training-imagegrant-ltv"]["inputs"]["role"] == resources["governance-group-ltv"]["inputs"]["name"]
     assert "training-imagegrant-ltv" in resources["training-pipeline-ltv"]["depends_on"]
     assert not {"training-imagegrant-churn", "training-imagegrant-scorer"} & set(resources)
-    volume = jobs.volume_key_grant("arn:aws:kms:us-east-1:1:key/k")
-    (statement,) = volume["Statement"]
+    statement = jobs.volume_key_grant("arn:aws:kms:us-east-1:1:key/k")
     assert statement["Action"] == ["kms:CreateGrant"] and statement["Resource"] == "arn:aws:kms:us-east-1:1:key/k"
     assert statement["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
-    assert resources["training-keygrant-training"]["dependencies"]["policy"] == ["governance-key"]
+
+
+def test_a_group_passes_only_itself_and_registers_only_its_models(rich):
+    resources = named(rich)
+    sm = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}"
+    for model, registers in (("churn", True), ("ltv", True), ("scorer", False)):
+        pairs = allowed(doc(resources[f"governance-groupdata-{model}"]))
+        role = resources[f"governance-group-{model}"]["inputs"]["name"]
+        assert pairs["iam:PassRole"] == {f"arn:aws:iam::{ACCOUNT}:role/{role}"}
+        packages = {f"{sm}:model-package-group/churn-dev-{model}", f"{sm}:model-package/churn-dev-{model}/*"}
+        assert pairs.get("sagemaker:CreateModelPackage") == (packages if registers else None)
+        writes = {f"arn:aws:s3:::{resources['storage-bucket-artifacts']['inputs']['bucket']}/{p}*"
+                  for p in ([output_prefix(model)] + ([checkpoint_prefix(model)] if model == "churn" else []))}
+        assert pairs["s3:PutObject"] == writes  # churn trains on spot: its checkpoints too
 
 
 def test_adding_a_trained_model_changes_no_existing_grant(rich):
@@ -542,8 +558,11 @@ def test_adding_a_trained_model_changes_no_existing_grant(rich):
                            "registry": {}})
     changes = diff_plans(rich, plan_for("aws", data))
     assert changes.update == [] and changes.delete == []
-    assert {c["name"] for c in changes.create} == {"training-repository-another", "training-pipeline-another",
-                                                   "registry-group-another"}
+    assert {c["name"] for c in changes.create} == {
+        "training-repository-another", "training-pipeline-another", "registry-group-another",
+        # its own group identity: a role, its data policy, the stack's training policy attached
+        "governance-group-another", "governance-groupdata-another", "governance-groupattach-training-another",
+    }
 
 
 def test_no_wildcard_action_anywhere_and_star_only_where_ecr_needs_it(dev, prod, rich):
@@ -567,15 +586,17 @@ def test_a_stack_without_registries_grants_no_registration():
     for model in data["models"]:
         model.pop("registry", None)
     plan = plan_for("aws", data)
-    assert "sagemaker:CreateModelPackage" not in allowed(doc(named(plan)["training-grant-training"]))
+    for model in ("churn", "ltv", "scorer"):
+        assert "sagemaker:CreateModelPackage" not in allowed(doc(named(plan)[f"governance-groupdata-{model}"]))
     assert not resources_of(plan, GROUP) and "registry" not in plan["outputs"]
 
 
-def test_per_model_image_grants_count_toward_the_iam_policy_limit():
-    # The stack-wide training grant keeps its size; each model pulling from a spec-named ECR
-    # repository adds a grant of its own, and IAM caps a role's inline policies at 10240 characters.
-    def models(n: int, image: str = ECR_IMAGE) -> list[dict[str, Any]]:
-        return [{"name": f"model-{i:02d}-" + "m" * 20, "registry": {},
+def test_per_model_image_grants_count_toward_their_group_identity():
+    # The stack-wide training policy keeps its size; each model pulling from a spec-named ECR
+    # repository adds a grant to its group's role, and IAM caps a role's inline policies at 10240
+    # characters: one group of 40 such models is too much, 40 groups of one are not.
+    def models(n: int, image: str = ECR_IMAGE, group: str | None = None) -> list[dict[str, Any]]:
+        return [{"name": f"model-{i:02d}-" + "m" * 20, "registry": {}, **({"group": group} if group else {}),
                  "training": {"image": image.replace("/ltv:", f"/ltv-{i}:"), "compute": {"size": "cpu-small"}}}
                 for i in range(n)]
 
@@ -583,11 +604,13 @@ def test_per_model_image_grants_count_toward_the_iam_policy_limit():
         spec = spec_from(BASE, models=data_models)
         return [p for p in BACKEND.check(spec, spec.clouds.aws) if "IAM allows" in p.message]
 
-    (problem,) = problems(models(40))
-    assert problem.path == ("models",) and "training identity" in problem.message and "10240" in problem.message
-    assert not problems(models(5))
-    assert not problems(models(200, "ghcr.io/acme/ltv:1.0"))  # images in the stack's repositories: no growth
-    one, many = (jobs.training_scope(BACKEND.namer(s, s.clouds.aws), registers=True)
+    (problem,) = problems(models(40, group="team"))
+    assert problem.path == ("models", 0, "group") and "model group 'team'" in problem.message
+    assert "10240" in problem.message
+    assert not problems(models(40))
+    assert not problems(models(200, "ghcr.io/acme/ltv:1.0"))
+    assert not problems(models(10, "ghcr.io/acme/ltv:1.0", group="team"))  # stack repositories: no pull grant
+    one, many = (jobs.training_scope(BACKEND.namer(s, s.clouds.aws))
                  for s in (spec_from(BASE, models=models(1)), spec_from(BASE, models=models(200))))
     assert one == many
 

@@ -15,7 +15,7 @@ project: churn
 environment: dev
 cloud: aws
 clouds:
-  aws: {region: us-east-1}
+  aws: {region: us-east-1, account_id: "123456789012"}
 """
 
 

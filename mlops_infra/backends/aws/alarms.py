@@ -43,7 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mlops_infra.backends.aws import jobs, policies
+from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.spec.models import Compute
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 
 SAGEMAKER_NAMESPACE = "AWS/SageMaker"
@@ -281,21 +282,40 @@ def violations_pattern(schedule: str) -> dict[str, Any]:
     }
 
 
-def monitoring_grants(*, partition: str, region: str, account_id: str) -> dict[str, Any]:
-    """What the training role needs, besides its storage and key grants, to run the stack's
-    monitoring executions: pull the analyzer image and write the processing job logs
-    (executions are named by SageMaker, not by the stack, so the log streams cannot be narrowed
-    further). EBS volume encryption with the key is jobs.volume_key_grant, a separate policy."""
+def monitors_drift(model: Any, region: str) -> bool:
+    """Whether the model gets drift monitoring (what validation rejects is left out).
+
+    Decided from the spec alone (a served model has an endpoint in its own stack), so that the
+    shared stack of a split knows whether any model drifts without seeing the endpoints."""
+    mon = model.monitoring
+    if mon is None or mon.drift is None or model.serving is None:
+        return False
+    if model.serving.data_capture is None:
+        return False  # the neutral checks report it
+    return monitor_cron(mon.drift.schedule) is not None and ANALYZER_ACCOUNTS.get(region) is not None
+
+
+def monitor_instance_type(settings: Any) -> str:
+    """The monitoring jobs' instance type: the catalog's "processing" type for MONITOR_SIZE."""
+    return catalog.instance_type(Compute(size=MONITOR_SIZE), "processing", settings)
+
+
+def monitoring_grants(*, partition: str, region: str, account_id: str) -> list[dict[str, Any]]:
+    """The stack-wide statements of drift monitoring (in the stack's "monitoring" managed policy,
+    which every group identity that monitors attaches): pull the analyzer image and write the
+    processing job logs (executions are named by SageMaker, not by the stack, so the log streams
+    cannot be narrowed further). The baselines, captured data and reports are per group
+    (policies.group_data_grant)."""
     analyzer = jobs.repository_arn(partition, region, ANALYZER_ACCOUNTS.get(region, "<none>"), ANALYZER_REPOSITORY)
     group = f"arn:{partition}:logs:{region}:{account_id}:log-group:{PROCESSING_LOG_GROUP}"
-    return policies.document([
+    return [
         {"Sid": "PullModelMonitorImage", "Effect": "Allow", "Action": list(jobs.ECR_PULL), "Resource": analyzer},
         # ecr:GetAuthorizationToken supports no resource-level permission: "*" is the only form.
         {"Sid": "LogInToEcr", "Effect": "Allow", "Action": list(jobs.ECR_LOGIN), "Resource": "*"},
         {"Sid": "UseProcessingLogGroup", "Effect": "Allow", "Action": list(jobs.LOGS_GROUP), "Resource": group},
         {"Sid": "WriteProcessingLogs", "Effect": "Allow", "Action": list(jobs.LOGS_STREAM),
          "Resource": f"{group}:log-stream:*"},
-    ])
+    ]
 
 
 # --- dashboard -----------------------------------------------------------------------------

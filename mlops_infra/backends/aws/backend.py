@@ -7,19 +7,23 @@ import re
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies, triggers
+from mlops_infra.backends.aws import alarms, catalog, endpoints, grants, jobs, policies, triggers
 from mlops_infra.backends.aws.naming import (
+    ACCOUNT_REGIONAL,
     STYLES,
+    AwsNamer,
     bucket_name,
+    bucket_namespace,
     repository_name,
-    role_name,
 )
 from mlops_infra.backends.aws.settings import AwsSettings
-from mlops_infra.backends.base import Backend, CatalogMiss
+from mlops_infra.backends.base import Backend, CatalogMiss, Singleton
+from mlops_infra.errors import UsageError
+from mlops_infra.facts import fact
 from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
-from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, data_reads
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX
 from mlops_infra.tagging import stack_tags
 
 # The override field of each purpose a model's compute is used for.
@@ -33,6 +37,41 @@ HYPERPARAMETER_KEY_MAX = 256
 HYPERPARAMETER_VALUE_MAX = 2500
 ENVIRONMENT_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 ENVIRONMENT_MAX = 1024
+# Stands in for a missing clouds.aws.account_id while the other checks run (so every problem is
+# reported at once); the missing id itself is an error.
+ACCOUNT_PLACEHOLDER = "000000000000"
+ACCOUNT_HINT = ("add account_id: \"123456789012\" (your 12-digit account, quoted) under clouds.aws; "
+                "`aws sts get-caller-identity --query Account --output text` prints it")
+# Resource types that configure an account or a region once (account settings, registry-wide
+# settings, service-linked roles...). The stack creates none of them, so it owns no singleton
+# (see singletons); tests/test_tenancy_aws.py fails if a plan ever contains one.
+ACCOUNT_SETTING_TYPES = frozenset({
+    "aws:account/alternativeContact:AlternativeContact",
+    "aws:account/primaryContact:PrimaryContact",
+    "aws:accessanalyzer/analyzer:Analyzer",
+    "aws:apigateway/account:Account",
+    "aws:cloudtrail/organizationDelegatedAdminAccount:OrganizationDelegatedAdminAccount",
+    "aws:cloudwatch/eventBusPolicy:EventBusPolicy",
+    "aws:cloudwatch/logAccountPolicy:LogAccountPolicy",
+    "aws:ebs/defaultKmsKey:DefaultKmsKey",
+    "aws:ebs/encryptionByDefault:EncryptionByDefault",
+    "aws:ecr/accountSetting:AccountSetting",
+    "aws:ecr/registryPolicy:RegistryPolicy",
+    "aws:ecr/registryScanningConfiguration:RegistryScanningConfiguration",
+    "aws:ecr/replicationConfiguration:ReplicationConfiguration",
+    "aws:guardduty/detector:Detector",
+    "aws:iam/accountAlias:AccountAlias",
+    "aws:iam/accountPasswordPolicy:AccountPasswordPolicy",
+    "aws:iam/securityTokenServicePreferences:SecurityTokenServicePreferences",
+    "aws:iam/serviceLinkedRole:ServiceLinkedRole",
+    "aws:inspector2/enabler:Enabler",
+    "aws:lakeformation/dataLakeSettings:DataLakeSettings",
+    "aws:macie2/account:Account",
+    "aws:s3/accountPublicAccessBlock:AccountPublicAccessBlock",
+    "aws:sagemaker/servicecatalogPortfolioStatus:ServicecatalogPortfolioStatus",
+    "aws:securityhub/account:Account",
+    "aws:ssm/serviceSetting:ServiceSetting",
+})
 
 
 class AwsBackend(Backend):
@@ -41,12 +80,55 @@ class AwsBackend(Backend):
     sdk_package = "pulumi_aws"
     settings_model = AwsSettings
     naming_styles = STYLES
-    settings_example = "clouds: {aws: {region: us-east-1}}"
+    settings_example = "clouds: {aws: {region: us-east-1, account_id: \"123456789012\"}}"
     prerequisite_types = frozenset({"aws:iam/rolePolicy:RolePolicy", "aws:iam/rolePolicyAttachment:RolePolicyAttachment"})
     # Every stage is implemented (Backend.unsupported stays empty).
 
+    # --- teardown: the data, the keys, and what guards kept data --------------------------
+    kept_types = frozenset({
+        "aws:kms/key:Key",
+        "aws:s3/bucket:Bucket",
+        "aws:s3/bucketOwnershipControls:BucketOwnershipControls",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "aws:s3/bucketPolicy:BucketPolicy",  # TLS only, and CloudTrail's delivery into audit-logs/
+        "aws:cloudtrail/trail:Trail",  # who reads the kept data stays recorded
+        "aws:ecr/repository:Repository",
+        "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
+        "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+    })
+    force_delete_inputs = {"aws:s3/bucket:Bucket": "forceDestroy", "aws:ecr/repository:Repository": "forceDelete"}
+    # Inputs holding names AWS keeps unique per account, region or partition.
+    physical_name_inputs = frozenset({
+        "name", "bucket", "pipelineName", "pipelineDisplayName", "modelPackageGroupName", "trackingServerName",
+        "dashboardName",
+    })
+
     def name_scope(self, settings: AwsSettings) -> str:
         return settings.region
+
+    def namer(self, spec: Any, settings: AwsSettings) -> AwsNamer:
+        return AwsNamer(
+            account_id=settings.account_id,
+            region=settings.region,
+            cloud=self.name,
+            project=spec.project,
+            environment=spec.environment,
+            styles=self.naming_styles,
+            scope=self.name_scope(settings),
+        )
+
+    def singletons(self, spec: Any, settings: AwsSettings) -> list[Singleton]:
+        """None: every AWS object of the stack is named by its project and environment (and bucket
+        names by the account), so stacks sharing an account never claim the same one, and the stack
+        creates no account or region setting (ACCOUNT_SETTING_TYPES). What several stacks use
+        without owning it is created by AWS and outlives every stack: the Application Auto Scaling
+        service-linked role for SageMaker endpoints (made on the first scaling target), SageMaker's
+        log groups (/aws/sagemaker/TrainingJobs, ProcessingJobs, Endpoints/<endpoint>), the default
+        EventBridge bus and EventBridge Scheduler's "default" schedule group."""
+        return []
 
     # --- validation ---------------------------------------------------------
     endpoint_service = "SageMaker real-time endpoints"
@@ -62,8 +144,19 @@ class AwsBackend(Backend):
         return catalog.instance_type(compute, purpose, settings)
 
     def check_cloud(self, spec: Any, settings: AwsSettings) -> list[Problem]:
-        problems = self._check_overrides(spec, settings)
-        problems += self._check_policy_size(spec, settings)
+        problems: list[Problem] = []
+        if settings.account_id is None:
+            problems.append(finding(
+                ("clouds", "aws", "account_id"),
+                "AWS needs the account the stack deploys to: S3 bucket names are unique across every AWS "
+                "customer, and the stack's include its account id so that no other organization can hold them",
+                hint=ACCOUNT_HINT,
+            ))
+            settings = settings.model_copy(update={"account_id": ACCOUNT_PLACEHOLDER})
+        problems += self._check_overrides(spec, settings)
+        problems += grants.problems(spec, self.namer(spec, settings), settings)
+        problems += self._check_namespace(settings)
+        problems += self._check_registry(spec)
         problems += self._check_training(spec, settings)
         problems += self._check_serving(spec, settings)
         problems += self._check_monitoring(spec, settings)
@@ -114,72 +207,36 @@ class AwsBackend(Backend):
                     )
         return problems
 
-    def _check_policy_size(self, spec: Any, settings: AwsSettings) -> list[Problem]:
-        """IAM's aggregate limit on a role's inline policies. The stack-wide grants do not grow
-        with the number of models; the data reads, and the per-model grants (spec-named ECR
-        images, model data outside the trained models) do."""
-        namer = self.namer(spec, settings)
-        region = settings.region
-        known = {b.name for b in spec.storage.buckets}
-        reads = {name: prefixes for name, prefixes in data_reads(spec).items() if name in known}
-        partition = policies.partition_of(region)
-        artifacts = bucket_name(namer, ARTIFACTS)
-        storage = policies.storage_grants(
-            partition=partition, artifacts=artifacts, reads=reads,
-            physical={name: bucket_name(namer, name) for name in reads},
-        )
-        # ARNs only known after deployment: measured at their longest.
-        account = "123456789012"
-        key_arn = f"arn:{partition}:kms:{region}:{account}:key/{'0' * 36}"
-        size = policies.policy_size
-        base = {role: size(doc) + size(policies.key_use_policy(key_arn)) for role, doc in storage.items()}
-        per_model = {role: 0 for role in base}
-        trained = [m for m in spec.models if m.training is not None]
-        if trained:
-            scope = jobs.training_scope(namer, registers=any(m.registry for m in trained))
-            base["training"] += size(jobs.training_grants(
-                partition=partition, region=region, account_id=account,
-                role_name=role_name(namer, "training", region), scope=scope,
-            )) + size(jobs.volume_key_grant(key_arn))
-            for m in trained:
-                repository = jobs.spec_repository_arn(partition, jobs.image_source(m.training.image, region))
-                if repository is not None:
-                    per_model["training"] += size(jobs.image_pull_grant(repository, "PullTrainingImage"))
-        served = [m for m in spec.models if m.serving is not None]
-        if served:
-            base["serving"] += size(endpoints.serving_grants(
-                partition=partition, region=region, account_id=account, scope=endpoints.serving_scope(namer)))
-            for m in served:
-                repository = jobs.spec_repository_arn(partition, jobs.image_source(m.serving.image, region))
-                if repository is not None:
-                    per_model["serving"] += size(jobs.image_pull_grant(repository, "PullServingImage"))
-                uri = m.serving.model_uri
-                if uri and endpoints.parse_s3(uri) and not endpoints.covered_by_storage_grant(uri, artifacts):
-                    per_model["serving"] += size(endpoints.model_data_grant(partition, uri))
-        if any(m.monitoring and m.monitoring.drift for m in served):
-            base["training"] += size(alarms.monitoring_grants(partition=partition, region=region, account_id=account))
-            base["training"] += size(jobs.volume_key_grant(key_arn))
-        problems = []
-        limit = policies.INLINE_POLICY_LIMIT
-        for role, stack_wide in base.items():
-            total = stack_wide + per_model[role]
-            if total <= limit:
-                continue
-            message = f"the {role} identity's IAM policies would be {total} characters; IAM allows {limit} per role"
-            if stack_wide > limit:
-                problems.append(finding(
-                    ("storage", "buckets"), message,
-                    hint="read fewer buckets or prefixes in models[].training.inputs / monitoring / retraining",
-                ))
-            else:
-                what = "training.image" if role == "training" else "serving.image or serving.model_uri"
-                problems.append(finding(
-                    ("models",), message,
-                    hint=f"each model whose {what} names a location outside the stack's own adds a grant: push "
-                    "images to the stack's repositories (and keep models under the artifact bucket's models/), "
-                    "or split the models over several stacks",
-                ))
-        return problems
+    def _check_namespace(self, settings: AwsSettings) -> list[Problem]:
+        """Where S3 has no account regional namespace, a deleted bucket's name is anyone's."""
+        if bucket_namespace(settings.region) == ACCOUNT_REGIONAL:
+            return []
+        reuse = fact("aws", "s3", "global_namespace_reuse")
+        return [finding(
+            ("clouds", "aws", "region"),
+            f"S3 offers no account regional namespace in {settings.region} "
+            f"({fact('aws', 's3', 'account_regional_namespace').source}): the stack's buckets are created in the "
+            f"global namespace, where a deleted bucket's name can be created by any account "
+            f"({reuse.source}, as of {reuse.as_of})",
+            hint="bucket names end with your account id, so only a deliberate squatter would take one; after "
+            "`destroy --delete-data`, redeploy soon, or keep the data (a default destroy keeps the buckets)",
+            value=settings.region,
+            severity="warning",
+        )]
+
+    def _check_registry(self, spec: Any) -> list[Problem]:
+        """A registered version names the image that serves it: the serving image, when there is one."""
+        return [
+            finding(
+                ("models", i, "registry"),
+                f"model {model.name!r} has a registry but no serving section: its pipeline registers versions with "
+                "the training image as their inference container",
+                hint="add models[].serving (its image is registered), or check that the training image also serves",
+                severity="warning",
+            )
+            for i, model in enumerate(spec.models)
+            if model.registry is not None and model.training is not None and model.serving is None
+        ]
 
     def _check_training(self, spec: Any, settings: AwsSettings) -> list[Problem]:
         """Images SageMaker cannot pull, and request fields it would reject."""
@@ -194,14 +251,14 @@ class AwsBackend(Backend):
             source = jobs.image_source(training.image, settings.region)
             if source.kind == "stack":
                 target = jobs.push_target(partition=partition, region=settings.region,
-                                          repository=repository_name(namer, model.name), reference=source.reference)
+                                          repository=repository_name(namer, model.name), reference=source.reference,
+                                          account=settings.account_id or ACCOUNT_PLACEHOLDER)
                 problems.append(finding(
                     (*path, "image"),
                     f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
                     f"{model.name!r} with {target} (the stack's repository, same tag)",
-                    hint=f"after `up`, copy the image there (docker pull, docker tag, docker push; "
-                    f"{jobs.ACCOUNT_PLACEHOLDER} is the stack's account), or name a private ECR image in "
-                    f"{settings.region}",
+                    hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
+                    f"private ECR image in {settings.region}",
                     value=training.image,
                     severity="warning",
                 ))
@@ -319,20 +376,19 @@ class AwsBackend(Backend):
                 ))
         return problems
 
-    def _serving_image(self, model: Any, path: tuple, namer: Any, region: str, partition: str) -> list[Problem]:
+    def _serving_image(self, model: Any, path: tuple, namer: AwsNamer, region: str, partition: str) -> list[Problem]:
         image = model.serving.image
         source = jobs.image_source(image, region)
         if source.kind == "stack":
             target = jobs.push_target(partition=partition, region=region,
                                       repository=repository_name(namer, model.name, "serving"),
-                                      reference=source.reference)
+                                      reference=source.reference, account=namer.account_id or ACCOUNT_PLACEHOLDER)
             return [finding(
                 (*path, "image"),
                 f"SageMaker endpoints (without a VPC) pull images only from Amazon ECR: this stack serves "
                 f"{model.name!r} with {target} (the stack's repository, same tag)",
-                hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push; "
-                f"{jobs.ACCOUNT_PLACEHOLDER} is the stack's account) and deploy again, or name a private ECR image "
-                f"in {region}",
+                hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push) "
+                f"and deploy again, or name a private ECR image in {region}",
                 value=image,
                 severity="warning",
             )]
@@ -353,7 +409,7 @@ class AwsBackend(Backend):
         problems: list[Problem] = []
         if autoscaling.target_cpu_percent is not None:
             try:
-                instance_type = _serving_instance_type(model, settings)
+                instance_type = catalog.model_instance_type(model, "serving", settings)
             except CatalogMiss:
                 instance_type = None  # reported by checks.compute_misses
             if instance_type is not None and endpoints.cpu_target(autoscaling.target_cpu_percent, instance_type) is None:
@@ -381,11 +437,16 @@ class AwsBackend(Backend):
 
         # Default tags catch anything a stage module might miss; every taggable resource
         # also gets ctx.tags() explicitly, since plans only show explicit tags.
+        if settings.account_id is None:  # validate requires it; this is a program run without validation
+            raise UsageError("clouds.aws.account_id is missing", hint=ACCOUNT_HINT)
         tags = stack_tags(project=spec.project, environment=spec.environment, user=dict(spec.tags), stage="")
         tags.pop("mlops-stage", None)
         return aws.Provider(
             "aws",
             region=settings.region,
+            # Names and grants carry this account: credentials of any other account are refused
+            # before anything is created.
+            allowed_account_ids=[settings.account_id],
             default_tags=aws.ProviderDefaultTagsArgs(tags=tags),
             opts=pulumi.ResourceOptions(),
         )
@@ -415,13 +476,6 @@ def _shortfall(instance_type: str, compute: Any) -> str:
     if spec.gpus < need["gpus"]:
         missing.append(f"{spec.gpus} < {need['gpus']} GPUs")
     return ", ".join(missing)
-
-
-def _serving_instance_type(model: Any, settings: AwsSettings) -> str:
-    override = settings.overrides.models.get(model.name)
-    if override is not None and override.serving_instance_type:
-        return override.serving_instance_type
-    return catalog.instance_type(model.serving.compute, "serving", settings)
 
 
 def _check_environment(environment: Any, path: tuple) -> list[Problem]:

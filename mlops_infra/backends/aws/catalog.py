@@ -223,3 +223,12 @@ def _check_purpose(purpose: str) -> None:
     if purpose not in PURPOSES:
         raise ValueError(f"unknown purpose {purpose!r}; one of {', '.join(PURPOSES)}")
 
+
+
+def model_instance_type(model: Any, purpose: str, settings: Any) -> str:
+    """The instance type of a model's training job or endpoint ("training" / "serving"):
+    clouds.aws.overrides.models.<model>.<purpose>_instance_type, else the catalog's choice for
+    the model's compute (CatalogMiss when none fits)."""
+    override = settings.overrides.models.get(model.name)
+    chosen = getattr(override, f"{purpose}_instance_type", None) if override is not None else None
+    return chosen or instance_type(getattr(model, purpose).compute, purpose, settings)

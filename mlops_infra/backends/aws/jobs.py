@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from mlops_infra.backends.aws import policies
@@ -44,7 +44,7 @@ TRAIN_STEP = "Train"
 REGISTER_STEP = "RegisterModel"
 JOB_HASH_LENGTH = 12
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # where SageMaker writes training job logs
-SAGEMAKER = "sagemaker.amazonaws.com"
+SAGEMAKER = policies.SAGEMAKER
 APPROVAL_STATUS = {"manual": "PendingManualApproval", "automatic": "Approved"}  # CreateModelPackage.ModelApprovalStatus
 TRACKING_SIZES = {"small": "Small", "medium": "Medium", "large": "Large"}  # CreateMlflowTrackingServer.TrackingServerSize
 MLFLOW_PREFIX = "mlflow/"  # the tracking server's artifact store in the artifact bucket
@@ -59,7 +59,6 @@ LOGS_GROUP = ("logs:CreateLogGroup", "logs:DescribeLogStreams")
 # the training step passes the stack tags, and tagging on create needs it.
 JOB_CONTROL = ("sagemaker:CreateTrainingJob", "sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob",
                "sagemaker:AddTags")
-REGISTER = ("sagemaker:CreateModelPackage",)
 # EBS volume encryption with a customer managed key: the caller of CreateTrainingJob lets
 # EBS create a grant on the key; kms:GrantIsForAWSResource limits it to AWS services.
 KMS_VOLUME_GRANT = ("kms:CreateGrant",)
@@ -123,9 +122,22 @@ def registry_host(partition: str, region: str, account: str = ACCOUNT_PLACEHOLDE
     return f"{account}.dkr.ecr.{region}.{dns_suffix(partition)}"
 
 
-def push_target(*, partition: str, region: str, repository: str, reference: str) -> str:
-    """Where to push an image so that the stack's repository serves it (account left as a placeholder)."""
-    return f"{registry_host(partition, region)}/{repository}{reference}"
+def push_target(
+    *, partition: str, region: str, repository: str, reference: str, account: str = ACCOUNT_PLACEHOLDER
+) -> str:
+    """Where to push an image so that the stack's repository serves it (the repository's URI + the tag)."""
+    return f"{registry_host(partition, region, account)}/{repository}{reference}"
+
+
+def pulled_image(*, image: str, partition: str, region: str, account: str, repository: str) -> str:
+    """The image SageMaker pulls for a spec image: a private ECR image of the stack's region as
+    written, any other from the stack's repository `repository` with the same tag or digest.
+    Training, the registry and serving all name images through this, so they agree."""
+    source = image_source(image, region)
+    if source.kind != "stack":
+        return image
+    return push_target(partition=partition, region=region, repository=repository, reference=source.reference,
+                       account=account)
 
 
 def repository_arn(partition: str, region: str, account: str, repository: str) -> str:
@@ -243,8 +255,13 @@ def training_request(v: JobValues) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Registration:
+    """What the RegisterModel step registers: a version an endpoint can serve as registered."""
+
     group: str  # model package group name
     approval: str  # the spec's registry.approval: manual | automatic
+    image: str  # the inference container: the image the model's endpoint pulls (pulled_image)
+    environment: Mapping[str, str] = field(default_factory=dict)  # the endpoint container's environment
+    instance_types: Sequence[str] = ()  # the endpoint's instance type (SupportedRealtimeInferenceInstanceTypes)
 
 
 def pipeline_definition(job: JobValues, registration: Registration | None) -> dict[str, Any]:
@@ -265,6 +282,9 @@ def pipeline_definition(job: JobValues, registration: Registration | None) -> di
             "group": registration.group,
             "approval_status": APPROVAL_STATUS[registration.approval],
             "description": f"trained by pipeline step {TRAIN_STEP}; approval: {registration.approval}",
+            "image": registration.image,
+            "environment": dict(sorted(registration.environment.items())),
+            "instance_types": list(registration.instance_types),
         }
     return render_json(
         "aws/pipeline.json.j2",
@@ -287,34 +307,32 @@ def one_off_job_name(prefix: str, definition: Mapping[str, Any]) -> str:
 # --- IAM --------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainingScope:
-    """What the training role may act on, named by the stack's prefixes (naming.stack_prefix),
-    so that the grant's size does not grow with the number of models and adding a model
-    changes no existing grant."""
+    """What a group identity may act on for training, named by the stack's prefixes
+    (naming.stack_prefix), so that the grant's size does not grow with the number of models and
+    adding a model changes no existing grant."""
 
     job_prefix: str  # every training job of the stack starts with it
     repositories: str  # name pattern of the stack's training image repositories
-    group_prefix: str | None  # every model package group of the stack, when some model has a registry
 
 
-def training_scope(namer: Namer, *, registers: bool) -> TrainingScope:
+def training_scope(namer: Namer) -> TrainingScope:
     return TrainingScope(
         job_prefix=stack_prefix(namer, "aws.sagemaker.training_job"),
         # Repository names are never truncated (at most 83 of 256 characters): "<stack>-<model>-training".
         repositories=f"{stack_prefix(namer, 'aws.ecr.repository')}*-training",
-        group_prefix=stack_prefix(namer, "aws.sagemaker.model_package_group") if registers else None,
     )
 
 
-def training_grants(*, partition: str, region: str, account_id: str, role_name: str,
-                    scope: TrainingScope) -> dict[str, Any]:
-    """The training role's inline policy for training: pull the stack's training images, write
-    its jobs' logs, run (as the pipeline) the stack's jobs and register their models, pass
-    itself to those jobs. Everything is named by ARN pattern; the only "*" resource is
-    ecr:GetAuthorizationToken. A model whose image lives in another ECR repository gets its
+def training_grants(*, partition: str, region: str, account_id: str, scope: TrainingScope) -> list[dict[str, Any]]:
+    """The stack-wide statements of training (in the stack's "training" managed policy, which every
+    group identity that trains attaches): pull the stack's training images, write its jobs' logs,
+    run (as the pipeline) the stack's jobs. Everything is named by ARN pattern; the only "*"
+    resource is ecr:GetAuthorizationToken. Passing a role and registering models are per group
+    (policies.group_data_grant); a model whose image lives in another ECR repository gets its
     own grant (image_pull_grant)."""
     sm = f"arn:{partition}:sagemaker:{region}:{account_id}"
     group_arn = f"arn:{partition}:logs:{region}:{account_id}:log-group:{LOG_GROUP}"
-    statements: list[dict[str, Any]] = [
+    return [
         {"Sid": "PullTrainingImages", "Effect": "Allow", "Action": list(ECR_PULL),
          "Resource": repository_arn(partition, region, account_id, scope.repositories)},
         # ecr:GetAuthorizationToken supports no resource-level permission: "*" is the only form.
@@ -324,18 +342,7 @@ def training_grants(*, partition: str, region: str, account_id: str, role_name: 
          "Resource": f"{group_arn}:log-stream:{scope.job_prefix}*"},
         {"Sid": "RunTrainingJobs", "Effect": "Allow", "Action": list(JOB_CONTROL),
          "Resource": f"{sm}:training-job/{scope.job_prefix}*"},
-        {"Sid": "PassRoleToTrainingJobs", "Effect": "Allow", "Action": "iam:PassRole",
-         "Resource": f"arn:{partition}:iam::{account_id}:role/{role_name}",
-         "Condition": {"StringEquals": {"iam:PassedToService": SAGEMAKER}}},
     ]
-    if scope.group_prefix is not None:
-        # SageMaker ARNs carry names in lower case.
-        group = scope.group_prefix.lower()
-        statements.append({
-            "Sid": "RegisterModels", "Effect": "Allow", "Action": list(REGISTER),
-            "Resource": [f"{sm}:model-package-group/{group}*", f"{sm}:model-package/{group}*/*"],
-        })
-    return policies.document(statements)
 
 
 def image_pull_grant(repository: str, sid: str) -> dict[str, Any]:
@@ -353,10 +360,10 @@ def spec_repository_arn(partition: str, source: ImageSource) -> str | None:
 
 def volume_key_grant(key_arn: str) -> dict[str, Any]:
     """Lets EBS (on behalf of SageMaker) create the grant it needs to encrypt job volumes with the key."""
-    return policies.document([{
-        "Sid": "EncryptTrainingVolumes", "Effect": "Allow", "Action": list(KMS_VOLUME_GRANT), "Resource": key_arn,
+    return {
+        "Sid": "EncryptJobVolumes", "Effect": "Allow", "Action": list(KMS_VOLUME_GRANT), "Resource": key_arn,
         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}},
-    }])
+    }
 
 
 def tracking_trust(account_id: str) -> dict[str, Any]:

@@ -12,12 +12,6 @@ Per stack:
   templates/aws/dashboard.json.j2, a row per served model (invocations, p99 latency in ms,
   4xx/5xx errors, running instances). CloudWatch takes 500 widgets per dashboard, so a stack
   serving more than 124 models gets pages "<stack>-models-2", ... (models by name).
-- iam.RolePolicy "monitoring" (and "monitoring-volumes") on the training identity, when a
-  model has drift monitoring: what the monitoring executions need besides the storage grant
-  (which already lets the training identity read the drift baselines and the captured data,
-  and write the artifact bucket) and the key grant: pull the analyzer image, write processing
-  job logs (alarms.monitoring_grants), let EBS encrypt job volumes with the key
-  (jobs.volume_key_grant).
 
 Per served model with monitoring thresholds, a cloudwatch.MetricAlarm each (names from
 naming.alarm_name: the serving stage's rollback alarms are exactly the latency and errors ones):
@@ -33,9 +27,9 @@ Per model with monitoring.drift (and a served endpoint capturing data):
   captured requests (s3://<artifacts>/data-capture/<model>/, which the endpoint writes) against
   the baseline's statistics.json and constraints.json under drift.baseline (bucket + prefix),
   reports to s3://<artifacts>/monitoring/<model>/ encrypted with the stack key, volumes
-  encrypted with the key, network isolation and inter-container encryption, run as the
-  training identity. Immutable: named by content (naming.content_name), so a change creates
-  the new definition, moves the schedule to it, then deletes the old one.
+  encrypted with the key, network isolation and inter-container encryption, run as the model's
+  group identity. Immutable: named by content (naming.content_name), so a change creates the
+  new definition, moves the schedule to it, then deletes the old one.
 - sagemaker.MonitoringSchedule "<stack>-<model>": DRIFT_SCHEDULES[drift.schedule] as Model
   Monitor's UTC cron (hourly or daily; weekly is a validation error).
 - cloudwatch.EventRule "<stack>-<model>-violations" (no target): matches the schedule's
@@ -48,9 +42,10 @@ row per served model of the whole spec (it names the endpoints, which are built 
 stacks); model stacks hold their models' alarms and drift resources and read the topic's ARN
 from the shared stack (ctx.shared "topic").
 
-Why the training identity runs the monitoring jobs: it already reads the data buckets models
-use (drift baselines included, see storage.data_reads) and the artifact bucket, and SageMaker
-may assume it; the automation identity is assumed by EventBridge and reads no data.
+Who runs the monitoring jobs: the model's group identity (governance.py, grants.py), the one that
+trains it. It reads the group's data (the drift baselines included) and exactly its models'
+captured requests, writes their reports under monitoring/<model>/, and attaches the stack's
+"monitoring" managed policy (the analyzer image, the processing logs, the key, EBS volumes).
 """
 
 from __future__ import annotations
@@ -61,7 +56,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies
+from mlops_infra.backends.aws import alarms, catalog, endpoints, policies
 from mlops_infra.backends.aws.naming import (
     ALARM_KINDS,
     alarm_name,
@@ -69,17 +64,15 @@ from mlops_infra.backends.aws.naming import (
     content_name,
     dashboard_name,
     endpoint_name,
-    inline_policy_name,
+    group_role_name,
     monitoring_definition_prefix,
     monitoring_schedule_name,
-    role_name,
     rule_name,
     stack_prefix,
     topic_name,
 )
-from mlops_infra.backends.aws.training import volume_key_policy
 from mlops_infra.backends.context import StageContext
-from mlops_infra.spec.models import Compute
+from mlops_infra.layout import group_of
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
@@ -87,13 +80,11 @@ from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
 def build(ctx: StageContext) -> MonitoringOutputs:
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
     serving = ctx.upstream.get("serving")
     partition = policies.partition_of(region)
-    account_id = pulumi.Output.from_input(gov.extra["account_id"])
 
     # --- the channel (stack-wide: model stacks read its ARN from the shared stack) ------------
-    actions = [ctx.shared("topic", lambda: _channel(ctx, partition=partition, account_id=account_id))]
+    actions = [ctx.shared("topic", lambda: _channel(ctx, partition=partition))]
 
     # --- endpoint alarms -------------------------------------------------------------------
     endpoint_of = dict(serving.endpoints) if serving is not None else {}  # this stack's endpoints
@@ -117,14 +108,9 @@ def build(ctx: StageContext) -> MonitoringOutputs:
                 names.setdefault(model.name, []).append(alarm.name)
 
     # --- drift -----------------------------------------------------------------------------
-    # The grants exist once per stack when any model drifts (decided from every model, so all
-    # stacks of a split agree); a model stack does not wait for them, they exist before it runs.
-    grants: list[Any] = []
-    if ctx.builds_stack and any(_monitors_drift(m, region) for m in spec.models):
-        grants = _drift_grants(ctx, partition=partition, account_id=account_id)
     for model in ctx.models():
-        if _monitors_drift(model, region):
-            _drift(ctx, model, endpoint=endpoint_of[model.name], grants=grants, actions=actions, partition=partition)
+        if alarms.monitors_drift(model, region):
+            _drift(ctx, model, endpoint=endpoint_of[model.name], actions=actions, partition=partition)
 
     # --- dashboard -------------------------------------------------------------------------
     served = [m.name for m in spec.models if m.serving is not None]  # a row each, whichever stack serves it
@@ -134,11 +120,11 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     return MonitoringOutputs(channel=actions[0], alarms=names)
 
 
-def _channel(ctx: StageContext, *, partition: str, account_id: Any) -> Any:
+def _channel(ctx: StageContext, *, partition: str) -> Any:
     """The stack's alert topic, its policy and its subscriptions; returns the topic's ARN."""
-    spec, region = ctx.spec, ctx.settings.region
+    spec, region, account = ctx.spec, ctx.settings.region, ctx.settings.account_id
     gov: GovernanceOutputs = ctx.upstream["governance"]
-    alarm_pattern = policies.alarm_arn(partition, region, "{account}", stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
+    alarm_pattern = policies.alarm_arn(partition, region, account, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
     name = topic_name(ctx.namer)
     topic = aws.sns.Topic(
         ctx.logical("topic"),
@@ -151,9 +137,8 @@ def _channel(ctx: StageContext, *, partition: str, account_id: Any) -> Any:
     aws.sns.TopicPolicy(
         ctx.logical("topicpolicy"),
         arn=topic.arn,
-        policy=account_id.apply(lambda account: json.dumps(alarms.topic_policy(
-            topic=alarms.topic_arn(partition, region, account, name), account_id=account,
-            alarms=alarm_pattern.format(account=account)))),
+        policy=json.dumps(alarms.topic_policy(topic=alarms.topic_arn(partition, region, account, name),
+                                              account_id=account, alarms=alarm_pattern)),
         opts=ctx.opts(),
     )
     notify = spec.monitoring.notify
@@ -165,24 +150,6 @@ def _channel(ctx: StageContext, *, partition: str, account_id: Any) -> Any:
             ctx.logical("webhook"), topic=topic.arn, protocol="https", endpoint=notify.webhook,
             endpoint_auto_confirms=False, opts=ctx.opts())
     return topic.arn
-
-
-def _drift_grants(ctx: StageContext, *, partition: str, account_id: Any) -> list[Any]:
-    """The training identity's grants for the stack's monitoring executions."""
-    region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    training_role = gov.identities["training"]
-    grants = [aws.iam.RolePolicy(
-        ctx.logical("grant", "training"),
-        name=inline_policy_name(ctx.namer, "monitoring"),
-        role=training_role.id,
-        policy=account_id.apply(lambda account: json.dumps(
-            alarms.monitoring_grants(partition=partition, region=region, account_id=account))),
-        opts=ctx.opts(),
-    )]
-    if not catalog.has_instance_storage(monitor_instance_type(ctx.settings)):
-        grants.append(volume_key_policy(ctx, "monitoring-volumes"))
-    return grants
 
 
 def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any], str]]:
@@ -202,26 +169,7 @@ def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any]
     return out
 
 
-def _monitors_drift(model: Any, region: str) -> bool:
-    """Whether the model gets drift monitoring (what validation rejects is left out).
-
-    Decided from the spec alone (a served model has an endpoint in its own stack), so that the
-    shared stack of a split knows whether any model drifts without seeing the endpoints."""
-    mon = model.monitoring
-    if mon is None or mon.drift is None or model.serving is None:
-        return False
-    if model.serving.data_capture is None:
-        return False  # the neutral checks report it
-    return alarms.monitor_cron(mon.drift.schedule) is not None and alarms.ANALYZER_ACCOUNTS.get(region) is not None
-
-
-def monitor_instance_type(settings: Any) -> str:
-    """The monitoring jobs' instance type: the catalog's "processing" type for MONITOR_SIZE."""
-    return catalog.instance_type(Compute(size=alarms.MONITOR_SIZE), "processing", settings)
-
-
-def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], actions: list[Any],
-           partition: str) -> None:
+def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], partition: str) -> None:
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]
@@ -229,7 +177,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], a
     drift = model.monitoring.drift
     baseline = drift.baseline_ref
     image = alarms.analyzer_image(partition, region)
-    instance_type = monitor_instance_type(ctx.settings)
+    instance_type = alarms.monitor_instance_type(ctx.settings)
 
     def job(**values: Any) -> alarms.DriftJob:
         return alarms.DriftJob(image=image, instance_type=instance_type,
@@ -243,7 +191,8 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], a
         constraints=known_uris["constraints"],
         output=alarms.monitoring_output(f"s3://{bucket_name(ctx.namer, ARTIFACTS)}", name),
         key_arn=gov.extra["key_alias"],
-        role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'training', region)}",
+        role_arn=policies.role_arn(partition, ctx.settings.account_id,
+                                   group_role_name(ctx.namer, group_of(model), region)),
     )
     uris = pulumi.Output.from_input(storage.buckets[baseline.bucket].physical).apply(
         lambda bucket: alarms.baseline_uris(bucket, baseline.prefix))
@@ -254,14 +203,14 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, grants: list[Any], a
             endpoint=endpoint, statistics=uris["statistics"], constraints=uris["constraints"],
             output=pulumi.Output.from_input(storage.artifacts.uri).apply(
                 lambda uri: alarms.monitoring_output(uri, name)),
-            key_arn=gov.key_id, role_arn=gov.identities["training"].principal,
+            key_arn=gov.key_id, role_arn=gov.reader(model).principal,
         )),
         tags=ctx.tags(),
-        opts=ctx.opts(depends_on=grants),
+        opts=ctx.opts(),
     )
     schedule = monitoring_schedule_name(ctx.namer, name)
     expression = alarms.monitor_cron(drift.schedule)
-    assert expression is not None  # _monitors_drift() left out the schedules Model Monitor cannot run
+    assert expression is not None  # monitors_drift() left out the schedules Model Monitor cannot run
     aws.sagemaker.MonitoringSchedule(
         ctx.logical("schedule", name),
         name=schedule,

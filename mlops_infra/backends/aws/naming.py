@@ -1,10 +1,16 @@
 """How each AWS physical name is built (rules: data/cloud-name-rules.json).
 
 Kinds and their scope of uniqueness on AWS:
-- aws.s3.bucket: global per partition -> always hashed (the hash seed includes the region).
+- aws.s3.bucket: global per partition. Every bucket is created in the account's regional namespace
+  (S3 "account regional namespaces"): its name ends with "-<account id>-<region>-an", a suffix
+  only that account can create buckets with, so no other organization can take (or, after a
+  `destroy --delete-data`, re-take) a stack's bucket names. Where S3 offers no such namespace
+  (facts/s3.json) the name ends with "-<account id>-<region>" in the global namespace. The part
+  before the suffix is "<project>-<environment>-<bucket>", truncated with a hash when too long.
 - aws.iam.role: unique per account, across regions -> the region is one of the name's words,
   so the same project/environment can be deployed to two regions of one account.
-- aws.iam.policy (inline role policy): unique per role.
+- aws.iam.policy: inline role policies are unique per role; customer managed policies per account,
+  across regions (the region is one of their words, as for roles).
 - aws.kms.alias, aws.cloudtrail.trail: unique per account and region.
 - aws.ecr.repository, aws.sagemaker.*: unique per account and region.
 - aws.sagemaker.training_job: the per-model prefix of every training job the stack starts
@@ -35,13 +41,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
+from mlops_infra.backends.aws.policies import partition_of
+from mlops_infra.errors import InternalError
+from mlops_infra.facts import fact
 from mlops_infra.naming import (
     HASH_LENGTH,
     Namer,
     NameStyle,
     _sanitize,
+    make_name,
     name_rules,
     stable_hash,
 )
@@ -57,7 +68,8 @@ ALARM_KINDS = ("latency", "errors")
 MONITOR_ALARM_KINDS = (*ALARM_KINDS, "traffic", "drift")
 
 STYLES = {
-    "aws.s3.bucket": NameStyle(global_unique=True),
+    # Unique across organizations through the account suffix (bucket_name), not a hash.
+    "aws.s3.bucket": NameStyle(),
     "aws.iam.role": NameStyle(),
     "aws.iam.policy": NameStyle(),
     "aws.kms.alias": NameStyle(prefix="alias/"),
@@ -80,12 +92,55 @@ STYLES = {
 }
 
 
+class AwsNamer(Namer):
+    """A namer that knows the stack's account and region (bucket names end with them)."""
+
+    def __init__(self, *, account_id: str | None, region: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.account_id = account_id
+        self.region = region
+
+
+ACCOUNT_REGIONAL = "account-regional"
+GLOBAL = "global"
+
+
+def bucket_namespace(region: str) -> str:
+    """Where the stack's buckets are created: the account's regional namespace where S3 offers it."""
+    namespaces = fact("aws", "s3", "account_regional_namespace").value
+    available = partition_of(region) in namespaces["partitions"] and region not in namespaces["unavailable_regions"]
+    return ACCOUNT_REGIONAL if available else GLOBAL
+
+
 def bucket_name(namer: Namer, bucket: str) -> str:
-    return namer.name("aws.s3.bucket", bucket)
+    """"<project>-<environment>-<bucket>-<account id>-<region>[-an]" within S3's 63 characters."""
+    if not isinstance(namer, AwsNamer) or namer.account_id is None:
+        raise InternalError("AWS bucket names need clouds.aws.account_id (validate requires it)")
+    suffix = f"-{namer.account_id}-{namer.region}"
+    if bucket_namespace(namer.region) == ACCOUNT_REGIONAL:
+        suffix += fact("aws", "s3", "account_regional_namespace").value["suffix_end"]
+    kind = "aws.s3.bucket"
+    rule = name_rules()[kind]
+    style = replace(namer.styles[kind], max_length=rule.max - len(suffix))
+    name = make_name([namer.project, namer.environment, bucket], style=style, rule=rule, seed=(kind, namer.scope)) + suffix
+    if not rule.accepts(name):
+        raise InternalError(f"generated {kind} name {name!r} breaks the cloud's rule {rule.regex}")
+    return name
 
 
 def role_name(namer: Namer, role: str, region: str) -> str:
     return namer.name("aws.iam.role", role, region)
+
+
+def group_role_name(namer: Namer, group: str, region: str) -> str:
+    """The role of a model group (models[].group): it runs the group's jobs ("<group>-jobs"
+    never equals a stack identity's word, so group and stack roles cannot collide)."""
+    return namer.name("aws.iam.role", group, "jobs", region)
+
+
+def managed_policy_name(namer: Namer, purpose: str, region: str) -> str:
+    """A customer managed policy of the stack (unique per account, like roles: the region is a word)."""
+    return namer.name("aws.iam.policy", purpose, region)
 
 
 def key_alias(namer: Namer) -> str:

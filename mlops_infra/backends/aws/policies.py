@@ -7,11 +7,13 @@ account id (getCallerIdentity), and the key ARN for the key grants.
 
 Artifact bucket layout (shared with later stages):
 - audit-logs/     CloudTrail log files (written by CloudTrail only; no workload reads them)
-- data-capture/   requests and responses captured by endpoints (serving writes here)
-- models/         trained models, one prefix per model (training writes, serving reads)
-- monitoring/     Model Monitor reports, one prefix per model (written by the monitoring
-                  executions, which run as the training identity)
-- everything else pipeline and job outputs, checkpoints (training reads and writes)
+- data-capture/   requests and responses captured by endpoints, one prefix per model (serving
+                  writes; the model's group identity reads them for drift monitoring)
+- models/         trained models, one prefix per model (the model's group identity writes,
+                  serving reads)
+- checkpoints/    spot training checkpoints, one prefix per model (the group identity)
+- monitoring/     Model Monitor reports, one prefix per model (the group identity)
+- mlflow/         the MLflow tracking server's artifact store (its own role)
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from mlops_infra.stages.training import output_prefix
 VERSION = "2012-10-17"
 AUDIT_PREFIX = "audit-logs"  # CloudTrail's S3KeyPrefix: keys are audit-logs/AWSLogs/<account>/...
 MODELS_PREFIX = output_prefix("x").split("/", 1)[0] + "/"  # "models/": every model's output_prefix starts here
-INLINE_POLICY_LIMIT = 10_240  # IAM quota: aggregate size of a role's inline policies (characters, no whitespace)
 
 # The KMS actions a workload identity needs to read and write data encrypted with the key
 # (S3 SSE-KMS, SageMaker volumes and outputs). Explicit: no kms:* and no GenerateDataKey*.
@@ -84,13 +85,16 @@ S3_AUDIT_DENY = (
     "s3:DeleteObjectVersion",
 )
 
-# Which service assumes each workload identity.
+SAGEMAKER = "sagemaker.amazonaws.com"
+# Which service assumes each workload identity ("jobs": a model group's identity, which runs
+# its models' training and monitoring jobs).
 TRUSTED_SERVICES = {
-    "training": ("sagemaker.amazonaws.com",),
-    "serving": ("sagemaker.amazonaws.com",),
+    "jobs": (SAGEMAKER,),
+    "serving": (SAGEMAKER,),
     "automation": ("events.amazonaws.com", "scheduler.amazonaws.com"),
 }
-KEY_USERS = ("training", "serving")  # automation gets no key access (it only starts pipelines)
+KEY_USERS = ("serving",)  # group identities use the key through the stack's managed policies
+REGISTER = ("sagemaker:CreateModelPackage",)
 CLOUDTRAIL = "cloudtrail.amazonaws.com"
 CLOUDWATCH = "cloudwatch.amazonaws.com"
 # What CloudWatch needs on the key to publish alarm notifications to a topic encrypted with it
@@ -184,9 +188,18 @@ def trust_policy(role: str, *, account_id: str) -> dict[str, Any]:
     }])
 
 
+def key_use_statement(key_arn: str) -> dict[str, Any]:
+    """Encrypt and decrypt with the stack key (explicit actions, no kms:*)."""
+    return {"Sid": "UseStackKey", "Effect": "Allow", "Action": list(KMS_USE_ACTIONS), "Resource": key_arn}
+
+
 def key_use_policy(key_arn: str) -> dict[str, Any]:
     """A workload identity's grant on the stack key (inline role policy)."""
-    return document([{"Sid": "UseStackKey", "Effect": "Allow", "Action": list(KMS_USE_ACTIONS), "Resource": key_arn}])
+    return document([key_use_statement(key_arn)])
+
+
+def key_arn(partition: str, region: str, account_id: str, key_id: str) -> str:
+    return f"arn:{partition}:kms:{region}:{account_id}:key/{key_id}"
 
 
 def bucket_policy(
@@ -216,54 +229,82 @@ def bucket_policy(
     return document(statements)
 
 
-def storage_grants(
-    *, partition: str, artifacts: str, reads: Mapping[str, list[str]], physical: Mapping[str, str]
-) -> dict[str, dict[str, Any]]:
-    """Inline S3 policies of the training and serving identities.
-
-    training: reads the data buckets (prefixes) some model uses; reads and writes artifacts.
-    serving: reads the trained models (models/, listing included: an endpoint may load a whole
-    model prefix); writes captured data under data-capture/. A model served from elsewhere
-    (serving.model_uri) gets its own grant from the serving stage.
-    Neither may touch the audit logs. `physical` maps data bucket names to physical names.
-    """
+def serving_storage_grant(*, partition: str, artifacts: str) -> dict[str, Any]:
+    """The serving identity's S3 policy: read the trained models (models/, listing included: an
+    endpoint may load a whole model prefix), write captured data under data-capture/, never touch
+    the audit logs. A model served from elsewhere (serving.model_uri) gets its own grant from the
+    serving stage."""
     art = bucket_arn(partition, artifacts)
-    deny_audit: dict[str, Any] = {"Sid": "NoAuditLogs", "Effect": "Deny", "Action": list(S3_AUDIT_DENY),
-                                  "Resource": f"{art}/{AUDIT_PREFIX}/*"}
-    training: list[dict[str, Any]] = []
-    if reads:
-        arns = {name: bucket_arn(partition, physical[name]) for name in reads}
-        training.append({"Sid": "LocateDataBuckets", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET),
-                         "Resource": [arns[n] for n in reads]})
-        whole = [n for n, prefixes in reads.items() if prefixes == [""]]
-        if whole:
-            training.append({"Sid": "ListDataBuckets", "Effect": "Allow", "Action": list(S3_LIST_BUCKET),
-                             "Resource": [arns[n] for n in whole]})
-        for name, prefixes in reads.items():
-            if prefixes != [""]:
-                training.append({
-                    "Effect": "Allow", "Action": list(S3_LIST_BUCKET),
-                    "Resource": arns[name],
-                    "Condition": {"StringLike": {"s3:prefix": [v for p in prefixes for v in (p, f"{p}*")]}},
-                })
-        training.append({"Sid": "ReadData", "Effect": "Allow", "Action": list(S3_READ_OBJECT),
-                         "Resource": [f"{arns[n]}/{p}*" for n, prefixes in reads.items() for p in prefixes]})
-    training += [
-        {"Sid": "ListArtifacts", "Effect": "Allow", "Action": [*S3_LIST_BUCKET, *S3_LOCATE_BUCKET], "Resource": art},
-        {"Sid": "ReadWriteArtifacts", "Effect": "Allow", "Action": [*S3_READ_OBJECT, *S3_WRITE_OBJECT],
-         "Resource": f"{art}/*"},
-        deny_audit,
-    ]
-    serving: list[dict[str, Any]] = [
+    return document([
         {"Sid": "LocateArtifacts", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET), "Resource": art},
         {"Sid": "ListModels", "Effect": "Allow", "Action": list(S3_LIST_BUCKET), "Resource": art,
          "Condition": {"StringLike": {"s3:prefix": [MODELS_PREFIX, f"{MODELS_PREFIX}*"]}}},
         {"Sid": "ReadModels", "Effect": "Allow", "Action": list(S3_READ_OBJECT), "Resource": f"{art}/{MODELS_PREFIX}*"},
         {"Sid": "WriteCapturedData", "Effect": "Allow", "Action": list(S3_WRITE_OBJECT),
          "Resource": f"{art}/{CAPTURE_PREFIX}*"},
-        deny_audit,
+        {"Sid": "NoAuditLogs", "Effect": "Deny", "Action": list(S3_AUDIT_DENY), "Resource": f"{art}/{AUDIT_PREFIX}/*"},
+    ])
+
+
+def group_data_grant(
+    *,
+    partition: str,
+    artifacts: str,
+    reads: Mapping[str, list[str]],
+    physical: Mapping[str, str],
+    writes: list[str],
+    captured: list[str],
+    role_arn: str,
+    package_groups: list[str],
+    package_arn: str,
+) -> dict[str, Any]:
+    """A model group identity's inline policy: exactly its own models' data and artifacts.
+
+    `reads`: data bucket -> the prefixes the group's models read ([""]: the whole bucket);
+    `physical`: data bucket -> physical name; `writes`: artifact prefixes its jobs read and write
+    (models/<model>/, checkpoints/<model>/, monitoring/<model>/); `captured`: prefixes of captured
+    requests its monitoring jobs read (data-capture/<model>/). It may pass only itself to
+    SageMaker (so a job it starts reads only this group's data) and register versions only into
+    `package_groups` (its models' model package groups; `package_arn` is the account's SageMaker
+    ARN prefix). Listing conditions name "<prefix>*", which also matches the prefix itself.
+    """
+    art = bucket_arn(partition, artifacts)
+    arns = {name: bucket_arn(partition, physical[name]) for name in reads}
+    statements: list[dict[str, Any]] = [
+        {"Sid": "LocateBuckets", "Effect": "Allow", "Action": list(S3_LOCATE_BUCKET),
+         "Resource": [*(arns[n] for n in reads), art]},
     ]
-    return {"training": document(training), "serving": document(serving)}
+    whole = [arns[n] for n, prefixes in reads.items() if prefixes == [""]]
+    if whole:
+        statements.append({"Sid": "ListDataBuckets", "Effect": "Allow", "Action": list(S3_LIST_BUCKET),
+                           "Resource": whole})
+    for name, prefixes in reads.items():
+        if prefixes != [""]:
+            statements.append({"Effect": "Allow", "Action": list(S3_LIST_BUCKET), "Resource": arns[name],
+                               "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}})
+    if reads:
+        statements.append({"Sid": "ReadData", "Effect": "Allow", "Action": list(S3_READ_OBJECT),
+                           "Resource": [f"{arns[n]}/{p}*" for n, prefixes in reads.items() for p in prefixes]})
+    statements.append({"Sid": "ListOwnArtifacts", "Effect": "Allow", "Action": list(S3_LIST_BUCKET), "Resource": art,
+                       "Condition": {"StringLike": {"s3:prefix": [f"{p}*" for p in [*writes, *captured]]}}})
+    if writes:
+        statements.append({"Sid": "ReadWriteOwnArtifacts", "Effect": "Allow",
+                           "Action": [*S3_READ_OBJECT, *S3_WRITE_OBJECT], "Resource": [f"{art}/{p}*" for p in writes]})
+    if captured:
+        statements.append({"Sid": "ReadOwnCapturedData", "Effect": "Allow", "Action": list(S3_READ_OBJECT),
+                           "Resource": [f"{art}/{p}*" for p in captured]})
+    statements.append({"Sid": "PassOnlyItself", "Effect": "Allow", "Action": "iam:PassRole", "Resource": role_arn,
+                       "Condition": {"StringEquals": {"iam:PassedToService": SAGEMAKER}}})
+    if package_groups:
+        # SageMaker ARNs carry names in lower case.
+        statements.append({"Sid": "RegisterOwnModels", "Effect": "Allow", "Action": list(REGISTER), "Resource": [
+            arn for g in package_groups for arn in (f"{package_arn}:model-package-group/{g.lower()}",
+                                                    f"{package_arn}:model-package/{g.lower()}/*")]})
+    return document(statements)
+
+
+def role_arn(partition: str, account_id: str, role: str) -> str:
+    return f"arn:{partition}:iam::{account_id}:role/{role}"
 
 
 def policy_size(doc: Mapping[str, Any]) -> int:

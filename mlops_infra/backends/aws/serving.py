@@ -62,6 +62,7 @@ import pulumi
 import pulumi_aws as aws
 
 from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
+from mlops_infra.backends.aws import grants as model_grants
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     bucket_name,
@@ -135,24 +136,20 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     name = model.name
 
     # --- image ---------------------------------------------------------------------------
-    source = jobs.image_source(serving.image, region)
     repo_name = repository_name(ctx.namer, name, "serving")
     repository = image_repository(ctx, name, repo_name)
-    if source.kind == "stack":
-        image: Any = repository.repository_url.apply(lambda url: f"{url}{source.reference}")
-        known_image = jobs.push_target(partition=partition, region=region, repository=repo_name,
-                                       reference=source.reference)
-    else:  # a private ECR image (another region is a validation error)
-        image = known_image = serving.image
+    # The same image the training pipeline registers (jobs.pulled_image).
+    image = jobs.pulled_image(image=serving.image, partition=partition, region=region,
+                              account=ctx.settings.account_id, repository=repo_name)
 
     grants = ctx.waits(grant)
-    spec_repository = jobs.spec_repository_arn(partition, source)
-    if spec_repository is not None:
+    pull = model_grants.image_pulls(model, "serving", region)
+    if pull is not None:
         grants.append(aws.iam.RolePolicy(
             ctx.logical("imagegrant", name),
             name=inline_policy_name(ctx.namer, "serving-image", name),
             role=role.id,
-            policy=json.dumps(jobs.image_pull_grant(spec_repository, "PullServingImage")),
+            policy=json.dumps(pull),
             opts=ctx.opts(),
         ))
 
@@ -177,19 +174,19 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
     model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
-        image=known_image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn))
+        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn))
     sagemaker_model = aws.sagemaker.Model(
         ctx.logical("model", name),
         name=model_name,
         **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
                                role_arn=role.principal),
         tags=ctx.tags(),
-        # SageMaker checks at creation that the role can reach the image.
-        opts=ctx.opts(depends_on=grants),
+        # SageMaker checks at creation that the role can reach the image (in its repository).
+        opts=ctx.opts(depends_on=[*grants, repository]),
     )
 
     # --- endpoint configuration (immutable: content-derived name) --------------------------
-    instance_type = instance_type_of(model, ctx.settings)
+    instance_type = catalog.model_instance_type(model, "serving", ctx.settings)
     config_name = content_name(endpoint_config_prefix(ctx.namer, name), endpoints.endpoint_config_args(
         serving, model_name=model_name, instance_type=instance_type, key_arn=known.key,
         capture_destination=endpoints.capture_destination(known.artifacts, name)))
@@ -242,11 +239,3 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
             opts=ctx.opts(),
         )
     return endpoint
-
-
-def instance_type_of(model: Any, settings: Any) -> str:
-    """The endpoint instance type: clouds.aws.overrides, else the catalog's "serving" choice."""
-    override = settings.overrides.models.get(model.name)
-    if override is not None and override.serving_instance_type:
-        return override.serving_instance_type
-    return catalog.instance_type(model.serving.compute, "serving", settings)

@@ -1,24 +1,28 @@
 """AWS storage: one S3 bucket per spec.storage.buckets entry plus the artifact bucket.
 
-Per bucket (all protected: destroying a bucket's settings while keeping the bucket
-would leave it weaker than declared): s3.Bucket, BucketOwnershipControls
+Per bucket (all protected: destroying a bucket's settings while keeping the bucket would leave
+it weaker than declared): s3.Bucket in the account's regional namespace where S3 offers one
+(naming.bucket_name: the name ends with the account id and region, and no other account can
+ever create it, even after `destroy --delete-data`), BucketOwnershipControls
 (BucketOwnerEnforced: no ACLs), BucketPublicAccessBlock (all four), BucketVersioning
 (Enabled; Suspended for a data bucket with versioning: false, which works whether or not
 the bucket was versioned before), BucketServerSideEncryptionConfiguration (aws:kms with
 the stack key, S3 Bucket Keys), BucketLifecycleConfiguration (archive to GLACIER, expire,
 expire noncurrent versions, abort incomplete multipart uploads after 7 days) and a
-BucketPolicy denying requests without TLS 1.2+.
+BucketPolicy denying requests without TLS 1.2+. force_destroy is false except in the teardown
+program `destroy --delete-data` runs first, which empties the buckets so they can be deleted.
 
 A data bucket some model retrains on (models[].retraining.on_new_data) gets an
 s3.BucketNotification sending its events to EventBridge (eventbridge: true), where the
 retraining stage's rules pick the new objects under the model's prefix. It holds no data and is
 not protected (removing the last such model turns the notifications off again).
 
-Grants are inline policies on the governance roles (policies.storage_grants). With
+The serving identity's S3 grant (read models/, write data-capture/) is built here; each model
+group's identity reads only its models' data (governance.py, grants.py). With
 spec.governance.audit_logs, a single-region CloudTrail trail records S3 data events on the
 stack's buckets (except its own log files) into the artifact bucket under audit-logs/,
-encrypted with the stack key and with log file validation. The trail is not protected: it
-holds no data (its log files live in the protected artifact bucket).
+encrypted with the stack key and with log file validation. The trail is protected: a default
+`destroy` keeps the data, and the audit of who reads it stays on.
 """
 
 from __future__ import annotations
@@ -26,14 +30,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
 import pulumi_aws as aws
 
 from mlops_infra.backends.aws import policies
-from mlops_infra.backends.aws.naming import bucket_name, inline_policy_name, trail_name
+from mlops_infra.backends.aws.naming import bucket_name, bucket_namespace, inline_policy_name, trail_name
 from mlops_infra.backends.context import StageContext
 from mlops_infra.stages.governance import GovernanceOutputs
-from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs, data_reads
+from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
 
 ABORT_MULTIPART_DAYS = 7
 ARCHIVE_STORAGE_CLASS = "GLACIER"  # S3 Glacier Flexible Retrieval
@@ -43,7 +46,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     partition = policies.partition_of(region)
-    account_id = gov.extra["account_id"]
+    account_id = ctx.settings.account_id
     audit = spec.governance.audit_logs
     trail = trail_name(ctx.namer) if audit else None
 
@@ -57,12 +60,10 @@ def build(ctx: StageContext) -> StorageOutputs:
                           key_arn=gov.key_id, policy=json.dumps(tls_only))
         refs[bucket.name] = created["ref"]
 
-    def artifact_policy(account: str) -> str:
-        audit_args = (account, policies.trail_arn(partition, region, account, trail)) if trail else None
-        return json.dumps(policies.bucket_policy(partition=partition, bucket=physical[ARTIFACTS], audit=audit_args))
-
+    audit_args = (account_id, policies.trail_arn(partition, region, account_id, trail)) if trail else None
+    artifact_policy = policies.bucket_policy(partition=partition, bucket=physical[ARTIFACTS], audit=audit_args)
     artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
-                        key_arn=gov.key_id, policy=pulumi.Output.from_input(account_id).apply(artifact_policy))
+                        key_arn=gov.key_id, policy=json.dumps(artifact_policy))
 
     for name in sorted(retrained_buckets(spec) & set(refs)):
         aws.s3.BucketNotification(
@@ -72,16 +73,13 @@ def build(ctx: StageContext) -> StorageOutputs:
             opts=ctx.opts(),
         )
 
-    reads = data_reads(spec)
-    grants = policies.storage_grants(partition=partition, artifacts=physical[ARTIFACTS], reads=reads, physical=physical)
-    for role, document in grants.items():
-        aws.iam.RolePolicy(
-            ctx.logical("grant", role),
-            name=inline_policy_name(ctx.namer, "storage"),
-            role=gov.identities[role].id,
-            policy=json.dumps(document),
-            opts=ctx.opts(),
-        )
+    aws.iam.RolePolicy(
+        ctx.logical("grant", "serving"),
+        name=inline_policy_name(ctx.namer, "storage"),
+        role=gov.identities["serving"].id,
+        policy=json.dumps(policies.serving_storage_grant(partition=partition, artifacts=physical[ARTIFACTS])),
+        opts=ctx.opts(),
+    )
 
     if trail:
         _trail(ctx, trail, partition, physical, artifacts, gov.key_id)
@@ -96,7 +94,8 @@ def _bucket(
     bucket = aws.s3.Bucket(
         ctx.logical("bucket", name),
         bucket=physical,
-        force_destroy=False,
+        bucket_namespace=bucket_namespace(ctx.settings.region),
+        force_destroy=ctx.teardown,
         tags=ctx.tags(),
         opts=protected,
     )
@@ -202,5 +201,5 @@ def _trail(
         ],
         tags=ctx.tags(),
         # CloudTrail checks at creation that it may write to the bucket with the key.
-        opts=ctx.opts(depends_on=[artifacts["policy"], artifacts["encryption"]]),
+        opts=ctx.opts(protect=True, depends_on=[artifacts["policy"], artifacts["encryption"]]),
     )

@@ -18,23 +18,24 @@ Per model with `training`:
   <job prefix>-<hash of its definition> (a training job is immutable: any change is a new
   job; identical definitions keep their name, so redeploying does not retrain).
 
-Who runs what. The pipeline runs as the training identity, which is also the role its jobs
-run as: the pipeline needs to pass a role to the jobs it starts, so running it as the
-automation identity would mean giving automation iam:PassRole on the training role and
-SageMaker job permissions, and trusting SageMaker. Instead the training role gets (one inline
-policy for the stack, named by the stack's prefix so that it keeps its size and stays unchanged
-when models are added): create / describe / stop only training jobs whose names start with the
-stack's prefix, create model packages in the stack's groups, pass itself to SageMaker
-(iam:PassedToService), pull from the stack's training repositories, write its jobs' log
-streams; plus, per model whose image is in another ECR repository, a pull grant on that
-repository. Automation will only need sagemaker:StartPipelineExecution on these pipelines
-(retraining issue).
-S3 reads and writes come from the storage stage's grant, key use from governance's, plus
-kms:CreateGrant (for AWS resources only) when a job has an EBS volume to encrypt.
+Registration. The RegisterModel step registers what an endpoint serving that version runs: the
+serving image as the endpoint pulls it (jobs.pulled_image, the same for both), the serving
+environment and instance type, and the run's model data (the Training step's model artifact,
+under the model's output prefix, a model.tar.gz: what an endpoint pinned to that run with
+serving.model_uri loads). A model with a registry but no serving section registers its
+training image (validate warns).
 
-Split specs: the stack's grants (training, training-volumes) are stack-wide and live in the
-shared stack; each model stack holds its models' repositories, pipelines, one-off jobs and
-image pull grants, and does not wait for the shared grants (they exist before it runs).
+Who runs what. The pipeline, its jobs and the one-off job run as the model's group identity
+(governance.py, grants.py): it reads only its group's data, writes only its models' artifacts,
+may pass only itself to SageMaker and register only into its models' package groups; the
+stack's "training" managed policy, which it attaches, lets it pull the stack's training images,
+write its jobs' logs, run jobs named by the stack's prefix and use the key (also for EBS
+volumes). A model whose image is in another ECR repository gets a pull grant on that repository
+on its group's role. Automation only starts these pipelines (retraining.py).
+
+Split specs: group identities and their grants are stack-wide and live in the shared stack; each
+model stack holds its models' repositories, pipelines, one-off jobs and image pull grants, and
+does not wait for the shared grants (they exist before it runs).
 
 Training containers run with network isolation: they reach no network, including the
 MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints.
@@ -44,21 +45,23 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, Callable
 
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, grants, jobs, policies
 from mlops_infra.backends.aws.naming import (
     bucket_name,
+    group_role_name,
     inline_policy_name,
     job_prefix,
     pipeline_name,
     repository_name,
-    role_name,
 )
 from mlops_infra.backends.context import StageContext
+from mlops_infra.layout import group_of
+from mlops_infra.naming import Namer
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 from mlops_infra.stages.training import (
@@ -76,30 +79,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
     storage: StorageOutputs = ctx.upstream["storage"]
     registry = ctx.upstream.get("registry")
     partition = policies.partition_of(region)
-    account_id = pulumi.Output.from_input(gov.extra["account_id"])
-    training_role = gov.identities["training"]
-    trained = [m for m in spec.models if m.training is not None]
-
-    # Each model's image source. The training grant names the stack's own repositories by
-    # pattern; a model whose image is in another ECR repository gets its own pull grant.
-    sources = {m.name: jobs.image_source(m.training.image, region) for m in spec.models if m.training is not None}
-    instance_types = {m.name: _instance_type(m, settings) for m in trained}
-    # Stack-wide grants, decided from every model so that all stacks of a split agree. A model
-    # stack does not wait for them: the shared stack holding them is deployed first.
-    grants = (_stack_grants(ctx, trained, instance_types, partition=partition, account_id=account_id)
-              if ctx.builds_stack else [])
     own = [m for m in ctx.models() if m.training is not None]
-    image_grants: dict[str, Any] = {}
-    for model in own:
-        repository_arn = jobs.spec_repository_arn(partition, sources[model.name])
-        if repository_arn is not None:
-            image_grants[model.name] = aws.iam.RolePolicy(
-                ctx.logical("imagegrant", model.name),
-                name=inline_policy_name(ctx.namer, "training-image", model.name),
-                role=training_role.id,
-                policy=json.dumps(jobs.image_pull_grant(repository_arn, "PullTrainingImage")),
-                opts=ctx.opts(),
-            )
 
     pipelines: dict[str, Any] = {}
     output_uris: dict[str, Any] = {}
@@ -107,36 +87,43 @@ def build(ctx: StageContext) -> TrainingOutputs:
     for model in own:
         training = model.training
         assert training is not None  # trained models only
-        source = sources[model.name]
+        identity = gov.reader(model)
         repo_name = repository_name(ctx.namer, model.name)
-        own_grants = ctx.waits(grants, image_grants.get(model.name))
         repository = image_repository(ctx, model.name, repo_name)
-        if source.kind == "stack":
-
-            def stack_image(url: str, ref: str = source.reference) -> str:
-                return f"{url}{ref}"
-
-            image: Any = repository.repository_url.apply(stack_image)
-        else:  # a private ECR image (another region is a validation error)
-            image = training.image
+        image = jobs.pulled_image(image=training.image, partition=partition, region=region,
+                                  account=settings.account_id, repository=repo_name)
+        pull = grants.image_pulls(model, "training", region)
+        # A job starts at once: its role must hold its grants (the identity's principal waits for
+        # the group's), and a pushed image needs its repository.
+        waits = [repository, *ctx.prerequisites]
+        if pull is not None:
+            waits.append(aws.iam.RolePolicy(
+                ctx.logical("imagegrant", model.name),
+                name=inline_policy_name(ctx.namer, "training-image", model.name),
+                role=identity.id,
+                policy=json.dumps(pull),
+                opts=ctx.opts(),
+            ))
 
         def values(*, job_name: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any,
                    buckets: dict[str, Any], model: Any = model) -> jobs.JobValues:
             return _job_values(model, job_name=job_name, image=image, role_arn=role_arn, key_arn=key_arn,
-                               artifacts=artifacts, buckets=buckets, instance_type=instance_types[model.name],
+                               artifacts=artifacts, buckets=buckets,
+                               instance_type=catalog.model_instance_type(model, "training", settings),
                                tags=ctx.tags())
 
         refs = training.input_refs
         bucket_uris = {ref.bucket: storage.buckets[ref.bucket].uri for ref in refs}
         prefix = job_prefix(ctx.namer, model.name)
-        registration = _registration(model, registry)
+        registration = _registration(ctx.namer, settings, model)
 
-        def definition(resolved: list[Any], model: Any = model, prefix: str = prefix,
+        def definition(resolved: list[Any], model: Any = model, prefix: str = prefix, image: str = image,
+                       registration: Callable[[str], jobs.Registration] = registration,
                        names: tuple[str, ...] = tuple(bucket_uris)) -> str:
-            role_arn, key_arn, image_uri, artifacts, group, *uris = resolved
-            job = values(job_name=prefix, image=image_uri, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
+            role_arn, key_arn, artifacts, group, *uris = resolved
+            job = values(job_name=prefix, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
                          buckets=dict(zip(names, uris)), model=model)
-            reg = jobs.Registration(group=group, approval=model.registry.approval) if group else None
+            reg = registration(group) if group else None
             return json.dumps(jobs.pipeline_definition(job, reg), sort_keys=True)
 
         name = pipeline_name(ctx.namer, model.name)
@@ -145,14 +132,15 @@ def build(ctx: StageContext) -> TrainingOutputs:
             pipeline_name=name,
             pipeline_display_name=name,
             pipeline_description=f"mlops-infra {spec.project}/{spec.environment}: trains {model.name}"
-            + (" and registers it" if registration is not None else ""),
-            role_arn=training_role.principal,
+            + (" and registers it" if registry is not None and model.name in registry.registries else ""),
+            role_arn=identity.principal,
             pipeline_definition=pulumi.Output.all(
-                training_role.principal, gov.key_id, image, storage.artifacts.uri, registration or "",
+                identity.principal, gov.key_id, storage.artifacts.uri,
+                registry.registries[model.name] if registry is not None and model.name in registry.registries else "",
                 *bucket_uris.values(),
             ).apply(definition),
             tags=ctx.tags(),
-            opts=ctx.opts(depends_on=[*own_grants, *ctx.prerequisites]),
+            opts=ctx.opts(depends_on=waits),
         )
         pipelines[model.name] = pipeline.arn
 
@@ -163,42 +151,36 @@ def build(ctx: StageContext) -> TrainingOutputs:
         images[model.name] = image
 
         if training.run_on_deploy:
-            _one_off_job(ctx, model, values=values, prefix=prefix, source=source, repo_name=repo_name,
-                         partition=partition, image=image, role_arn=training_role.principal, key_arn=gov.key_id,
-                         artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, grants=own_grants)
+            _one_off_job(ctx, model, values=values, prefix=prefix, image=image, role_arn=identity.principal,
+                         key_arn=gov.key_id, artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, waits=waits)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
 
-def _stack_grants(ctx: StageContext, trained: list[Any], instance_types: dict[str, str], *, partition: str,
-                  account_id: Any) -> list[Any]:
-    """The training role's inline policies for the whole stack (see the module docstring)."""
-    region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    training_role = gov.identities["training"]
-    scope = jobs.training_scope(ctx.namer, registers=any(m.registry for m in trained))
+def _registration(namer: Namer, settings: Any, model: Any) -> Callable[[str], jobs.Registration]:
+    """group name -> what the model's pipeline registers into it (see the module docstring)."""
+    partition = policies.partition_of(settings.region)
+    serving = model.serving
+    if serving is not None:
+        image = jobs.pulled_image(image=serving.image, partition=partition, region=settings.region,
+                                  account=settings.account_id, repository=repository_name(namer, model.name, "serving"))
+        environment = dict(sorted(serving.environment.items()))
+        instance_types = [catalog.model_instance_type(model, "serving", settings)]
+    else:
+        image = jobs.pulled_image(image=model.training.image, partition=partition, region=settings.region,
+                                  account=settings.account_id, repository=repository_name(namer, model.name))
+        environment, instance_types = {}, []
 
-    def grant_document(values: list[Any]) -> str:
-        account, role = values
-        return json.dumps(jobs.training_grants(partition=partition, region=region, account_id=account,
-                                               role_name=role, scope=scope))
+    def registration(group: str) -> jobs.Registration:
+        return jobs.Registration(group=group, approval=model.registry.approval, image=image,
+                                 environment=environment, instance_types=instance_types)
 
-    grants = [
-        aws.iam.RolePolicy(
-            ctx.logical("grant", "training"),
-            name=inline_policy_name(ctx.namer, "training"),
-            role=training_role.id,
-            policy=pulumi.Output.all(account_id, training_role.id).apply(grant_document),
-            opts=ctx.opts(),
-        )
-    ]
-    if any(not catalog.has_instance_storage(t) for t in instance_types.values()):
-        grants.append(volume_key_policy(ctx, "training-volumes"))
-    return grants
+    return registration
 
 
 def image_repository(ctx: StageContext, model: str, name: str) -> Any:
-    """A model's ECR repository: immutable tags, scanned on push, encrypted with the stack key, protected."""
+    """A model's ECR repository: immutable tags, scanned on push, encrypted with the stack key, protected;
+    force-deletable (images and all) only in the teardown program `destroy --delete-data` runs first."""
     gov: GovernanceOutputs = ctx.upstream["governance"]
     return aws.ecr.Repository(
         ctx.logical("repository", model),
@@ -206,36 +188,10 @@ def image_repository(ctx: StageContext, model: str, name: str) -> Any:
         image_tag_mutability="IMMUTABLE",
         image_scanning_configuration={"scan_on_push": True},
         encryption_configurations=[{"encryption_type": "KMS", "kms_key": gov.key_id}],
-        force_delete=False,
+        force_delete=ctx.teardown,
         tags=ctx.tags(),
         opts=ctx.opts(protect=True),
     )
-
-
-def volume_key_policy(ctx: StageContext, policy: str) -> Any:
-    """The training role may let EBS encrypt job volumes with the stack key (jobs.volume_key_grant)."""
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    return aws.iam.RolePolicy(
-        ctx.logical("keygrant", "training"),
-        name=inline_policy_name(ctx.namer, policy),
-        role=gov.identities["training"].id,
-        policy=pulumi.Output.from_input(gov.key_id).apply(lambda arn: json.dumps(jobs.volume_key_grant(arn))),
-        opts=ctx.opts(),
-    )
-
-
-def _instance_type(model: Any, settings: Any) -> str:
-    override = settings.overrides.models.get(model.name)
-    if override is not None and override.training_instance_type:
-        return override.training_instance_type
-    return catalog.instance_type(model.training.compute, "training", settings)
-
-
-def _registration(model: Any, registry: Any) -> Any:
-    """The model's package group name (an Output) when it has a registry."""
-    if model.registry is None or registry is None:
-        return None
-    return registry.registries[model.name]
 
 
 def _job_values(
@@ -271,22 +227,19 @@ def _job_values(
 
 
 def _one_off_job(
-    ctx: StageContext, model: Any, *, values: Any, prefix: str, source: jobs.ImageSource, repo_name: str,
-    partition: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any, bucket_uris: dict[str, Any],
-    grants: list[Any],
+    ctx: StageContext, model: Any, *, values: Any, prefix: str, image: str, role_arn: Any, key_arn: Any,
+    artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any],
 ) -> None:
-    region = ctx.settings.region
+    settings = ctx.settings
+    partition = policies.partition_of(settings.region)
     # The name hashes the definition as it is known before deployment: physical names stand
-    # for the ARNs and URLs the cloud assigns (the same names always give the same ARNs).
-    # Tags stay out: they are updated in place.
-    placeholder_image = (
-        jobs.push_target(partition=partition, region=region, repository=repo_name, reference=source.reference)
-        if source.kind == "stack" else model.training.image
-    )
+    # for the ARNs the cloud assigns (the same names always give the same ARNs), the key's alias
+    # for the key. Tags stay out: they are updated in place.
     known = values(
         job_name=prefix,
-        image=placeholder_image,
-        role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'training', region)}",
+        image=image,
+        role_arn=policies.role_arn(partition, settings.account_id,
+                                   group_role_name(ctx.namer, group_of(model), settings.region)),
         key_arn=ctx.upstream["governance"].extra["key_alias"],
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         buckets={b: f"s3://{bucket_name(ctx.namer, b)}" for b in bucket_uris},
@@ -301,8 +254,7 @@ def _one_off_job(
         **sdk_args(jobs.training_request(real)),
         tags=ctx.tags(),
         timeouts={"create": f"{longest + CREATE_TIMEOUT_MARGIN}s"},
-        # The job starts at once: its role must already hold its grants.
-        opts=ctx.opts(depends_on=[*grants, *ctx.prerequisites]),
+        opts=ctx.opts(depends_on=waits),
     )
 
 
