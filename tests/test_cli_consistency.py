@@ -135,7 +135,7 @@ project: churn
 environment: dev
 cloud: azure
 clouds:
-  azure: {location: westeurope}
+  azure: {location: westeurope, subscription_id: "00000000-0000-0000-0000-000000000000"}
 storage:
   buckets: [{name: raw, versioning: false}]
 models:

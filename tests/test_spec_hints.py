@@ -17,9 +17,9 @@ from mlops_infra.spec.validate import check_text
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOUD_BLOCKS = {
-    "aws": "aws: {region: %s}",
+    "aws": "aws: {region: %s, account_id: \"123456789012\"}",
     "gcp": "gcp: {project: acme-ml-dev, region: %s}",
-    "azure": "azure: {location: %s}",
+    "azure": "azure: {location: %s, subscription_id: \"00000000-0000-0000-0000-000000000000\"}",
 }
 FIELDS = {"aws": "clouds.aws.region", "gcp": "clouds.gcp.region", "azure": "clouds.azure.location"}
 

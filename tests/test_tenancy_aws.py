@@ -143,8 +143,8 @@ def test_a_missing_account_id_is_a_located_error_with_a_hint() -> None:
 
 @pytest.mark.parametrize(("value", "words"), [
     ("123456789012", "quoted string"),  # unquoted: YAML reads a number
-    ('"12345"', "should match pattern"),
-    ('"12345678901a"', "should match pattern"),
+    ('"12345"', "is not in the accepted form"),
+    ('"12345678901a"', "is not in the accepted form"),
 ])
 def test_a_malformed_account_id_is_refused(value: str, words: str) -> None:
     with pytest.raises(SpecInvalid) as invalid:
