@@ -1,8 +1,8 @@
-"""The README's generated parts, so docs never drift from code or data.
+"""The generated parts of the docs (docs/*.md), so they never drift from code or data.
 
 `python -m mlops_infra.docs` prints the spec reference (from the models) and
 `python -m mlops_infra.docs prices` the list of known prices (from the price books);
-tests/test_readme.py checks that the README holds exactly this text between the markers.
+tests/test_readme.py checks that docs/ holds exactly this text between the markers.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import yaml
 from mlops_infra.scaffold import init_project
 
 ROOT = Path(__file__).resolve().parent.parent
-README = (ROOT / "README.md").read_text()
+CI_DOC = (ROOT / "docs" / "ci.md").read_text()
 BIN = Path(sys.executable).parent
 ACTIONLINT, SHELLCHECK = BIN / "actionlint", BIN / "shellcheck"
 CLOUDS = ["aws", "gcp", "azure"]
@@ -168,12 +168,12 @@ def test_workflow_commands_are_the_documented_ones(workflow: tuple[str, dict, st
     _, document, _ = workflow
     found = commands(document)
     assert {c[1] for c in found} == {"validate", "plan", "preview", "install-cli"}
-    section = README.split("## Pull requests and CI", 1)[1].split("\n## ", 1)[0]
+    section = CI_DOC
     for command in found:
         flags = [word for word in command if word.startswith("--")]
         documented = [line for line in section.splitlines() if line.strip().startswith(f"mlops-infra {command[1]}")]
         assert any(all(flag in line for flag in flags) for line in documented), (
-            f"README's CI section does not show `mlops-infra {command[1]} {' '.join(flags)}`"
+            f"docs/ci.md does not show `mlops-infra {command[1]} {' '.join(flags)}`"
         )
 
 
@@ -294,7 +294,7 @@ def test_readme_lists_exactly_the_actions_the_workflows_use(tmp_path: Path) -> N
     for cloud in CLOUDS:
         document, _ = scaffold(tmp_path / cloud, cloud, "index")
         used |= {s["uses"] for job in document["jobs"].values() for s in job["steps"] if "uses" in s}
-    section = README.split("## Pull requests and CI", 1)[1].split("\n## ", 1)[0]
+    section = CI_DOC
     documented = set(re.findall(r"^\| `([\w./-]+@v\d+)` \| node24 \|$", section, re.M))
     assert documented == used
 

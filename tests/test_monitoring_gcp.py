@@ -766,10 +766,10 @@ def test_checks_for_what_gcp_cannot_do(variant: dict) -> None:
     problems = _problems(data)
     if ("models", 1, "retraining", "timezone") in problems:  # only where this host lists "localtime"
         assert problems[("models", 1, "retraining", "timezone")].severity == "error"
-    # Starting workflows is a project-wide grant on GCP: a standing fact the README states, not a
+    # Starting workflows is a project-wide grant on GCP: a standing fact docs/clouds.md states, not a
     # warning every run repeats (no spec change can act on it).
     assert not [p for p in _problems(VARIANT).values() if "workflow" in p.message and p.severity == "warning"]
-    assert "`workflows.executions.create` on the project" in (ROOT / "README.md").read_text().replace("\n", " ")
+    assert "`workflows.executions.create` on the project" in (ROOT / "docs" / "clouds.md").read_text().replace("\n", " ")
     assert not [p for p in _problems(VARIANT).values() if p.severity == "error"]
     assert not [p for p in _problems(DEV).values() if p.severity == "error"]
     assert not [p for p in _problems(PROD).values() if p.severity == "error"]

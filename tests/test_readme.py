@@ -1,4 +1,5 @@
-"""The README's promises: its two commands, its spec reference, its CLI reference."""
+"""The README's and docs/' promises: the two commands, the generated references, the CLI reference,
+links that resolve."""
 
 from __future__ import annotations
 
@@ -22,6 +23,10 @@ from mlops_infra.docs import (
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+DOCS = {p.name: p.read_text() for p in sorted((ROOT / "docs").glob("*.md"))}
+SPEC_DOC = DOCS["spec.md"]
+CLOUDS_DOC = DOCS["clouds.md"]
+COST_DOC = DOCS["cost-and-policy.md"]
 
 
 def first_block() -> list[str]:
@@ -52,14 +57,14 @@ def test_ci_runs_the_readme_commands() -> None:
 
 
 def test_spec_reference_is_generated_from_the_models() -> None:
-    match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), README, re.S)
-    assert match, "README lacks the generated spec reference"
+    match = re.search(re.escape(BEGIN) + r".*?" + re.escape(END), SPEC_DOC, re.S)
+    assert match, "docs/spec.md lacks the generated spec reference"
     assert match.group(0) == spec_reference(), "run `python -m mlops_infra.docs` and paste the output"
 
 
 def test_known_prices_are_listed_from_the_price_books() -> None:
-    match = re.search(re.escape(PRICES_BEGIN) + r".*?" + re.escape(PRICES_END), README, re.S)
-    assert match, "README lacks the generated list of known prices"
+    match = re.search(re.escape(PRICES_BEGIN) + r".*?" + re.escape(PRICES_END), COST_DOC, re.S)
+    assert match, "docs/cost-and-policy.md lacks the generated list of known prices"
     assert match.group(0) == price_reference(), "run `python -m mlops_infra.docs prices` and paste the output"
 
 
@@ -75,11 +80,19 @@ def test_every_command_and_option_is_documented() -> None:
 def test_examples_in_readme_spec_block_validate(tmp_path: Path) -> None:
     from mlops_infra.spec.validate import check_text
 
-    block = README.split("## The spec", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
-    check_text(block, "README.md")
+    block = SPEC_DOC.split("```yaml", 1)[1].split("```", 1)[0]
+    check_text(block, "docs/spec.md")
 
 
 def test_cloud_gaps_are_generated_from_the_backends() -> None:
-    match = re.search(re.escape(GAPS_BEGIN) + r".*?" + re.escape(GAPS_END), README, re.S)
-    assert match, "README lacks the generated table of cloud gaps"
+    match = re.search(re.escape(GAPS_BEGIN) + r".*?" + re.escape(GAPS_END), CLOUDS_DOC, re.S)
+    assert match, "docs/clouds.md lacks the generated table of cloud gaps"
     assert match.group(0) == gap_reference(), "run `python -m mlops_infra.docs gaps` and paste the output"
+
+
+def test_the_readme_stays_short_and_its_links_resolve() -> None:
+    assert len(README.splitlines()) < 120, "the README is a five-minute read: move reference material to docs/"
+    for name, text in {"README.md": README, **{f"docs/{n}": t for n, t in DOCS.items()}}.items():
+        base = ROOT if name == "README.md" else ROOT / "docs"
+        for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", text):
+            assert (base / target).is_file(), f"{name} links to {target}, which does not exist"
