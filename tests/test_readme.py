@@ -14,9 +14,12 @@ from mlops_infra.docs import (
     END,
     GAPS_BEGIN,
     GAPS_END,
+    KEPT_BEGIN,
+    KEPT_END,
     PRICES_BEGIN,
     PRICES_END,
     gap_reference,
+    kept_reference,
     price_reference,
     spec_reference,
 )
@@ -96,3 +99,10 @@ def test_the_readme_stays_short_and_its_links_resolve() -> None:
         base = ROOT if name == "README.md" else ROOT / "docs"
         for target in re.findall(r"\]\(([^)#:]+\.md)(?:#[^)]*)?\)", text):
             assert (base / target).is_file(), f"{name} links to {target}, which does not exist"
+
+
+def test_the_teardown_section_lists_what_each_cloud_keeps() -> None:
+    text = DOCS["deploying.md"]
+    match = re.search(re.escape(KEPT_BEGIN) + r".*?" + re.escape(KEPT_END), text, re.S)
+    assert match, "docs/deploying.md lacks the generated list of what destroy keeps"
+    assert match.group(0) == kept_reference(), "run `python -m mlops_infra.docs kept` and paste the output"
