@@ -40,7 +40,7 @@ def stack_tags(*, project: str, environment: str, user: dict[str, str], stage: s
 
 
 def check_tag_key(key: str) -> str:
-    if not KEY_RE.match(key):
+    if not KEY_RE.fullmatch(key):
         raise ValueError(f"tag key {key!r} is not valid on every cloud")
     if key.startswith(RESERVED_PREFIXES):
         raise ValueError(f"tag key {key!r} starts with a reserved prefix")
@@ -48,7 +48,7 @@ def check_tag_key(key: str) -> str:
 
 
 def check_tag_value(value: str) -> str:
-    if not VALUE_RE.match(value):
+    if not VALUE_RE.fullmatch(value):
         raise ValueError("tag value is not valid on every cloud")
     return value
 
