@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +21,24 @@ class SpecSource:
 
 
 def resolve_source(*, stack: str | None, spec: str | None, root: Path | None = None) -> SpecSource:
-    if stack and spec:
+    """The spec file and stack name a command works on: --spec PATH, --stack NAME, or stack dev.
+
+    An empty value is an error (an unset CI variable must not quietly select another spec), and
+    the stack name, which names the Pulumi stacks, is checked whether it comes from --stack or
+    from the spec file's name.
+    """
+    if stack is not None and spec is not None:
         raise UsageError("give --stack or --spec, not both")
-    if spec:
-        return SpecSource(path=Path(spec), stack=Path(spec).stem)
+    if spec is not None:
+        if not spec:
+            raise UsageError("--spec is empty", hint="pass the path of a spec file, or --stack NAME")
+        path = Path(spec)
+        check_stack_name(path.stem, origin="the spec file's name")
+        return SpecSource(path=path, stack=path.stem)
+    if stack is not None and not stack:
+        raise UsageError("--stack is empty", hint="pass a stack name such as dev (it reads stacks/dev.yaml)")
     name = stack or "dev"
-    if not name.replace("-", "").replace("_", "").isalnum():
-        raise UsageError(f"invalid stack name {name!r}", hint="stack names use letters, digits, '-' and '_'")
+    check_stack_name(name, origin="--stack")
     path = (root or project_root(Path.cwd())) / "stacks" / f"{name}.yaml"
     if not path.exists():
         raise UsageError(
@@ -41,6 +54,29 @@ def project_root(start: Path) -> Path:
         if (folder / "stacks").is_dir():
             return folder
     return start
+
+
+# Pulumi stack names allow letters, digits, '-', '_' and '.'; ours start with a letter or digit
+# and leave room for the "-<cloud>" every Pulumi stack name of a spec ends with.
+_STACK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_stack_name(name: str, *, origin: str) -> None:
+    from mlops_infra.backends import registry
+    from mlops_infra.layout import PULUMI_STACK_NAME_MAX
+
+    longest = PULUMI_STACK_NAME_MAX - 1 - max(len(cloud) for cloud in registry())
+    rule = (
+        f"stack names use letters, digits, '-', '_' and '.', start with a letter or digit and have at most "
+        f"{longest} characters"
+    )
+    fix = "rename the spec file" if origin != "--stack" else "choose another stack name"
+    if not _STACK_NAME.fullmatch(name):
+        raise UsageError(f"invalid stack name {name!r} (from {origin})", hint=f"{rule}: {fix}")
+    if len(name) > longest:
+        raise UsageError(
+            f"stack name {name[:20]!r}... (from {origin}) has {len(name)} characters", hint=f"{rule}: {fix}"
+        )
 
 
 @dataclass
@@ -131,9 +167,14 @@ def plan(
     against: Path | None = None,
     part: str | None = None,
 ) -> PlanResult:
-    """Validate for the target cloud, then plan offline; SpecInvalid carries every problem."""
-    from mlops_infra.diff import diff_plans, load_plan
+    """Validate for the target cloud, then plan offline; SpecInvalid carries every problem.
+
+    `out` is written only when everything succeeded, and atomically: a failed plan leaves no file
+    and an existing one as it was.
+    """
+    from mlops_infra.diff import diff_plans
     from mlops_infra.plan import dump_plan, plan_document
+    from mlops_infra.plan_schema import load_plan
     from mlops_infra.spec.validate import check_file
 
     old = load_plan(against) if against is not None else None
@@ -145,29 +186,49 @@ def plan(
         target = checked.spec.cloud
         if target is None:
             raise UsageError("no target cloud", hint=_cloud_hint())
+    if old is not None and old["cloud"] != target:
+        raise UsageError(
+            f"--against: {against} is a plan for {old['cloud']}, this plan is for {target}",
+            hint="compare plans of the same cloud",
+        )
     checked = check_file(source.path, clouds=[target])
     document = plan_document(
         checked.spec, target, stack=source.stack, warnings=[w.to_dict() for w in checked.warnings], part=part
     )
-    written = None
-    if out is not None:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text(dump_plan(document))
-        except OSError as exc:
-            raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
-        written = out
     if old is not None and part is not None and "split" in document:
         # Compare only the stacks planned: the others are not being deleted.
         planned = {p["part"] for p in document["split"]["parts"]}
         old = {**old, "resources": [r for r in old["resources"] if r.get("part") in planned]}
     changes = diff_plans(old, document) if old is not None else None
-    if old is not None and old.get("cloud") != target:
-        raise UsageError(
-            f"--against: {against} is a plan for {old.get('cloud')}, this plan is for {target}",
-            hint="compare plans of the same cloud",
-        )
-    return PlanResult(document=document, warnings=checked.warnings, written_to=written, changes=changes)
+    if out is not None:
+        write_atomically(out, dump_plan(document))
+    return PlanResult(document=document, warnings=checked.warnings, written_to=out, changes=changes)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write `text` to a temporary file next to `path`, then rename it over `path` (all or nothing)."""
+    import os
+    import tempfile
+
+    if path.exists() and not path.is_file():
+        raise UsageError(f"cannot write {path}: it exists and is not a regular file")
+    temporary: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(handle, _file_mode(path))  # mkstemp makes 0600; a plan document is no secret
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+        temporary = None
+    except OSError as exc:
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
 
 
 def schema() -> dict[str, Any]:
@@ -249,6 +310,17 @@ def check_backend_url(url: str) -> None:
         raise UsageError(f"unsupported --backend {url!r}", hint=f"use {BACKEND_FORMS}")
     if not place or url != url.strip() or " " in url:
         raise UsageError(f"malformed --backend {url!r}: it names no bucket, container, path or host", hint=f"use {BACKEND_FORMS}")
+
+
+def _file_mode(path: Path) -> int:
+    """The replaced file's permissions, or what the umask gives a new file."""
+    import os
+
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _project_dir(source: SpecSource) -> Path:

@@ -13,11 +13,8 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from mlops_infra.errors import UsageError
-from mlops_infra.plan import PLAN_FORMAT
 from mlops_infra.replacement import ResourceFacts, Verdict, judge
 
 # Fields of a plan resource besides its inputs whose change is an update.
@@ -142,25 +139,6 @@ class Changes:
             "delete": self.delete,
             "summary": self.counts(),
         }
-
-
-def load_plan(path: Path) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UsageError(f"--against: {path} does not exist", hint="write one with `mlops-infra plan --out FILE`") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"--against: cannot read {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"--against: {path} is not JSON (line {exc.lineno}: {exc.msg})") from None
-    if not isinstance(document, dict) or document.get("format") != PLAN_FORMAT:
-        raise UsageError(
-            f"--against: {path} is not a plan document ({PLAN_FORMAT})",
-            hint="write one with `mlops-infra plan --json --out FILE`",
-        )
-    if not isinstance(document.get("resources"), list):
-        raise UsageError(f"--against: {path} has no resources list")
-    return document
 
 
 def diff_plans(old: dict[str, Any], new: dict[str, Any]) -> Changes:

@@ -44,6 +44,15 @@ class SpecInvalid(MlopsInfraError):
         self.warnings = warnings or []
 
 
+class PlanDocumentInvalid(SpecInvalid):
+    """An older plan document (plan --against) is malformed; every problem is carried."""
+
+    def __init__(self, problems: "list[Problem]", *, source: str, total: int) -> None:
+        super().__init__(problems)
+        self.message = f"{total} problem{'s' if total != 1 else ''} in the plan document {source} (--against)"
+        self.args = (self.message,)
+
+
 class ToolingMissing(MlopsInfraError):
     """The Pulumi CLI, a plugin or cloud credentials are not available."""
 

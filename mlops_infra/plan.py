@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -163,23 +165,58 @@ def run_offline(program: Any, *, project: str, stack: str) -> OfflineRun:
     asyncio.set_event_loop(loop)
     # Offline-only shortcuts and the collector's schedule (mlops_infra/offline_tuning.py); it
     # collects the run's garbage on the way out, after the runtime let go of it.
-    with offline_engine():
+    with offline_engine(), _worker_loops() as worker_loops:
         try:
             pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=True, monitor=monitor)
             loop.run_until_complete(run_pulumi_func(program))
             exports = loop.run_until_complete(_resolve(program.exports))
         finally:
-            reset_runtime(loop)
+            reset_runtime(loop, worker_loops=worker_loops)
     return OfflineRun(registrations=monitor.captured, exports=exports)
 
 
-def reset_runtime(loop: asyncio.AbstractEventLoop) -> None:
-    """Forget a mock run: Pulumi's global settings, its pending RPCs and Outputs, the loop."""
+@contextmanager
+def _worker_loops() -> Iterator[list[asyncio.AbstractEventLoop]]:
+    """The event loops the mock monitor makes on executor threads during a run, for reset_runtime.
+
+    Registrations reach the monitor on the run loop's executor threads, and the monitor gives each
+    thread an event loop (pulumi.runtime.mocks._ensure_event_loop) that nothing closes: each holds
+    an epoll descriptor and a socket pair, so a caller planning in-process ran out of file
+    descriptors after about a thousand plans.
+    """
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    made: list[asyncio.AbstractEventLoop] = []
+    original = getattr(pulumi_mocks, "_ensure_event_loop", None)
+    if original is None:  # a Pulumi that no longer makes them (tests/test_cli_hardening.py checks)
+        yield made
+        return
+
+    def recorded() -> asyncio.AbstractEventLoop:
+        loop: asyncio.AbstractEventLoop = original()
+        if all(loop is not known for known in made):
+            made.append(loop)
+        return loop
+
+    pulumi_mocks._ensure_event_loop = recorded
+    try:
+        yield made
+    finally:
+        pulumi_mocks._ensure_event_loop = original
+
+
+def reset_runtime(loop: asyncio.AbstractEventLoop, *, worker_loops: Sequence[asyncio.AbstractEventLoop] = ()) -> None:
+    """Forget a mock run: Pulumi's global settings, its pending RPCs and Outputs, the loops it used."""
     from pulumi.runtime import settings as pulumi_settings
 
     pulumi_settings.reset_options()
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
+    # Join the executor's threads first: then no thread uses its loop any more.
+    loop.run_until_complete(loop.shutdown_default_executor())
+    for each in worker_loops:
+        if each is not loop:
+            each.close()
     loop.close()
     asyncio.set_event_loop(None)
 

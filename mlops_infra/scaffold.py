@@ -45,7 +45,7 @@ def init_project(
     from mlops_infra.backends import get_backend
 
     get_backend(cloud)
-    if not (2 <= len(project) <= 24 and re.match(SLUG_RE, project)):
+    if not (2 <= len(project) <= 24 and re.fullmatch(SLUG_RE, project)):
         raise UsageError(
             f"invalid project name {project!r}",
             hint="2-24 characters: lowercase letters, digits and single hyphens, starting with a letter",

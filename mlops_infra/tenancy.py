@@ -77,7 +77,7 @@ def _owners(path: Path, clouds: Sequence[str], keys: set[str]) -> dict[str, list
 def _neighbours(path: Path) -> Iterable[tuple[Path, Any]]:
     """The other specs in `path`'s folder that pass structural validation, by file name."""
     from mlops_infra.spec.models import spec_model
-    from mlops_infra.spec.validate import read_spec_text
+    from mlops_infra.spec.validate import read_spec
     from mlops_infra.spec.yaml_loader import load_yaml
 
     folder = path.resolve().parent
@@ -89,7 +89,7 @@ def _neighbours(path: Path) -> Iterable[tuple[Path, Any]]:
         if candidate == path.resolve():
             continue
         try:
-            doc = load_yaml(read_spec_text(candidate), str(candidate))
+            doc = load_yaml(read_spec(candidate), str(candidate))
             yield candidate, spec_model().model_validate(doc.data)
         except Exception:  # noqa: BLE001 - a neighbour that does not load is its own problem, not this one's
             continue

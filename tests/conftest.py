@@ -21,3 +21,13 @@ def dev(request: pytest.FixtureRequest) -> dict[str, Any]:
 def prod(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The plan of stacks/prod.yaml on the module's CLOUD."""
     return example_plan("prod", request.module.CLOUD)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the property-based CLI fuzz (tests/test_fuzz.py) with N random examples per property",
+    )

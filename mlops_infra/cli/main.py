@@ -10,7 +10,7 @@ from typing import Any, Callable
 import click
 
 from mlops_infra import __version__
-from mlops_infra.cli.output import echo_err, emit_json, error_text, problems_summary, render_problems
+from mlops_infra.cli.output import echo_err, emit_json, error_text, problems_summary, render_problems, write_failure
 
 
 
@@ -41,8 +41,22 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - the one place errors become exit codes
             if debug:
                 raise
-            _report(exc, ctx)
-            ctx.exit(_exit_code(exc))
+            _handle(exc, ctx)
+
+
+def _handle(exc: Exception, ctx: click.Context) -> None:
+    """Report `exc` and exit with its code; a report that cannot be written is given up quietly."""
+    from mlops_infra.errors import MlopsInfraError
+
+    failed = write_failure(exc)
+    if failed is not None:
+        exc = MlopsInfraError(failed[0], hint=failed[1])
+        ctx.meta["json"] = False  # stdout, where the JSON error would go, is silenced
+    try:
+        _report(exc, ctx)
+    except OSError as second:
+        write_failure(second)  # stdout or stderr is gone: nothing left to tell anyone
+    ctx.exit(_exit_code(exc))
 
 
 def _exit_code(exc: Exception) -> int:
@@ -138,18 +152,18 @@ def validate(stack: str | None, spec_path: str | None, clouds: tuple[str, ...], 
 
     source = api.resolve_source(stack=stack, spec=spec_path)
     result = api.validate(source=source, clouds=list(clouds) or None)
+    # stderr gets the problems as text in both modes; with --json, stdout gets the result document.
+    render_problems(result.problems + result.warnings)
+    if not result.valid:
+        echo_err(error_text(problems_summary(len(result.problems), len(result.warnings), result.file)))
     if as_json:
         emit_json(result.to_dict())
-    else:
-        render_problems(result.problems + result.warnings)
-        if result.valid:
-            click.echo(f"{result.file}: valid for {', '.join(result.clouds) or 'no cloud'}")
-            for cloud, stages in result.stages.items():
-                missing = {s: why for s, why in stages.items() if why != "implemented"}
-                if missing:
-                    click.echo(f"  {cloud}: not deployed yet: {', '.join(sorted(missing))}")
-        else:
-            echo_err(error_text(problems_summary(len(result.problems), len(result.warnings), result.file)))
+    elif result.valid:
+        click.echo(f"{result.file}: valid for {', '.join(result.clouds)}")
+        for cloud, stages in result.stages.items():
+            missing = {s: why for s, why in stages.items() if why != "implemented"}
+            if missing:
+                click.echo(f"  {cloud}: not deployed yet: {', '.join(sorted(missing))}")
     if not result.valid:
         sys.exit(2)
 

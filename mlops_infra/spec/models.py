@@ -26,6 +26,7 @@ from mlops_infra.spec.types import (
     ResourceName,
     ShortDuration,
     TimeZone,
+    TrafficPercent,
 )
 
 API_VERSION = "mlops-infra/v1"
@@ -215,8 +216,10 @@ class DataCapture(Strict):
 
 class Rollout(Strict):
     mode: Literal["all-at-once", "canary", "linear"] = Field("all-at-once", description="how new versions go live")
-    canary_percent: Optional[PositivePercent] = Field(None, description="canary: traffic share of the first step")
-    step_percent: Optional[PositivePercent] = Field(None, description="linear: traffic share added per step")
+    canary_percent: Optional[TrafficPercent] = Field(
+        None, description="canary: traffic share of the first step (whole percent)"
+    )
+    step_percent: Optional[TrafficPercent] = Field(None, description="linear: traffic share added per step (whole percent)")
     wait: ShortDuration = Field(600, description="bake time between steps")
     rollback_on_alarms: bool = Field(True, description="roll back when the endpoint's alarms fire")
 

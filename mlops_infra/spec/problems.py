@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -15,8 +16,13 @@ def dotted(path: Path) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += f".{part}" if out else str(part)
+            part = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), part)
+            out += f".{part}" if out else part
     return out or "(top level)"
+
+
+# A key holding a control character is shown escaped, so that reporting it cannot garble a terminal.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema
 
 SLUG_RE = r"^[a-z](?:[a-z0-9]|-(?=[a-z0-9]))*$"
+# Every pattern here is applied with fullmatch: with match, "$" also matches before a final
+# line break, and "m1\n" would pass as a slug.
 _SLUG = re.compile(SLUG_RE)
 
 
@@ -46,7 +48,7 @@ def _edit_distance(a: str, b: str) -> int:
 
 
 def _slug_check(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError(
             "must be a slug: lowercase letters, digits and single hyphens, starting with a letter"
         )
@@ -70,7 +72,7 @@ DURATION_PATTERN = r"^[1-9][0-9]{0,6}(s|m|h|d)$"
 def parse_duration(value: object) -> object:
     """'4h' -> 14400. Anything else passes through for pydantic to reject."""
     if isinstance(value, str):
-        match = _DURATION.match(value)
+        match = _DURATION.fullmatch(value)
         if not match:
             raise ValueError("must be a duration such as 90s, 30m, 4h or 2d")
         return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
@@ -108,6 +110,19 @@ ShortDuration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=3
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 PositivePercent = Annotated[float, Field(gt=0, le=100)]
+
+
+def _whole_percent(value: object) -> object:
+    if isinstance(value, float):
+        raise ValueError(
+            f"must be a whole percentage, not {value:g}: SageMaker, Vertex AI and Azure ML all split traffic "
+            "in whole percentages"
+        )
+    return value
+
+
+# A share of an endpoint's traffic (canary, linear step): whole percentages on every cloud.
+TrafficPercent = Annotated[int, Field(ge=1, le=100), BeforeValidator(_whole_percent)]
 
 # Five-field cron: minute hour day-of-month month day-of-week.
 _CRON_FIELDS: tuple[tuple[str, int, int, dict[str, int]], ...] = (
@@ -187,7 +202,7 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$")
 
 
 def check_email(value: str) -> str:
-    if not _EMAIL.match(value):
+    if not _EMAIL.fullmatch(value):
         raise ValueError("is not an email address")
     return value
 
@@ -196,7 +211,7 @@ Email = Annotated[str, AfterValidator(check_email)]
 
 
 def check_https_url(value: str) -> str:
-    if not re.match(r"^https://[^\s/]+(/\S*)?$", value):
+    if not re.fullmatch(r"https://[^\s/]+(/\S*)?", value):
         raise ValueError("must be an https:// URL")
     return value
 
@@ -207,7 +222,7 @@ _IMAGE = re.compile(r"^[a-z0-9][a-z0-9._\-/:@]*$", re.IGNORECASE)
 
 
 def check_image(value: str) -> str:
-    if not _IMAGE.match(value) or " " in value:
+    if not _IMAGE.fullmatch(value):
         raise ValueError("is not a container image reference (registry/repository:tag or @sha256:digest)")
     if ":" not in value.rsplit("/", 1)[-1] and "@" not in value:
         raise ValueError("needs an explicit tag (repository:1.2.0) or digest (repository@sha256:...)")

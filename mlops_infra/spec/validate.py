@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from mlops_infra.errors import SpecInvalid, UsageError
+from mlops_infra.spec.characters import control_character_problems
 from mlops_infra.spec.problems import Path, Problem, dotted, errors_in, sort_problems
 from mlops_infra.spec.types import HintedValueError
 from mlops_infra.tagging import TAG_HINT
@@ -37,24 +38,16 @@ class Checked:
     clouds: list[str] = field(default_factory=list)
 
 
-def read_spec_text(path: str | FsPath) -> str:
-    target = FsPath(path)
-    if not target.exists():
-        raise UsageError(f"spec file not found: {target}", hint="pass --spec PATH or --stack NAME (stacks/NAME.yaml)")
-    if target.is_dir():
-        raise UsageError(f"{target} is a directory, not a spec file")
-    try:
-        if target.stat().st_size > MAX_SPEC_BYTES:
-            raise UsageError(f"{target} is larger than {MAX_SPEC_BYTES} bytes; a spec should be far smaller")
-        data = target.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"cannot read {target}: {exc.strerror or exc}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SpecInvalid(
-            [Problem(file=str(target), line=None, path=(), message=f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
-        ) from None
+def read_spec(path: str | FsPath) -> bytes:
+    """The spec file's bytes (decoded by the loader, which also recognises other encodings)."""
+    from mlops_infra.spec.reading import read_regular_file
+
+    return read_regular_file(
+        FsPath(path),
+        limit=MAX_SPEC_BYTES,
+        what="spec file",
+        missing_hint="pass --spec PATH or --stack NAME (stacks/NAME.yaml)",
+    )
 
 
 def check_file(path: str | FsPath, *, clouds: Sequence[str] | None = None) -> Checked:
@@ -63,11 +56,11 @@ def check_file(path: str | FsPath, *, clouds: Sequence[str] | None = None) -> Ch
     def beside(spec: Any, targets: Sequence[str]) -> Iterable[Problem]:
         return tenancy.problems(FsPath(path), spec, targets)
 
-    return check_text(read_spec_text(path), str(path), clouds=clouds, beside=beside)
+    return check_text(read_spec(path), str(path), clouds=clouds, beside=beside)
 
 
 def check_text(
-    text: str,
+    text: str | bytes,
     filename: str,
     *,
     clouds: Sequence[str] | None = None,
@@ -99,15 +92,22 @@ def check_text(
             ]
         )
     model = spec_model()
+    control = control_character_problems(doc.data, filename, doc.line_for)
     try:
         spec = model.model_validate(doc.data)
     except ValidationError as exc:
-        raise SpecInvalid(sort_problems(_structural_problems(exc, doc, model))) from None
+        marked = {p.path for p in control}
+        structural = [p for p in _structural_problems(exc, doc, model) if p.path not in marked]
+        raise SpecInvalid(sort_problems(control + structural)) from None
+    if control:
+        raise SpecInvalid(sort_problems(control))
 
     targets = _targets(spec, clouds)
     semantic = list(semantic_problems(spec, targets))
     if beside is not None:  # checks against the specs next to this file (mlops_infra/tenancy.py)
         semantic += beside(spec, targets)
+    if clouds is None and not targets:
+        semantic.append(_no_target_cloud())
     located = [_locate(p, doc) for p in semantic]
     errors = errors_in(located)
     warnings = [p for p in located if p.severity != "error"]
@@ -125,8 +125,22 @@ def _targets(spec: Any, clouds: Sequence[str] | None) -> list[str]:
     return sorted(wanted)
 
 
+def _no_target_cloud() -> Problem:
+    """A spec that names no cloud plans nowhere: `plan` would fail on every cloud, so validate fails too."""
+    from mlops_infra.backends import registry
+    from mlops_infra.stages.base import finding
+
+    name, backend = next(iter(registry().items()))
+    return finding(
+        ("cloud",),
+        "no target cloud: the spec has no `cloud:` and no settings under `clouds:`, so no cloud can plan it",
+        hint=f"set a default cloud and its settings, e.g. cloud: {name} and {backend.settings_example}",
+    )
+
+
 def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
     from mlops_infra.layout import problems as layout_problems
+    from mlops_infra.stack_size import stack_size_problems
     from mlops_infra.stages import all_stages
     from mlops_infra.stages.base import finding
 
@@ -143,6 +157,8 @@ def semantic_problems(spec: Any, clouds: Iterable[str]) -> Iterable[Problem]:
         for check in stage.checks:
             yield from check(spec)
     yield from layout_problems(spec)
+    clouds = list(clouds)
+    yield from stack_size_problems(spec, clouds)
     for cloud in clouds:
         yield from (replace(p, cloud=cloud) for p in _cloud_problems(spec, cloud))
 
@@ -322,6 +338,8 @@ _HINTS = {
     "environment": "a slug such as dev or prod",
     "subscription_id": "your Azure subscription's id, a GUID (az account show --query id --output tsv)",
     "tags": TAG_HINT,
+    "canary_percent": "a whole number of percent, e.g. canary_percent: 10",
+    "step_percent": "a whole number of percent, e.g. step_percent: 25",
 }
 
 

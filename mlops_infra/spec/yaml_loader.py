@@ -201,21 +201,24 @@ def _decode(text: str | bytes, filename: str) -> str:
         raw = bytes(text)
         if len(raw) > MAX_BYTES:
             raise YamlLoadError([_too_big_problem(len(raw), filename)])
+        wide = _wide_encoding(raw)
+        if wide is not None:
+            raise YamlLoadError([
+                Problem(
+                    filename,
+                    1,
+                    (),
+                    f"the file is {wide} text, not UTF-8",
+                    f"convert it: iconv -f {wide.split()[0]} -t UTF-8 {filename} > converted.yaml "
+                    "(or save it as UTF-8 in your editor)",
+                )
+            ])
         if raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8):]
         try:
             return raw.decode("utf-8")
         except UnicodeDecodeError as err:
-            line = raw.count(b"\n", 0, err.start) + 1
-            raise YamlLoadError([
-                Problem(
-                    filename,
-                    line,
-                    (),
-                    f"the file is not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})",
-                    "save the file with UTF-8 encoding",
-                )
-            ]) from None
+            raise YamlLoadError([_not_utf8_problem(raw, err.start, filename)]) from None
     if not isinstance(text, str):
         raise TypeError(f"load_yaml() needs str or bytes, not {type(text).__name__}")
     # A character is at most 4 UTF-8 bytes, so short strings need no encoding
@@ -225,6 +228,53 @@ def _decode(text: str | bytes, filename: str) -> str:
         if size > MAX_BYTES:
             raise YamlLoadError([_too_big_problem(size, filename)])
     return text[1:] if text.startswith("\ufeff") else text
+
+
+# Byte order marks, longest first (the UTF-32LE mark starts with the UTF-16LE one).
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+
+
+def _wide_encoding(raw: bytes) -> str | None:
+    """The UTF-16 or UTF-32 encoding of `raw`, if it is one: by its byte order mark or, without
+    one, by the zero bytes around its first character, which is ASCII in any YAML file (the
+    detection rule of YAML 1.2, section 5.2)."""
+    for bom, name in _BOMS:
+        if raw.startswith(bom):
+            return f"{name} (with a byte order mark)"
+    head = raw[:4]
+    if len(head) == 4 and head[:3] == b"\0\0\0" and head[3]:
+        return "UTF-32BE"
+    if len(head) == 4 and head[0] and head[1:] == b"\0\0\0":
+        return "UTF-32LE"
+    if len(head) >= 2 and not head[0] and head[1]:
+        return "UTF-16BE"
+    if len(head) >= 2 and head[0] and not head[1]:
+        return "UTF-16LE"
+    return None
+
+
+def _not_utf8_problem(raw: bytes, offset: int, filename: str) -> Problem:
+    """Name the byte that is not UTF-8, and the 8-bit encoding the file most likely uses."""
+    line = raw.count(b"\n", 0, offset) + 1
+    byte = raw[offset]
+    message = f"the file is not valid UTF-8 (byte 0x{byte:02x} on line {line}, at offset {offset})"
+    try:
+        read = raw[offset:offset + 1].decode("cp1252")
+        raw.decode("cp1252")
+    except UnicodeDecodeError:
+        return Problem(filename, line, (), message, "save the file with UTF-8 encoding")
+    return Problem(
+        filename,
+        line,
+        (),
+        f"{message}: it looks like Windows-1252 or Latin-1 (ISO-8859-1) text, where that byte is {read!r}",
+        f"convert it: iconv -f WINDOWS-1252 -t UTF-8 {filename} > converted.yaml (or save it as UTF-8 in your editor)",
+    )
 
 
 def _too_big_problem(size: int, filename: str) -> Problem:

@@ -535,7 +535,7 @@ def _check_rollout(serving: Any, path: tuple) -> list[Problem]:
         ))
     if rollout.mode == "canary":
         value = rollout.canary_percent
-        if not endpoints.whole(value) or value > endpoints.CANARY_MAX_PERCENT:
+        if value > endpoints.CANARY_MAX_PERCENT:
             problems.append(finding(
                 (*path, "rollout", "canary_percent"),
                 f"SageMaker takes a canary of a whole percentage, at most {endpoints.CANARY_MAX_PERCENT}% of the "
@@ -545,7 +545,7 @@ def _check_rollout(serving: Any, path: tuple) -> list[Problem]:
     if rollout.mode == "linear":
         value = rollout.step_percent
         low, high = endpoints.LINEAR_MIN_PERCENT, endpoints.LINEAR_MAX_PERCENT
-        if not endpoints.whole(value) or not low <= value <= high:
+        if not low <= value <= high:
             problems.append(finding(
                 (*path, "rollout", "step_percent"),
                 f"SageMaker takes linear steps of a whole percentage, {low}% to {high}% of the instances "

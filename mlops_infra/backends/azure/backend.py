@@ -336,15 +336,6 @@ class AzureBackend(Backend):
                     )
                 )
             if rollout.mode == "canary":
-                if rollout.canary_percent != int(rollout.canary_percent):
-                    problems.append(
-                        finding(
-                            (*base, "rollout", "canary_percent"),
-                            "Azure ML endpoint traffic is split in whole percentages",
-                            hint=f"use {int(rollout.canary_percent) or 1}",
-                            value=rollout.canary_percent,
-                        )
-                    )
                 problems.append(
                     finding(
                         (*base, "rollout", "wait"),

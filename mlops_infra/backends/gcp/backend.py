@@ -506,13 +506,11 @@ def _image_findings(
 
 
 def _serving_numbers(serving: Any, base: tuple) -> list[Problem]:
-    """Whole percentages (Vertex AI traffic splits and autoscaling targets are integers) and the
-    cool-downs Vertex AI does not let anyone set."""
+    """Whole percentages (Vertex AI autoscaling targets are integers; traffic shares are whole in the
+    neutral spec) and the cool-downs Vertex AI does not let anyone set."""
     problems: list[Problem] = []
     numbers = (
         (("autoscaling", "target_cpu_percent"), serving.autoscaling.target_cpu_percent, "autoscaling targets"),
-        (("rollout", "canary_percent"), serving.rollout.canary_percent, "traffic splits"),
-        (("rollout", "step_percent"), serving.rollout.step_percent, "traffic splits"),
     )
     for path, value, what in numbers:
         if not endpoints.whole_percent(value):
