@@ -42,6 +42,10 @@ class SpecInvalid(MlopsInfraError):
         super().__init__(f"{count} problem{'s' if count != 1 else ''} in the spec")
         self.problems = problems
         self.warnings = warnings or []
+        # For the summary line: what was checked (default: the first problem's file) and how
+        # many problems it has in all (more than are carried when a list is cut short).
+        self.subject: str | None = None
+        self.total = count
 
 
 class PlanDocumentInvalid(SpecInvalid):
@@ -49,7 +53,9 @@ class PlanDocumentInvalid(SpecInvalid):
 
     def __init__(self, problems: "list[Problem]", *, source: str, total: int) -> None:
         super().__init__(problems)
-        self.message = f"{total} problem{'s' if total != 1 else ''} in the plan document {source} (--against)"
+        self.subject = f"the plan document {source} (--against)"
+        self.total = total
+        self.message = f"{total} problem{'s' if total != 1 else ''} in {self.subject}"
         self.args = (self.message,)
 
 

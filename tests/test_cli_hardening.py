@@ -132,7 +132,7 @@ def test_a_spec_with_no_cloud_is_invalid_for_validate_as_for_plan(runner: CliRun
     (project / "nocloud.yaml").write_text(yaml.safe_dump(data))
     checked = runner.invoke(main, ["validate", "--spec", "nocloud.yaml"])
     assert checked.exit_code == 2 and "nocloud.yaml:1: error: cloud: no target cloud" in checked.stderr
-    assert "cloud: aws and clouds: {aws: {region: us-east-1}}" in checked.stderr
+    assert "cloud: aws and clouds: {aws: {region: us-east-1, account_id: " in checked.stderr
     for cloud in ("aws", "gcp", "azure"):
         assert runner.invoke(main, ["plan", "--spec", "nocloud.yaml", "--cloud", cloud]).exit_code == 2
 

@@ -211,7 +211,7 @@ def test_the_templates_parse_with_any_string_in_any_value(rendered: list) -> Non
         checkpoint_uri=text, hyperparameters=((text, text),), environment=tuple(ENVIRONMENT.items()),
         tags=((text, text),),
     )
-    pipeline = jobs.pipeline_definition(values, jobs.Registration(group=text, approval="manual"))
+    pipeline = jobs.pipeline_definition(values, jobs.Registration(group=text, approval="manual", image=text, environment=dict(ENVIRONMENT), instance_types=("ml.m5.large",)))
     assert dict(pipeline["Steps"][0]["Arguments"]["Environment"]) == ENVIRONMENT
     assert pipeline["Steps"][0]["Arguments"]["HyperParameters"] == {text: text}
     dashboard = json.loads(dashboard_json(display_name=text, labels={text: text}, endpoint_ids={"yes": text}))
@@ -251,7 +251,9 @@ def scaffold(project: str, cloud: str, directory: Path, *, write: bool = True) -
         scaffolding.init_project(directory=directory, cloud=cloud, project=project)
         return {name: (directory / name).read_text() for name in scaffolding.FILES.values()}
     values = {"project": project, "cloud": cloud, "gcp_project": f"{project}-mlops", "model": f"{project}-model",
-              "training_image": f"ghcr.io/acme/{project}-train:0.1.0", "version": "0.1.0"}
+              "training_image": f"ghcr.io/acme/{project}-train:0.1.0", "version": "0.1.0",
+              "install_requirement": f"mlops-infra[{cloud}] @ git+https://example.com/o'r/mlops-infra@v1",
+              "install_origin": "a \"hostile\" origin # not a comment"}
     return {template: templating.render(f"init/{template}", **values) for template in scaffolding.FILES}
 
 

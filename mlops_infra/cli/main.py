@@ -71,8 +71,8 @@ def _report(exc: Exception, ctx: click.Context) -> None:
     as_json = bool(ctx.meta.get("json"))
     if isinstance(exc, SpecInvalid):
         render_problems(exc.problems + exc.warnings)
-        where = exc.problems[0].file if exc.problems and exc.problems[0].file else "the spec"
-        echo_err(error_text(problems_summary(len(exc.problems), len(exc.warnings), where)))
+        where = exc.subject or (exc.problems[0].file if exc.problems and exc.problems[0].file else "the spec")
+        echo_err(error_text(problems_summary(exc.total, len(exc.warnings), where)))
         if as_json:
             emit_json(
                 {

@@ -31,10 +31,10 @@ def findings_for(
 
 def locate(findings: list[Finding], spec_file: Path) -> list[Finding]:
     """Give findings that come from the spec its file and line."""
-    from mlops_infra.spec.validate import read_spec_text
+    from mlops_infra.spec.validate import read_spec
     from mlops_infra.spec.yaml_loader import load_yaml
 
-    doc = load_yaml(read_spec_text(spec_file), str(spec_file))
+    doc = load_yaml(read_spec(spec_file), str(spec_file))
     return [f.located(str(spec_file), doc.line_for(f.path)) if f.path else f for f in findings]
 
 

@@ -65,11 +65,15 @@ class PolicyInvalid(SpecInvalid):
 def load_policy(path: Path) -> PolicyFile:
     """Read and validate a policy file; PolicyInvalid carries every problem with its line."""
     from mlops_infra.spec.problems import Problem, sort_problems
-    from mlops_infra.spec.validate import _structural_problems, read_spec_text
+    from mlops_infra.spec.reading import read_regular_file
+    from mlops_infra.spec.validate import MAX_SPEC_BYTES, _structural_problems
     from mlops_infra.spec.yaml_loader import YamlLoadError, load_yaml
 
     try:
-        doc = load_yaml(read_spec_text(path), str(path))
+        text = read_regular_file(
+            path, limit=MAX_SPEC_BYTES, what="policy file", missing_hint="pass --policy PATH to an existing policy file"
+        )
+        doc = load_yaml(text, str(path))
     except YamlLoadError as exc:
         raise PolicyInvalid(exc.problems, str(path)) from None
     if not isinstance(doc.data, dict):
