@@ -28,7 +28,7 @@ from mlops_infra.backends.gcp.deployed_model import (
     rollout_steps,
     scaled_split,
 )
-from mlops_infra.backends.gcp.endpoints import CPU_METRIC, REQUEST_METRIC
+from mlops_infra.backends.gcp.serving_endpoints import CPU_METRIC, REQUEST_METRIC
 from mlops_infra.backends.gcp.naming import capture_dataset_id, repository_id
 from mlops_infra.backends.gcp.vertex_client import VertexClient, VertexError
 from mlops_infra.diff import diff_plans

@@ -1,7 +1,7 @@
 """Monitoring and retraining facts on GCP as pure functions (no cloud SDK): which models get drift
 monitoring and which retraining triggers, the Cloud Monitoring filters of their alert policies,
 the custom drift metric, and the translation of a neutral cron into Cloud Scheduler's format.
-Shared by backend.check(), governance.py (which APIs to enable), monitoring.py and retraining.py.
+Shared by the stage checks, governance.py (which APIs to enable), monitoring.py and retraining.py.
 """
 
 from __future__ import annotations

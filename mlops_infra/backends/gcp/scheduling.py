@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
+from mlops_infra.stages.governance import GovernanceOutputs
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
+
+    from mlops_infra.backends.context import StageContext
 
 
 def workflow_job(
@@ -24,7 +27,10 @@ def workflow_job(
     opts: pulumi.ResourceOptions,
 ) -> gcp.cloudscheduler.Job:
     """A job that starts `workflow_path` as the automation identity with {"trigger": "schedule", "model"}."""
-    automation = ctx.upstream["governance"].identities["automation"]
+    import pulumi
+    import pulumi_gcp as gcp
+
+    automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
     return gcp.cloudscheduler.Job(
         logical,
         name=name,
