@@ -68,6 +68,19 @@ GAPS: dict[str, Gap] = {
     "models[].serving.autoscaling.scale_out_cooldown": Gap(
         f"scale_out_cooldown {_COOLDOWN}", hint=_COOLDOWN_HINT, severity="warning"
     ),
+    "governance.network: private (VPC Service Controls)": Gap(
+        "VPC Service Controls are a prerequisite mlops-infra cannot create on GCP: a service perimeter belongs to the "
+        "organization's access policy, outside a project-level stack; without one, credentials used outside the "
+        "private network still reach the project's buckets, keys and Vertex AI over Google's public endpoints",
+        hint="put the project in a perimeter restricting the services the stack uses (docs/networking-gcp.md), then "
+        "name it in clouds.gcp.network.service_perimeter",
+        severity="warning",
+    ),
+    "clouds.gcp.network.network (another project's network)": Gap(
+        "a network of another project (a Shared VPC host) is not supported on GCP: Vertex AI custom jobs name their "
+        "peered network by its project's number, which the stack knows only for its own project",
+        hint="use a network of the stack's project (clouds.gcp.project)",
+    ),
     "models[].serving.rollout.rollback_on_alarms": Gap(
         "Vertex AI has no automatic rollback on alarms: on GCP a canary or linear rollout shifts traffic between "
         "the old and the new deployed model and goes back to the old split only when a step itself fails; nothing "

@@ -29,6 +29,9 @@ workflows.executions.create for the automation identity. Workflows has no resour
 (its roles are granted on projects only, and pulumi-gcp has no workflow IAM resource), so that
 one project-level grant is the narrowest there is.
 
+Network. With governance.network: private this stage also builds (or adopts) the private
+network the Vertex AI work uses: governance_network.py.
+
 Project singletons. The Data Access audit configuration is one per service and project: only
 the stack that owns the project's singletons (governance.singletons: owned) declares it, and it
 stays in the project even when that stack is torn down (retain_on_delete), since the other
@@ -40,13 +43,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.access import reader_groups
-from mlops_infra.backends import checks
 from mlops_infra.backends.gcp import automation as auto
-from mlops_infra.backends.gcp import fleet, grants
+from mlops_infra.backends.gcp import fleet, governance_network, grants
 from mlops_infra.backends.gcp.fleet import AUDITED_SERVICES, STACK_IDENTITIES
 from mlops_infra.backends.gcp.naming import group_account_id, key_ring_name
 from mlops_infra.backends.gcp.roles import project_grant, stack_roles
-from mlops_infra.backends.gcp.shared import ProjectServices, WorkerGrants
+from mlops_infra.backends.gcp.scheduling import push_grant
+from mlops_infra.backends.gcp.shared import ProjectServices, PushGrant, WorkerGrants
 from mlops_infra.spec.models import SpecBase
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages import stage
@@ -122,31 +125,14 @@ def plain_apis(spec: SpecBase) -> list[str]:
 
 def check(spec: Any, settings: Any) -> list[Problem]:
     """What the stack claims in its project (IAM policy sizes, singletons, names GCP never
-    frees), and what network: private does on GCP."""
+    frees), and its private network (governance_network.py)."""
     from mlops_infra.backends.gcp import BACKEND
 
     namer = BACKEND.namer(spec, settings)
     problems = fleet.access_problems(spec, settings, namer)
     problems += fleet.external_problems(spec, settings)
     problems += fleet.reserved_name_problems(spec, settings, namer)
-    serves = any(m.serving is not None for m in spec.models)
-    problems += checks.private_network_has_no_effect(
-        spec,
-        message=(
-            "network: private on GCP makes the Vertex AI endpoints private (Private Service Connect, this "
-            "project allow-listed) but nothing else yet: buckets, keys and the Vertex AI APIs are reached over "
-            "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering"
-            if serves
-            else "network: private has no effect on GCP yet: buckets, keys and Vertex AI are reached over "
-            "Google's public TLS endpoints, guarded by IAM, and training jobs run without VPC peering"
-        ),
-        hint=(
-            "to call an endpoint, create a Private Service Connect forwarding rule in your VPC for its service "
-            "attachment (gcloud ai endpoints describe ENDPOINT shows it); VPC Service Controls are not configured"
-            if serves
-            else "Private Service Connect applies to serving endpoints; VPC Service Controls are not configured"
-        ),
-    )
+    problems += governance_network.check(spec, settings)
     return problems
 
 
@@ -227,6 +213,10 @@ def build(ctx: StageContext) -> GovernanceOutputs:
                 opts=ctx.opts(protect=True, retain_on_delete=True),
             )
 
+    if auto.push_grant_in_governance(ctx.spec):
+        # Every Eventarc trigger of the stack pushes with tokens of the automation identity.
+        ctx.upstream.add(PushGrant(push_grant(ctx, identities["automation"], service_agents["pubsub"])))
+    governance_network.build(ctx)
     return GovernanceOutputs(key_id=key_id, identities=identities, scope=project, groups=groups)
 
 

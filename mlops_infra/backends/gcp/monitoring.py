@@ -495,6 +495,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         ctx.logical("drift-schedule", model.name),
         name=scheduler_job_name(ctx.namer, model.name, "drift"),
         model=model.name,
+        purpose="drift",
         description=f"computes the drift of model {model.name} {drift.schedule} (mlops-infra {stack})",
         schedule=auto.drift_cron(drift.schedule),
         time_zone=auto.DRIFT_TIME_ZONE,

@@ -8,6 +8,8 @@ Kinds and their scope of uniqueness on GCP:
 - gcp.bigquery.dataset (captured requests): unique per project.
 - gcp.pubsub.topic, gcp.cloudscheduler.job (per project and region), gcp.eventarc.trigger (per
   project and region).
+- gcp.compute.resource (the private network, its subnet, routes, firewall rules and peering range:
+  unique per project, subnets per region), gcp.dns.managed_zone: unique per project.
 
 Names GCP fixes (the Vertex metadata store "default") bypass the namer.
 """
@@ -46,6 +48,10 @@ STYLES = {
     "gcp.pubsub.topic": NameStyle(letter_first=True),
     "gcp.cloudscheduler.job": NameStyle(),
     "gcp.eventarc.trigger": NameStyle(letter_first=True),
+    # Private networking (backends/gcp/facts/name-rules.json): networks, subnets, routes, firewall
+    # rules and address ranges share Compute Engine's RFC 1035 names; Cloud DNS zones the same form.
+    "gcp.compute.resource": NameStyle(letter_first=True),
+    "gcp.dns.managed_zone": NameStyle(letter_first=True),
 }
 
 # Cloud Storage bucket naming: no "goog" prefix, no "google" (or close misspellings) anywhere.
@@ -132,6 +138,16 @@ def scheduler_job_name(namer: Namer, model: str, purpose: str) -> str:
 def trigger_name(namer: Namer, model: str, purpose: str) -> str:
     """A model's Eventarc trigger ("new-data" or "drift")."""
     return physical_name(namer, "gcp.eventarc.trigger", model, purpose)
+
+
+def network_name(namer: Namer, part: str) -> str:
+    """A resource of the stack's private network: "vpc", "subnet", "google-apis" (route), ..."""
+    return physical_name(namer, "gcp.compute.resource", part)
+
+
+def dns_zone_name(namer: Namer, domain: str) -> str:
+    """The private Cloud DNS zone that answers for `domain` inside the stack's network."""
+    return physical_name(namer, "gcp.dns.managed_zone", domain.strip(".").replace(".", "-"))
 
 
 def invocation_url(*, project: str, region: str, endpoint: str) -> str:

@@ -4,7 +4,8 @@ Per model with `retraining` (and a training workflow, TrainingOutputs.pipelines)
 - schedule: a Cloud Scheduler job on the neutral cron, written out in unix-cron
   (automation.scheduler_cron: same fields, same day-of-month/day-of-week OR rule) with the spec's
   IANA time zone as time_zone. It calls Workflow Executions (executions.create) for the model's
-  workflow with an OAuth token of the automation identity.
+  workflow with an OAuth token of the automation identity; on a private network it publishes to
+  a topic of the model's that an Eventarc trigger turns into the execution (scheduling.py).
 - on_new_data: a Cloud Storage notification on the bucket, for OBJECT_FINALIZE under the
   prefix, into a topic of the model's (CMEK), and an Eventarc Pub/Sub trigger on that topic that
   starts the workflow. Not an Eventarc Cloud Storage trigger: direct Cloud Storage events filter
@@ -20,9 +21,11 @@ Every trigger runs as the automation identity, which governance.py lets start wo
 (workflows.executions.create, project-wide: Workflows has no narrower IAM) and which runs the
 workflows already. Pub/Sub pushes to Workflows with tokens of that identity: its service agent
 gets roles/iam.serviceAccountTokenCreator on the automation service account only (needed where
-the agent predates April 2021, harmless elsewhere). Eventarc's own agent gets its role when the
-API is first used. Nothing here lists every model: one resource per model and trigger, and one
-stack-wide grant (in the shared stack of a split spec; model stacks hold their models' triggers).
+the agent predates April 2021, harmless elsewhere); the governance stage makes that grant when
+private schedules need it too (automation.push_grant_in_governance). Eventarc's own agent gets
+its role when the API is first used. Nothing here lists every model: one resource per model and
+trigger, and one stack-wide grant (in the shared stack of a split spec; model stacks hold their
+models' triggers).
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
-from mlops_infra.backends.gcp.scheduling import workflow_job
-from mlops_infra.backends.gcp.shared import DriftTopics, ProjectServices
+from mlops_infra.backends.gcp.scheduling import push_grant, workflow_job
+from mlops_infra.backends.gcp.shared import DriftTopics, ProjectServices, PushGrant
 from mlops_infra.spec.models import Model
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
@@ -44,7 +47,6 @@ from mlops_infra.stages.training import TrainingOutputs
 if TYPE_CHECKING:
     from mlops_infra.backends.context import StageContext
 
-TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
 PUBLISHER = "roles/pubsub.publisher"
 NEW_OBJECTS = "OBJECT_FINALIZE"  # a new object, or a new generation of one, is complete
 
@@ -79,33 +81,27 @@ def check(spec: Any, settings: Any) -> list[Problem]:
 
 
 def build(ctx: StageContext) -> RetrainingOutputs:
-    import pulumi_gcp as gcp
-
     governance = ctx.upstream.of(GovernanceOutputs)
     training = ctx.upstream.find(TrainingOutputs)
     pipelines: dict[str, Any] = dict(training.pipelines) if training is not None else {}
     retrained = auto.retraining_models(ctx.spec)  # every model's: the grant below is stack-wide
-    project = ctx.settings.project
     automation = governance.identities["automation"]
 
     # In a model stack of a split spec the grant is the shared stack's (None here): the
-    # triggers need not wait for it, it exists before a model stack is deployed.
-    push_grant = None
-    if ctx.builds_stack and any(_events(ctx, m) for m in retrained):
-        push_grant = gcp.serviceaccount.IAMMember(
-            ctx.logical("token-creator", "pubsub-agent"),
-            service_account_id=automation.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
-            role=TOKEN_CREATOR,
-            member=ctx.upstream.of(ProjectServices).service_agents["pubsub"],
-            opts=ctx.opts(),
-        )
+    # triggers need not wait for it, it exists before a model stack is deployed. With private
+    # schedules the governance stage makes it (automation.push_grant_in_governance).
+    found = ctx.upstream.find(PushGrant)
+    grant = found.grant if found is not None else None
+    if grant is None and ctx.builds_stack and not auto.push_grant_in_governance(ctx.spec) \
+            and any(_events(ctx, m) for m in retrained):
+        grant = push_grant(ctx, automation, ctx.upstream.of(ProjectServices).service_agents["pubsub"])
 
     built = {m.name for m in ctx.models()}
     triggers: dict[str, list[Any]] = {}
     for model in retrained:
         if model.name not in built or model.name not in pipelines:
             continue
-        triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=push_grant)
+        triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=grant)
     return RetrainingOutputs(triggers=triggers)
 
 
@@ -132,6 +128,7 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
             ctx.logical("schedule", model.name),
             name=scheduler_job_name(ctx.namer, model.name, "retrain"),
             model=model.name,
+            purpose="retrain",
             description=f"retrains model {model.name} on {retraining.schedule!r} ({retraining.timezone}, mlops-infra {stack})",
             schedule=auto.scheduler_cron(retraining.schedule),
             time_zone=retraining.timezone,

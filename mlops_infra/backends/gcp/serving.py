@@ -3,7 +3,8 @@
 Per model with `serving`:
 - a Vertex AI endpoint (AiEndpoint): stable id (naming.endpoint_id), CMEK with the governance
   key, labels, request-response logging to BigQuery when the spec asks for data capture, Private
-  Service Connect when governance.network is private. Its URN, id and URL never change with what
+  Service Connect when governance.network is private (this project only, its address made by
+  Vertex AI in the stack's network: psc_config). Its URN, id and URL never change with what
   it serves. Its traffic split belongs to the DeployedModel below (ignored here).
 - with data capture: a BigQuery dataset (CMEK, protected, labelled) that Vertex AI logs sampled
   requests and responses into (table request_response_logging, which Vertex AI creates), and
@@ -60,7 +61,13 @@ from mlops_infra.backends.gcp.serving_endpoints import (
     model_source,
     rollout_props,
 )
-from mlops_infra.backends.gcp.shared import CaptureDatasets, ImageRepositories, ObjectGrants, ProjectServices
+from mlops_infra.backends.gcp.shared import (
+    CaptureDatasets,
+    ImageRepositories,
+    ObjectGrants,
+    PrivateNetwork,
+    ProjectServices,
+)
 from mlops_infra.backends.gcp.training import image_repository
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import Model
@@ -81,7 +88,7 @@ LOG_WRITER = "roles/logging.logWriter"
 REPOSITORY_READER = "roles/artifactregistry.reader"
 DATA_EDITOR = "roles/bigquery.dataEditor"  # create the logging table, insert rows
 LOGGING_TABLE = CAPTURE_TABLE
-PSC_ADDRESS = "PSC_FORWARDING_RULE_ADDRESS"  # the caller's own forwarding rule: not known to the stack
+PSC_ADDRESS = "PSC_ADDRESS"  # the endpoint's PSC address in the network: known once a model is deployed
 
 
 def check(spec: Any, settings: Any) -> list[Problem]:
@@ -220,6 +227,26 @@ def _rollout_findings(serving: Any, base: tuple, *, settings: Any, endpoint: str
     ]
 
 
+def psc_config(project: str, network: Any) -> dict[str, Any]:
+    """Private Service Connect for an endpoint: only this project may connect, and Vertex AI makes
+    the PSC address in the stack's network itself (pscAutomationConfigs) when a model is deployed.
+    PSC, not VPC Network Peering: peered endpoints take no traffic split and log no requests
+    (cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type), and rollouts and data
+    capture need both."""
+    return {
+        "enable_private_service_connect": True,
+        "project_allowlists": [project],
+        "psc_automation_configs": [{"project_id": project, "network": network}],
+    }
+
+
+def psc_address(config: Any) -> str:
+    """The PSC address Vertex AI made in the network, once known; a placeholder before that."""
+    automations = (config or {}).get("psc_automation_configs") or (config or {}).get("pscAutomationConfigs") or []
+    address = next((a.get("ip_address") or a.get("ipAddress") for a in automations if isinstance(a, dict)), None)
+    return address or PSC_ADDRESS
+
+
 def build(ctx: StageContext) -> ServingOutputs:
     serving = ctx.upstream.of(GovernanceOutputs).identities["serving"]
     ctx.share(CaptureDatasets())
@@ -330,7 +357,8 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         }
 
     # --- the endpoint ------------------------------------------------------------------------
-    private = ctx.spec.governance.network == "private"
+    network = ctx.upstream.find(PrivateNetwork)
+    private = network is not None
     endpoint = gcp.vertex.AiEndpoint(
         ctx.logical("endpoint", name),
         name=endpoint_id(ctx.namer, name),
@@ -341,19 +369,17 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         region=region,
         encryption_spec={"kms_key_name": service_keys["aiplatform"]},
         predict_request_response_logging_config=capture,
-        private_service_connect_config=(
-            {"enable_private_service_connect": True, "project_allowlists": [project]} if private else None
-        ),
+        private_service_connect_config=psc_config(project, network.network) if network is not None else None,
         labels=labels,
         # Vertex AI creates the logging table as its service agent when the config is set.
         opts=ctx.opts(depends_on=capture_grants, ignore_changes=["traffic_split"]),
     )
     endpoint_path = endpoint.name.apply(lambda n: f"projects/{project}/locations/{region}/endpoints/{n}")
     if private:
-        # Reached through a PSC forwarding rule in the caller's VPC (governance.check() says so): the
-        # endpoint's dedicated DNS name once Vertex AI has one, else the address of that rule.
-        url = pulumi.Output.all(endpoint.dedicated_endpoint_dns, endpoint.name).apply(
-            lambda parts: f"https://{parts[0] or PSC_ADDRESS}/v1/projects/{project}/locations/{region}/endpoints/{parts[1]}:predict"
+        # Reached through the PSC address Vertex AI makes in the stack's network: the endpoint's
+        # dedicated DNS name once Vertex AI has one, else that address (known after deployment).
+        url = pulumi.Output.all(endpoint.dedicated_endpoint_dns, endpoint.name, endpoint.private_service_connect_config).apply(
+            lambda parts: f"https://{parts[0] or psc_address(parts[2])}/v1/projects/{project}/locations/{region}/endpoints/{parts[1]}:predict"
         )
     else:
         url = endpoint.name.apply(lambda n: invocation_url(project=project, region=region, endpoint=n))

@@ -71,3 +71,26 @@ class DriftTopics:
     """Monitoring: each drift-retrained model's Pub/Sub topic (its Eventarc trigger waits for it)."""
 
     by_model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PrivateNetwork:
+    """Governance, with governance.network: private: the network Vertex AI work uses
+    (governance_network.py). Outputs and constants only: it crosses to split model stacks.
+
+    network: projects/P/global/networks/NAME; name: NAME; peering_ranges: the reserved ranges
+    custom jobs take their addresses from (empty for a brought network, whose private services
+    access is its owner's); subnet: the created subnet (None when brought)."""
+
+    network: Any
+    name: Any
+    peering_ranges: list[Any] = field(default_factory=list)
+    subnet: Any = None
+
+
+@dataclass(frozen=True)
+class PushGrant:
+    """Governance, when private schedules go through Pub/Sub: the Pub/Sub agent's token grant on
+    the automation identity, which every Eventarc trigger of the stack waits for."""
+
+    grant: Any

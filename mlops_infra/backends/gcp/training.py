@@ -31,11 +31,14 @@ Encryption: the custom job (its disks and outputs), the uploaded model, the work
 arguments, results) and the repository all use the governance key; governance lets each API's
 service agent use it and hands the key out only once that grant exists.
 
-Network: Vertex AI custom jobs have no network-isolation switch (nothing like SageMaker's
-EnableNetworkIsolation). Without VPC peering or Private Service Connect (not configured yet:
-governance.check() reports governance.network private as having no effect) a job runs on a
-Google-managed network with internet egress; what it can reach in the project is bounded by
-its service account's grants. The interactive shell (enableWebAccess) stays off.
+Network: with governance.network: private each custom job runs peered into the stack's network
+(CustomJob.network, private services access: governance_network.py), taking its address from
+the reserved range when the stack created it; the network is named by project number, which the
+workflow reads from its own environment (GOOGLE_CLOUD_PROJECT_NUMBER). Vertex AI custom jobs have
+no network-isolation switch (nothing like SageMaker's EnableNetworkIsolation): what a job can
+reach in the project is bounded by its service account's grants, and a VPC Service Controls
+perimeter (a prerequisite the stack cannot make) keeps the project's data inside. On a public
+network a job runs on a Google-managed network. The interactive shell (enableWebAccess) stays off.
 
 run_on_deploy: Pulumi has no resource that starts a workflow execution or a custom job once, so
 GCP declares none; check() warns with the command that starts the run.
@@ -58,7 +61,7 @@ from mlops_infra.backends.gcp.naming import (
 )
 from mlops_infra.backends.gcp.roles import project_grant
 from mlops_infra.backends.gcp.serving_endpoints import SERVING_ALIAS
-from mlops_infra.backends.gcp.shared import ImageRepositories, ProjectServices
+from mlops_infra.backends.gcp.shared import ImageRepositories, PrivateNetwork, ProjectServices
 from mlops_infra.layout import group_of
 from mlops_infra.spec.models import Model
 from mlops_infra.spec.problems import Problem
@@ -153,6 +156,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
     service_keys = services.service_keys
     service_agents = services.service_agents
     repositories = ctx.share(ImageRepositories())
+    network = ctx.upstream.find(PrivateNetwork)
 
     if ctx.builds_stack:  # one role and grants for every model's workflow (this stage exists when any model trains)
         _launcher_grants(ctx, governance=governance)
@@ -191,6 +195,9 @@ def build(ctx: StageContext) -> TrainingOutputs:
             inputs["tracking_uri"] = tracking.tracking_uri
         if registry is not None and model.name in registry.registries:
             inputs["model_name"] = registry.registries[model.name]
+        if network is not None:
+            inputs["network_name"] = network.name
+            inputs["reserved_ranges"] = network.peering_ranges
 
         def render(
             values: dict[str, Any], model: Model = model, name: str = name, image: str = image, repo_id: str = repo_id
@@ -350,9 +357,23 @@ def custom_job(ctx: StageContext, model: Model, *, image: str, values: dict[str,
                 "strategy": "SPOT" if training.spot else "STANDARD",
             },
             "enableWebAccess": False,
+            **peering(values),
         },
         "encryptionSpec": {"kmsKeyName": values["key"]},
     }
+
+
+def peering(values: dict[str, Any]) -> dict[str, Any]:
+    """CustomJobSpec.network (and reservedIpRanges) for a private network: the job runs peered into
+    it. The network is named by project number, a Workflows expression over the workflow's own
+    environment (the stack knows the project's id, not its number)."""
+    if "network_name" not in values:
+        return {}
+    network = '"/global/networks/' + values["network_name"] + '"'
+    spec: dict[str, Any] = {"network": '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_NUMBER") + ' + network + "}"}
+    if values.get("reserved_ranges"):
+        spec["reservedIpRanges"] = list(values["reserved_ranges"])
+    return spec
 
 
 def hyperparameter_args(hyperparameters: dict[str, Any]) -> list[str]:
