@@ -119,16 +119,10 @@ def check(spec: Any, settings: Any) -> list[Problem]:
 
     block = settings.network
     if not wanted(spec):
-        return [
-            finding(
-                (*SETTINGS_PATH, name),
-                f"clouds.gcp.network.{name} has no effect: governance.network is public",
-                hint="set governance.network: private, or remove it",
-                value=getattr(block, name),
-                severity="warning",
-            )
-            for name in sorted(block.model_fields_set)
-        ]
+        return _without_effect(
+            block, sorted(block.model_fields_set), "governance.network is public",
+            hint="set governance.network: private, or remove it",
+        )
     problems: list[Problem] = []
     if brought(settings):
         problems += _brought_problems(settings)
@@ -190,18 +184,25 @@ def _brought_problems(settings: Any) -> list[Problem]:
                 hint=f"use a network of project {settings.project}, or deploy the stack into the network's project",
             )
         )
-    for name in ("subnet_range", "peering_range"):
-        if name in block.model_fields_set:
-            problems.append(
-                finding(
-                    (*SETTINGS_PATH, name),
-                    f"{name} has no effect with a brought network: the stack creates nothing network-wide there",
-                    hint="remove it, or remove clouds.gcp.network.network to have the stack create the network",
-                    value=getattr(block, name),
-                    severity="warning",
-                )
-            )
+    problems += _without_effect(
+        block, [n for n in ("subnet_range", "peering_range") if n in block.model_fields_set],
+        "the network is brought: the stack creates nothing network-wide there",
+        hint="remove it, or remove clouds.gcp.network.network to have the stack create the network",
+    )
     return problems
+
+
+def _without_effect(block: Any, names: list[str], why: str, *, hint: str) -> list[Problem]:
+    return [
+        finding(
+            (*SETTINGS_PATH, name),
+            f"clouds.gcp.network.{name} has no effect: {why}",
+            hint=hint,
+            value=getattr(block, name),
+            severity="warning",
+        )
+        for name in names
+    ]
 
 
 def _range_problems(settings: Any) -> list[Problem]:
