@@ -703,6 +703,8 @@ def test_check_rejects_google_in_the_project_id_and_skips_a_missing_block() -> N
     assert BACKEND.check(spec_from(_data()), None) == []
 
 
-def test_check_warns_that_private_network_has_no_effect_yet() -> None:
+def test_private_network_only_asks_for_the_perimeter_the_stack_cannot_make() -> None:
     problems = _problems(governance={"network": "private"})
-    assert [(p.path, p.severity) for p in problems] == [(("governance", "network"), "warning")]
+    assert [(p.path, p.severity) for p in problems] == [(("clouds", "gcp", "network", "service_perimeter"), "warning")]
+    perimeter = "accessPolicies/123456/servicePerimeters/ml_dev"
+    assert _problems(governance={"network": "private"}, clouds=_gcp(network={"service_perimeter": perimeter})) == []

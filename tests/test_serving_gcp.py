@@ -28,7 +28,7 @@ from mlops_infra.backends.gcp.deployed_model import (
     rollout_steps,
     scaled_split,
 )
-from mlops_infra.backends.gcp.endpoints import CPU_METRIC, REQUEST_METRIC
+from mlops_infra.backends.gcp.serving_endpoints import CPU_METRIC, REQUEST_METRIC
 from mlops_infra.backends.gcp.naming import capture_dataset_id, repository_id
 from mlops_infra.backends.gcp.vertex_client import VertexClient, VertexError
 from mlops_infra.diff import diff_plans
@@ -281,10 +281,18 @@ def test_models_served_from_explicit_uris_gpu_and_private_network(variant: dict)
     assert scorer["model"]["artifactUri"] == "gs://partner-models/scorer/1/"
     assert scorer["model"]["containerSpec"]["imageUri"] == "us-docker.pkg.dev/acme/serve/scorer:1.0"  # pulled as it is
     assert [r["name"] for r in resources_of(variant, FOLDER_MEMBER)] == [reader["name"]]
-    # network: private -> Private Service Connect, this project only; the URL needs the deployment.
+    # network: private -> Private Service Connect, this project only, its address made by Vertex AI
+    # in the stack's network; the URL needs the deployment.
+    network = res["governance-network"]["inputs"]["name"]
     for model in ("ranker", "scorer"):
         psc = res[f"serving-endpoint-{model}"]["inputs"]["privateServiceConnectConfig"]
-        assert psc == {"enablePrivateServiceConnect": True, "projectAllowlists": ["acme-ml-dev"]}
+        assert psc == {
+            "enablePrivateServiceConnect": True,
+            "projectAllowlists": ["acme-ml-dev"],
+            "pscAutomationConfigs": [{"projectId": "acme-ml-dev", "network": f"projects/acme-ml-dev/global/networks/{network}"}],
+        }
+        assert "network" not in res[f"serving-endpoint-{model}"]["inputs"]  # PSC, not VPC peering
+        assert "governance-network" in res[f"serving-endpoint-{model}"]["dependencies"]["privateServiceConnectConfig"]
         assert variant["outputs"]["serving"]["urls"][model] == UNKNOWN
 
 
@@ -422,8 +430,8 @@ def test_rollout_approval_cooldown_and_foreign_bucket_findings(dev: dict, prod: 
     variant_problems = _problems(VARIANT)
     foreign = variant_problems[("models", 1, "serving", "model_uri")]
     assert foreign.severity == "warning" and "gs://partner-models" in foreign.hint
-    assert variant_problems[("governance", "network")].severity == "warning"
-    assert "Private Service Connect" in variant_problems[("governance", "network")].message
+    assert ("governance", "network") not in variant_problems  # private networking is real behaviour now
+    assert variant_problems[("clouds", "gcp", "network", "service_perimeter")].severity == "warning"
     assert variant_problems[("models", 0, "serving", "image")].severity == "warning"
     assert not [p for p in variant_problems.values() if p.severity == "error"]
 

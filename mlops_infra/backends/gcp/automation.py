@@ -1,7 +1,7 @@
 """Monitoring and retraining facts on GCP as pure functions (no cloud SDK): which models get drift
 monitoring and which retraining triggers, the Cloud Monitoring filters of their alert policies,
 the custom drift metric, and the translation of a neutral cron into Cloud Scheduler's format.
-Shared by backend.check(), governance.py (which APIs to enable), monitoring.py and retraining.py.
+Shared by the stage checks, governance.py (which APIs to enable), monitoring.py and retraining.py.
 """
 
 from __future__ import annotations
@@ -89,12 +89,28 @@ def scheduled_retrained(spec: Any) -> list[Any]:
 
 
 def uses_pubsub(spec: Any) -> bool:
-    """Topics carry new-object notifications and drift alerts to Eventarc."""
-    return bool(new_data_retrained(spec) or drift_retrained(spec))
+    """Topics carry new-object notifications, drift alerts and (private networks) schedules to Eventarc."""
+    return bool(new_data_retrained(spec) or drift_retrained(spec) or schedules_through_pubsub(spec))
 
 
 def uses_scheduler(spec: Any) -> bool:
     return bool(drift_models(spec) or scheduled_retrained(spec))
+
+
+def schedules_through_pubsub(spec: Any) -> bool:
+    """With governance.network: private, Cloud Scheduler publishes to a topic that an Eventarc trigger
+    turns into a workflow execution, instead of calling the Workflow Executions API itself: Pub/Sub
+    in the same project is a target VPC Service Controls allows Cloud Scheduler
+    (cloud.google.com/scheduler/docs/secure-with-vpcsc), and the rest of the path stays inside
+    Google's services (scheduling.py)."""
+    return spec.governance.network == "private" and uses_scheduler(spec)
+
+
+def push_grant_in_governance(spec: Any) -> bool:
+    """Whether the governance stage makes the Pub/Sub agent's token grant on the automation identity
+    (Eventarc pushes to Workflows with its tokens): when private schedules need it, since drift
+    schedules (monitoring) and retraining triggers both do; otherwise the retraining stage does."""
+    return spec.governance.network == "private" and uses_pubsub(spec)
 
 
 def starts_workflows(spec: Any) -> bool:
@@ -120,6 +136,12 @@ def execution_body(argument: dict[str, Any]) -> str:
     """The base64 request body Cloud Scheduler sends (http_target.body is base64)."""
     body = json.dumps({"argument": json.dumps(argument, sort_keys=True)}, sort_keys=True)
     return base64.b64encode(body.encode()).decode()
+
+
+def message_data(argument: dict[str, Any]) -> str:
+    """The base64 Pub/Sub message a private schedule publishes (pubsub_target.data is base64); the
+    workflow receives it inside the Eventarc CloudEvent."""
+    return base64.b64encode(json.dumps(argument, sort_keys=True).encode()).decode()
 
 
 def scheduler_target(

@@ -11,7 +11,7 @@ create   resolve the artifact (the explicit URI, or the artifact of the registry
          and shift traffic to it per the rollout: at once, or canary/linear steps with a bake
          time between them. A failing step restores the previous split, undeploys the new model
          and deletes its upload, so the endpoint keeps serving what it served before. Nothing
-         watches alarms during the bake time: Vertex AI has no automatic rollback (backend.check
+         watches alarms during the bake time: Vertex AI has no automatic rollback (serving.check
          says so). A registry model without a version yet creates a waiting placeholder.
 update   in place: replica bounds and autoscaling targets (mutateDeployedModel), labels of the
          uploaded model (models.patch); the rollout settings apply to the next new deployment.

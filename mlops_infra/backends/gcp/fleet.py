@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from mlops_infra.access import reader_groups
 from mlops_infra.backends.base import Singleton
-from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp import governance_network, grants
 from mlops_infra.backends.gcp.naming import key_ring_name
 from mlops_infra.facts import Fact, fact
 from mlops_infra.spec.problems import Problem
@@ -43,7 +43,8 @@ def _limit(key: str) -> Fact:
 # --- singletons ---------------------------------------------------------------------------------
 def singletons(spec: Any, settings: Any) -> list[Singleton]:
     """The project's Data Access audit configuration (one per service) when the stack records
-    audit logs, and the region's Vertex AI `default` metadata store when it tracks experiments."""
+    audit logs, the region's Vertex AI `default` metadata store when it tracks experiments, and the
+    network Vertex AI peers with when it creates one for training (governance_network.py)."""
     project, region = settings.project, settings.region
     found = []
     if spec.governance.audit_logs:
@@ -56,6 +57,11 @@ def singletons(spec: Any, settings: Any) -> list[Singleton]:
         found.append(
             Singleton(key=f"gcp/project/{project}/{region}/metadata-store-default",
                       what=f"Vertex AI's `default` metadata store of project {project} in {region}")
+        )
+    if governance_network.peers(spec, settings):
+        found.append(
+            Singleton(key=governance_network.peered_network_key(settings),
+                      what=f"the network Vertex AI peers custom jobs with in project {project} and {region}")
         )
     return found
 

@@ -27,7 +27,10 @@ Monitoring service agent when drift alerts publish to Pub/Sub; and, when anythin
 workflows on its own (scheduler jobs, Eventarc triggers), a custom role holding only
 workflows.executions.create for the automation identity. Workflows has no resource-level IAM
 (its roles are granted on projects only, and pulumi-gcp has no workflow IAM resource), so that
-one project-level grant is the narrowest there is: backend.check() says so.
+one project-level grant is the narrowest there is.
+
+Network. With governance.network: private this stage also builds (or adopts) the private
+network the Vertex AI work uses: governance_network.py.
 
 Project singletons. The Data Access audit configuration is one per service and project: only
 the stack that owns the project's singletons (governance.singletons: owned) declares it, and it
@@ -37,19 +40,26 @@ stacks there rely on it.
 
 from __future__ import annotations
 
-import pulumi
-import pulumi_gcp as gcp
+from typing import TYPE_CHECKING, Any
 
-from mlops_infra.backends.context import StageContext
 from mlops_infra.access import reader_groups
 from mlops_infra.backends.gcp import automation as auto
-from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp import fleet, governance_network, grants
 from mlops_infra.backends.gcp.fleet import AUDITED_SERVICES, STACK_IDENTITIES
 from mlops_infra.backends.gcp.naming import group_account_id, key_ring_name
 from mlops_infra.backends.gcp.roles import project_grant, stack_roles
+from mlops_infra.backends.gcp.scheduling import push_grant
+from mlops_infra.backends.gcp.shared import ProjectServices, PushGrant, WorkerGrants
 from mlops_infra.spec.models import SpecBase
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages import stage
 from mlops_infra.stages.governance import GovernanceOutputs, Identity
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
+
+    from mlops_infra.backends.context import StageContext
 
 ENCRYPTER_DECRYPTER = "roles/cloudkms.cryptoKeyEncrypterDecrypter"
 DISPLAY_NAME_MAX = 100  # serviceAccounts.create: displayName at most 100 characters
@@ -113,7 +123,23 @@ def plain_apis(spec: SpecBase) -> list[str]:
     return sorted(names)
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What the stack claims in its project (IAM policy sizes, singletons, names GCP never
+    frees), and its private network (governance_network.py)."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    namer = BACKEND.namer(spec, settings)
+    problems = fleet.access_problems(spec, settings, namer)
+    problems += fleet.external_problems(spec, settings)
+    problems += fleet.reserved_name_problems(spec, settings, namer)
+    problems += governance_network.check(spec, settings)
+    return problems
+
+
 def build(ctx: StageContext) -> GovernanceOutputs:
+    import pulumi
+    import pulumi_gcp as gcp
+
     project, region = ctx.settings.project, ctx.settings.region
     labels = ctx.tags()
 
@@ -169,6 +195,7 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     service_agents["storage"] = agent.member
     service_agents.update(_plain_apis(ctx))
     roles = stack_roles(ctx)
+    ctx.share(ProjectServices(key_ring_id=ring_id, service_keys=service_keys, service_agents=service_agents, roles=roles))
     groups = _groups(ctx, stack, roles)
     if auto.starts_workflows(ctx.spec):
         # Project-level: the narrowest scope Workflows authorizes (see the module docstring).
@@ -186,22 +213,18 @@ def build(ctx: StageContext) -> GovernanceOutputs:
                 opts=ctx.opts(protect=True, retain_on_delete=True),
             )
 
-    return GovernanceOutputs(
-        key_id=key_id,
-        identities=identities,
-        scope=project,
-        # service_keys[api]: the key path, available once that API's agent may use it (resources
-        # encrypted by the API take it from here); service_agents[api]: the agent's IAM member
-        # (also "storage", Cloud Storage's, and "monitoring" when drift alerts go to Pub/Sub).
-        # roles[name]: the projects/P/roles/ID of each custom role (roles.py), for the stages' grants.
-        extra={"key_ring_id": ring_id, "service_keys": service_keys, "service_agents": service_agents, "roles": roles},
-        groups=groups,
-    )
+    if auto.push_grant_in_governance(ctx.spec):
+        # Every Eventarc trigger of the stack pushes with tokens of the automation identity.
+        ctx.upstream.add(PushGrant(push_grant(ctx, identities["automation"], service_agents["pubsub"])))
+    governance_network.build(ctx)
+    return GovernanceOutputs(key_id=key_id, identities=identities, scope=project, groups=groups)
 
 
 def _account(
     ctx: StageContext, logical: str, *, account_id: str, display_name: str, description: str, role: str
 ) -> Identity:
+    import pulumi_gcp as gcp
+
     account = gcp.serviceaccount.Account(
         logical,
         account_id=account_id,
@@ -221,6 +244,9 @@ def _groups(ctx: StageContext, stack: str, roles: dict[str, pulumi.Output]) -> d
     """A service account per model group, and its worker role on the project."""
     work = grants.group_work(ctx.spec)
     identities: dict[str, Identity] = {}
+    # Stays in this stack (resources never cross stacks): drift schedules wait for their group's.
+    worker_grants = WorkerGrants()
+    ctx.upstream.add(worker_grants)
     for group, group_info in reader_groups(ctx.spec).items():
         identity = _account(
             ctx,
@@ -234,7 +260,7 @@ def _groups(ctx: StageContext, stack: str, roles: dict[str, pulumi.Output]) -> d
         identities[group] = identity
         if work[group]:
             # Drift schedules wait for this grant (monitoring.py), in the same stack.
-            ctx.handoff[("worker-grant", group)] = project_grant(
+            worker_grants.by_group[group] = project_grant(
                 ctx, "worker", group, role=roles[grants.worker_role(work[group])], member=identity.principal
             )
     return identities
@@ -242,6 +268,8 @@ def _groups(ctx: StageContext, stack: str, roles: dict[str, pulumi.Output]) -> d
 
 def _key_grant(ctx: StageContext, who: str, key_path: pulumi.Output, member: pulumi.Input[str]) -> gcp.kms.CryptoKeyIAMMember:
     """A service agent's encrypt/decrypt on the key: kept with the key, as what keeps kept data readable."""
+    import pulumi_gcp as gcp
+
     return gcp.kms.CryptoKeyIAMMember(
         ctx.logical("key-grant", who),
         crypto_key_id=key_path,
@@ -252,6 +280,9 @@ def _key_grant(ctx: StageContext, who: str, key_path: pulumi.Output, member: pul
 
 
 def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulumi.Output], dict[str, pulumi.Output]]:
+    import pulumi
+    import pulumi_gcp as gcp
+
     project = ctx.settings.project
     keys: dict[str, pulumi.Output] = {}
     agents: dict[str, pulumi.Output] = {}
@@ -288,6 +319,8 @@ def _ml_apis(ctx: StageContext, key_path: pulumi.Output) -> tuple[dict[str, pulu
 
 
 def _plain_apis(ctx: StageContext) -> dict[str, pulumi.Output]:
+    import pulumi_gcp as gcp
+
     agents: dict[str, pulumi.Output] = {}
     for name in plain_apis(ctx.spec):
         api = gcp.projects.Service(

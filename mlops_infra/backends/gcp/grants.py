@@ -1,7 +1,7 @@
 """Who may read and write which objects on GCP, and how large that makes each allow policy.
 
 Pure (no SDK): the storage and serving stages build exactly what this module decides, and
-backend.check() measures it against IAM's documented limits (facts/iam-limits.json).
+governance.check() measures it against IAM's documented limits (facts/iam-limits.json).
 
 Per-prefix access goes through Cloud Storage managed folders, never IAM conditions. A managed
 folder is a prefix with an allow policy of its own: granting a role on it grants it on every
@@ -25,7 +25,7 @@ from typing import Any
 
 from mlops_infra.access import reader_groups
 from mlops_infra.backends.gcp.automation import drift_models, starts_workflows
-from mlops_infra.backends.gcp.endpoints import model_source
+from mlops_infra.backends.gcp.serving_endpoints import model_source
 from mlops_infra.layout import group_of
 from mlops_infra.stages.storage import ARTIFACTS
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
@@ -53,9 +53,9 @@ def group_key(group: str) -> str:
     return f"{GROUP}{group}"
 
 
-def handoff_key(location: str, principal: str) -> tuple[str, str]:
-    """Where storage.py leaves the grant of `principal` on a bucket ("raw") or a managed folder
-    ("artifacts/models/m/") for later stages of the same stack to wait for."""
+def grant_key(location: str, principal: str) -> tuple[str, str]:
+    """The key of `principal`'s grant on a bucket ("raw") or a managed folder ("artifacts/models/m/")
+    in shared.ObjectGrants, which later stages of the same stack wait for."""
     return ("object-grant", f"{location}|{principal}")
 
 

@@ -21,7 +21,7 @@ Per served model with thresholds, one alert policy per threshold on its Vertex A
 metrics (automation.endpoint_filter): p99 of prediction_latencies (milliseconds, as the spec's
 latency_p99_ms) over 5 minutes; error_count / prediction_count over 5 minutes against
 error_rate_percent / 100; predictions per hour below min_invocations_per_hour (no traffic at
-all counts as below). Vertex AI has no automatic rollback on alarms (backend.check() says so):
+all counts as below). Vertex AI has no automatic rollback on alarms (serving.check() says so):
 these policies notify, and the stage output lists them per model.
 
 Per model with drift (an endpoint that captures requests):
@@ -41,12 +41,8 @@ Per model with drift (an endpoint that captures requests):
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp import naming
 from mlops_infra.backends.gcp.naming import (
@@ -54,12 +50,26 @@ from mlops_infra.backends.gcp.naming import (
     drift_workflow_name,
     scheduler_job_name,
     topic_id,
+    workflow_name,
 )
 from mlops_infra.backends.gcp.scheduling import workflow_job
+from mlops_infra.backends.gcp.serving_endpoints import CAPTURE_TABLE
+from mlops_infra.backends.gcp.shared import CaptureDatasets, DriftTopics, ProjectServices, WorkerGrants
 from mlops_infra.layout import group_of
 from mlops_infra.spec.models import Model
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
+from mlops_infra.stages.serving import ServingOutputs
+from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.templating import render, render_json
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
+
+    from mlops_infra.backends.context import StageContext
 
 DASHBOARD_TEMPLATE = "gcp/dashboard.json.j2"
 DRIFT_TEMPLATE = "gcp/drift.yaml.j2"
@@ -68,12 +78,36 @@ DASHBOARD_COLUMNS = 48  # mosaicLayout's grid width
 TILE_WIDTH, TILE_HEIGHT = 12, 16  # four charts per row
 DATA_VIEWER = "roles/bigquery.dataViewer"  # read the capture table and the baseline table
 PUBLISHER = "roles/pubsub.publisher"
-CAPTURE_TABLE = "request_response_logging"  # the table Vertex AI logs into (endpoints.CAPTURE_TABLE)
 AUTO_CLOSE = "1800s"  # incidents without data close after 30 minutes (the shortest allowed)
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Workflow ids are unique per project and region: a drift workflow may not take the name of
+    another model's training workflow (model "x" drifts in "P-E-x-drift", which is the training
+    workflow of a model called "x-drift")."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    namer = BACKEND.namer(spec, settings)
+    index = {m.name: i for i, m in enumerate(spec.models)}
+    trained = {workflow_name(namer, m.name): m.name for m in spec.models if m.training is not None}
+    problems: list[Problem] = []
+    for model in auto.drift_models(spec):
+        other = trained.get(drift_workflow_name(namer, model.name))
+        if other is not None:
+            problems.append(
+                finding(
+                    ("models", index[other], "name"),
+                    f"on GCP the training workflow of model {other!r} and the drift workflow of model "
+                    f"{model.name!r} would both be {drift_workflow_name(namer, model.name)!r}",
+                    hint="rename one of the two models",
+                    value=other,
+                )
+            )
+    return problems
+
+
 def build(ctx: StageContext) -> MonitoringOutputs:
-    serving = ctx.upstream.get("serving")
+    serving = ctx.upstream.find(ServingOutputs)
     # The endpoints of the models this stack builds (the serving stage's, same stack).
     endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}
     built = {m.name for m in ctx.models()}
@@ -87,12 +121,15 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     # Whether the stack has a drift metric is decided from every model, so the shared stack of a
     # split spec makes it (and the grants) whenever a model stack's drift workflows need it.
     drifting = auto.drift_models(ctx.spec)
+    ctx.share(DriftTopics())
+    # Absent in a model stack of a split spec: the shared stack holds the groups' grants.
+    worker_grants = ctx.upstream.find(WorkerGrants)
     if drifting:
         metric_type = ctx.shared("drift-metric", lambda: _drift_metric(ctx))
         for model in drifting:
             if model.name in built and model.name in endpoints:
                 # Its group's worker grant (governance.py); in a model stack the shared stack's.
-                worker = ctx.handoff.get(("worker-grant", group_of(model)))
+                worker = worker_grants.by_group.get(group_of(model)) if worker_grants is not None else None
                 _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=ctx.waits(worker))
 
     served = [m.name for m in ctx.spec.models if m.serving is not None]
@@ -103,6 +140,8 @@ def build(ctx: StageContext) -> MonitoringOutputs:
 
 # --- notification channels ----------------------------------------------------------------
 def _channels(ctx: StageContext) -> list[gcp.monitoring.NotificationChannel]:
+    import pulumi_gcp as gcp
+
     notify = ctx.spec.monitoring.notify
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     channels = []
@@ -203,6 +242,9 @@ SEVERITY = {"latency": "ERROR", "errors": "ERROR", "traffic": "WARNING"}
 def _endpoint_alerts(
     ctx: StageContext, model: Model, endpoint_path: Any, channel_names: list[Any]
 ) -> list[gcp.monitoring.AlertPolicy]:
+    import pulumi
+    import pulumi_gcp as gcp
+
     assert model.monitoring is not None
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     policies = []
@@ -314,6 +356,9 @@ def _dashboard(ctx: StageContext, served: list[str], endpoints: dict[str, Any]) 
     """A row per served model of the spec. An endpoint built in this stack gives its id as an
     output (the dashboard waits for it); one in a model stack of a split spec (not deployed yet
     when the shared stack is) has the same id from the namer: endpoint ids are chosen, not assigned."""
+    import pulumi
+    import pulumi_gcp as gcp
+
     display_name = f"mlops-infra {ctx.spec.project}/{ctx.spec.environment}"
     labels = ctx.tags()
     ids = {
@@ -332,6 +377,8 @@ def _dashboard(ctx: StageContext, served: list[str], endpoints: dict[str, Any]) 
 
 # --- drift ----------------------------------------------------------------------------------
 def _drift_metric(ctx: StageContext) -> Any:
+    import pulumi_gcp as gcp
+
     descriptor = gcp.monitoring.MetricDescriptor(
         ctx.logical("metric-drift"),
         project=ctx.settings.project,
@@ -384,9 +431,12 @@ def drift_source(ctx: StageContext, model: Model, *, metric_type: str) -> str:
 
 
 def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: list[Any], waits_for: list[Any]) -> None:
+    import pulumi
+    import pulumi_gcp as gcp
+
     assert model.monitoring is not None and model.monitoring.drift is not None
-    governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
+    governance = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     runner = governance.reader(model)  # its group's identity
     project, region = ctx.settings.project, ctx.settings.region
     drift = model.monitoring.drift
@@ -394,7 +444,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
     dataset = capture_dataset_id(ctx.namer, model.name)
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     # The capture dataset is the serving stage's: these wait for it.
-    upstream = ctx.opts(depends_on=[ctx.handoff[("capture-dataset", model.name)]])
+    upstream = ctx.opts(depends_on=[ctx.upstream.of(CaptureDatasets).by_model[model.name]])
 
     baseline = drift.baseline_ref
     table = gcp.bigquery.Table(
@@ -430,7 +480,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         region=region,
         description=f"drift score of model {model.name} (mlops-infra {stack})",
         service_account=runner.id,
-        crypto_key_name=governance.extra["service_keys"]["workflows"],
+        crypto_key_name=ctx.upstream.of(ProjectServices).service_keys["workflows"],
         call_log_level="LOG_ERRORS_ONLY",
         deletion_protection=False,
         source_contents=pulumi.Output.from_input(metric_type).apply(
@@ -445,6 +495,7 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
         ctx.logical("drift-schedule", model.name),
         name=scheduler_job_name(ctx.namer, model.name, "drift"),
         model=model.name,
+        purpose="drift",
         description=f"computes the drift of model {model.name} {drift.schedule} (mlops-infra {stack})",
         schedule=auto.drift_cron(drift.schedule),
         time_zone=auto.DRIFT_TIME_ZONE,
@@ -495,25 +546,27 @@ def _drift(ctx: StageContext, model: Model, *, metric_type: Any, channel_names: 
 
 def _retrain_channel(ctx: StageContext, model: Model) -> gcp.monitoring.NotificationChannel:
     """The model's drift topic and the pubsub channel that publishes its drift alerts there."""
-    governance = ctx.upstream["governance"]
+    import pulumi_gcp as gcp
+
+    services = ctx.upstream.of(ProjectServices)
     project = ctx.settings.project
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     topic = gcp.pubsub.Topic(
         ctx.logical("drift-topic", model.name),
         name=topic_id(ctx.namer, model.name, "drift"),
         project=project,
-        kms_key_name=governance.extra["service_keys"]["pubsub"],
+        kms_key_name=services.service_keys["pubsub"],
         message_storage_policy={"allowed_persistence_regions": [ctx.settings.region]},
         labels={**ctx.tags(), "mlops-model": model.name},
         opts=ctx.opts(),
     )
-    ctx.handoff[("drift-topic", model.name)] = topic
+    ctx.upstream.of(DriftTopics).by_model[model.name] = topic
     publisher = gcp.pubsub.TopicIAMMember(
         ctx.logical("drift-publisher", model.name),
         project=project,
         topic=topic.name,
         role=PUBLISHER,
-        member=governance.extra["service_agents"]["monitoring"],
+        member=services.service_agents["monitoring"],
         opts=ctx.opts(),
     )
     return gcp.monitoring.NotificationChannel(

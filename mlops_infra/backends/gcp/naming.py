@@ -8,6 +8,8 @@ Kinds and their scope of uniqueness on GCP:
 - gcp.bigquery.dataset (captured requests): unique per project.
 - gcp.pubsub.topic, gcp.cloudscheduler.job (per project and region), gcp.eventarc.trigger (per
   project and region).
+- gcp.compute.resource (the private network, its subnet, routes, firewall rules and peering range:
+  unique per project, subnets per region), gcp.dns.managed_zone: unique per project.
 
 Names GCP fixes (the Vertex metadata store "default") bypass the namer.
 """
@@ -18,9 +20,11 @@ import re
 from typing import TYPE_CHECKING
 
 from mlops_infra.naming import Namer, NameStyle
+from mlops_infra.stages.base import finding
 
 if TYPE_CHECKING:
     from mlops_infra.backends.gcp.settings import GcpSettings
+    from mlops_infra.spec.problems import Problem
 
 STYLES = {
     # BigQuery dataset ids take letters, digits and underscores only.
@@ -44,7 +48,17 @@ STYLES = {
     "gcp.pubsub.topic": NameStyle(letter_first=True),
     "gcp.cloudscheduler.job": NameStyle(),
     "gcp.eventarc.trigger": NameStyle(letter_first=True),
+    # Private networking (backends/gcp/facts/name-rules.json): networks, subnets, routes, firewall
+    # rules and address ranges share Compute Engine's RFC 1035 names; Cloud DNS zones the same form.
+    "gcp.compute.resource": NameStyle(letter_first=True),
+    "gcp.dns.managed_zone": NameStyle(letter_first=True),
 }
+
+# Cloud Storage bucket naming: no "goog" prefix, no "google" (or close misspellings) anywhere.
+# Source: cloud.google.com/storage/docs/buckets#naming ("also" in data/cloud-name-rules.json).
+# Resource Manager restricts "google" in project ids too.
+GOOGLE_LIKE = re.compile(r"g[o0]{2}g[l1]e")
+
 
 def physical_name(namer: Namer, kind: str, *parts: str) -> str:
     return namer.name(kind, *parts)
@@ -106,7 +120,7 @@ def capture_dataset_id(namer: Namer, model: str) -> str:
 
 
 def drift_workflow_name(namer: Namer, model: str) -> str:
-    """The Cloud Workflows workflow that computes a model's drift score (backend.check() reports a
+    """The Cloud Workflows workflow that computes a model's drift score (monitoring.check() reports a
     model whose training workflow would take the same name)."""
     return physical_name(namer, "gcp.workflows.workflow", model, "drift")
 
@@ -124,6 +138,16 @@ def scheduler_job_name(namer: Namer, model: str, purpose: str) -> str:
 def trigger_name(namer: Namer, model: str, purpose: str) -> str:
     """A model's Eventarc trigger ("new-data" or "drift")."""
     return physical_name(namer, "gcp.eventarc.trigger", model, purpose)
+
+
+def network_name(namer: Namer, part: str) -> str:
+    """A resource of the stack's private network: "vpc", "subnet", "google-apis" (route), ..."""
+    return physical_name(namer, "gcp.compute.resource", part)
+
+
+def dns_zone_name(namer: Namer, domain: str) -> str:
+    """The private Cloud DNS zone that answers for `domain` inside the stack's network."""
+    return physical_name(namer, "gcp.dns.managed_zone", domain.strip(".").replace(".", "-"))
 
 
 def invocation_url(*, project: str, region: str, endpoint: str) -> str:
@@ -171,7 +195,7 @@ def mirror_target(image: str, *, region: str, project: str, repository: str) -> 
 
 def pull_image(image: str, *, accepted: tuple[str, ...], region: str, project: str, repository: str) -> str:
     """The image Vertex AI will pull: the spec's own when Vertex accepts its registry, else
-    its mirror in the model's repository (backend.check() warns with the push target)."""
+    its mirror in the model's repository (training.check() and serving.check() warn with the push target)."""
     if image_source(image) in accepted:
         return image
     return mirror_target(image, region=region, project=project, repository=repository)
@@ -189,3 +213,27 @@ def model_upload_image(image: str, settings: GcpSettings, repository: str) -> st
     return pull_image(
         image, accepted=UPLOAD_SOURCES, region=settings.region, project=settings.project, repository=repository
     )
+
+
+def image_findings(
+    image: str, path: tuple, *, accepted: tuple[str, ...], use: str, sources: str, settings: GcpSettings, repository: str
+) -> list[Problem]:
+    """A warning with the exact push target when Vertex AI cannot pull `image` where it is."""
+    if image_source(image) in accepted:
+        return []
+    target = mirror_target(image, region=settings.region, project=settings.project, repository=repository)
+    if "@" in target:
+        # docker pull/tag/push may change a multi-platform image's digest: copy it as it is.
+        hint = f"after `up`, copy it there with its digest: crane copy {image} {target.split('@')[0]}:<tag>"
+    else:
+        hint = f"after `up`, push it there: docker pull {image} && docker tag {image} {target} && docker push {target}"
+    return [
+        finding(
+            path,
+            f"Vertex AI {use} pulls images only from {sources}: on GCP this model uses {target} "
+            f"(the stack's Artifact Registry repository {repository}), which must hold a copy of the image",
+            hint=hint,
+            value=image,
+            severity="warning",
+        )
+    ]

@@ -17,18 +17,53 @@ constants, so a model stack computes its own without reading anything from the s
 
 from __future__ import annotations
 
-from mlops_infra.backends.context import StageContext
-from mlops_infra.backends.gcp.naming import model_id
+from typing import TYPE_CHECKING, Any
+
 from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp.naming import model_id, workflow_name
 from mlops_infra.backends.gcp.roles import ROLES, project_grant
+from mlops_infra.backends.gcp.shared import ProjectServices
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.registry import RegistryOutputs
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.context import StageContext
 
 REGISTRAR_PERMISSIONS = ROLES[grants.REGISTRAR].permissions
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Registry blocks GCP cannot fill as written: versions come from training runs, and each
+    version needs a serving container."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    namer = BACKEND.namer(spec, settings)
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        if model.registry is None:
+            continue
+        path = ("models", i, "registry")
+        if model.training is None:
+            problems.append(BACKEND.gap("models[].registry (without training)", path, value=model.name))
+        elif model.serving is None:
+            problems.append(
+                finding(
+                    path,
+                    "a Vertex AI model version needs a serving container, and this model has no serving section: "
+                    "each workflow run must be started with the argument {\"serving_image\": \"...\"}",
+                    hint=f"add serving: with its image, or start runs with: gcloud workflows run "
+                    f"{workflow_name(namer, model.name)} --data='{{\"serving_image\": \"IMAGE\"}}'",
+                    severity="warning",
+                )
+            )
+    return problems
+
+
 def build(ctx: StageContext) -> RegistryOutputs:
     project, region = ctx.settings.project, ctx.settings.region
-    # Only models with training get versions on GCP (backend.check() warns about the others).
+    # Only models with training get versions on GCP (check() warns about the others).
     registered = [m.name for m in ctx.spec.models if m.registry is not None and m.training is not None]
     built = {m.name for m in ctx.models()}
     registries = {
@@ -39,10 +74,9 @@ def build(ctx: StageContext) -> RegistryOutputs:
     # The role and its grant serve every model's workflow: stack-wide, wanted when any model
     # registers (decided from the whole spec, so the shared stack of a split builds them too).
     if registered and ctx.builds_stack:
-        governance = ctx.upstream["governance"]
         # Project-level: models.upload is authorized on the location, not on a model.
         project_grant(
-            ctx, "registrar", "automation", role=governance.extra["roles"][grants.REGISTRAR],
-            member=governance.identities["automation"].principal,
+            ctx, "registrar", "automation", role=ctx.upstream.of(ProjectServices).roles[grants.REGISTRAR],
+            member=ctx.upstream.of(GovernanceOutputs).identities["automation"].principal,
         )
     return RegistryOutputs(registries=registries)

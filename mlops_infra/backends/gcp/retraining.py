@@ -1,10 +1,11 @@
 """GCP retraining: what starts a model's training workflow without anyone clicking.
 
-Per model with `retraining` (and a training workflow, ctx.upstream["training"].pipelines):
+Per model with `retraining` (and a training workflow, TrainingOutputs.pipelines):
 - schedule: a Cloud Scheduler job on the neutral cron, written out in unix-cron
   (automation.scheduler_cron: same fields, same day-of-month/day-of-week OR rule) with the spec's
   IANA time zone as time_zone. It calls Workflow Executions (executions.create) for the model's
-  workflow with an OAuth token of the automation identity.
+  workflow with an OAuth token of the automation identity; on a private network it publishes to
+  a topic of the model's that an Eventarc trigger turns into the execution (scheduling.py).
 - on_new_data: a Cloud Storage notification on the bucket, for OBJECT_FINALIZE under the
   prefix, into a topic of the model's (CMEK), and an Eventarc Pub/Sub trigger on that topic that
   starts the workflow. Not an Eventarc Cloud Storage trigger: direct Cloud Storage events filter
@@ -20,55 +21,87 @@ Every trigger runs as the automation identity, which governance.py lets start wo
 (workflows.executions.create, project-wide: Workflows has no narrower IAM) and which runs the
 workflows already. Pub/Sub pushes to Workflows with tokens of that identity: its service agent
 gets roles/iam.serviceAccountTokenCreator on the automation service account only (needed where
-the agent predates April 2021, harmless elsewhere). Eventarc's own agent gets its role when the
-API is first used. Nothing here lists every model: one resource per model and trigger, and one
-stack-wide grant (in the shared stack of a split spec; model stacks hold their models' triggers).
+the agent predates April 2021, harmless elsewhere); the governance stage makes that grant when
+private schedules need it too (automation.push_grant_in_governance). Eventarc's own agent gets
+its role when the API is first used. Nothing here lists every model: one resource per model and
+trigger, and one stack-wide grant (in the shared stack of a split spec; model stacks hold their
+models' triggers).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
-from mlops_infra.backends.gcp.scheduling import workflow_job
+from mlops_infra.backends.gcp.scheduling import push_grant, workflow_job
+from mlops_infra.backends.gcp.shared import DriftTopics, ProjectServices, PushGrant
 from mlops_infra.spec.models import Model
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.retraining import RetrainingOutputs
+from mlops_infra.stages.storage import StorageOutputs
+from mlops_infra.stages.training import TrainingOutputs
 
-TOKEN_CREATOR = "roles/iam.serviceAccountTokenCreator"
+if TYPE_CHECKING:
+    from mlops_infra.backends.context import StageContext
+
 PUBLISHER = "roles/pubsub.publisher"
 NEW_OBJECTS = "OBJECT_FINALIZE"  # a new object, or a new generation of one, is complete
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Retraining GCP cannot run as written, knowable offline."""
+    problems: list[Problem] = []
+    index = {m.name: i for i, m in enumerate(spec.models)}
+    for model in auto.retraining_models(spec):
+        i = index[model.name]
+        retraining = model.retraining
+        if model.registry is not None and model.serving is None:
+            problems.append(
+                finding(
+                    ("models", i, "retraining"),
+                    "on GCP this model's training workflow registers each run with the serving image it is "
+                    "started with (the model has no serving section), and schedules and triggers start it "
+                    "without one: every retraining run would fail",
+                    hint="add serving: with its image, or remove the registry block",
+                )
+            )
+        if retraining.timezone in auto.NOT_TZ_DATABASE:
+            problems.append(
+                finding(
+                    ("models", i, "retraining", "timezone"),
+                    f"{retraining.timezone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
+                    hint="name the zone, e.g. Europe/Amsterdam or UTC",
+                    value=retraining.timezone,
+                )
+            )
+    return problems
+
+
 def build(ctx: StageContext) -> RetrainingOutputs:
-    governance = ctx.upstream["governance"]
-    training = ctx.upstream.get("training")
+    governance = ctx.upstream.of(GovernanceOutputs)
+    training = ctx.upstream.find(TrainingOutputs)
     pipelines: dict[str, Any] = dict(training.pipelines) if training is not None else {}
     retrained = auto.retraining_models(ctx.spec)  # every model's: the grant below is stack-wide
-    project = ctx.settings.project
     automation = governance.identities["automation"]
 
     # In a model stack of a split spec the grant is the shared stack's (None here): the
-    # triggers need not wait for it, it exists before a model stack is deployed.
-    push_grant = None
-    if ctx.builds_stack and any(_events(ctx, m) for m in retrained):
-        push_grant = gcp.serviceaccount.IAMMember(
-            ctx.logical("token-creator", "pubsub-agent"),
-            service_account_id=automation.id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
-            role=TOKEN_CREATOR,
-            member=governance.extra["service_agents"]["pubsub"],
-            opts=ctx.opts(),
-        )
+    # triggers need not wait for it, it exists before a model stack is deployed. With private
+    # schedules the governance stage makes it (automation.push_grant_in_governance).
+    found = ctx.upstream.find(PushGrant)
+    grant = found.grant if found is not None else None
+    if grant is None and ctx.builds_stack and not auto.push_grant_in_governance(ctx.spec) \
+            and any(_events(ctx, m) for m in retrained):
+        grant = push_grant(ctx, automation, ctx.upstream.of(ProjectServices).service_agents["pubsub"])
 
     built = {m.name for m in ctx.models()}
     triggers: dict[str, list[Any]] = {}
     for model in retrained:
         if model.name not in built or model.name not in pipelines:
             continue
-        triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=push_grant)
+        triggers[model.name] = _triggers(ctx, model, workflow=pipelines[model.name], push_grant=grant)
     return RetrainingOutputs(triggers=triggers)
 
 
@@ -95,6 +128,7 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
             ctx.logical("schedule", model.name),
             name=scheduler_job_name(ctx.namer, model.name, "retrain"),
             model=model.name,
+            purpose="retrain",
             description=f"retrains model {model.name} on {retraining.schedule!r} ({retraining.timezone}, mlops-infra {stack})",
             schedule=auto.scheduler_cron(retraining.schedule),
             time_zone=retraining.timezone,
@@ -113,7 +147,7 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
         ids.append(
             _eventarc(
                 ctx, model, "drift", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant,
-                depends_on=[ctx.handoff[("drift-topic", model.name)]],
+                depends_on=[ctx.upstream.of(DriftTopics).by_model[model.name]],
             )
         )
     return ids
@@ -121,16 +155,18 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
 
 def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) -> Any:
     """The model's new-data topic, fed by a Cloud Storage notification for its bucket prefix."""
+    import pulumi_gcp as gcp
+
     assert model.retraining is not None and model.retraining.new_data_ref is not None
-    governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
+    services = ctx.upstream.of(ProjectServices)
+    storage = ctx.upstream.of(StorageOutputs)
     project = ctx.settings.project
     ref = model.retraining.new_data_ref
     topic = gcp.pubsub.Topic(
         ctx.logical("newdata-topic", model.name),
         name=topic_id(ctx.namer, model.name, "new-data"),
         project=project,
-        kms_key_name=governance.extra["service_keys"]["pubsub"],
+        kms_key_name=services.service_keys["pubsub"],
         message_storage_policy={"allowed_persistence_regions": [ctx.settings.region]},
         labels=labels,
         opts=ctx.opts(),
@@ -140,7 +176,7 @@ def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) 
         project=project,
         topic=topic.name,
         role=PUBLISHER,
-        member=governance.extra["service_agents"]["storage"],
+        member=services.service_agents["storage"],
         opts=ctx.opts(),
     )
     topic_path = topic.name.apply(lambda n: f"projects/{project}/topics/{n}")
@@ -169,7 +205,9 @@ def _eventarc(
     push_grant: Any,
     depends_on: list[Any] | None = None,
 ) -> Any:
-    automation = ctx.upstream["governance"].identities["automation"]
+    import pulumi_gcp as gcp
+
+    automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
     trigger = gcp.eventarc.Trigger(
         ctx.logical(f"{purpose.replace('-', '')}-trigger", model.name),
         name=trigger_name(ctx.namer, model.name, purpose),

@@ -11,13 +11,16 @@ project holds at most 300 custom roles (cloud.google.com/iam/quotas): five per s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import grants
 from mlops_infra.backends.gcp.naming import custom_role_id
+
+if TYPE_CHECKING:
+    import pulumi
+    import pulumi_gcp as gcp
+
+    from mlops_infra.backends.context import StageContext
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,9 @@ def stack_roles(ctx: StageContext) -> dict[str, pulumi.Output]:
 
 
 def _custom_role(ctx: StageContext, name: str, role: RoleSpec) -> pulumi.Output:
+    import pulumi
+    import pulumi_gcp as gcp
+
     project = ctx.settings.project
     aliases = []
     if role.moved_from:
@@ -101,6 +107,8 @@ def project_grant(
     ctx: StageContext, key: str, who: str, *, role: pulumi.Input[str], member: pulumi.Input[str]
 ) -> gcp.projects.IAMMember:
     """`role` on the project for `member` (logical name project-grant-<key>-<who>)."""
+    import pulumi_gcp as gcp
+
     return gcp.projects.IAMMember(
         ctx.logical("project-grant", key, who),
         project=ctx.settings.project,

@@ -3,7 +3,8 @@
 Per model with `serving`:
 - a Vertex AI endpoint (AiEndpoint): stable id (naming.endpoint_id), CMEK with the governance
   key, labels, request-response logging to BigQuery when the spec asks for data capture, Private
-  Service Connect when governance.network is private. Its URN, id and URL never change with what
+  Service Connect when governance.network is private (this project only, its address made by
+  Vertex AI in the stack's network: psc_config). Its URN, id and URL never change with what
   it serves. Its traffic split belongs to the DeployedModel below (ignored here).
 - with data capture: a BigQuery dataset (CMEK, protected, labelled) that Vertex AI logs sampled
   requests and responses into (table request_response_logging, which Vertex AI creates), and
@@ -16,7 +17,7 @@ Per model with `serving`:
   bucket); for a trained model with a registry block, the registry version the "approved" alias
   names (the training workflow moves it on automatic approval, a person on manual; until a
   version has it, the DeployedModel waits and the next `up` after an approval deploys it). A trained model without a registry block has no artifact mlops-infra can pick (each
-  run writes its own folder) and backend.check() reports it. The uploaded model gets a content-
+  run writes its own folder) and check() reports it. The uploaded model gets a content-
   derived id (naming.served_model_id over everything that forces a new deployment), so a new
   image or artifact is a new model, deployed and given traffic before the old one goes.
 - grants, one resource each, per model (nothing lists every model): read its Artifact Registry
@@ -29,23 +30,29 @@ Per model with `serving`:
   their other grants.
 
 The serving image follows the model-upload rule (Artifact Registry or Container Registry only):
-anything else is pulled from the model's repository, and backend.check() warns with the push
-target. Outputs: endpoints {model: endpoint resource name}, urls {model: invocation URL}.
+anything else is pulled from the model's repository, and check() warns with the push target. Outputs: endpoints {model: endpoint resource name}, urls {model: invocation URL}.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import catalog, grants
-from mlops_infra.backends.gcp.deployed_model import DeployedModel
+from mlops_infra.backends.gcp import serving_endpoints as endpoints
+from mlops_infra.backends.gcp.naming import (
+    UPLOAD_SOURCES,
+    capture_dataset_id,
+    endpoint_id,
+    image_findings,
+    invocation_url,
+    model_id,
+    model_upload_image,
+    repository_id,
+    served_model_id,
+)
 from mlops_infra.backends.gcp.roles import project_grant
-from mlops_infra.backends.gcp.endpoints import (
+from mlops_infra.backends.gcp.serving_endpoints import (
     CAPTURE_TABLE,
     REGISTRY,
     SERVING_ALIAS,
@@ -54,29 +61,193 @@ from mlops_infra.backends.gcp.endpoints import (
     model_source,
     rollout_props,
 )
-from mlops_infra.backends.gcp.naming import (
-    capture_dataset_id,
-    endpoint_id,
-    invocation_url,
-    model_upload_image,
-    repository_id,
-    served_model_id,
+from mlops_infra.backends.gcp.shared import (
+    CaptureDatasets,
+    ImageRepositories,
+    ObjectGrants,
+    PrivateNetwork,
+    ProjectServices,
 )
 from mlops_infra.backends.gcp.training import image_repository
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import Model
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.serving import ServingOutputs
-from mlops_infra.stages.storage import ARTIFACTS
+from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
+
+if TYPE_CHECKING:
+    import pulumi
+
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.backends.gcp.deployed_model import DeployedModel
 
 LOG_WRITER = "roles/logging.logWriter"
 REPOSITORY_READER = "roles/artifactregistry.reader"
 DATA_EDITOR = "roles/bigquery.dataEditor"  # create the logging table, insert rows
 LOGGING_TABLE = CAPTURE_TABLE
-PSC_ADDRESS = "PSC_FORWARDING_RULE_ADDRESS"  # the caller's own forwarding rule: not known to the stack
+PSC_ADDRESS = "PSC_ADDRESS"  # the endpoint's PSC address in the network: known once a model is deployed
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What Vertex AI endpoints cannot do as the spec says, knowable offline."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    problems: list[Problem] = []
+    namer = BACKEND.namer(spec, settings)
+    artifacts = namer.name("gcp.storage.bucket", "artifacts")
+    serving_email = f"{namer.name('gcp.iam.service_account_id', 'serving')}@{settings.project}.iam.gserviceaccount.com"
+    for i, model in enumerate(spec.models):
+        serving = model.serving
+        if serving is None:
+            continue
+        base = ("models", i, "serving")
+        problems += image_findings(
+            serving.image, (*base, "image"), accepted=UPLOAD_SOURCES, use="model upload",
+            sources="Artifact Registry or Container Registry", settings=settings,
+            repository=repository_id(namer, model.name),
+        )
+        source = endpoints.model_source(model, artifacts_bucket=artifacts)
+        if source.kind == endpoints.UPLOAD and model.training is not None and model.registry is not None:
+            problems.append(
+                finding(
+                    (*base, "model_uri"),
+                    f"the endpoint serves this artifact, not the versions the training workflow registers in "
+                    f"{model_id(namer, model.name)}: registry and endpoint would disagree on what is served",
+                    hint="remove model_uri to serve the registry version called "
+                    f"{endpoints.SERVING_ALIAS!r}, or remove the registry block",
+                    value=serving.model_uri,
+                    severity="warning",
+                )
+            )
+        if source.kind == endpoints.UNSUPPORTED:
+            problems.append(
+                BACKEND.gap("models[].serving.model_uri (outside Cloud Storage)", (*base, "model_uri"), value=serving.model_uri)
+            )
+        elif source.bucket is not None:
+            problems.append(
+                finding(
+                    (*base, "model_uri"),
+                    f"the model is uploaded from gs://{source.bucket}, outside the stack's artifact bucket: "
+                    "mlops-infra grants the serving identity no access there",
+                    hint=f"grant roles/storage.objectViewer on gs://{source.bucket} (or its prefix) to "
+                    f"serviceAccount:{serving_email}, or use a path in the artifact bucket gs://{artifacts}",
+                    value=serving.model_uri,
+                    severity="warning",
+                )
+            )
+        elif source.kind == endpoints.MISSING and model.training is not None:
+            problems.append(
+                finding(
+                    base,
+                    "on GCP a trained model reaches its endpoint through the Vertex AI model registry (each "
+                    "training run writes its own folder, so there is no single artifact to deploy): this model "
+                    "has training but neither registry nor serving.model_uri",
+                    hint="add registry: {approval: automatic} (every successful run is deployed) or "
+                    "{approval: manual}, or set serving.model_uri to the artifact to serve",
+                )
+            )
+        elif source.kind == endpoints.REGISTRY and model.registry.approval == "manual":
+            problems.append(
+                finding(
+                    (*base[:2], "registry", "approval"),
+                    f"the endpoint serves the version of {model_id(namer, model.name)} called "
+                    f"{endpoints.SERVING_ALIAS!r}: with manual approval it stays empty until a person approves a "
+                    "trained version, and the next `up` deploys it",
+                    hint=f"approve with: gcloud ai models add-version-aliases {model_id(namer, model.name)}@VERSION "
+                    f"--version-aliases={endpoints.SERVING_ALIAS} --region={settings.region} --project={settings.project}",
+                    value="manual",
+                    severity="warning",
+                )
+            )
+        capture = serving.data_capture
+        if capture is not None and not capture.capture_responses:
+            problems.append(
+                BACKEND.gap(
+                    "models[].serving.data_capture.capture_responses", (*base, "data_capture", "capture_responses"),
+                    value=False,
+                )
+            )
+        problems += _serving_numbers(serving, base)
+        problems += _rollout_findings(serving, base, settings=settings, endpoint=endpoint_id(namer, model.name))
+    return problems
+
+
+def _serving_numbers(serving: Any, base: tuple) -> list[Problem]:
+    """Whole percentages (Vertex AI autoscaling targets are integers; traffic shares are whole in the
+    neutral spec) and the cool-downs Vertex AI does not let anyone set."""
+    problems: list[Problem] = []
+    numbers = (
+        (("autoscaling", "target_cpu_percent"), serving.autoscaling.target_cpu_percent, "autoscaling targets"),
+    )
+    for path, value, what in numbers:
+        if not endpoints.whole_percent(value):
+            problems.append(
+                finding(
+                    (*base, *path),
+                    f"Vertex AI {what} are whole percentages, not {value:g}",
+                    hint=f"use {int(value)} or {int(value) + 1}",
+                    value=value,
+                )
+            )
+    from mlops_infra.backends.gcp import BACKEND
+
+    autoscaling = serving.autoscaling
+    for field in ("scale_in_cooldown", "scale_out_cooldown"):
+        if field in autoscaling.model_fields_set:
+            problems.append(
+                BACKEND.gap(
+                    f"models[].serving.autoscaling.{field}", (*base, "autoscaling", field),
+                    value=getattr(autoscaling, field),
+                )
+            )
+    return problems
+
+
+def _rollout_findings(serving: Any, base: tuple, *, settings: Any, endpoint: str) -> list[Problem]:
+    from mlops_infra.backends.gcp import BACKEND
+
+    rollout = serving.rollout
+    if rollout.mode == "all-at-once" or not rollout.rollback_on_alarms:
+        return []
+    steps = f"{int(rollout.canary_percent)}% then 100%" if rollout.mode == "canary" else f"+{int(rollout.step_percent)}% per step"
+    minutes = endpoints.rollout_duration(rollout) / 60
+    return [
+        BACKEND.gap(
+            "models[].serving.rollout.rollback_on_alarms", (*base, "rollout", "rollback_on_alarms"), value=True,
+            hint=f"this {rollout.mode} rollout moves {steps}, {rollout.wait} s apart (about {minutes:g} min of `up`): "
+            "watch the alarms meanwhile and roll back by hand with: gcloud ai endpoints update "
+            f"{endpoint} --region={settings.region} --traffic-split=OLD_DEPLOYED_MODEL_ID=100; "
+            "set rollback_on_alarms: false to acknowledge",
+        )
+    ]
+
+
+def psc_config(project: str, network: Any) -> dict[str, Any]:
+    """Private Service Connect for an endpoint: only this project may connect, and Vertex AI makes
+    the PSC address in the stack's network itself (pscAutomationConfigs) when a model is deployed.
+    PSC, not VPC Network Peering: peered endpoints take no traffic split and log no requests
+    (cloud.google.com/vertex-ai/docs/predictions/choose-endpoint-type), and rollouts and data
+    capture need both."""
+    return {
+        "enable_private_service_connect": True,
+        "project_allowlists": [project],
+        "psc_automation_configs": [{"project_id": project, "network": network}],
+    }
+
+
+def psc_address(config: Any) -> str:
+    """The PSC address Vertex AI made in the network, once known; a placeholder before that."""
+    automations = (config or {}).get("psc_automation_configs") or (config or {}).get("pscAutomationConfigs") or []
+    address = next((a.get("ip_address") or a.get("ipAddress") for a in automations if isinstance(a, dict)), None)
+    return address or PSC_ADDRESS
 
 
 def build(ctx: StageContext) -> ServingOutputs:
-    serving = ctx.upstream["governance"].identities["serving"]
+    serving = ctx.upstream.of(GovernanceOutputs).identities["serving"]
+    ctx.share(CaptureDatasets())
     if ctx.builds_stack:
         # Containers (and client libraries in them) write logs as the serving identity.
         project_grant(ctx, "logwriter", "serving", role=LOG_WRITER, member=serving.principal)
@@ -90,12 +261,16 @@ def build(ctx: StageContext) -> ServingOutputs:
 
 
 def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
-    governance = ctx.upstream["governance"]
-    registry = ctx.upstream.get("registry")
+    import pulumi
+    import pulumi_gcp as gcp
+
+    governance = ctx.upstream.of(GovernanceOutputs)
+    registry = ctx.upstream.find(RegistryOutputs)
     project, region = ctx.settings.project, ctx.settings.region
     serving_identity = governance.identities["serving"]
-    service_keys = governance.extra["service_keys"]
-    vertex_agent = governance.extra["service_agents"]["aiplatform"]
+    services = ctx.upstream.of(ProjectServices)
+    service_keys = services.service_keys
+    vertex_agent = services.service_agents["aiplatform"]
     spec = model.serving
     assert spec is not None
     name = model.name
@@ -113,7 +288,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
     else:
         repository = repo_id  # the training stage's (it waits for that stage)
         readers = (("serving", serving_identity.principal),)
-        extra_opts = {"depends_on": [ctx.handoff[("repository", model.name)]]}
+        extra_opts = {"depends_on": [ctx.upstream.of(ImageRepositories).by_model[model.name]]}
     for who, member in readers:
         read_grants.append(
             gcp.artifactregistry.RepositoryIamMember(
@@ -134,8 +309,10 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
     if source.path is not None:
         folder = grants.folder_name(source.path)
         location = f"{ARTIFACTS}/{folder}" if folder else ARTIFACTS
-        # None in a model stack of a split spec: the shared stack, deployed first, holds it.
-        read_grants += ctx.waits(ctx.handoff.get(grants.handoff_key(location, grants.SERVING)))
+        # Absent in a model stack of a split spec: the shared stack, deployed first, holds it.
+        object_grants = ctx.upstream.find(ObjectGrants)
+        if object_grants is not None:
+            read_grants += ctx.waits(object_grants.by_key.get(grants.grant_key(location, grants.SERVING)))
 
     # --- captured requests: a BigQuery dataset per model --------------------------------------
     capture: gcp.vertex.AiEndpointPredictRequestResponseLoggingConfigArgsDict | None = None
@@ -156,7 +333,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
             labels=ctx.tags(),
             opts=ctx.opts(protect=True),
         )
-        ctx.handoff[("capture-dataset", name)] = dataset
+        ctx.upstream.of(CaptureDatasets).by_model[name] = dataset
         writers = (("vertex-agent", vertex_agent), ("serving", serving_identity.principal))
         for who, member in writers:
             capture_grants.append(
@@ -178,7 +355,8 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         }
 
     # --- the endpoint ------------------------------------------------------------------------
-    private = ctx.spec.governance.network == "private"
+    network = ctx.upstream.find(PrivateNetwork)
+    private = network is not None
     endpoint = gcp.vertex.AiEndpoint(
         ctx.logical("endpoint", name),
         name=endpoint_id(ctx.namer, name),
@@ -189,19 +367,17 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
         region=region,
         encryption_spec={"kms_key_name": service_keys["aiplatform"]},
         predict_request_response_logging_config=capture,
-        private_service_connect_config=(
-            {"enable_private_service_connect": True, "project_allowlists": [project]} if private else None
-        ),
+        private_service_connect_config=psc_config(project, network.network) if network is not None else None,
         labels=labels,
         # Vertex AI creates the logging table as its service agent when the config is set.
         opts=ctx.opts(depends_on=capture_grants, ignore_changes=["traffic_split"]),
     )
     endpoint_path = endpoint.name.apply(lambda n: f"projects/{project}/locations/{region}/endpoints/{n}")
     if private:
-        # Reached through a PSC forwarding rule in the caller's VPC (backend.check() says so): the
-        # endpoint's dedicated DNS name once Vertex AI has one, else the address of that rule.
-        url = pulumi.Output.all(endpoint.dedicated_endpoint_dns, endpoint.name).apply(
-            lambda parts: f"https://{parts[0] or PSC_ADDRESS}/v1/projects/{project}/locations/{region}/endpoints/{parts[1]}:predict"
+        # Reached through the PSC address Vertex AI makes in the stack's network: the endpoint's
+        # dedicated DNS name once Vertex AI has one, else that address (known after deployment).
+        url = pulumi.Output.all(endpoint.dedicated_endpoint_dns, endpoint.name, endpoint.private_service_connect_config).apply(
+            lambda parts: f"https://{parts[0] or psc_address(parts[2])}/v1/projects/{project}/locations/{region}/endpoints/{parts[1]}:predict"
         )
     else:
         url = endpoint.name.apply(lambda n: invocation_url(project=project, region=region, endpoint=n))
@@ -232,12 +408,16 @@ def _deploy(
     registry_model: Any,
     waits_for: list[pulumi.Resource],
 ) -> DeployedModel:
-    governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
+    import pulumi
+
+    from mlops_infra.backends.gcp.deployed_model import DeployedModel
+
+    governance = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     project, region = ctx.settings.project, ctx.settings.region
     spec = model.serving
     assert spec is not None
-    key = governance.extra["service_keys"]["aiplatform"]
+    key = ctx.upstream.of(ProjectServices).service_keys["aiplatform"]
     container: dict[str, Any] = {"imageUri": image}
     if spec.environment:
         container["env"] = [{"name": k, "value": v} for k, v in sorted(spec.environment.items())]

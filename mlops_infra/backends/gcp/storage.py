@@ -22,20 +22,48 @@ folder never deletes its objects (facts/reserved-names.json), so folders are alw
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
 from mlops_infra.backends.gcp import grants
+from mlops_infra.backends.gcp.naming import GOOGLE_LIKE
+from mlops_infra.backends.gcp.shared import ObjectGrants
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+
+if TYPE_CHECKING:
+    import pulumi_gcp as gcp
+
+    from mlops_infra.backends.context import StageContext
 
 SOFT_DELETE_SECONDS = 7 * 86400  # the GCS default, stated so plans show it (7-90 days allowed)
 ABORT_MULTIPART_AFTER_DAYS = 7
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Words GCS refuses in bucket names: every physical bucket name holds the project and
+    environment, and data buckets their spec name."""
+    problems: list[Problem] = []
+    words: list[tuple[tuple, str]] = [(("project",), spec.project), (("environment",), spec.environment)]
+    words += [(("storage", "buckets", i, "name"), b.name) for i, b in enumerate(spec.storage.buckets)]
+    for path, word in words:
+        if GOOGLE_LIKE.search(word) or (path == ("project",) and word.startswith("goog")):
+            problems.append(
+                finding(
+                    path,
+                    f"{word!r} would put 'goog'/'google' into Cloud Storage bucket names, which GCS rejects",
+                    hint="bucket names may not start with 'goog' or contain 'google' or close misspellings",
+                    value=word,
+                )
+            )
+    return problems
+
+
 def build(ctx: StageContext) -> StorageOutputs:
-    governance = ctx.upstream["governance"]
+    import pulumi_gcp as gcp
+
+    governance = ctx.upstream.of(GovernanceOutputs)
     buckets: dict[str, Any] = {
         b.name: _bucket(ctx, b.name, b, versioning=b.versioning, key_id=governance.key_id) for b in ctx.spec.storage.buckets
     }
@@ -43,10 +71,13 @@ def build(ctx: StageContext) -> StorageOutputs:
     access = grants.storage_access(ctx.spec, served_paths=grants.served_paths(ctx.spec, ctx.namer))
     principals = {grants.group_key(name): identity for name, identity in governance.groups.items()}
     principals[grants.SERVING] = governance.identities["serving"]
+    # Stays in this stack (resources never cross stacks): later stages wait for their grants.
+    object_grants = ObjectGrants()
+    ctx.upstream.add(object_grants)
 
     for bucket, bindings in access.whole.items():
         for binding in bindings:
-            ctx.handoff[grants.handoff_key(bucket, binding.principal)] = gcp.storage.BucketIAMMember(
+            object_grants.by_key[grants.grant_key(bucket, binding.principal)] = gcp.storage.BucketIAMMember(
                 ctx.logical("bucket-grant", f"{bucket}/{_who(binding)}"),
                 bucket=buckets[bucket].name,
                 role=binding.role,
@@ -68,7 +99,7 @@ def build(ctx: StageContext) -> StorageOutputs:
             # share the serving identity's grant (two resources for one binding would each
             # remove it for both when deleted). Endpoints wait for theirs (serving.py).
             location = f"{folder.bucket}/{folder.name}"
-            ctx.handoff[grants.handoff_key(location, binding.principal)] = gcp.storage.ManagedFolderIamMember(
+            object_grants.by_key[grants.grant_key(location, binding.principal)] = gcp.storage.ManagedFolderIamMember(
                 ctx.logical("folder-grant", f"{location}{_who(binding)}"),
                 bucket=managed.bucket,
                 managed_folder=managed.name,
@@ -95,6 +126,8 @@ def _who(binding: grants.Binding) -> str:
 
 
 def _bucket(ctx: StageContext, name: str, settings: Any, *, versioning: bool, key_id: Any) -> gcp.storage.Bucket:
+    import pulumi_gcp as gcp
+
     return gcp.storage.Bucket(
         ctx.logical("bucket", name),
         name=ctx.namer.name("gcp.storage.bucket", name),

@@ -8,31 +8,43 @@ one per project and region: a project singleton (GcpBackend.singletons). The sta
 project's singletons (governance.singletons: owned) creates it with its key; a project already
 holding it (created by earlier use) needs `pulumi import` first. Stacks with
 governance.singletons: external record into the owner's store without declaring it, so dev,
-staging and prod of one project never claim it twice (backend.check() says so).
+staging and prod of one project never claim it twice (governance.check() says so).
 
 The tracking URI is the store's resource name (projects/P/locations/R/metadataStores/default):
 what aiplatform.init(project=P, location=R, experiment=...) logs into. TensorBoard holds the
 experiments' time series. Both are stateful (experiment history): protected. Both are
-serverless, so tracking.size has no effect here (backend.check() says so).
+serverless, so tracking.size has no effect here (check() says so).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.gcp.shared import ProjectServices
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.tracking import TrackingOutputs
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.context import StageContext
 
 METADATA_STORE = "default"  # the name Vertex AI Experiments and Pipelines use; fixed by Vertex AI
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    from mlops_infra.backends.gcp import BACKEND
+
+    if spec.tracking is not None and spec.tracking.enabled and spec.tracking.size != "small":
+        return [BACKEND.gap("tracking.size", ("tracking", "size"), value=spec.tracking.size)]
+    return []
+
+
 def build(ctx: StageContext) -> TrackingOutputs:
+    import pulumi
+    import pulumi_gcp as gcp
+
     project, region = ctx.settings.project, ctx.settings.region
     # The key path, available once the Vertex AI service agent may use it (governance).
-    key = ctx.upstream["governance"].extra["service_keys"]["aiplatform"]
+    key = ctx.upstream.of(ProjectServices).service_keys["aiplatform"]
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
     store_name: Any = METADATA_STORE  # the owner's store: a name, not a resource of this stack
     if ctx.spec.governance.singletons == "owned":

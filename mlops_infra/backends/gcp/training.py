@@ -10,7 +10,7 @@ workflows run NAME` starts a run by hand. Its source is rendered from templates/
 Per model: the workflow, and an Artifact Registry repository (CMEK, immutable tags, protected)
 for the model's images, since Vertex AI pulls training images only from Artifact Registry,
 Container Registry or Docker Hub, and serving images (model upload) only from the first two
-(backend.check() warns with the push target for anything else).
+(check() warns with the push target for anything else).
 
 Identities. The custom job runs as its model group's service account (governance.py): it reads
 its group's inputs and writes under its models' models/ and checkpoints/ folders in the artifact
@@ -31,44 +31,54 @@ Encryption: the custom job (its disks and outputs), the uploaded model, the work
 arguments, results) and the repository all use the governance key; governance lets each API's
 service agent use it and hands the key out only once that grant exists.
 
-Network: Vertex AI custom jobs have no network-isolation switch (nothing like SageMaker's
-EnableNetworkIsolation). Without VPC peering or Private Service Connect (not configured yet:
-backend.check() reports governance.network private as having no effect) a job runs on a
-Google-managed network with internet egress; what it can reach in the project is bounded by
-its service account's grants. The interactive shell (enableWebAccess) stays off.
+Network: with governance.network: private each custom job runs peered into the stack's network
+(CustomJob.network, private services access: governance_network.py), taking its address from
+the reserved range when the stack created it; the network is named by project number, which the
+workflow reads from its own environment (GOOGLE_CLOUD_PROJECT_NUMBER). Vertex AI custom jobs have
+no network-isolation switch (nothing like SageMaker's EnableNetworkIsolation): what a job can
+reach in the project is bounded by its service account's grants, and a VPC Service Controls
+perimeter (a prerequisite the stack cannot make) keeps the project's data inside. On a public
+network a job runs on a Google-managed network. The interactive shell (enableWebAccess) stays off.
 
 run_on_deploy: Pulumi has no resource that starts a workflow execution or a custom job once, so
-GCP declares none; backend.check() warns with the command that starts the run.
+GCP declares none; check() warns with the command that starts the run.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_gcp as gcp
-
-from mlops_infra.backends.context import StageContext
-from mlops_infra.backends.gcp import catalog
-from mlops_infra.backends.gcp.endpoints import SERVING_ALIAS
-from mlops_infra.backends.gcp import grants
-from mlops_infra.backends.gcp.roles import project_grant
-from mlops_infra.layout import group_of
+from mlops_infra.backends.gcp import catalog, grants
 from mlops_infra.backends.gcp.naming import (
+    TRAINING_SOURCES,
+    image_findings,
     model_id,
     model_upload_image,
     repository_id,
     training_image,
     workflow_name,
 )
+from mlops_infra.backends.gcp.roles import project_grant
+from mlops_infra.backends.gcp.serving_endpoints import SERVING_ALIAS
+from mlops_infra.backends.gcp.shared import ImageRepositories, PrivateNetwork, ProjectServices
+from mlops_infra.layout import group_of
 from mlops_infra.spec.models import Model
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.registry import RegistryOutputs
+from mlops_infra.stages.storage import StorageOutputs
+from mlops_infra.stages.tracking import TrackingOutputs
 from mlops_infra.stages.training import (
     TrainingOutputs,
     checkpoint_prefix,
     output_prefix,
 )
 from mlops_infra.templating import render
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.context import StageContext
 
 TEMPLATE = "gcp/workflow.yaml.j2"
 POLL_SECONDS = 60  # how often the workflow asks for the job's state (each poll is 3 billed steps)
@@ -89,17 +99,64 @@ REPOSITORY_READER = "roles/artifactregistry.reader"
 # add-version-aliases / the console). Not "default" for that: Vertex AI gives "default" to the
 # first version of a model by itself, which would deploy it unapproved.
 APPROVAL_ALIASES = {"automatic": ["default", SERVING_ALIAS], "manual": ["candidate"]}
+# Container environment names the training workflow sets itself (job_environment).
+RESERVED_ENV_PREFIX = "MLOPS_"
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Training images Vertex AI cannot pull where they are, run_on_deploy, and environment
+    variables the workflow sets itself."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    problems: list[Problem] = []
+    namer = BACKEND.namer(spec, settings)
+    for i, model in enumerate(spec.models):
+        training, base = model.training, ("models", i, "training")
+        if training is None:
+            continue
+        problems += image_findings(
+            training.image, (*base, "image"), accepted=TRAINING_SOURCES, use="custom training",
+            sources="Artifact Registry, Container Registry or Docker Hub", settings=settings,
+            repository=repository_id(namer, model.name),
+        )
+        if training.run_on_deploy:
+            problems.append(
+                BACKEND.gap(
+                    "models[].training.run_on_deploy", (*base, "run_on_deploy"), value=True,
+                    hint=f"start the run after `up` with: gcloud workflows run {workflow_name(namer, model.name)} "
+                    f"--project={settings.project} --location={settings.region}",
+                )
+            )
+        for name in sorted(k for k in training.environment if k.startswith(RESERVED_ENV_PREFIX)):
+            problems.append(
+                finding(
+                    (*base, "environment", name),
+                    f"{RESERVED_ENV_PREFIX}* variables are set by mlops-infra on GCP; where it sets {name} too, "
+                    "its value replaces the spec's",
+                    hint="rename it (mlops-infra sets MLOPS_MODEL, MLOPS_OUTPUT_URI, MLOPS_MODEL_DIR, "
+                    "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI)",
+                    value=name,
+                    severity="warning",
+                )
+            )
+    return problems
 
 
 def build(ctx: StageContext) -> TrainingOutputs:
-    governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
-    tracking = ctx.upstream.get("tracking")
-    registry = ctx.upstream.get("registry")
+    import pulumi
+    import pulumi_gcp as gcp
+
+    governance = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    tracking = ctx.upstream.find(TrackingOutputs)
+    registry = ctx.upstream.find(RegistryOutputs)
     project, region = ctx.settings.project, ctx.settings.region
     automation = governance.identities["automation"]
-    service_keys = governance.extra["service_keys"]
-    service_agents = governance.extra["service_agents"]
+    services = ctx.upstream.of(ProjectServices)
+    service_keys = services.service_keys
+    service_agents = services.service_agents
+    repositories = ctx.share(ImageRepositories())
+    network = ctx.upstream.find(PrivateNetwork)
 
     if ctx.builds_stack:  # one role and grants for every model's workflow (this stage exists when any model trains)
         _launcher_grants(ctx, governance=governance)
@@ -113,7 +170,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         training = governance.reader(model)  # its group's identity
         repo_id = repository_id(ctx.namer, model.name)
         repo = image_repository(ctx, model.name, repo_id)
-        ctx.handoff[("repository", model.name)] = repo
+        repositories.by_model[model.name] = repo
         readers = (("training", training.principal), ("vertex-agent", service_agents["aiplatform"]))
         for who, member in readers:
             gcp.artifactregistry.RepositoryIamMember(
@@ -138,6 +195,9 @@ def build(ctx: StageContext) -> TrainingOutputs:
             inputs["tracking_uri"] = tracking.tracking_uri
         if registry is not None and model.name in registry.registries:
             inputs["model_name"] = registry.registries[model.name]
+        if network is not None:
+            inputs["network_name"] = network.name
+            inputs["reserved_ranges"] = network.peering_ranges
 
         def render(
             values: dict[str, Any], model: Model = model, name: str = name, image: str = image, repo_id: str = repo_id
@@ -170,6 +230,8 @@ def build(ctx: StageContext) -> TrainingOutputs:
 
 def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
     """A model's Artifact Registry repository: Docker, encrypted with the stack key, protected."""
+    import pulumi_gcp as gcp
+
     return gcp.artifactregistry.Repository(
         ctx.logical("repository", model),
         project=ctx.settings.project,
@@ -178,18 +240,20 @@ def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
         format="DOCKER",
         mode="STANDARD_REPOSITORY",
         description=f"container images of model {model} (mlops-infra {ctx.spec.project}/{ctx.spec.environment})",
-        kms_key_name=ctx.upstream["governance"].extra["service_keys"]["artifactregistry"],
+        kms_key_name=ctx.upstream.of(ProjectServices).service_keys["artifactregistry"],
         # A tag names one image for good: a training run is reproducible from its tag.
         docker_config={"immutable_tags": True},
         labels=ctx.tags(),
         opts=ctx.opts(protect=True),
     )
 
-def _launcher_grants(ctx: StageContext, *, governance: Any) -> None:
+def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> None:
+    import pulumi_gcp as gcp
+
     automation = governance.identities["automation"]
     project = ctx.settings.project
     # Project-level: custom jobs have no resource-level IAM (their names exist only once created).
-    role = governance.extra["roles"][grants.LAUNCHER]
+    role = ctx.upstream.of(ProjectServices).roles[grants.LAUNCHER]
     project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
     # Launch jobs (and upload models) as a group's service account: actAs on each training
     # group's account alone, a grant on that account's own policy.
@@ -293,9 +357,23 @@ def custom_job(ctx: StageContext, model: Model, *, image: str, values: dict[str,
                 "strategy": "SPOT" if training.spot else "STANDARD",
             },
             "enableWebAccess": False,
+            **peering(values),
         },
         "encryptionSpec": {"kmsKeyName": values["key"]},
     }
+
+
+def peering(values: dict[str, Any]) -> dict[str, Any]:
+    """CustomJobSpec.network (and reservedIpRanges) for a private network: the job runs peered into
+    it. The network is named by project number, a Workflows expression over the workflow's own
+    environment (the stack knows the project's id, not its number)."""
+    if "network_name" not in values:
+        return {}
+    network = '"/global/networks/' + values["network_name"] + '"'
+    spec: dict[str, Any] = {"network": '${"projects/" + sys.get_env("GOOGLE_CLOUD_PROJECT_NUMBER") + ' + network + "}"}
+    if values.get("reserved_ranges"):
+        spec["reservedIpRanges"] = list(values["reserved_ranges"])
+    return spec
 
 
 def hyperparameter_args(hyperparameters: dict[str, Any]) -> list[str]:
@@ -305,7 +383,7 @@ def hyperparameter_args(hyperparameters: dict[str, Any]) -> list[str]:
 
 def job_environment(ctx: StageContext, model: Model, values: dict[str, Any]) -> dict[str, str]:
     """The container environment: the spec's, plus where to read, write and track (the MLOPS_
-    names set here win; backend.check() warns when the spec sets one of them)."""
+    names set here win; check() warns when the spec sets one of them)."""
     training = model.training
     assert training is not None
     env = {name: _literal(value) for name, value in training.environment.items()}

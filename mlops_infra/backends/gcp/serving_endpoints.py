@@ -1,5 +1,5 @@
 """Vertex AI serving facts as pure functions: where a served model comes from, its autoscaling
-targets, its rollout steps. Shared by backend.check() and serving.py; imports no cloud SDK."""
+targets, its rollout steps. Shared by serving.py (build and check) and grants.py; imports no cloud SDK."""
 
 from __future__ import annotations
 
