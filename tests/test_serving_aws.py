@@ -25,7 +25,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlops_infra.backends.aws import BACKEND, endpoints, jobs
+from mlops_infra.backends.aws import BACKEND
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     ALARM_KINDS,
     STYLES,

@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.backends.aws import BACKEND, catalog, grants, jobs, policies, training
+from mlops_infra.backends.aws import BACKEND, catalog, policies, training
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import STYLES, job_prefix, repository_name
 from mlops_infra.diff import diff_plans
 from mlops_infra.naming import name_rules

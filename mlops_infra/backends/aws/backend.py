@@ -7,7 +7,12 @@ import re
 from typing import Any
 
 from mlops_infra.backends import checks
-from mlops_infra.backends.aws import alarms, catalog, endpoints, grants, jobs, policies, triggers
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import retraining_triggers as triggers
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     ACCOUNT_REGIONAL,
     STYLES,

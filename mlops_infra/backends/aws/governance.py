@@ -9,7 +9,7 @@
 - iam.Role "serving" (assumed by SageMaker: every endpoint's execution role) and "automation"
   (assumed by EventBridge rules and Scheduler); each trust is limited to this account
   (aws:SourceAccount). Serving may use the key (iam.RolePolicy "key"); automation may not.
-- One iam.Role per model group (grants.py, mlops_infra/access.py), assumed by SageMaker, with
+- One iam.Role per model group (governance_grants.py, mlops_infra/access.py), assumed by SageMaker, with
   its inline "data" policy (its models' data and artifacts, passing only itself) and an
   iam.RolePolicyAttachment per stack-wide iam.Policy it needs ("training", "monitoring": the
   stack's images, logs, job names, the key). A model's jobs run as its group's identity, whose
@@ -28,7 +28,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import grants, policies
+from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import governance_grants as grants
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
     key_alias,

@@ -42,7 +42,7 @@ row per served model of the whole spec (it names the endpoints, which are built 
 stacks); model stacks hold their models' alarms and drift resources and read the topic's ARN
 from the shared stack (ctx.shared "topic").
 
-Who runs the monitoring jobs: the model's group identity (governance.py, grants.py), the one that
+Who runs the monitoring jobs: the model's group identity (governance.py, governance_grants.py), the one that
 trains it. It reads the group's data (the drift baselines included) and exactly its models'
 captured requests, writes their reports under monitoring/<model>/, and attaches the stack's
 "monitoring" managed policy (the analyzer image, the processing logs, the key, EBS volumes).
@@ -56,7 +56,9 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import alarms, catalog, endpoints, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws.naming import (
     ALARM_KINDS,
     alarm_name,

@@ -40,7 +40,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import policies, triggers
+from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     inline_policy_name,

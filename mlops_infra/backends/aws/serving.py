@@ -3,7 +3,7 @@
 Per served model:
 - ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
   an image SageMaker cannot pull (anything but a private ECR image in the stack's region; the
-  same rules as training images, see jobs.py). Immutable tags, scan on push, the stack key,
+  same rules as training images, see training_jobs.py). Immutable tags, scan on push, the stack key,
   protected. `backend.check` warns with the push target.
 - sagemaker.Model: the serving image, the model data (serving.model_uri, else the model's
   training output s3://<artifacts>/models/<model>/, which SageMaker copies, uncompressed, into
@@ -20,7 +20,7 @@ Per served model:
   naming.alarm_name gives (only those the model's monitoring block asks for).
 - appautoscaling.Target on the variant (min max(min_replicas, 1), max max_replicas) and, with
   a target, a target-tracking appautoscaling.Policy: invocations per instance per minute, or
-  CPU utilization (see endpoints.py), with the spec's cool-downs.
+  CPU utilization (see serving_endpoints.py), with the spec's cool-downs.
 
 Immutable parts. SageMaker cannot update a model or an endpoint configuration, so their names
 are their per-model prefix + a hash of their whole definition (naming.content_name), computed
@@ -61,8 +61,10 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
-from mlops_infra.backends.aws import grants as model_grants
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
+from mlops_infra.backends.aws import governance_grants as model_grants
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     bucket_name,

@@ -18,7 +18,7 @@ retraining stage's rules pick the new objects under the model's prefix. It holds
 not protected (removing the last such model turns the notifications off again).
 
 The serving identity's S3 grant (read models/, write data-capture/) is built here; each model
-group's identity reads only its models' data (governance.py, grants.py). With
+group's identity reads only its models' data (governance.py, governance_grants.py). With
 spec.governance.audit_logs, a single-region CloudTrail trail records S3 data events on the
 stack's buckets (except its own log files) into the artifact bucket under audit-logs/,
 encrypted with the stack key and with log file validation. The trail is protected: a default

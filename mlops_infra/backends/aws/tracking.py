@@ -24,7 +24,8 @@ import json
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import jobs, policies
+from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
     role_name,

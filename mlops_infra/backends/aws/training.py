@@ -3,7 +3,7 @@
 Per model with `training`:
 - ecr.Repository: where the model's training image lives when the spec names an image
   SageMaker cannot pull (anything but a private ECR image in the stack's region; see
-  jobs.py). Immutable tags, scan on push, encrypted with the stack key, protected, tagged.
+  training_jobs.py). Immutable tags, scan on push, encrypted with the stack key, protected, tagged.
   It exists even when the spec names an ECR image, so that switching between an external
   image and a pushed one never tries to delete a protected repository.
 - sagemaker.Pipeline: the repeatable training definition that retraining starts, rendered
@@ -26,7 +26,7 @@ serving.model_uri loads). A model with a registry but no serving section registe
 training image (validate warns).
 
 Who runs what. The pipeline, its jobs and the one-off job run as the model's group identity
-(governance.py, grants.py): it reads only its group's data, writes only its models' artifacts,
+(governance.py, governance_grants.py): it reads only its group's data, writes only its models' artifacts,
 may pass only itself to SageMaker and register only into its models' package groups; the
 stack's "training" managed policy, which it attaches, lets it pull the stack's training images,
 write its jobs' logs, run jobs named by the stack's prefix and use the key (also for EBS
@@ -50,7 +50,9 @@ from typing import Any, Callable
 import pulumi
 import pulumi_aws as aws
 
-from mlops_infra.backends.aws import catalog, grants, jobs, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     group_role_name,

@@ -38,7 +38,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import ALARM_KINDS, stack_prefix
 from mlops_infra.naming import Namer
 from mlops_infra.stages.storage import capture_prefix

@@ -27,7 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from mlops_infra.access import reader_groups, reads_of
-from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies, triggers
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import retraining_triggers as triggers
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     group_role_name,

@@ -43,7 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.spec.models import Compute
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 
