@@ -471,7 +471,7 @@ def test_model_and_image_locations_sagemaker_cannot_use_are_errors():
         "model_uri": "https://example.com/model.tar.gz", "compute": {"size": "cpu-small"}}}])
     found = {p.path: p for p in BACKEND.check(base, base.clouds.aws)}
     image = found[("models", 0, "serving", "image")]
-    assert image.severity == "error" and "eu-west-1" in image.message
+    assert image.severity == "error" and "another region" in image.message and "eu-west-1" in image.value
     uri = found[("models", 0, "serving", "model_uri")]
     assert uri.severity == "error" and "S3 only" in uri.message
     audit = spec_from(BASE, models=[{"name": "m1", "serving": {

@@ -25,10 +25,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import BACKEND, policies
 from mlops_infra.backends.aws import governance_grants as grants
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
@@ -40,6 +37,7 @@ from mlops_infra.backends.aws.naming import (
 )
 from mlops_infra.backends.context import StageContext
 from mlops_infra.facts import fact
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages import monitoring
 from mlops_infra.stages.governance import GovernanceOutputs, Identity
 
@@ -54,7 +52,14 @@ PURPOSE_DESCRIPTIONS = {
 }
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Every identity's policies inside IAM's size limits, the stack's roles inside the account's quota."""
+    return grants.problems(spec, BACKEND.namer(spec, settings), settings)
+
+
 def build(ctx: StageContext) -> GovernanceOutputs:
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
     partition = policies.partition_of(region)
     account_id = settings.account_id
@@ -102,6 +107,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
 
 
 def _role(ctx: StageContext, logical: str, name: str, trusted: str, description: str) -> Any:
+    import pulumi_aws as aws
+
     spec = ctx.spec
     return aws.iam.Role(
         logical,
@@ -116,6 +123,9 @@ def _role(ctx: StageContext, logical: str, name: str, trusted: str, description:
 
 def _groups(ctx: StageContext, key: Any) -> dict[str, Identity]:
     """One identity per model group, with its grants (see the module docstring)."""
+    import pulumi
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
     spec_groups = grants.groups(spec, ctx.namer, region)
     shared = {}

@@ -53,10 +53,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws.naming import (
@@ -75,12 +72,55 @@ from mlops_infra.backends.aws.naming import (
 )
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What SageMaker Model Monitor and CloudWatch dashboards cannot do as the spec says."""
+    namer = BACKEND.namer(spec, settings)
+    region = settings.region
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        drift = model.monitoring.drift if model.monitoring else None
+        if drift is None:
+            continue
+        path = ("models", i, "monitoring", "drift")
+        if alarms.monitor_cron(drift.schedule) is None:
+            problems.append(BACKEND.gap("models[].monitoring.drift.schedule", (*path, "schedule"),
+                                        value=drift.schedule))
+        if alarms.analyzer_image(policies.partition_of(region), region) is None:
+            problems.append(BACKEND.gap("models[].monitoring.drift", path))
+        ref = drift.baseline_ref
+        uris = alarms.baseline_uris(bucket_name(namer, ref.bucket), ref.prefix)
+        problems.append(finding(
+            (*path, "baseline"),
+            f"SageMaker Model Monitor compares {model.name!r}'s captured requests with a baseline's statistics "
+            f"and constraints: the stack reads {uris['statistics']} and {uris['constraints']}",
+            hint="write them with a baselining job over the baseline data (SageMaker Python SDK: "
+            "DefaultModelMonitor.suggest_baseline, output to that prefix); requests must be tabular (CSV or "
+            "flat JSON). Model Monitor is closed to new AWS customers: accounts that never used it cannot "
+            "create schedules",
+            severity="warning",
+        ))
+    served = [m for m in spec.models if m.serving is not None]
+    if spec.monitoring.dashboard and len(served) > alarms.MODELS_PER_DASHBOARD:
+        pages = len(alarms.pages([m.name for m in served]))
+        problems.append(finding(
+            ("monitoring", "dashboard"),
+            f"a CloudWatch dashboard holds at most {alarms.MAX_WIDGETS} widgets ({alarms.MODELS_PER_DASHBOARD} "
+            f"served models): the {len(served)} served models are shown on {pages} dashboards",
+            hint="set monitoring.dashboard: false to create none", severity="warning",
+        ))
+    return problems
+
+
 def build(ctx: StageContext) -> MonitoringOutputs:
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     serving = ctx.upstream.get("serving")
     partition = policies.partition_of(region)
@@ -124,6 +164,8 @@ def build(ctx: StageContext) -> MonitoringOutputs:
 
 def _channel(ctx: StageContext, *, partition: str) -> Any:
     """The stack's alert topic, its policy and its subscriptions; returns the topic's ARN."""
+    import pulumi_aws as aws
+
     spec, region, account = ctx.spec, ctx.settings.region, ctx.settings.account_id
     gov: GovernanceOutputs = ctx.upstream["governance"]
     alarm_pattern = policies.alarm_arn(partition, region, account, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
@@ -172,6 +214,9 @@ def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any]
 
 
 def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], partition: str) -> None:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]
@@ -247,6 +292,9 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
 
 def _dashboards(ctx: StageContext, served: list[str], endpoint_of: dict[str, Any]) -> None:
     """Dashboards with a row per served model of the whole spec, `endpoint_of` or not."""
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     by_name = {m.name: m for m in spec.models}
 

@@ -35,12 +35,9 @@ EventBridge Scheduler schedules take no tags (their groups do; the stack uses th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import BACKEND, policies
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws.naming import (
     alarm_name,
@@ -50,15 +47,42 @@ from mlops_infra.backends.aws.naming import (
     stack_prefix,
 )
 from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.retraining import RetrainingOutputs
 from mlops_infra.stages.storage import StorageOutputs
+
+if TYPE_CHECKING:
+    import pulumi
 
 SCHEDULE_GROUP = "default"
 TARGET_ID = "pipeline"
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Schedules EventBridge Scheduler cannot express."""
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        retrain = model.retraining
+        if retrain is None or not retrain.schedule:
+            continue
+        path = ("models", i, "retraining", "schedule")
+        if triggers.restricts_either_day(retrain.schedule):
+            problems.append(BACKEND.gap("models[].retraining.schedule", path, value=retrain.schedule))
+            continue
+        try:
+            triggers.scheduler_cron(retrain.schedule)
+        except triggers.UntranslatableCron as exc:
+            problems.append(finding(path, str(exc), hint="use fewer distinct minutes, hours or days",
+                                    value=retrain.schedule))
+    return problems
+
+
 def build(ctx: StageContext) -> RetrainingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     training = ctx.upstream.get("training")
@@ -90,6 +114,9 @@ def build(ctx: StageContext) -> RetrainingOutputs:
 
 
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
+    import pulumi
+    import pulumi_aws as aws
+
     spec = ctx.spec
     storage: StorageOutputs = ctx.upstream["storage"]
     retrain = model.retraining
@@ -139,6 +166,8 @@ def _rule(
     ctx: StageContext, model: str, purpose: str, *, pattern: Any, description: str, pipeline: Any, role: Any,
     opts: pulumi.ResourceOptions,
 ) -> Any:
+    import pulumi_aws as aws
+
     rule = aws.cloudwatch.EventRule(
         ctx.logical("rule", purpose, model),
         name=rule_name(ctx.namer, model, purpose),

@@ -58,13 +58,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import BACKEND, catalog, policies
+from mlops_infra.backends.aws import governance_grants as model_grants
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws import training_jobs as jobs
-from mlops_infra.backends.aws import governance_grants as model_grants
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     bucket_name,
@@ -76,15 +73,137 @@ from mlops_infra.backends.aws.naming import (
     repository_name,
     role_name,
 )
-from mlops_infra.backends.aws.training import image_repository
+from mlops_infra.backends.aws.training import check_environment, image_repository
+from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.backends.context import StageContext
+from mlops_infra.naming import Namer
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.serving import ServingOutputs
-from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, StorageOutputs
 from mlops_infra.stages.training import output_prefix
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What SageMaker endpoints would reject, or do differently than the spec says."""
+    namer = BACKEND.namer(spec, settings)
+    artifacts = bucket_name(namer, ARTIFACTS)
+    stack_buckets = {artifacts} | {bucket_name(namer, b.name) for b in spec.storage.buckets}
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        serving = model.serving
+        if serving is None:
+            continue
+        path = ("models", i, "serving")
+        problems += _check_image(model, path, namer, settings.region, settings.account_id)
+        problems += check_environment(serving.environment, path)
+        if serving.model_uri:
+            problems += _check_model_uri(serving.model_uri, (*path, "model_uri"), artifacts, stack_buckets)
+        capture = serving.data_capture
+        if capture is not None and not endpoints.whole(capture.sampling_percent):
+            problems.append(BACKEND.gap("models[].serving.data_capture.sampling_percent",
+                                        (*path, "data_capture", "sampling_percent"), value=capture.sampling_percent))
+        problems += _check_rollout(serving, path)
+        problems += _check_scaling(model, path, settings)
+    return problems
+
+
+def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str) -> list[Problem]:
+    image = model.serving.image
+    source = jobs.image_source(image, region)
+    if source.kind == "stack":
+        target = jobs.push_target(partition=policies.partition_of(region), region=region,
+                                  repository=repository_name(namer, model.name, "serving"),
+                                  reference=source.reference, account=account)
+        return [finding(
+            (*path, "image"),
+            f"SageMaker endpoints (without a VPC) pull images only from Amazon ECR: this stack serves "
+            f"{model.name!r} with {target} (the stack's repository, same tag)",
+            hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push) "
+            f"and deploy again, or name a private ECR image in {region}",
+            value=image,
+            severity="warning",
+        )]
+    if source.kind == "other-region":
+        return [BACKEND.gap("models[].serving.image", (*path, "image"), value=image)]
+    return []
+
+
+def _check_model_uri(uri: str, path: tuple, artifacts: str, stack_buckets: set[str]) -> list[Problem]:
+    """SageMaker reads model data from S3 only; the stack's grants decide what the serving role reads."""
+    location = endpoints.parse_s3(uri)
+    if location is None:
+        return [BACKEND.gap("models[].serving.model_uri", path, value=uri)]
+    if location.bucket == artifacts and location.key.startswith((f"{policies.AUDIT_PREFIX}/", CAPTURE_PREFIX)):
+        return [finding(
+            path, "model_uri points into the artifact bucket's audit logs or captured data, which the serving "
+            "identity may not read",
+            hint=f"use a location under {policies.MODELS_PREFIX} (where training writes models)", value=uri,
+        )]
+    if location.bucket not in stack_buckets:
+        return [finding(
+            path, f"model_uri is outside this stack's buckets: the serving identity gets read access to it, but the "
+            f"stack cannot check that {location.bucket} is private or which key encrypts it",
+            hint="keep model artifacts in the stack's buckets; otherwise make sure the bucket blocks public access and, "
+            "if it uses its own KMS key, that the key lets the serving role decrypt",
+            value=uri, severity="warning",
+        )]
+    return []
+
+
+def _check_rollout(serving: Any, path: tuple) -> list[Problem]:
+    rollout = serving.rollout
+    problems: list[Problem] = []
+    if rollout.mode == "all-at-once":
+        return problems
+    if serving.autoscaling.min_replicas < endpoints.MIN_SPLIT_INSTANCES:
+        problems.append(BACKEND.gap("models[].serving.rollout", (*path, "autoscaling", "min_replicas"),
+                                    value=serving.autoscaling.min_replicas))
+    if rollout.mode == "canary":
+        value = rollout.canary_percent
+        if not endpoints.whole(value) or value > endpoints.CANARY_MAX_PERCENT:
+            problems.append(BACKEND.gap("models[].serving.rollout.canary_percent",
+                                        (*path, "rollout", "canary_percent"), value=value))
+    if rollout.mode == "linear":
+        value = rollout.step_percent
+        if not endpoints.whole(value) or not endpoints.LINEAR_MIN_PERCENT <= value <= endpoints.LINEAR_MAX_PERCENT:
+            problems.append(BACKEND.gap("models[].serving.rollout.step_percent",
+                                        (*path, "rollout", "step_percent"), value=value))
+    return problems
+
+
+def _check_scaling(model: Any, path: tuple, settings: Any) -> list[Problem]:
+    autoscaling = model.serving.autoscaling
+    problems: list[Problem] = []
+    if autoscaling.target_cpu_percent is not None:
+        try:
+            instance_type = catalog.model_instance_type(model, "serving", settings)
+        except CatalogMiss:
+            instance_type = None  # reported by checks.compute_misses
+        if instance_type is not None and endpoints.cpu_target(autoscaling.target_cpu_percent, instance_type) is None:
+            problems.append(finding(
+                (*path, "autoscaling", "target_cpu_percent"),
+                f"SageMaker's CPUUtilization adds up every vCPU, and the catalog does not know how many "
+                f"{instance_type} has: the target applies as if it had one",
+                hint="scale on target_requests_per_replica, or use an instance type from the catalog",
+                value=autoscaling.target_cpu_percent, severity="warning",
+            ))
+    if autoscaling.max_replicas > max(autoscaling.min_replicas, 1) and endpoints.policy_suffix(autoscaling) is None:
+        problems.append(finding(
+            (*path, "autoscaling"),
+            f"no scaling target: the endpoint stays at {max(autoscaling.min_replicas, 1)} instance(s) and never "
+            f"uses max_replicas ({autoscaling.max_replicas})",
+            hint="set target_requests_per_replica or target_cpu_percent",
+            severity="warning",
+        ))
+    return problems
+
+
 def build(ctx: StageContext) -> ServingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     region = ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     partition = policies.partition_of(region)
@@ -129,6 +248,9 @@ class _KnownValues:
 
 
 def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _KnownValues, partition: str) -> Any:
+    import pulumi
+    import pulumi_aws as aws
+
     region = ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]

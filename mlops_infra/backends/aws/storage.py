@@ -28,21 +28,51 @@ encrypted with the stack key and with log file validation. The trail is protecte
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pulumi_aws as aws
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.aws import policies
-from mlops_infra.backends.aws.naming import bucket_name, bucket_namespace, inline_policy_name, trail_name
+from mlops_infra.backends.aws.naming import (
+    ACCOUNT_REGIONAL,
+    bucket_name,
+    bucket_namespace,
+    inline_policy_name,
+    trail_name,
+)
 from mlops_infra.backends.context import StageContext
+from mlops_infra.facts import fact
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+
+if TYPE_CHECKING:
+    import pulumi_aws as aws
 
 ABORT_MULTIPART_DAYS = 7
 ARCHIVE_STORAGE_CLASS = "GLACIER"  # S3 Glacier Flexible Retrieval
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Where S3 has no account regional namespace, a deleted bucket's name is anyone's."""
+    if bucket_namespace(settings.region) == ACCOUNT_REGIONAL:
+        return []
+    reuse = fact("aws", "s3", "global_namespace_reuse")
+    return [finding(
+        ("clouds", "aws", "region"),
+        f"S3 offers no account regional namespace in {settings.region} "
+        f"({fact('aws', 's3', 'account_regional_namespace').source}): the stack's buckets are created in the "
+        f"global namespace, where a deleted bucket's name can be created by any account "
+        f"({reuse.source}, as of {reuse.as_of})",
+        hint="bucket names end with your account id, so only a deliberate squatter would take one; after "
+        "`destroy --delete-data`, redeploy soon, or keep the data (a default destroy keeps the buckets)",
+        value=settings.region,
+        severity="warning",
+    )]
+
+
 def build(ctx: StageContext) -> StorageOutputs:
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     partition = policies.partition_of(region)
@@ -90,6 +120,8 @@ def build(ctx: StageContext) -> StorageOutputs:
 def _bucket(
     ctx: StageContext, name: str, physical: str, rules: Any, *, versioned: bool, key_arn: Any, policy: Any
 ) -> dict[str, Any]:
+    import pulumi_aws as aws
+
     protected = ctx.opts(protect=True)
     bucket = aws.s3.Bucket(
         ctx.logical("bucket", name),
@@ -176,6 +208,8 @@ def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleA
 def _trail(
     ctx: StageContext, trail: str, partition: str, physical: dict[str, str], artifacts: dict[str, Any], key_arn: Any
 ) -> None:
+    import pulumi_aws as aws
+
     logged = [f"{policies.bucket_arn(partition, p)}/" for _, p in sorted(physical.items())]
     own_logs = f"{policies.bucket_arn(partition, physical[ARTIFACTS])}/{policies.AUDIT_PREFIX}/"
     aws.cloudtrail.Trail(

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 
-import pulumi
-import pulumi_aws as aws
 
 from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws import training_jobs as jobs
@@ -40,6 +38,9 @@ ROLE = "mlflow"  # the server's service role (not one of the workload identities
 
 
 def build(ctx: StageContext) -> TrackingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     assert spec.tracking is not None  # the stage is built only for a spec with tracking
     gov: GovernanceOutputs = ctx.upstream["governance"]

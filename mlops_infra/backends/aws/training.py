@@ -47,10 +47,7 @@ import json
 import re
 from typing import Any, Callable
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import governance_grants as grants
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
@@ -64,6 +61,8 @@ from mlops_infra.backends.aws.naming import (
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 from mlops_infra.stages.training import (
@@ -73,9 +72,72 @@ from mlops_infra.stages.training import (
 )
 
 CREATE_TIMEOUT_MARGIN = 3600  # seconds on top of a one-off job's longest run, should the provider wait for it
+# CreateTrainingJob limits (botocore sagemaker shapes HyperParameterKey / HyperParameterValue,
+# EnvironmentKey / EnvironmentValue).
+HYPERPARAMETER_KEY_MAX = 256
+HYPERPARAMETER_VALUE_MAX = 2500
+ENVIRONMENT_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ENVIRONMENT_MAX = 1024
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Images SageMaker cannot pull, and request fields it would reject."""
+    namer = BACKEND.namer(spec, settings)
+    partition = policies.partition_of(settings.region)
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        training = model.training
+        if training is None:
+            continue
+        path = ("models", i, "training")
+        source = jobs.image_source(training.image, settings.region)
+        if source.kind == "stack":
+            target = jobs.push_target(partition=partition, region=settings.region,
+                                      repository=repository_name(namer, model.name), reference=source.reference,
+                                      account=settings.account_id)
+            problems.append(finding(
+                (*path, "image"),
+                f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
+                f"{model.name!r} with {target} (the stack's repository, same tag)",
+                hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
+                f"private ECR image in {settings.region}",
+                value=training.image,
+                severity="warning",
+            ))
+        elif source.kind == "other-region":
+            problems.append(BACKEND.gap("models[].training.image", (*path, "image"), value=training.image))
+        for key, value in training.hyperparameters.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            if len(key) > HYPERPARAMETER_KEY_MAX or len(text) > HYPERPARAMETER_VALUE_MAX:
+                problems.append(finding(
+                    (*path, "hyperparameters", key),
+                    f"SageMaker takes hyperparameter names of at most {HYPERPARAMETER_KEY_MAX} and values of "
+                    f"at most {HYPERPARAMETER_VALUE_MAX} characters",
+                    hint="pass large settings as an input file instead", value=key,
+                ))
+        problems += check_environment(training.environment, path)
+    return problems
+
+
+def check_environment(environment: Any, path: tuple) -> list[Problem]:
+    """SageMaker's limits on a job's or a model's environment variables."""
+    return [
+        finding(
+            (*path, "environment", key),
+            f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
+            f"and values of at most {ENVIRONMENT_MAX} characters",
+            hint="rename the variable (letters, digits, underscores; not starting with a digit)",
+            value=key,
+        )
+        for key, value in environment.items()
+        if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX
+    ]
 
 
 def build(ctx: StageContext) -> TrainingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
     gov: GovernanceOutputs = ctx.upstream["governance"]
     storage: StorageOutputs = ctx.upstream["storage"]
@@ -183,6 +245,8 @@ def _registration(namer: Namer, settings: Any, model: Any) -> Callable[[str], jo
 def image_repository(ctx: StageContext, model: str, name: str) -> Any:
     """A model's ECR repository: immutable tags, scanned on push, encrypted with the stack key, protected;
     force-deletable (images and all) only in the teardown program `destroy --delete-data` runs first."""
+    import pulumi_aws as aws
+
     gov: GovernanceOutputs = ctx.upstream["governance"]
     return aws.ecr.Repository(
         ctx.logical("repository", model),
@@ -201,6 +265,8 @@ def _job_values(
     buckets: dict[str, Any], instance_type: str, tags: dict[str, str],
 ) -> jobs.JobValues:
     """A model's job values; `artifacts` and `buckets` are bucket URIs (s3://name)."""
+    import pulumi
+
     training = model.training
     spot_wait = jobs.max_wait_seconds(training)
 
@@ -232,6 +298,8 @@ def _one_off_job(
     ctx: StageContext, model: Any, *, values: Any, prefix: str, image: str, role_arn: Any, key_arn: Any,
     artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any],
 ) -> None:
+    import pulumi_aws as aws
+
     settings = ctx.settings
     partition = policies.partition_of(settings.region)
     # The name hashes the definition as it is known before deployment: physical names stand
