@@ -102,7 +102,6 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         key_id=key.arn,
         identities=identities,
         groups=_groups(ctx, key),
-        extra={"account_id": account_id, "partition": partition, "key_alias": key_alias(ctx.namer)},
     )
 
 

@@ -64,6 +64,7 @@ from mlops_infra.backends.aws.naming import (
     dashboard_name,
     endpoint_name,
     group_role_name,
+    key_alias,
     monitoring_definition_prefix,
     monitoring_schedule_name,
     rule_name,
@@ -76,6 +77,7 @@ from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
+from mlops_infra.stages.serving import ServingOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
 
@@ -122,7 +124,7 @@ def build(ctx: StageContext) -> MonitoringOutputs:
     import pulumi_aws as aws
 
     spec, region = ctx.spec, ctx.settings.region
-    serving = ctx.upstream.get("serving")
+    serving = ctx.upstream.find(ServingOutputs)
     partition = policies.partition_of(region)
 
     # --- the channel (stack-wide: model stacks read its ARN from the shared stack) ------------
@@ -167,7 +169,7 @@ def _channel(ctx: StageContext, *, partition: str) -> Any:
     import pulumi_aws as aws
 
     spec, region, account = ctx.spec, ctx.settings.region, ctx.settings.account_id
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     alarm_pattern = policies.alarm_arn(partition, region, account, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
     name = topic_name(ctx.namer)
     topic = aws.sns.Topic(
@@ -218,8 +220,8 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
     import pulumi_aws as aws
 
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     name = model.name
     drift = model.monitoring.drift
     baseline = drift.baseline_ref
@@ -237,7 +239,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
         endpoint=endpoint_name(ctx.namer, name), statistics=known_uris["statistics"],
         constraints=known_uris["constraints"],
         output=alarms.monitoring_output(f"s3://{bucket_name(ctx.namer, ARTIFACTS)}", name),
-        key_arn=gov.extra["key_alias"],
+        key_arn=key_alias(ctx.namer),
         role_arn=policies.role_arn(partition, ctx.settings.account_id,
                                    group_role_name(ctx.namer, group_of(model), region)),
     )

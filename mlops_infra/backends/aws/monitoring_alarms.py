@@ -1,7 +1,7 @@
 """CloudWatch alarms, the SNS channel, the dashboard and Model Monitor drift jobs as pure data.
 
 No SDK here: the monitoring stage turns these into pulumi-aws arguments (snake_case dicts the
-SDK accepts as its *Args), `backend.check` validates what the services would reject and
+SDK accepts as its *Args), the stage's `check` validates what the services would reject and
 measures the grants, and the tests read them. Facts, with their sources:
 
 - Endpoint metrics (SageMaker developer guide, "Amazon SageMaker AI metrics in CloudWatch"):
@@ -35,7 +35,7 @@ measures the grants, and the tests read them. Facts, with their sources:
   and the drift alarm watches it.
 - Model Monitor availability: the SageMaker developer guide says Model Monitor "is no longer
   open to new customers"; accounts that never used it cannot create schedules
-  (`backend.check` warns).
+  (monitoring.check warns).
 """
 
 from __future__ import annotations

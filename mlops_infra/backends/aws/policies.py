@@ -1,6 +1,6 @@
 """IAM, KMS and S3 policy documents and ARNs for the AWS backend, as pure data.
 
-No SDK here: the stage modules JSON-encode these documents, `backend.check` measures
+No SDK here: the stage modules JSON-encode these documents, the stages' checks measure
 them (IAM size limits) and the tests read them. Every ARN is built from physical names,
 so the documents are known before deployment; the only value the cloud supplies is the
 account id (getCallerIdentity), and the key ARN for the key grants.

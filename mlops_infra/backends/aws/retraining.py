@@ -52,6 +52,7 @@ from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.retraining import RetrainingOutputs
 from mlops_infra.stages.storage import StorageOutputs
+from mlops_infra.stages.training import TrainingOutputs
 
 if TYPE_CHECKING:
     import pulumi
@@ -80,12 +81,11 @@ def check(spec: Any, settings: Any) -> list[Problem]:
 
 
 def build(ctx: StageContext) -> RetrainingOutputs:
-    import pulumi
     import pulumi_aws as aws
 
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    training = ctx.upstream.get("training")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    training = ctx.upstream.find(TrainingOutputs)
     pipelines = dict(training.pipelines) if training is not None else {}  # this stack's pipelines
     automation = gov.identities["automation"]
 
@@ -100,9 +100,8 @@ def build(ctx: StageContext) -> RetrainingOutputs:
             ctx.logical("grant", "automation"),
             name=inline_policy_name(ctx.namer, "retraining"),
             role=automation.id,
-            policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(lambda account: json.dumps(
-                triggers.automation_grants(partition=partition, region=region, account_id=account,
-                                           pipelines=prefix))),
+            policy=json.dumps(triggers.automation_grants(partition=partition, region=region,
+                                                       account_id=ctx.settings.account_id, pipelines=prefix)),
             opts=ctx.opts(),
         )
     ids: dict[str, list[Any]] = {}
@@ -118,7 +117,7 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
     import pulumi_aws as aws
 
     spec = ctx.spec
-    storage: StorageOutputs = ctx.upstream["storage"]
+    storage = ctx.upstream.of(StorageOutputs)
     retrain = model.retraining
     name = model.name
     what = f"mlops-infra {spec.project}/{spec.environment}: retrain {name}"
@@ -130,7 +129,7 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
         try:
             expression = triggers.scheduler_cron(retrain.schedule)
         except triggers.UntranslatableCron:
-            expression = None  # a validation error (backend.check)
+            expression = None  # a validation error (check above)
         if expression is not None:
             schedule = aws.scheduler.Schedule(
                 ctx.logical("schedule", name),

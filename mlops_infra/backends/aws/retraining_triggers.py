@@ -1,7 +1,7 @@
 """Retraining triggers as pure data: schedule expressions, event patterns, the automation grant.
 
 No SDK here: the retraining stage turns these into EventBridge Scheduler schedules and
-EventBridge rules, `backend.check` reports what cannot be translated, and the tests read them.
+EventBridge rules, retraining.check reports what cannot be translated, and the tests read them.
 Facts, with their sources:
 
 - EventBridge Scheduler cron (Scheduler user guide, "Schedule types", cron-based schedules):

@@ -4,7 +4,7 @@ Per served model:
 - ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
   an image SageMaker cannot pull (anything but a private ECR image in the stack's region; the
   same rules as training images, see training_jobs.py). Immutable tags, scan on push, the stack key,
-  protected. `backend.check` warns with the push target.
+  protected. `check` below warns with the push target.
 - sagemaker.Model: the serving image, the model data (serving.model_uri, else the model's
   training output s3://<artifacts>/models/<model>/, which SageMaker copies, uncompressed, into
   /opt/ml/model/: set model_uri to one run's model.tar.gz to serve exactly that run), the
@@ -69,6 +69,7 @@ from mlops_infra.backends.aws.naming import (
     endpoint_config_prefix,
     endpoint_name,
     inline_policy_name,
+    key_alias,
     model_prefix,
     repository_name,
     role_name,
@@ -82,7 +83,7 @@ from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.serving import ServingOutputs
 from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, StorageOutputs
-from mlops_infra.stages.training import output_prefix
+from mlops_infra.stages.training import TrainingOutputs, output_prefix
 
 
 def check(spec: Any, settings: Any) -> list[Problem]:
@@ -201,13 +202,11 @@ def _check_scaling(model: Any, path: tuple, settings: Any) -> list[Problem]:
 
 
 def build(ctx: StageContext) -> ServingOutputs:
-    import pulumi
     import pulumi_aws as aws
 
     region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     partition = policies.partition_of(region)
-    account_id = pulumi.Output.from_input(gov.extra["account_id"])
     role = gov.identities["serving"]
     scope = endpoints.serving_scope(ctx.namer)
 
@@ -217,14 +216,14 @@ def build(ctx: StageContext) -> ServingOutputs:
         ctx.logical("grant", "serving"),
         name=inline_policy_name(ctx.namer, "serving"),
         role=role.id,
-        policy=account_id.apply(lambda account: json.dumps(endpoints.serving_grants(
-            partition=partition, region=region, account_id=account, scope=scope))),
+        policy=json.dumps(endpoints.serving_grants(partition=partition, region=region,
+                                                   account_id=ctx.settings.account_id, scope=scope)),
         opts=ctx.opts(),
     ) if ctx.builds_stack else None
     known = _KnownValues(
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'serving', region)}",
-        key=gov.extra["key_alias"],
+        key=key_alias(ctx.namer),
     )
     names: dict[str, Any] = {}
     urls: dict[str, Any] = {}
@@ -252,9 +251,9 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     import pulumi_aws as aws
 
     region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
-    training = ctx.upstream.get("training")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    training = ctx.upstream.find(TrainingOutputs)
     role = gov.identities["serving"]
     serving = model.serving
     name = model.name

@@ -1,7 +1,7 @@
 """SageMaker real-time endpoints as pure data: model data, capture, rollout, scaling, grants.
 
 No SDK here: the serving stage turns these into pulumi-aws arguments (snake_case dicts the
-SDK accepts as its *Args), `backend.check` validates what SageMaker would reject and measures
+SDK accepts as its *Args), serving.check validates what SageMaker would reject and measures
 the grants, and the tests read them. Facts, with their sources:
 
 - Model data (CreateModel ContainerDefinition): ModelDataUrl takes one gzip-compressed tar

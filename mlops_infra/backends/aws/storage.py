@@ -74,7 +74,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     import pulumi_aws as aws
 
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     partition = policies.partition_of(region)
     account_id = ctx.settings.account_id
     audit = spec.governance.audit_logs

@@ -43,17 +43,15 @@ def build(ctx: StageContext) -> TrackingOutputs:
 
     spec, region = ctx.spec, ctx.settings.region
     assert spec.tracking is not None  # the stage is built only for a spec with tracking
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     partition = policies.partition_of(region)
 
     role = aws.iam.Role(
         ctx.logical("role", ROLE),
         name=role_name(ctx.namer, ROLE, region),
         description=f"mlops-infra {spec.project}/{spec.environment} {ROLE}: the MLflow tracking server's artifact store",
-        assume_role_policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(
-            lambda account: json.dumps(jobs.tracking_trust(account))
-        ),
+        assume_role_policy=json.dumps(jobs.tracking_trust(ctx.settings.account_id)),
         max_session_duration=3600,
         tags=ctx.tags(),
         opts=ctx.opts(),

@@ -54,6 +54,7 @@ from mlops_infra.backends.aws.naming import (
     bucket_name,
     group_role_name,
     inline_policy_name,
+    key_alias,
     job_prefix,
     pipeline_name,
     repository_name,
@@ -64,6 +65,7 @@ from mlops_infra.naming import Namer
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 from mlops_infra.stages.training import (
     TrainingOutputs,
@@ -139,9 +141,9 @@ def build(ctx: StageContext) -> TrainingOutputs:
     import pulumi_aws as aws
 
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
-    registry = ctx.upstream.get("registry")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    registry = ctx.upstream.find(RegistryOutputs)
     partition = policies.partition_of(region)
     own = [m for m in ctx.models() if m.training is not None]
 
@@ -247,7 +249,7 @@ def image_repository(ctx: StageContext, model: str, name: str) -> Any:
     force-deletable (images and all) only in the teardown program `destroy --delete-data` runs first."""
     import pulumi_aws as aws
 
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     return aws.ecr.Repository(
         ctx.logical("repository", model),
         name=name,
@@ -310,7 +312,7 @@ def _one_off_job(
         image=image,
         role_arn=policies.role_arn(partition, settings.account_id,
                                    group_role_name(ctx.namer, group_of(model), settings.region)),
-        key_arn=ctx.upstream["governance"].extra["key_alias"],
+        key_arn=key_alias(ctx.namer),
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         buckets={b: f"s3://{bucket_name(ctx.namer, b)}" for b in bucket_uris},
     )

@@ -1,7 +1,7 @@
 """SageMaker training as pure data: images, channels, the training request, names, IAM grants.
 
 No SDK here: the training stage renders these into the pipeline template
-(templates/aws/pipeline.json.j2) and the one-off TrainingJob, `backend.check` validates
+(templates/aws/pipeline.json.j2) and the one-off TrainingJob, training.check validates
 images and measures the grants, and the tests read them.
 
 Images. SageMaker training pulls only from a private ECR repository in the job's region
@@ -12,7 +12,7 @@ rewritten silently:
   from its repository (when it belongs to another account, that repository's policy must
   also let this stack's training role pull: AWS Deep Learning Containers already do);
 - any other image (ghcr.io, Docker Hub, public.ecr.aws) is pulled from the stack's
-  repository with the same tag or digest; `backend.check` warns with the push target;
+  repository with the same tag or digest; training.check warns with the push target;
 - a private ECR image in another region is an error: SageMaker cannot pull across regions.
 
 Names. Every training job of a model starts with its job prefix (naming.job_prefix): the
