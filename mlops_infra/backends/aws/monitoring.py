@@ -27,8 +27,8 @@ Per model with monitoring.drift (and a served endpoint capturing data):
   captured requests (s3://<artifacts>/data-capture/<model>/, which the endpoint writes) against
   the baseline's statistics.json and constraints.json under drift.baseline (bucket + prefix),
   reports to s3://<artifacts>/monitoring/<model>/ encrypted with the stack key, volumes
-  encrypted with the key, network isolation and inter-container encryption, run as the model's
-  group identity. Immutable: named by content (naming.content_name), so a change creates the
+  encrypted with the key, network isolation and inter-container encryption (and the stack's
+  VpcConfig in a private network), run as the model's group identity. Immutable: named by content (naming.content_name), so a change creates the
   new definition, moves the schedule to it, then deletes the old one.
 - sagemaker.MonitoringSchedule "<stack>-<model>": DRIFT_SCHEDULES[drift.schedule] as Model
   Monitor's UTC cron (hourly or daily; weekly is a validation error).
@@ -71,6 +71,7 @@ from mlops_infra.backends.aws.naming import (
     stack_prefix,
     topic_name,
 )
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.spec.problems import Problem
@@ -227,6 +228,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
     baseline = drift.baseline_ref
     image = alarms.analyzer_image(partition, region)
     instance_type = alarms.monitor_instance_type(ctx.settings)
+    network = ctx.upstream.find(PrivateNetwork)
 
     def job(**values: Any) -> alarms.DriftJob:
         return alarms.DriftJob(image=image, instance_type=instance_type,
@@ -242,6 +244,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
         key_arn=key_alias(ctx.namer),
         role_arn=policies.role_arn(partition, ctx.settings.account_id,
                                    group_role_name(ctx.namer, group_of(model), region)),
+        vpc=network.vpc_config(known=True) if network is not None else None,
     )
     uris = pulumi.Output.from_input(storage.buckets[baseline.bucket].physical).apply(
         lambda bucket: alarms.baseline_uris(bucket, baseline.prefix))
@@ -253,6 +256,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
             output=pulumi.Output.from_input(storage.artifacts.uri).apply(
                 lambda uri: alarms.monitoring_output(uri, name)),
             key_arn=gov.key_id, role_arn=gov.reader(model).principal,
+            vpc=network.vpc_config() if network is not None else None,
         )),
         tags=ctx.tags(),
         opts=ctx.opts(),

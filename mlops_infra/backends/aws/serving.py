@@ -8,7 +8,8 @@ Per served model:
 - sagemaker.Model: the serving image, the model data (serving.model_uri, else the model's
   training output s3://<artifacts>/models/<model>/, which SageMaker copies, uncompressed, into
   /opt/ml/model/: set model_uri to one run's model.tar.gz to serve exactly that run), the
-  environment, the serving identity as execution role, network isolation.
+  environment, the serving identity as execution role, network isolation, and in a private
+  network the stack's subnets and security group (VpcConfig).
 - sagemaker.EndpointConfiguration: one production variant ("primary": blue/green deployments
   need the same variant name in every configuration) with the catalog's (or overridden)
   instance type and max(min_replicas, 1) instances; the instances' volumes encrypted with the
@@ -43,8 +44,11 @@ stack holds everything else above for its own models.
 
 Security. Endpoints are reachable only with SigV4-signed requests by principals whose IAM
 policies allow sagemaker:InvokeEndpoint (SageMaker has no anonymous or key access). With
-governance.network: private, endpoints get no VPC config yet (the stack creates no VPC):
-`backend.check` warns.
+governance.network: private, each model gets the stack's VpcConfig (governance_network.py):
+SageMaker fetches its image and data through the VPC's endpoints, the serving identity may
+attach network interfaces in that VPC only, and clients in (or connected to) the VPC invoke it
+through the SageMaker Runtime interface endpoint. The VpcConfig is part of the model's content
+hash (known stand-ins: the brought ids, or the created subnets' blocks and group name).
 
 Known limit: SageMaker rejects an endpoint update that changes the instance type of a variant
 registered with Application Auto Scaling ("Update endpoints that use auto scaling"): changing
@@ -60,6 +64,7 @@ from typing import Any
 
 from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import governance_grants as model_grants
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
@@ -119,8 +124,8 @@ def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: st
                                   reference=source.reference, account=account)
         return [finding(
             (*path, "image"),
-            f"SageMaker endpoints (without a VPC) pull images only from Amazon ECR: this stack serves "
-            f"{model.name!r} with {target} (the stack's repository, same tag)",
+            f"SageMaker endpoints pull images from Amazon ECR (or from a registry inside a VPC, which the stack "
+            f"does not use): this stack serves {model.name!r} with {target} (the stack's repository, same tag)",
             hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push) "
             f"and deploy again, or name a private ECR image in {region}",
             value=image,
@@ -202,6 +207,7 @@ def _check_scaling(model: Any, path: tuple, settings: Any) -> list[Problem]:
 
 
 def build(ctx: StageContext) -> ServingOutputs:
+    import pulumi
     import pulumi_aws as aws
 
     region = ctx.settings.region
@@ -212,12 +218,17 @@ def build(ctx: StageContext) -> ServingOutputs:
 
     # Stack-wide: built where the stack's resources are; a model stack does not wait for it
     # (None), the shared stack holding it is deployed first.
+    network = ctx.upstream.find(PrivateNetwork)
+
+    def grants(vpc: str | None = None) -> str:
+        return json.dumps(endpoints.serving_grants(partition=partition, region=region,
+                                                   account_id=ctx.settings.account_id, scope=scope, vpc_id=vpc))
+
     grant = aws.iam.RolePolicy(
         ctx.logical("grant", "serving"),
         name=inline_policy_name(ctx.namer, "serving"),
         role=role.id,
-        policy=json.dumps(endpoints.serving_grants(partition=partition, region=region,
-                                                   account_id=ctx.settings.account_id, scope=scope)),
+        policy=grants() if network is None else pulumi.Output.from_input(network.vpc_id).apply(grants),
         opts=ctx.opts(),
     ) if ctx.builds_stack else None
     known = _KnownValues(
@@ -296,13 +307,15 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
 
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
+    network = ctx.upstream.find(PrivateNetwork)
     model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
-        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn))
+        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
+        vpc=network.vpc_config(known=True) if network else None))
     sagemaker_model = aws.sagemaker.Model(
         ctx.logical("model", name),
         name=model_name,
         **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
-                               role_arn=role.principal),
+                               role_arn=role.principal, vpc=network.vpc_config() if network else None),
         tags=ctx.tags(),
         # SageMaker checks at creation that the role can reach the image (in its repository).
         opts=ctx.opts(depends_on=[*grants, repository]),

@@ -20,21 +20,30 @@ network-isolated (see training.py), so they do not log to the server themselves.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-
-from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import BACKEND, policies
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
     role_name,
     tracking_server_name,
 )
+from mlops_infra.backends.aws.governance_network import private
 from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.stages.tracking import TrackingOutputs
 
 ROLE = "mlflow"  # the server's service role (not one of the workload identities)
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """In a private network the server itself stays in SageMaker's (see GAPS["tracking"])."""
+    if not private(spec):
+        return []
+    return [BACKEND.gap("tracking", ("tracking",))]
 
 
 def build(ctx: StageContext) -> TrackingOutputs:

@@ -38,7 +38,9 @@ model stack holds its models' repositories, pipelines, one-off jobs and image pu
 does not wait for the shared grants (they exist before it runs).
 
 Training containers run with network isolation: they reach no network, including the
-MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints.
+MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints. With
+governance.network: private the Training step (and the one-off job) gets the stack's VpcConfig
+(governance_network.py), so that SageMaker moves them through the VPC's endpoints.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ from mlops_infra.backends.aws.naming import (
     pipeline_name,
     repository_name,
 )
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
@@ -144,6 +147,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
     gov = ctx.upstream.of(GovernanceOutputs)
     storage = ctx.upstream.of(StorageOutputs)
     registry = ctx.upstream.find(RegistryOutputs)
+    network = ctx.upstream.find(PrivateNetwork)
     partition = policies.partition_of(region)
     own = [m for m in ctx.models() if m.training is not None]
 
@@ -172,11 +176,11 @@ def build(ctx: StageContext) -> TrainingOutputs:
             ))
 
         def values(*, job_name: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any,
-                   buckets: dict[str, Any], model: Any = model) -> jobs.JobValues:
+                   buckets: dict[str, Any], vpc: Any = None, model: Any = model) -> jobs.JobValues:
             return _job_values(model, job_name=job_name, image=image, role_arn=role_arn, key_arn=key_arn,
                                artifacts=artifacts, buckets=buckets,
                                instance_type=catalog.model_instance_type(model, "training", settings),
-                               tags=ctx.tags())
+                               tags=ctx.tags(), vpc=vpc)
 
         refs = training.input_refs
         bucket_uris = {ref.bucket: storage.buckets[ref.bucket].uri for ref in refs}
@@ -186,9 +190,9 @@ def build(ctx: StageContext) -> TrainingOutputs:
         def definition(resolved: list[Any], model: Any = model, prefix: str = prefix, image: str = image,
                        registration: Callable[[str], jobs.Registration] = registration,
                        names: tuple[str, ...] = tuple(bucket_uris)) -> str:
-            role_arn, key_arn, artifacts, group, *uris = resolved
+            role_arn, key_arn, artifacts, group, vpc, *uris = resolved
             job = values(job_name=prefix, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
-                         buckets=dict(zip(names, uris)), model=model)
+                         buckets=dict(zip(names, uris)), vpc=vpc, model=model)
             reg = registration(group) if group else None
             return json.dumps(jobs.pipeline_definition(job, reg), sort_keys=True)
 
@@ -203,6 +207,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
             pipeline_definition=pulumi.Output.all(
                 identity.principal, gov.key_id, storage.artifacts.uri,
                 registry.registries[model.name] if registry is not None and model.name in registry.registries else "",
+                network.vpc_config() if network is not None else None,
                 *bucket_uris.values(),
             ).apply(definition),
             tags=ctx.tags(),
@@ -218,7 +223,8 @@ def build(ctx: StageContext) -> TrainingOutputs:
 
         if training.run_on_deploy:
             _one_off_job(ctx, model, values=values, prefix=prefix, image=image, role_arn=identity.principal,
-                         key_arn=gov.key_id, artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, waits=waits)
+                         key_arn=gov.key_id, artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, waits=waits,
+                         network=network)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
@@ -264,9 +270,10 @@ def image_repository(ctx: StageContext, model: str, name: str) -> Any:
 
 def _job_values(
     model: Any, *, job_name: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any,
-    buckets: dict[str, Any], instance_type: str, tags: dict[str, str],
+    buckets: dict[str, Any], instance_type: str, tags: dict[str, str], vpc: dict[str, Any] | None = None,
 ) -> jobs.JobValues:
-    """A model's job values; `artifacts` and `buckets` are bucket URIs (s3://name)."""
+    """A model's job values; `artifacts` and `buckets` are bucket URIs (s3://name), `vpc` a
+    PrivateNetwork's vpc_config (or None)."""
     import pulumi
 
     training = model.training
@@ -293,12 +300,13 @@ def _job_values(
         hyperparameters=tuple(jobs.hyperparameter_strings(training.hyperparameters).items()),
         environment=tuple(sorted(training.environment.items())),
         tags=tuple(sorted(tags.items())),
+        vpc=None if vpc is None else (tuple(vpc["subnets"]), tuple(vpc["security_group_ids"])),
     )
 
 
 def _one_off_job(
     ctx: StageContext, model: Any, *, values: Any, prefix: str, image: str, role_arn: Any, key_arn: Any,
-    artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any],
+    artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any], network: PrivateNetwork | None,
 ) -> None:
     import pulumi_aws as aws
 
@@ -315,11 +323,12 @@ def _one_off_job(
         key_arn=key_alias(ctx.namer),
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         buckets={b: f"s3://{bucket_name(ctx.namer, b)}" for b in bucket_uris},
+        vpc=network.vpc_config(known=True) if network is not None else None,
     )
     definition = {k: v for k, v in jobs.training_request(known).items() if k not in ("TrainingJobName", "Tags")}
     name = jobs.one_off_job_name(prefix, definition)
     real = values(job_name=name, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
-                  buckets=bucket_uris)
+                  buckets=bucket_uris, vpc=network.vpc_config() if network is not None else None)
     longest = real.max_wait or real.max_runtime
     aws.sagemaker.TrainingJob(
         ctx.logical("job", model.name),

@@ -213,6 +213,8 @@ class JobValues:
     hyperparameters: tuple[tuple[str, str], ...]
     environment: tuple[tuple[str, str], ...]
     tags: tuple[tuple[str, str], ...]
+    # In a private network: (subnets, security groups) of the job's VpcConfig.
+    vpc: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def spot(self) -> bool:
@@ -250,6 +252,9 @@ def training_request(v: JobValues) -> dict[str, Any]:
     if v.spot:
         stopping["MaxWaitTimeInSeconds"] = v.max_wait
         request["CheckpointConfig"] = {"S3Uri": v.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+    if v.vpc is not None:
+        subnets, groups = v.vpc
+        request["VpcConfig"] = {"SecurityGroupIds": list(groups), "Subnets": list(subnets)}
     return request
 
 
@@ -275,6 +280,7 @@ def pipeline_definition(job: JobValues, registration: Registration | None) -> di
         "hyperparameters": dict(job.hyperparameters),
         "environment": dict(job.environment),
         "tags": [list(t) for t in job.tags],
+        "vpc": None if job.vpc is None else {"subnets": list(job.vpc[0]), "security_groups": list(job.vpc[1])},
     }
     register = None
     if registration is not None:
