@@ -172,14 +172,15 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                         hint="set governance: {network: private}, or remove clouds.aws.network",
                         severity="warning")] if given else []
     problems: list[Problem] = []
-    if policies.partition_of(settings.region) not in SERVICE_PREFIX:
-        problems.append(finding(
-            ("governance", "network"),
-            f"a private network in {settings.region} needs VPC endpoint service names of the "
-            f"{policies.partition_of(settings.region)} partition, which this version does not know",
-            hint=f"deploy private stacks to a region of the commercial partition, or use network: public in "
-            f"{settings.region}", value="private"))
     if network.vpc_id is None:
+        if policies.partition_of(settings.region) not in SERVICE_PREFIX:
+            problems.append(finding(
+                ("governance", "network"),
+                f"the private network the stack creates in {settings.region} needs the VPC endpoint service names "
+                f"of the {policies.partition_of(settings.region)} partition, which this version does not know",
+                hint="bring a VPC that has its endpoints (clouds.aws.network.vpc_id, subnet_ids, "
+                "security_group_ids), deploy to a region of the commercial partition, or use network: public",
+                value="private"))
         for field in ("subnet_ids", "security_group_ids"):
             if getattr(network, field):
                 problems.append(finding(
