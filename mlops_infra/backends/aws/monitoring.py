@@ -28,8 +28,9 @@ Per model with monitoring.drift (and a served endpoint capturing data):
   the baseline's statistics.json and constraints.json under drift.baseline (bucket + prefix),
   reports to s3://<artifacts>/monitoring/<model>/ encrypted with the stack key, volumes
   encrypted with the key, network isolation and inter-container encryption (and the stack's
-  VpcConfig in a private network), run as the model's group identity. Immutable: named by content (naming.content_name), so a change creates the
-  new definition, moves the schedule to it, then deletes the old one.
+  VpcConfig in a private network), run as the model's group identity. Immutable: named by
+  content (naming.content_name), so a change creates the new definition, moves the schedule to
+  it, then deletes the old one.
 - sagemaker.MonitoringSchedule "<stack>-<model>": DRIFT_SCHEDULES[drift.schedule] as Model
   Monitor's UTC cron (hourly or daily; weekly is a validation error).
 - cloudwatch.EventRule "<stack>-<model>-violations" (no target): matches the schedule's
