@@ -718,7 +718,7 @@ def test_check_reports_other_aws_facts():
     found = problems_of(data, governance={"network": "private"})
     assert found.pop(("models", 0, "serving", "autoscaling", "min_replicas")).severity == "error"
     assert found.pop(("storage", "buckets", 0, "expire_after_days")).severity == "warning"
-    assert found.pop(("governance", "network")).severity == "warning"
+    assert ("governance", "network") not in found  # a private network is built, not warned about
     # max_replicas 2 without a target: nothing would ever scale out.
     assert found.pop(("models", 0, "serving", "autoscaling")).severity == "warning"
     assert found == {}

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.backends.aws import BACKEND, grants, policies
+from mlops_infra.backends.aws import BACKEND, policies
+from mlops_infra.backends.aws import governance_grants as grants
 from mlops_infra.facts import fact
 from mlops_infra.plan import UNKNOWN, plan_document
 from mlops_infra.spec.validate import check_text
@@ -84,7 +85,7 @@ def measured(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def _key_grant(name: str, key_arn: str) -> dict[str, Any]:
-    from mlops_infra.backends.aws import jobs
+    from mlops_infra.backends.aws import training_jobs as jobs
 
     return jobs.tracking_key_grant(key_arn) if "mlflow" in name else policies.key_use_policy(key_arn)
 

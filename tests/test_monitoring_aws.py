@@ -23,7 +23,12 @@ from typing import Any
 
 import pytest
 
-from mlops_infra.backends.aws import BACKEND, alarms, endpoints, grants, jobs, policies, triggers
+from mlops_infra.backends.aws import BACKEND, policies
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import retraining_triggers as triggers
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     AwsNamer,
     MONITOR_ALARM_KINDS,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_infra import plan as plan_module
-from mlops_infra.backends.aws import jobs
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.plan import plan_document
 from mlops_infra.spec.models import spec_model
 from tests.planning import ROOT

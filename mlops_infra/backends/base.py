@@ -70,6 +70,9 @@ class Gap:
     severity: str = "error"  # "error": the cloud would reject it; "warning": it has no effect there
 
 
+_NO_VALUE: Any = object()  # Backend.gap without a value to show
+
+
 class Backend:
     name: ClassVar[str]  # "aws": the folder name and the --cloud value
     display_name: ClassVar[str]  # "AWS"
@@ -160,12 +163,14 @@ class Backend:
                         problems += own(spec, settings)
         return problems
 
-    def gap(self, feature: str, path: tuple, *, value: Any = None) -> Problem:
-        """The finding for a feature this cloud cannot do, located at `path` (a key of `gaps`)."""
+    def gap(self, feature: str, path: tuple, *, value: Any = _NO_VALUE) -> Problem:
+        """The finding for a feature this cloud cannot do, located at `path` (a key of `gaps`);
+        without `value` the problem shows none (not "got None")."""
         from mlops_infra.stages.base import finding
 
         gap = self.gaps[feature]
-        return finding(path, gap.reason, hint=gap.hint or None, value=value, severity=gap.severity)
+        shown = {} if value is _NO_VALUE else {"value": value}
+        return finding(path, gap.reason, hint=gap.hint or None, severity=gap.severity, **shown)
 
     def check_cloud(self, spec: "SpecBase", settings: Any) -> list[Problem]:
         """This cloud's own checks (catalog overrides, service limits, settings without effect)."""

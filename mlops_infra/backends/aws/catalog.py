@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 
 from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.spec.models import Compute
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 
 PURPOSES = ("training", "serving", "processing")
 
@@ -30,6 +32,8 @@ PURPOSE_ENUMS = {
 }
 
 # Words the messages use for each purpose.
+# The clouds.aws.overrides.models.<model> field that replaces the catalog for each purpose.
+OVERRIDE_FIELDS = {"training": "training_instance_type", "serving": "serving_instance_type"}
 PURPOSE_WORDS = {"training": "training jobs", "serving": "real-time endpoints", "processing": "processing jobs"}
 
 
@@ -232,3 +236,53 @@ def model_instance_type(model: Any, purpose: str, settings: Any) -> str:
     override = settings.overrides.models.get(model.name)
     chosen = getattr(override, f"{purpose}_instance_type", None) if override is not None else None
     return chosen or instance_type(getattr(model, purpose).compute, purpose, settings)
+
+
+def check_overrides(spec: Any, settings: Any) -> list[Problem]:
+    """Overridden instance types SageMaker would refuse, that have no effect, or that offer less
+    than the model's compute asks for (models the spec lacks: backends/checks.py)."""
+    problems: list[Problem] = []
+    names = [m.name for m in spec.models]
+    for model_name, override in settings.overrides.models.items():
+        if model_name not in names:
+            continue
+        model = spec.model(model_name)
+        for purpose, field in OVERRIDE_FIELDS.items():
+            value = getattr(override, field)
+            if value is None:
+                continue
+            path = ("clouds", "aws", "overrides", "models", model_name, field)
+            message = check_override(value, purpose)
+            if message:
+                problems.append(finding(path, message, hint=f"see the {PURPOSE_ENUMS[purpose]} list in the "
+                                        "SageMaker API reference", value=value))
+                continue
+            stage = getattr(model, purpose)
+            if stage is None:
+                problems.append(finding(
+                    path, f"model {model_name!r} has no {purpose} section, so this override has no effect",
+                    hint=f"remove it, or add models[].{purpose}", value=value, severity="warning"))
+                continue
+            missing = shortfall(value, stage.compute)
+            if missing:
+                problems.append(finding(
+                    path, f"{value} offers less than models[{names.index(model_name)}].{purpose}.compute asks for "
+                    f"({missing})", hint="the override wins; check that the workload fits", value=value,
+                    severity="warning"))
+    return problems
+
+
+def shortfall(instance_type: str, compute: Any) -> str:
+    """What a known instance type lacks against a compute requirement ("" when it fits or is unknown)."""
+    spec = spec_of(instance_type)
+    if spec is None:
+        return ""
+    need = compute.requirements
+    missing = []
+    if spec.cpus < need["cpus"]:
+        missing.append(f"{spec.cpus} < {need['cpus']} vCPUs")
+    if spec.memory_gib < need["memory_gib"]:
+        missing.append(f"{spec.memory_gib} < {need['memory_gib']} GiB")
+    if spec.gpus < need["gpus"]:
+        missing.append(f"{spec.gpus} < {need['gpus']} GPUs")
+    return ", ".join(missing)

@@ -9,13 +9,17 @@
 - iam.Role "serving" (assumed by SageMaker: every endpoint's execution role) and "automation"
   (assumed by EventBridge rules and Scheduler); each trust is limited to this account
   (aws:SourceAccount). Serving may use the key (iam.RolePolicy "key"); automation may not.
-- One iam.Role per model group (grants.py, mlops_infra/access.py), assumed by SageMaker, with
+- One iam.Role per model group (governance_grants.py, mlops_infra/access.py), assumed by SageMaker, with
   its inline "data" policy (its models' data and artifacts, passing only itself) and an
   iam.RolePolicyAttachment per stack-wide iam.Policy it needs ("training", "monitoring": the
   stack's images, logs, job names, the key). A model's jobs run as its group's identity, whose
   principal (the role ARN) resolves only once those grants exist: stages that start work as it
   wait for exactly its grants, and the stack's prerequisites stay bounded by the stack's
   identities, never by its models.
+- With governance.network: private, the stack's network (governance_network.py: a VPC with
+  private subnets, security groups and VPC endpoints, or the one the spec brings), shared with
+  later stages as a PrivateNetwork; the group identities' managed policies and the serving
+  grant then let SageMaker attach network interfaces in that VPC only.
 S3 needs no service grant on the key (it calls KMS with the caller's permissions); the
 CloudTrail trail itself, and its bucket policy, are built by the storage stage.
 """
@@ -25,10 +29,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import grants, policies
+from mlops_infra.backends.aws import BACKEND, policies
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import governance_network as network
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
     key_alias,
@@ -39,6 +42,7 @@ from mlops_infra.backends.aws.naming import (
 )
 from mlops_infra.backends.context import StageContext
 from mlops_infra.facts import fact
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages import monitoring
 from mlops_infra.stages.governance import GovernanceOutputs, Identity
 
@@ -53,7 +57,15 @@ PURPOSE_DESCRIPTIONS = {
 }
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Every identity's policies inside IAM's size limits, the stack's roles inside the account's
+    quota, and the private network's settings (governance_network.py)."""
+    return grants.problems(spec, BACKEND.namer(spec, settings), settings) + network.check(spec, settings)
+
+
 def build(ctx: StageContext) -> GovernanceOutputs:
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
     partition = policies.partition_of(region)
     account_id = settings.account_id
@@ -62,6 +74,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     alerts = monitoring.STAGE.used(spec)
     trail = policies.trail_arn(partition, region, account_id, trail_name(ctx.namer)) if audit else None
     alarms = policies.alarm_arn(partition, region, account_id, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
+    # Later stages place their jobs and models in it, and the buckets refuse requests from outside it.
+    private = ctx.share(network.build(ctx)) if network.private(spec) else None
 
     key = aws.kms.Key(
         ctx.logical("key"),
@@ -95,12 +109,13 @@ def build(ctx: StageContext) -> GovernanceOutputs:
     return GovernanceOutputs(
         key_id=key.arn,
         identities=identities,
-        groups=_groups(ctx, key),
-        extra={"account_id": account_id, "partition": partition, "key_alias": key_alias(ctx.namer)},
+        groups=_groups(ctx, key, private),
     )
 
 
 def _role(ctx: StageContext, logical: str, name: str, trusted: str, description: str) -> Any:
+    import pulumi_aws as aws
+
     spec = ctx.spec
     return aws.iam.Role(
         logical,
@@ -113,8 +128,11 @@ def _role(ctx: StageContext, logical: str, name: str, trusted: str, description:
     )
 
 
-def _groups(ctx: StageContext, key: Any) -> dict[str, Identity]:
+def _groups(ctx: StageContext, key: Any, private: network.PrivateNetwork | None) -> dict[str, Identity]:
     """One identity per model group, with its grants (see the module docstring)."""
+    import pulumi
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
     spec_groups = grants.groups(spec, ctx.namer, region)
     shared = {}
@@ -123,11 +141,17 @@ def _groups(ctx: StageContext, key: Any) -> dict[str, Identity]:
         def document(arn: str, purpose: str = purpose) -> str:
             return json.dumps(grants.managed(spec, ctx.namer, settings, arn, [purpose])[purpose])
 
+        def private_document(values: list[str], purpose: str = purpose) -> str:
+            arn, vpc = values
+            return json.dumps(grants.managed(spec, ctx.namer, settings, arn, [purpose], vpc_id=vpc)[purpose])
+
         shared[purpose] = aws.iam.Policy(
             ctx.logical("policy", purpose),
             name=managed_policy_name(ctx.namer, purpose, region),
             description=f"mlops-infra {spec.project}/{spec.environment}: {PURPOSE_DESCRIPTIONS[purpose]}",
-            policy=key.arn.apply(document),
+            # In a private network the jobs attach to the stack's VPC, whose id the cloud assigns.
+            policy=key.arn.apply(document) if private is None
+            else pulumi.Output.all(key.arn, private.vpc_id).apply(private_document),
             tags=ctx.tags(),
             opts=ctx.opts(),
         )

@@ -27,9 +27,10 @@ Per model with monitoring.drift (and a served endpoint capturing data):
   captured requests (s3://<artifacts>/data-capture/<model>/, which the endpoint writes) against
   the baseline's statistics.json and constraints.json under drift.baseline (bucket + prefix),
   reports to s3://<artifacts>/monitoring/<model>/ encrypted with the stack key, volumes
-  encrypted with the key, network isolation and inter-container encryption, run as the model's
-  group identity. Immutable: named by content (naming.content_name), so a change creates the
-  new definition, moves the schedule to it, then deletes the old one.
+  encrypted with the key, network isolation and inter-container encryption (and the stack's
+  VpcConfig in a private network), run as the model's group identity. Immutable: named by
+  content (naming.content_name), so a change creates the new definition, moves the schedule to
+  it, then deletes the old one.
 - sagemaker.MonitoringSchedule "<stack>-<model>": DRIFT_SCHEDULES[drift.schedule] as Model
   Monitor's UTC cron (hourly or daily; weekly is a validation error).
 - cloudwatch.EventRule "<stack>-<model>-violations" (no target): matches the schedule's
@@ -42,7 +43,7 @@ row per served model of the whole spec (it names the endpoints, which are built 
 stacks); model stacks hold their models' alarms and drift resources and read the topic's ARN
 from the shared stack (ctx.shared "topic").
 
-Who runs the monitoring jobs: the model's group identity (governance.py, grants.py), the one that
+Who runs the monitoring jobs: the model's group identity (governance.py, governance_grants.py), the one that
 trains it. It reads the group's data (the drift baselines included) and exactly its models'
 captured requests, writes their reports under monitoring/<model>/, and attaches the stack's
 "monitoring" managed policy (the analyzer image, the processing logs, the key, EBS volumes).
@@ -53,10 +54,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import alarms, catalog, endpoints, policies
+from mlops_infra.backends.aws import BACKEND, catalog, policies
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws.naming import (
     ALARM_KINDS,
     alarm_name,
@@ -65,22 +65,68 @@ from mlops_infra.backends.aws.naming import (
     dashboard_name,
     endpoint_name,
     group_role_name,
+    key_alias,
     monitoring_definition_prefix,
     monitoring_schedule_name,
     rule_name,
     stack_prefix,
     topic_name,
 )
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
+from mlops_infra.stages.serving import ServingOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What SageMaker Model Monitor and CloudWatch dashboards cannot do as the spec says."""
+    namer = BACKEND.namer(spec, settings)
+    region = settings.region
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        drift = model.monitoring.drift if model.monitoring else None
+        if drift is None:
+            continue
+        path = ("models", i, "monitoring", "drift")
+        if alarms.monitor_cron(drift.schedule) is None:
+            problems.append(BACKEND.gap("models[].monitoring.drift.schedule", (*path, "schedule"),
+                                        value=drift.schedule))
+        if alarms.analyzer_image(policies.partition_of(region), region) is None:
+            problems.append(BACKEND.gap("models[].monitoring.drift", path))
+        ref = drift.baseline_ref
+        uris = alarms.baseline_uris(bucket_name(namer, ref.bucket), ref.prefix)
+        problems.append(finding(
+            (*path, "baseline"),
+            f"SageMaker Model Monitor compares {model.name!r}'s captured requests with a baseline's statistics "
+            f"and constraints: the stack reads {uris['statistics']} and {uris['constraints']}",
+            hint="write them with a baselining job over the baseline data (SageMaker Python SDK: "
+            "DefaultModelMonitor.suggest_baseline, output to that prefix); requests must be tabular (CSV or "
+            "flat JSON). Model Monitor is closed to new AWS customers: accounts that never used it cannot "
+            "create schedules",
+            severity="warning",
+        ))
+    served = [m for m in spec.models if m.serving is not None]
+    if spec.monitoring.dashboard and len(served) > alarms.MODELS_PER_DASHBOARD:
+        pages = len(alarms.pages([m.name for m in served]))
+        problems.append(finding(
+            ("monitoring", "dashboard"),
+            f"a CloudWatch dashboard holds at most {alarms.MAX_WIDGETS} widgets ({alarms.MODELS_PER_DASHBOARD} "
+            f"served models): the {len(served)} served models are shown on {pages} dashboards",
+            hint="set monitoring.dashboard: false to create none", severity="warning",
+        ))
+    return problems
+
+
 def build(ctx: StageContext) -> MonitoringOutputs:
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
-    serving = ctx.upstream.get("serving")
+    serving = ctx.upstream.find(ServingOutputs)
     partition = policies.partition_of(region)
 
     # --- the channel (stack-wide: model stacks read its ARN from the shared stack) ------------
@@ -122,8 +168,10 @@ def build(ctx: StageContext) -> MonitoringOutputs:
 
 def _channel(ctx: StageContext, *, partition: str) -> Any:
     """The stack's alert topic, its policy and its subscriptions; returns the topic's ARN."""
+    import pulumi_aws as aws
+
     spec, region, account = ctx.spec, ctx.settings.region, ctx.settings.account_id
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     alarm_pattern = policies.alarm_arn(partition, region, account, stack_prefix(ctx.namer, "aws.cloudwatch.alarm") + "*")
     name = topic_name(ctx.namer)
     topic = aws.sns.Topic(
@@ -170,14 +218,18 @@ def endpoint_alarms(model: Any, endpoint: Any) -> list[tuple[str, dict[str, Any]
 
 
 def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], partition: str) -> None:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     name = model.name
     drift = model.monitoring.drift
     baseline = drift.baseline_ref
     image = alarms.analyzer_image(partition, region)
     instance_type = alarms.monitor_instance_type(ctx.settings)
+    network = ctx.upstream.find(PrivateNetwork)
 
     def job(**values: Any) -> alarms.DriftJob:
         return alarms.DriftJob(image=image, instance_type=instance_type,
@@ -190,9 +242,10 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
         endpoint=endpoint_name(ctx.namer, name), statistics=known_uris["statistics"],
         constraints=known_uris["constraints"],
         output=alarms.monitoring_output(f"s3://{bucket_name(ctx.namer, ARTIFACTS)}", name),
-        key_arn=gov.extra["key_alias"],
+        key_arn=key_alias(ctx.namer),
         role_arn=policies.role_arn(partition, ctx.settings.account_id,
                                    group_role_name(ctx.namer, group_of(model), region)),
+        vpc=network.vpc_config(known=True) if network is not None else None,
     )
     uris = pulumi.Output.from_input(storage.buckets[baseline.bucket].physical).apply(
         lambda bucket: alarms.baseline_uris(bucket, baseline.prefix))
@@ -204,6 +257,7 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
             output=pulumi.Output.from_input(storage.artifacts.uri).apply(
                 lambda uri: alarms.monitoring_output(uri, name)),
             key_arn=gov.key_id, role_arn=gov.reader(model).principal,
+            vpc=network.vpc_config() if network is not None else None,
         )),
         tags=ctx.tags(),
         opts=ctx.opts(),
@@ -245,6 +299,9 @@ def _drift(ctx: StageContext, model: Any, *, endpoint: Any, actions: list[Any], 
 
 def _dashboards(ctx: StageContext, served: list[str], endpoint_of: dict[str, Any]) -> None:
     """Dashboards with a row per served model of the whole spec, `endpoint_of` or not."""
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     by_name = {m.name: m for m in spec.models}
 

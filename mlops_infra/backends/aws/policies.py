@@ -1,6 +1,6 @@
 """IAM, KMS and S3 policy documents and ARNs for the AWS backend, as pure data.
 
-No SDK here: the stage modules JSON-encode these documents, `backend.check` measures
+No SDK here: the stage modules JSON-encode these documents, the stages' checks measure
 them (IAM size limits) and the tests read them. Every ARN is built from physical names,
 so the documents are known before deployment; the only value the cloud supplies is the
 account id (getCallerIdentity), and the key ARN for the key grants.
@@ -19,6 +19,7 @@ Artifact bucket layout (shared with later stages):
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from mlops_infra.stages.storage import CAPTURE_PREFIX
@@ -202,11 +203,23 @@ def key_arn(partition: str, region: str, account_id: str, key_id: str) -> str:
     return f"arn:{partition}:kms:{region}:{account_id}:key/{key_id}"
 
 
+@dataclass(frozen=True)
+class NetworkPerimeter:
+    """Who may reach a bucket from outside the stack's VPC: nobody but `exempt` (principal ARNs:
+    the identity deploying the stack, services that run outside it) and AWS services."""
+
+    vpc_id: str
+    exempt: tuple[str, ...]
+
+
 def bucket_policy(
-    *, partition: str, bucket: str, audit: tuple[str, str] | None = None
+    *, partition: str, bucket: str, audit: tuple[str, str] | None = None, network: NetworkPerimeter | None = None,
 ) -> dict[str, Any]:
     """TLS-only (1.2 or later) access to a bucket; with audit=(account_id, trail ARN), CloudTrail
-    may deliver that trail's log files under audit-logs/."""
+    may deliver that trail's log files under audit-logs/; with `network`, requests that do not
+    come through a VPC endpoint of the stack's VPC are denied, except those of AWS services
+    (service principals such as CloudTrail's, and services acting for a caller) and of the
+    exempt principals."""
     arn = bucket_arn(partition, bucket)
     everything = [arn, f"{arn}/*"]
     statements: list[dict[str, Any]] = [
@@ -216,6 +229,17 @@ def bucket_policy(
         {"Sid": "DenyTlsBelow12", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
          "Resource": everything, "Condition": {"NumericLessThan": {"s3:TlsVersion": 1.2}}},
     ]
+    if network is not None:
+        # Every condition must hold for the deny to apply: not through the VPC, not an AWS
+        # service, not an exempt principal ("IfExists": a missing key counts as not matching).
+        statements.append({
+            "Sid": "DenyOutsideStackVpc", "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": everything,
+            "Condition": {
+                "StringNotEqualsIfExists": {"aws:SourceVpc": network.vpc_id},
+                "BoolIfExists": {"aws:PrincipalIsAWSService": "false", "aws:ViaAWSService": "false"},
+                "ArnNotLikeIfExists": {"aws:PrincipalArn": list(network.exempt)},
+            },
+        })
     if audit:
         account_id, trail = audit
         statements += [

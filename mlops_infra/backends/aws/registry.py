@@ -12,14 +12,33 @@ Nothing here is stack-wide: with a split spec, each model stack builds its own m
 
 from __future__ import annotations
 
-import pulumi_aws as aws
+from typing import Any
 
 from mlops_infra.backends.aws.naming import model_package_group_name
 from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.registry import RegistryOutputs
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """A registered version names the image that serves it: the serving image, when there is one."""
+    return [
+        finding(
+            ("models", i, "registry"),
+            f"model {model.name!r} has a registry but no serving section: its pipeline registers versions with "
+            "the training image as their inference container",
+            hint="add models[].serving (its image is registered), or check that the training image also serves",
+            severity="warning",
+        )
+        for i, model in enumerate(spec.models)
+        if model.registry is not None and model.training is not None and model.serving is None
+    ]
+
+
 def build(ctx: StageContext) -> RegistryOutputs:
+    import pulumi_aws as aws
+
     spec = ctx.spec
     registries = {}
     for model in ctx.models():

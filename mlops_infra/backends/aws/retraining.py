@@ -35,12 +35,10 @@ EventBridge Scheduler schedules take no tags (their groups do; the stack uses th
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import policies, triggers
+from mlops_infra.backends.aws import BACKEND, policies
+from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     inline_policy_name,
@@ -49,18 +47,45 @@ from mlops_infra.backends.aws.naming import (
     stack_prefix,
 )
 from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.retraining import RetrainingOutputs
 from mlops_infra.stages.storage import StorageOutputs
+from mlops_infra.stages.training import TrainingOutputs
+
+if TYPE_CHECKING:
+    import pulumi
 
 SCHEDULE_GROUP = "default"
 TARGET_ID = "pipeline"
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Schedules EventBridge Scheduler cannot express."""
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        retrain = model.retraining
+        if retrain is None or not retrain.schedule:
+            continue
+        path = ("models", i, "retraining", "schedule")
+        if triggers.restricts_either_day(retrain.schedule):
+            problems.append(BACKEND.gap("models[].retraining.schedule", path, value=retrain.schedule))
+            continue
+        try:
+            triggers.scheduler_cron(retrain.schedule)
+        except triggers.UntranslatableCron as exc:
+            problems.append(finding(path, str(exc), hint="use fewer distinct minutes, hours or days",
+                                    value=retrain.schedule))
+    return problems
+
+
 def build(ctx: StageContext) -> RetrainingOutputs:
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    training = ctx.upstream.get("training")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    training = ctx.upstream.find(TrainingOutputs)
     pipelines = dict(training.pipelines) if training is not None else {}  # this stack's pipelines
     automation = gov.identities["automation"]
 
@@ -75,9 +100,8 @@ def build(ctx: StageContext) -> RetrainingOutputs:
             ctx.logical("grant", "automation"),
             name=inline_policy_name(ctx.namer, "retraining"),
             role=automation.id,
-            policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(lambda account: json.dumps(
-                triggers.automation_grants(partition=partition, region=region, account_id=account,
-                                           pipelines=prefix))),
+            policy=json.dumps(triggers.automation_grants(partition=partition, region=region,
+                                                       account_id=ctx.settings.account_id, pipelines=prefix)),
             opts=ctx.opts(),
         )
     ids: dict[str, list[Any]] = {}
@@ -89,8 +113,11 @@ def build(ctx: StageContext) -> RetrainingOutputs:
 
 
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
+    import pulumi
+    import pulumi_aws as aws
+
     spec = ctx.spec
-    storage: StorageOutputs = ctx.upstream["storage"]
+    storage = ctx.upstream.of(StorageOutputs)
     retrain = model.retraining
     name = model.name
     what = f"mlops-infra {spec.project}/{spec.environment}: retrain {name}"
@@ -102,7 +129,7 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
         try:
             expression = triggers.scheduler_cron(retrain.schedule)
         except triggers.UntranslatableCron:
-            expression = None  # a validation error (backend.check)
+            expression = None  # a validation error (check above)
         if expression is not None:
             schedule = aws.scheduler.Schedule(
                 ctx.logical("schedule", name),
@@ -138,6 +165,8 @@ def _rule(
     ctx: StageContext, model: str, purpose: str, *, pattern: Any, description: str, pipeline: Any, role: Any,
     opts: pulumi.ResourceOptions,
 ) -> Any:
+    import pulumi_aws as aws
+
     rule = aws.cloudwatch.EventRule(
         ctx.logical("rule", purpose, model),
         name=rule_name(ctx.namer, model, purpose),

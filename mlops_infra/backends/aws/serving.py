@@ -3,12 +3,13 @@
 Per served model:
 - ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
   an image SageMaker cannot pull (anything but a private ECR image in the stack's region; the
-  same rules as training images, see jobs.py). Immutable tags, scan on push, the stack key,
-  protected. `backend.check` warns with the push target.
+  same rules as training images, see training_jobs.py). Immutable tags, scan on push, the stack key,
+  protected. `check` below warns with the push target.
 - sagemaker.Model: the serving image, the model data (serving.model_uri, else the model's
   training output s3://<artifacts>/models/<model>/, which SageMaker copies, uncompressed, into
   /opt/ml/model/: set model_uri to one run's model.tar.gz to serve exactly that run), the
-  environment, the serving identity as execution role, network isolation.
+  environment, the serving identity as execution role, network isolation, and in a private
+  network the stack's subnets and security group (VpcConfig).
 - sagemaker.EndpointConfiguration: one production variant ("primary": blue/green deployments
   need the same variant name in every configuration) with the catalog's (or overridden)
   instance type and max(min_replicas, 1) instances; the instances' volumes encrypted with the
@@ -20,7 +21,7 @@ Per served model:
   naming.alarm_name gives (only those the model's monitoring block asks for).
 - appautoscaling.Target on the variant (min max(min_replicas, 1), max max_replicas) and, with
   a target, a target-tracking appautoscaling.Policy: invocations per instance per minute, or
-  CPU utilization (see endpoints.py), with the spec's cool-downs.
+  CPU utilization (see serving_endpoints.py), with the spec's cool-downs.
 
 Immutable parts. SageMaker cannot update a model or an endpoint configuration, so their names
 are their per-model prefix + a hash of their whole definition (naming.content_name), computed
@@ -43,8 +44,11 @@ stack holds everything else above for its own models.
 
 Security. Endpoints are reachable only with SigV4-signed requests by principals whose IAM
 policies allow sagemaker:InvokeEndpoint (SageMaker has no anonymous or key access). With
-governance.network: private, endpoints get no VPC config yet (the stack creates no VPC):
-`backend.check` warns.
+governance.network: private, each model gets the stack's VpcConfig (governance_network.py):
+SageMaker fetches its image and data through the VPC's endpoints, the serving identity may
+attach network interfaces in that VPC only, and clients in (or connected to) the VPC invoke it
+through the SageMaker Runtime interface endpoint. The VpcConfig is part of the model's content
+hash (known stand-ins: the brought ids, or the created subnets' blocks and group name).
 
 Known limit: SageMaker rejects an endpoint update that changes the instance type of a variant
 registered with Application Auto Scaling ("Update endpoints that use auto scaling"): changing
@@ -58,11 +62,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import catalog, endpoints, jobs, policies
-from mlops_infra.backends.aws import grants as model_grants
+from mlops_infra.backends.aws import BACKEND, catalog, policies
+from mlops_infra.backends.aws import governance_grants as model_grants
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     alarm_name,
     bucket_name,
@@ -70,40 +74,167 @@ from mlops_infra.backends.aws.naming import (
     endpoint_config_prefix,
     endpoint_name,
     inline_policy_name,
+    key_alias,
     model_prefix,
     repository_name,
     role_name,
 )
-from mlops_infra.backends.aws.training import image_repository
+from mlops_infra.backends.aws.training import check_environment, image_repository
+from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.backends.context import StageContext
+from mlops_infra.naming import Namer
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.serving import ServingOutputs
-from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
-from mlops_infra.stages.training import output_prefix
+from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, StorageOutputs
+from mlops_infra.stages.training import TrainingOutputs, output_prefix
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """What SageMaker endpoints would reject, or do differently than the spec says."""
+    namer = BACKEND.namer(spec, settings)
+    artifacts = bucket_name(namer, ARTIFACTS)
+    stack_buckets = {artifacts} | {bucket_name(namer, b.name) for b in spec.storage.buckets}
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        serving = model.serving
+        if serving is None:
+            continue
+        path = ("models", i, "serving")
+        problems += _check_image(model, path, namer, settings.region, settings.account_id)
+        problems += check_environment(serving.environment, path)
+        if serving.model_uri:
+            problems += _check_model_uri(serving.model_uri, (*path, "model_uri"), artifacts, stack_buckets)
+        capture = serving.data_capture
+        if capture is not None and not endpoints.whole(capture.sampling_percent):
+            problems.append(BACKEND.gap("models[].serving.data_capture.sampling_percent",
+                                        (*path, "data_capture", "sampling_percent"), value=capture.sampling_percent))
+        problems += _check_rollout(serving, path)
+        problems += _check_scaling(model, path, settings)
+    return problems
+
+
+def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str) -> list[Problem]:
+    image = model.serving.image
+    source = jobs.image_source(image, region)
+    if source.kind == "stack":
+        target = jobs.push_target(partition=policies.partition_of(region), region=region,
+                                  repository=repository_name(namer, model.name, "serving"),
+                                  reference=source.reference, account=account)
+        return [finding(
+            (*path, "image"),
+            f"SageMaker endpoints pull images from Amazon ECR (or from a registry inside a VPC, which the stack "
+            f"does not use): this stack serves {model.name!r} with {target} (the stack's repository, same tag)",
+            hint=f"after `up` creates the repository, copy the image there (docker pull, docker tag, docker push) "
+            f"and deploy again, or name a private ECR image in {region}",
+            value=image,
+            severity="warning",
+        )]
+    if source.kind == "other-region":
+        return [BACKEND.gap("models[].serving.image", (*path, "image"), value=image)]
+    return []
+
+
+def _check_model_uri(uri: str, path: tuple, artifacts: str, stack_buckets: set[str]) -> list[Problem]:
+    """SageMaker reads model data from S3 only; the stack's grants decide what the serving role reads."""
+    location = endpoints.parse_s3(uri)
+    if location is None:
+        return [BACKEND.gap("models[].serving.model_uri", path, value=uri)]
+    if location.bucket == artifacts and location.key.startswith((f"{policies.AUDIT_PREFIX}/", CAPTURE_PREFIX)):
+        return [finding(
+            path, "model_uri points into the artifact bucket's audit logs or captured data, which the serving "
+            "identity may not read",
+            hint=f"use a location under {policies.MODELS_PREFIX} (where training writes models)", value=uri,
+        )]
+    if location.bucket not in stack_buckets:
+        return [finding(
+            path, f"model_uri is outside this stack's buckets: the serving identity gets read access to it, but the "
+            f"stack cannot check that {location.bucket} is private or which key encrypts it",
+            hint="keep model artifacts in the stack's buckets; otherwise make sure the bucket blocks public access and, "
+            "if it uses its own KMS key, that the key lets the serving role decrypt",
+            value=uri, severity="warning",
+        )]
+    return []
+
+
+def _check_rollout(serving: Any, path: tuple) -> list[Problem]:
+    rollout = serving.rollout
+    problems: list[Problem] = []
+    if rollout.mode == "all-at-once":
+        return problems
+    if serving.autoscaling.min_replicas < endpoints.MIN_SPLIT_INSTANCES:
+        problems.append(BACKEND.gap("models[].serving.rollout", (*path, "autoscaling", "min_replicas"),
+                                    value=serving.autoscaling.min_replicas))
+    if rollout.mode == "canary":
+        value = rollout.canary_percent
+        if value > endpoints.CANARY_MAX_PERCENT:
+            problems.append(BACKEND.gap("models[].serving.rollout.canary_percent",
+                                        (*path, "rollout", "canary_percent"), value=value))
+    if rollout.mode == "linear":
+        value = rollout.step_percent
+        if not endpoints.LINEAR_MIN_PERCENT <= value <= endpoints.LINEAR_MAX_PERCENT:
+            problems.append(BACKEND.gap("models[].serving.rollout.step_percent",
+                                        (*path, "rollout", "step_percent"), value=value))
+    return problems
+
+
+def _check_scaling(model: Any, path: tuple, settings: Any) -> list[Problem]:
+    autoscaling = model.serving.autoscaling
+    problems: list[Problem] = []
+    if autoscaling.target_cpu_percent is not None:
+        try:
+            instance_type = catalog.model_instance_type(model, "serving", settings)
+        except CatalogMiss:
+            instance_type = None  # reported by checks.compute_misses
+        if instance_type is not None and endpoints.cpu_target(autoscaling.target_cpu_percent, instance_type) is None:
+            problems.append(finding(
+                (*path, "autoscaling", "target_cpu_percent"),
+                f"SageMaker's CPUUtilization adds up every vCPU, and the catalog does not know how many "
+                f"{instance_type} has: the target applies as if it had one",
+                hint="scale on target_requests_per_replica, or use an instance type from the catalog",
+                value=autoscaling.target_cpu_percent, severity="warning",
+            ))
+    if autoscaling.max_replicas > max(autoscaling.min_replicas, 1) and endpoints.policy_suffix(autoscaling) is None:
+        problems.append(finding(
+            (*path, "autoscaling"),
+            f"no scaling target: the endpoint stays at {max(autoscaling.min_replicas, 1)} instance(s) and never "
+            f"uses max_replicas ({autoscaling.max_replicas})",
+            hint="set target_requests_per_replica or target_cpu_percent",
+            severity="warning",
+        ))
+    return problems
 
 
 def build(ctx: StageContext) -> ServingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     partition = policies.partition_of(region)
-    account_id = pulumi.Output.from_input(gov.extra["account_id"])
     role = gov.identities["serving"]
     scope = endpoints.serving_scope(ctx.namer)
 
     # Stack-wide: built where the stack's resources are; a model stack does not wait for it
     # (None), the shared stack holding it is deployed first.
+    network = ctx.upstream.find(PrivateNetwork)
+
+    def grants(vpc: str | None = None) -> str:
+        return json.dumps(endpoints.serving_grants(partition=partition, region=region,
+                                                   account_id=ctx.settings.account_id, scope=scope, vpc_id=vpc))
+
     grant = aws.iam.RolePolicy(
         ctx.logical("grant", "serving"),
         name=inline_policy_name(ctx.namer, "serving"),
         role=role.id,
-        policy=account_id.apply(lambda account: json.dumps(endpoints.serving_grants(
-            partition=partition, region=region, account_id=account, scope=scope))),
+        policy=grants() if network is None else pulumi.Output.from_input(network.vpc_id).apply(grants),
         opts=ctx.opts(),
     ) if ctx.builds_stack else None
     known = _KnownValues(
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         role_arn=f"arn:{partition}:iam::{jobs.ACCOUNT_PLACEHOLDER}:role/{role_name(ctx.namer, 'serving', region)}",
-        key=gov.extra["key_alias"],
+        key=key_alias(ctx.namer),
     )
     names: dict[str, Any] = {}
     urls: dict[str, Any] = {}
@@ -127,10 +258,13 @@ class _KnownValues:
 
 
 def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _KnownValues, partition: str) -> Any:
+    import pulumi
+    import pulumi_aws as aws
+
     region = ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
-    training = ctx.upstream.get("training")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    training = ctx.upstream.find(TrainingOutputs)
     role = gov.identities["serving"]
     serving = model.serving
     name = model.name
@@ -173,13 +307,15 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
 
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
+    network = ctx.upstream.find(PrivateNetwork)
     model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
-        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn))
+        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
+        vpc=network.vpc_config(known=True) if network else None))
     sagemaker_model = aws.sagemaker.Model(
         ctx.logical("model", name),
         name=model_name,
         **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
-                               role_arn=role.principal),
+                               role_arn=role.principal, vpc=network.vpc_config() if network else None),
         tags=ctx.tags(),
         # SageMaker checks at creation that the role can reach the image (in its repository).
         opts=ctx.opts(depends_on=[*grants, repository]),

@@ -9,7 +9,11 @@ ever create it, even after `destroy --delete-data`), BucketOwnershipControls
 the bucket was versioned before), BucketServerSideEncryptionConfiguration (aws:kms with
 the stack key, S3 Bucket Keys), BucketLifecycleConfiguration (archive to GLACIER, expire,
 expire noncurrent versions, abort incomplete multipart uploads after 7 days) and a
-BucketPolicy denying requests without TLS 1.2+. force_destroy is false except in the teardown
+BucketPolicy denying requests without TLS 1.2+, and with governance.network: private every
+request that does not come through the stack's VPC (aws:SourceVpc), except AWS services' own,
+those of the identity deploying the stack (read at deploy time: so that `up`, `refresh` and
+`destroy` work from where they run) and, on the artifact bucket, the MLflow server's role (the
+server runs in SageMaker's network). force_destroy is false except in the teardown
 program `destroy --delete-data` runs first, which empties the buckets so they can be deleted.
 
 A data bucket some model retrains on (models[].retraining.on_new_data) gets an
@@ -18,7 +22,7 @@ retraining stage's rules pick the new objects under the model's prefix. It holds
 not protected (removing the last such model turns the notifications off again).
 
 The serving identity's S3 grant (read models/, write data-capture/) is built here; each model
-group's identity reads only its models' data (governance.py, grants.py). With
+group's identity reads only its models' data (governance.py, governance_grants.py). With
 spec.governance.audit_logs, a single-region CloudTrail trail records S3 data events on the
 stack's buckets (except its own log files) into the artifact bucket under audit-logs/,
 encrypted with the stack key and with log file validation. The trail is protected: a default
@@ -28,23 +32,57 @@ encrypted with the stack key and with log file validation. The trail is protecte
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pulumi_aws as aws
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.aws import policies
-from mlops_infra.backends.aws.naming import bucket_name, bucket_namespace, inline_policy_name, trail_name
+from mlops_infra.backends.aws.naming import (
+    ACCOUNT_REGIONAL,
+    bucket_name,
+    bucket_namespace,
+    inline_policy_name,
+    role_name,
+    trail_name,
+)
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
+from mlops_infra.backends.aws.tracking import ROLE as MLFLOW_ROLE
 from mlops_infra.backends.context import StageContext
+from mlops_infra.facts import fact
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages import tracking
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
+
+if TYPE_CHECKING:
+    import pulumi_aws as aws
 
 ABORT_MULTIPART_DAYS = 7
 ARCHIVE_STORAGE_CLASS = "GLACIER"  # S3 Glacier Flexible Retrieval
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Where S3 has no account regional namespace, a deleted bucket's name is anyone's."""
+    if bucket_namespace(settings.region) == ACCOUNT_REGIONAL:
+        return []
+    reuse = fact("aws", "s3", "global_namespace_reuse")
+    return [finding(
+        ("clouds", "aws", "region"),
+        f"S3 offers no account regional namespace in {settings.region} "
+        f"({fact('aws', 's3', 'account_regional_namespace').source}): the stack's buckets are created in the "
+        f"global namespace, where a deleted bucket's name can be created by any account "
+        f"({reuse.source}, as of {reuse.as_of})",
+        hint="bucket names end with your account id, so only a deliberate squatter would take one; after "
+        "`destroy --delete-data`, redeploy soon, or keep the data (a default destroy keeps the buckets)",
+        value=settings.region,
+        severity="warning",
+    )]
+
+
 def build(ctx: StageContext) -> StorageOutputs:
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    gov = ctx.upstream.of(GovernanceOutputs)
     partition = policies.partition_of(region)
     account_id = ctx.settings.account_id
     audit = spec.governance.audit_logs
@@ -55,15 +93,16 @@ def build(ctx: StageContext) -> StorageOutputs:
 
     refs: dict[str, BucketRef] = {}
     for bucket in spec.storage.buckets:
-        tls_only = policies.bucket_policy(partition=partition, bucket=physical[bucket.name])
         created = _bucket(ctx, bucket.name, physical[bucket.name], bucket, versioned=bucket.versioning,
-                          key_arn=gov.key_id, policy=json.dumps(tls_only))
+                          key_arn=gov.key_id, policy=_policy(ctx, physical[bucket.name]))
         refs[bucket.name] = created["ref"]
 
     audit_args = (account_id, policies.trail_arn(partition, region, account_id, trail)) if trail else None
-    artifact_policy = policies.bucket_policy(partition=partition, bucket=physical[ARTIFACTS], audit=audit_args)
+    # The MLflow server runs in SageMaker's own network and writes its artifacts (mlflow/) from there.
+    mlflow = ((policies.role_arn(partition, account_id, role_name(ctx.namer, MLFLOW_ROLE, region)),)
+              if tracking.STAGE.used(spec) else ())
     artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
-                        key_arn=gov.key_id, policy=json.dumps(artifact_policy))
+                        key_arn=gov.key_id, policy=_policy(ctx, physical[ARTIFACTS], audit=audit_args, exempt=mlflow))
 
     for name in sorted(retrained_buckets(spec) & set(refs)):
         aws.s3.BucketNotification(
@@ -87,9 +126,31 @@ def build(ctx: StageContext) -> StorageOutputs:
     return StorageOutputs(buckets=refs, artifacts=artifacts["ref"])
 
 
+def _policy(ctx: StageContext, bucket: str, *, audit: tuple[str, str] | None = None,
+            exempt: tuple[str, ...] = ()) -> Any:
+    """A bucket's policy (policies.bucket_policy): TLS only, and in a private network, nothing from
+    outside the stack's VPC but AWS services, the identity deploying the stack (so that `up` and
+    `destroy` still work from where they run) and `exempt`."""
+    import pulumi
+
+    partition = policies.partition_of(ctx.settings.region)
+    network = ctx.upstream.find(PrivateNetwork)
+    if network is None:
+        return json.dumps(policies.bucket_policy(partition=partition, bucket=bucket, audit=audit))
+
+    def document(values: list[str]) -> str:
+        vpc, deployer = values
+        perimeter = policies.NetworkPerimeter(vpc_id=vpc, exempt=(deployer, *exempt))
+        return json.dumps(policies.bucket_policy(partition=partition, bucket=bucket, audit=audit, network=perimeter))
+
+    return pulumi.Output.all(network.vpc_id, network.deployer).apply(document)
+
+
 def _bucket(
     ctx: StageContext, name: str, physical: str, rules: Any, *, versioned: bool, key_arn: Any, policy: Any
 ) -> dict[str, Any]:
+    import pulumi_aws as aws
+
     protected = ctx.opts(protect=True)
     bucket = aws.s3.Bucket(
         ctx.logical("bucket", name),
@@ -176,6 +237,8 @@ def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleA
 def _trail(
     ctx: StageContext, trail: str, partition: str, physical: dict[str, str], artifacts: dict[str, Any], key_arn: Any
 ) -> None:
+    import pulumi_aws as aws
+
     logged = [f"{policies.bucket_arn(partition, p)}/" for _, p in sorted(physical.items())]
     own_logs = f"{policies.bucket_arn(partition, physical[ARTIFACTS])}/{policies.AUDIT_PREFIX}/"
     aws.cloudtrail.Trail(

@@ -20,17 +20,18 @@ network-isolated (see training.py), so they do not log to the server themselves.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import jobs, policies
+from mlops_infra.backends.aws import BACKEND, policies
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     inline_policy_name,
     role_name,
     tracking_server_name,
 )
+from mlops_infra.backends.aws.governance_network import private
 from mlops_infra.backends.context import StageContext
+from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.stages.tracking import TrackingOutputs
@@ -38,20 +39,28 @@ from mlops_infra.stages.tracking import TrackingOutputs
 ROLE = "mlflow"  # the server's service role (not one of the workload identities)
 
 
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """In a private network the server itself stays in SageMaker's (see GAPS["tracking"])."""
+    if not private(spec):
+        return []
+    return [BACKEND.gap("tracking", ("tracking",))]
+
+
 def build(ctx: StageContext) -> TrackingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, region = ctx.spec, ctx.settings.region
     assert spec.tracking is not None  # the stage is built only for a spec with tracking
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
     partition = policies.partition_of(region)
 
     role = aws.iam.Role(
         ctx.logical("role", ROLE),
         name=role_name(ctx.namer, ROLE, region),
         description=f"mlops-infra {spec.project}/{spec.environment} {ROLE}: the MLflow tracking server's artifact store",
-        assume_role_policy=pulumi.Output.from_input(gov.extra["account_id"]).apply(
-            lambda account: json.dumps(jobs.tracking_trust(account))
-        ),
+        assume_role_policy=json.dumps(jobs.tracking_trust(ctx.settings.account_id)),
         max_session_duration=3600,
         tags=ctx.tags(),
         opts=ctx.opts(),

@@ -3,7 +3,7 @@
 Per model with `training`:
 - ecr.Repository: where the model's training image lives when the spec names an image
   SageMaker cannot pull (anything but a private ECR image in the stack's region; see
-  jobs.py). Immutable tags, scan on push, encrypted with the stack key, protected, tagged.
+  training_jobs.py). Immutable tags, scan on push, encrypted with the stack key, protected, tagged.
   It exists even when the spec names an ECR image, so that switching between an external
   image and a pushed one never tries to delete a protected repository.
 - sagemaker.Pipeline: the repeatable training definition that retraining starts, rendered
@@ -26,7 +26,7 @@ serving.model_uri loads). A model with a registry but no serving section registe
 training image (validate warns).
 
 Who runs what. The pipeline, its jobs and the one-off job run as the model's group identity
-(governance.py, grants.py): it reads only its group's data, writes only its models' artifacts,
+(governance.py, governance_grants.py): it reads only its group's data, writes only its models' artifacts,
 may pass only itself to SageMaker and register only into its models' package groups; the
 stack's "training" managed policy, which it attaches, lets it pull the stack's training images,
 write its jobs' logs, run jobs named by the stack's prefix and use the key (also for EBS
@@ -38,7 +38,9 @@ model stack holds its models' repositories, pipelines, one-off jobs and image pu
 does not wait for the shared grants (they exist before it runs).
 
 Training containers run with network isolation: they reach no network, including the
-MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints.
+MLflow tracking server; SageMaker moves the inputs, outputs and checkpoints. With
+governance.network: private the Training step (and the one-off job) gets the stack's VpcConfig
+(governance_network.py), so that SageMaker moves them through the VPC's endpoints.
 """
 
 from __future__ import annotations
@@ -47,22 +49,26 @@ import json
 import re
 from typing import Any, Callable
 
-import pulumi
-import pulumi_aws as aws
-
-from mlops_infra.backends.aws import catalog, grants, jobs, policies
+from mlops_infra.backends.aws import BACKEND, catalog, policies
+from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     group_role_name,
     inline_policy_name,
+    key_alias,
     job_prefix,
     pipeline_name,
     repository_name,
 )
+from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 from mlops_infra.stages.training import (
     TrainingOutputs,
@@ -71,13 +77,77 @@ from mlops_infra.stages.training import (
 )
 
 CREATE_TIMEOUT_MARGIN = 3600  # seconds on top of a one-off job's longest run, should the provider wait for it
+# CreateTrainingJob limits (botocore sagemaker shapes HyperParameterKey / HyperParameterValue,
+# EnvironmentKey / EnvironmentValue).
+HYPERPARAMETER_KEY_MAX = 256
+HYPERPARAMETER_VALUE_MAX = 2500
+ENVIRONMENT_KEY = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+ENVIRONMENT_MAX = 1024
+
+
+def check(spec: Any, settings: Any) -> list[Problem]:
+    """Images SageMaker cannot pull, and request fields it would reject."""
+    namer = BACKEND.namer(spec, settings)
+    partition = policies.partition_of(settings.region)
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        training = model.training
+        if training is None:
+            continue
+        path = ("models", i, "training")
+        source = jobs.image_source(training.image, settings.region)
+        if source.kind == "stack":
+            target = jobs.push_target(partition=partition, region=settings.region,
+                                      repository=repository_name(namer, model.name), reference=source.reference,
+                                      account=settings.account_id)
+            problems.append(finding(
+                (*path, "image"),
+                f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
+                f"{model.name!r} with {target} (the stack's repository, same tag)",
+                hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
+                f"private ECR image in {settings.region}",
+                value=training.image,
+                severity="warning",
+            ))
+        elif source.kind == "other-region":
+            problems.append(BACKEND.gap("models[].training.image", (*path, "image"), value=training.image))
+        for key, value in training.hyperparameters.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            if len(key) > HYPERPARAMETER_KEY_MAX or len(text) > HYPERPARAMETER_VALUE_MAX:
+                problems.append(finding(
+                    (*path, "hyperparameters", key),
+                    f"SageMaker takes hyperparameter names of at most {HYPERPARAMETER_KEY_MAX} and values of "
+                    f"at most {HYPERPARAMETER_VALUE_MAX} characters",
+                    hint="pass large settings as an input file instead", value=key,
+                ))
+        problems += check_environment(training.environment, path)
+    return problems
+
+
+def check_environment(environment: Any, path: tuple) -> list[Problem]:
+    """SageMaker's limits on a job's or a model's environment variables."""
+    return [
+        finding(
+            (*path, "environment", key),
+            f"SageMaker takes environment variable names matching {ENVIRONMENT_KEY.pattern} and names "
+            f"and values of at most {ENVIRONMENT_MAX} characters",
+            hint="rename the variable (letters, digits, underscores; not starting with a digit)",
+            value=key,
+        )
+        for key, value in environment.items()
+        if not ENVIRONMENT_KEY.fullmatch(key) or len(key) > ENVIRONMENT_MAX or len(value) > ENVIRONMENT_MAX
+    ]
 
 
 def build(ctx: StageContext) -> TrainingOutputs:
+    import pulumi
+    import pulumi_aws as aws
+
     spec, settings, region = ctx.spec, ctx.settings, ctx.settings.region
-    gov: GovernanceOutputs = ctx.upstream["governance"]
-    storage: StorageOutputs = ctx.upstream["storage"]
-    registry = ctx.upstream.get("registry")
+    gov = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    registry = ctx.upstream.find(RegistryOutputs)
+    network = ctx.upstream.find(PrivateNetwork)
     partition = policies.partition_of(region)
     own = [m for m in ctx.models() if m.training is not None]
 
@@ -106,11 +176,11 @@ def build(ctx: StageContext) -> TrainingOutputs:
             ))
 
         def values(*, job_name: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any,
-                   buckets: dict[str, Any], model: Any = model) -> jobs.JobValues:
+                   buckets: dict[str, Any], vpc: Any = None, model: Any = model) -> jobs.JobValues:
             return _job_values(model, job_name=job_name, image=image, role_arn=role_arn, key_arn=key_arn,
                                artifacts=artifacts, buckets=buckets,
                                instance_type=catalog.model_instance_type(model, "training", settings),
-                               tags=ctx.tags())
+                               tags=ctx.tags(), vpc=vpc)
 
         refs = training.input_refs
         bucket_uris = {ref.bucket: storage.buckets[ref.bucket].uri for ref in refs}
@@ -120,9 +190,9 @@ def build(ctx: StageContext) -> TrainingOutputs:
         def definition(resolved: list[Any], model: Any = model, prefix: str = prefix, image: str = image,
                        registration: Callable[[str], jobs.Registration] = registration,
                        names: tuple[str, ...] = tuple(bucket_uris)) -> str:
-            role_arn, key_arn, artifacts, group, *uris = resolved
+            role_arn, key_arn, artifacts, group, vpc, *uris = resolved
             job = values(job_name=prefix, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
-                         buckets=dict(zip(names, uris)), model=model)
+                         buckets=dict(zip(names, uris)), vpc=vpc, model=model)
             reg = registration(group) if group else None
             return json.dumps(jobs.pipeline_definition(job, reg), sort_keys=True)
 
@@ -137,6 +207,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
             pipeline_definition=pulumi.Output.all(
                 identity.principal, gov.key_id, storage.artifacts.uri,
                 registry.registries[model.name] if registry is not None and model.name in registry.registries else "",
+                network.vpc_config() if network is not None else None,
                 *bucket_uris.values(),
             ).apply(definition),
             tags=ctx.tags(),
@@ -152,7 +223,8 @@ def build(ctx: StageContext) -> TrainingOutputs:
 
         if training.run_on_deploy:
             _one_off_job(ctx, model, values=values, prefix=prefix, image=image, role_arn=identity.principal,
-                         key_arn=gov.key_id, artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, waits=waits)
+                         key_arn=gov.key_id, artifacts=storage.artifacts.uri, bucket_uris=bucket_uris, waits=waits,
+                         network=network)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
@@ -181,7 +253,9 @@ def _registration(namer: Namer, settings: Any, model: Any) -> Callable[[str], jo
 def image_repository(ctx: StageContext, model: str, name: str) -> Any:
     """A model's ECR repository: immutable tags, scanned on push, encrypted with the stack key, protected;
     force-deletable (images and all) only in the teardown program `destroy --delete-data` runs first."""
-    gov: GovernanceOutputs = ctx.upstream["governance"]
+    import pulumi_aws as aws
+
+    gov = ctx.upstream.of(GovernanceOutputs)
     return aws.ecr.Repository(
         ctx.logical("repository", model),
         name=name,
@@ -196,9 +270,12 @@ def image_repository(ctx: StageContext, model: str, name: str) -> Any:
 
 def _job_values(
     model: Any, *, job_name: str, image: Any, role_arn: Any, key_arn: Any, artifacts: Any,
-    buckets: dict[str, Any], instance_type: str, tags: dict[str, str],
+    buckets: dict[str, Any], instance_type: str, tags: dict[str, str], vpc: dict[str, Any] | None = None,
 ) -> jobs.JobValues:
-    """A model's job values; `artifacts` and `buckets` are bucket URIs (s3://name)."""
+    """A model's job values; `artifacts` and `buckets` are bucket URIs (s3://name), `vpc` a
+    PrivateNetwork's vpc_config (or None)."""
+    import pulumi
+
     training = model.training
     spot_wait = jobs.max_wait_seconds(training)
 
@@ -223,13 +300,16 @@ def _job_values(
         hyperparameters=tuple(jobs.hyperparameter_strings(training.hyperparameters).items()),
         environment=tuple(sorted(training.environment.items())),
         tags=tuple(sorted(tags.items())),
+        vpc=None if vpc is None else (tuple(vpc["subnets"]), tuple(vpc["security_group_ids"])),
     )
 
 
 def _one_off_job(
     ctx: StageContext, model: Any, *, values: Any, prefix: str, image: str, role_arn: Any, key_arn: Any,
-    artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any],
+    artifacts: Any, bucket_uris: dict[str, Any], waits: list[Any], network: PrivateNetwork | None,
 ) -> None:
+    import pulumi_aws as aws
+
     settings = ctx.settings
     partition = policies.partition_of(settings.region)
     # The name hashes the definition as it is known before deployment: physical names stand
@@ -240,14 +320,15 @@ def _one_off_job(
         image=image,
         role_arn=policies.role_arn(partition, settings.account_id,
                                    group_role_name(ctx.namer, group_of(model), settings.region)),
-        key_arn=ctx.upstream["governance"].extra["key_alias"],
+        key_arn=key_alias(ctx.namer),
         artifacts=f"s3://{bucket_name(ctx.namer, ARTIFACTS)}",
         buckets={b: f"s3://{bucket_name(ctx.namer, b)}" for b in bucket_uris},
+        vpc=network.vpc_config(known=True) if network is not None else None,
     )
     definition = {k: v for k, v in jobs.training_request(known).items() if k not in ("TrainingJobName", "Tags")}
     name = jobs.one_off_job_name(prefix, definition)
     real = values(job_name=name, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
-                  buckets=bucket_uris)
+                  buckets=bucket_uris, vpc=network.vpc_config() if network is not None else None)
     longest = real.max_wait or real.max_runtime
     aws.sagemaker.TrainingJob(
         ctx.logical("job", model.name),

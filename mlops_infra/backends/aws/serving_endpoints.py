@@ -1,7 +1,7 @@
 """SageMaker real-time endpoints as pure data: model data, capture, rollout, scaling, grants.
 
 No SDK here: the serving stage turns these into pulumi-aws arguments (snake_case dicts the
-SDK accepts as its *Args), `backend.check` validates what SageMaker would reject and measures
+SDK accepts as its *Args), serving.check validates what SageMaker would reject and measures
 the grants, and the tests read them. Facts, with their sources:
 
 - Model data (CreateModel ContainerDefinition): ModelDataUrl takes one gzip-compressed tar
@@ -38,7 +38,9 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import governance_network as network
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import ALARM_KINDS, stack_prefix
 from mlops_infra.naming import Namer
 from mlops_infra.stages.storage import capture_prefix
@@ -112,15 +114,22 @@ def container(*, image: Any, data_uri: Any, kind: str, environment: dict[str, st
     return out
 
 
-def model_args(*, image: Any, data_uri: Any, kind: str, environment: dict[str, str], role_arn: Any) -> dict[str, Any]:
+def model_args(
+    *, image: Any, data_uri: Any, kind: str, environment: dict[str, str], role_arn: Any,
+    vpc: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A SageMaker model's arguments (everything but its name and tags): the container, the
-    serving identity as execution role, and network isolation (the container reaches no network;
-    SageMaker fetches the model data and the image with the role)."""
-    return {
+    serving identity as execution role, network isolation (the container reaches no network;
+    SageMaker fetches the model data and the image with the role) and, in a private network,
+    the VpcConfig through which SageMaker does so."""
+    args = {
         "execution_role_arn": role_arn,
         "primary_container": container(image=image, data_uri=data_uri, kind=kind, environment=environment),
         "enable_network_isolation": True,
     }
+    if vpc is not None:
+        args["vpc_config"] = vpc
+    return args
 
 
 # --- endpoint configuration ---------------------------------------------------------
@@ -269,9 +278,12 @@ def serving_scope(namer: Namer) -> ServingScope:
     )
 
 
-def serving_grants(*, partition: str, region: str, account_id: str, scope: ServingScope) -> dict[str, Any]:
+def serving_grants(
+    *, partition: str, region: str, account_id: str, scope: ServingScope, vpc_id: str | None = None,
+) -> dict[str, Any]:
     """The serving role's inline policy for endpoints: pull the stack's serving images, write
-    its endpoints' logs, read the alarms deployments roll back on. The model data and captured
+    its endpoints' logs, read the alarms deployments roll back on, and in a private network
+    (`vpc_id`) attach the models' containers to the stack's VPC. The model data and captured
     data (S3) come from the storage stage's grant, the key from governance's. The container runs
     network-isolated: it calls no AWS API itself (so no cloudwatch:PutMetricData)."""
     logs = f"arn:{partition}:logs:{region}:{account_id}:log-group:{LOG_GROUP_PREFIX}{scope.endpoints}*"
@@ -285,6 +297,8 @@ def serving_grants(*, partition: str, region: str, account_id: str, scope: Servi
          "Resource": f"{logs}:log-stream:*"},
         {"Sid": "ReadRollbackAlarms", "Effect": "Allow", "Action": list(ROLLBACK_ALARMS_READ),
          "Resource": f"arn:{partition}:cloudwatch:{region}:{account_id}:alarm:{scope.alarms}*"},
+        *(network.network_grants(partition=partition, region=region, account_id=account_id, vpc_id=vpc_id)
+          if vpc_id else []),
     ])
 
 

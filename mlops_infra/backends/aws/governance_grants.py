@@ -27,7 +27,12 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from mlops_infra.access import reader_groups, reads_of
-from mlops_infra.backends.aws import alarms, catalog, endpoints, jobs, policies, triggers
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import governance_network as network
+from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws import retraining_triggers as triggers
+from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     group_role_name,
@@ -114,11 +119,18 @@ def group_data(spec: Any, namer: Namer, settings: Any, group: Group) -> dict[str
     )
 
 
-def managed(spec: Any, namer: Namer, settings: Any, key_arn: str, purposes: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """purpose -> the stack's managed policy document for it (training, monitoring)."""
+def managed(
+    spec: Any, namer: Namer, settings: Any, key_arn: str, purposes: Iterable[str], *, vpc_id: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """purpose -> the stack's managed policy document for it (training, monitoring). In a private
+    network both may attach their jobs to the stack's VPC `vpc_id` (validate measures them with a
+    stand-in of the longest id)."""
     region, account = settings.region, settings.account_id
     partition = policies.partition_of(region)
-    key = [policies.key_use_statement(key_arn)]
+    common = [policies.key_use_statement(key_arn)]
+    if network.private(spec):
+        common += network.network_grants(partition=partition, region=region, account_id=account,
+                                         vpc_id=vpc_id or network.measured_vpc(settings))
     out: dict[str, dict[str, Any]] = {}
     for purpose in purposes:
         if purpose == "training":
@@ -130,7 +142,7 @@ def managed(spec: Any, namer: Namer, settings: Any, key_arn: str, purposes: Iter
         else:
             statements = alarms.monitoring_grants(partition=partition, region=region, account_id=account)
             volumes = _needs_volume_key(lambda: alarms.monitor_instance_type(settings))
-        out[purpose] = policies.document([*statements, *key, *([jobs.volume_key_grant(key_arn)] if volumes else [])])
+        out[purpose] = policies.document([*statements, *common, *([jobs.volume_key_grant(key_arn)] if volumes else [])])
     return out
 
 
@@ -213,8 +225,9 @@ def _serving(spec: Any, namer: Namer, settings: Any, key_arn: str) -> Budget:
         partition=partition, artifacts=artifacts))
     served = [m for m in spec.models if m.serving is not None]
     if served:
+        vpc = network.measured_vpc(settings) if network.private(spec) else None
         inline += size(endpoints.serving_grants(partition=partition, region=region, account_id=account,
-                                                scope=endpoints.serving_scope(namer)))
+                                                scope=endpoints.serving_scope(namer), vpc_id=vpc))
     for model in served:
         pull = image_pulls(model, "serving", region)
         inline += size(pull) if pull is not None else 0

@@ -1,7 +1,7 @@
 """CloudWatch alarms, the SNS channel, the dashboard and Model Monitor drift jobs as pure data.
 
 No SDK here: the monitoring stage turns these into pulumi-aws arguments (snake_case dicts the
-SDK accepts as its *Args), `backend.check` validates what the services would reject and
+SDK accepts as its *Args), the stage's `check` validates what the services would reject and
 measures the grants, and the tests read them. Facts, with their sources:
 
 - Endpoint metrics (SageMaker developer guide, "Amazon SageMaker AI metrics in CloudWatch"):
@@ -35,7 +35,7 @@ measures the grants, and the tests read them. Facts, with their sources:
   and the drift alarm watches it.
 - Model Monitor availability: the SageMaker developer guide says Model Monitor "is no longer
   open to new customers"; accounts that never used it cannot create schedules
-  (`backend.check` warns).
+  (monitoring.check warns).
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from mlops_infra.backends.aws import catalog, jobs, policies
+from mlops_infra.backends.aws import catalog, policies
+from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.spec.models import Compute
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES, parse_cron
 
@@ -240,18 +241,23 @@ class DriftJob:
     role_arn: Any
     instance_type: str
     volume_encrypted: bool
+    vpc: dict[str, Any] | None = None  # a private network's VpcConfig (PrivateNetwork.vpc_config)
 
 
 def data_quality_args(job: DriftJob) -> dict[str, Any]:
     """A DataQualityJobDefinition's arguments (everything but its name and tags): the built-in
     analyzer over the endpoint's captured requests against the baseline, reports to the
-    artifact bucket encrypted with the key, network-isolated, run as `role_arn`. CloudWatch
+    artifact bucket encrypted with the key, network-isolated (in the stack's VPC when it has
+    one), run as `role_arn`. CloudWatch
     metrics per feature stay off: the drift signal is the execution's outcome (see above), and
     publishing them would need cloudwatch:PutMetricData, which has no resource scope."""
     cluster: dict[str, Any] = {"instance_count": 1, "instance_type": job.instance_type,
                                "volume_size_in_gb": jobs.VOLUME_SIZE_GB}
     if job.volume_encrypted:
         cluster["volume_kms_key_id"] = job.key_arn
+    network: dict[str, Any] = {"enable_network_isolation": True, "enable_inter_container_traffic_encryption": True}
+    if job.vpc is not None:
+        network["vpc_config"] = job.vpc
     return {
         "role_arn": job.role_arn,
         "data_quality_app_specification": {"image_uri": job.image,
@@ -264,7 +270,7 @@ def data_quality_args(job: DriftJob) -> dict[str, Any]:
         "data_quality_job_output_config": {"kms_key_id": job.key_arn, "monitoring_outputs": {"s3_output": {
             "s3_uri": job.output, "local_path": OUTPUT_LOCAL_PATH, "s3_upload_mode": "EndOfJob"}}},
         "job_resources": {"cluster_config": cluster},
-        "network_config": {"enable_network_isolation": True, "enable_inter_container_traffic_encryption": True},
+        "network_config": network,
         "stopping_condition": {"max_runtime_in_seconds": MONITOR_MAX_RUNTIME},
     }
 

@@ -1,7 +1,7 @@
 """Retraining triggers as pure data: schedule expressions, event patterns, the automation grant.
 
 No SDK here: the retraining stage turns these into EventBridge Scheduler schedules and
-EventBridge rules, `backend.check` reports what cannot be translated, and the tests read them.
+EventBridge rules, retraining.check reports what cannot be translated, and the tests read them.
 Facts, with their sources:
 
 - EventBridge Scheduler cron (Scheduler user guide, "Schedule types", cron-based schedules):
@@ -49,15 +49,14 @@ def scheduler_cron(expression: str) -> str:
     neutral 5-field `expression` (stages.schedule semantics). Raises UntranslatableCron when
     both day fields are restricted and neither allows every day (Vixie cron's "either day
     matches", which Scheduler cannot say)."""
+    if restricts_either_day(expression):
+        raise UntranslatableCron(
+            "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts "
+            "one of them (the other is '?'), while this schedule restricts both"
+        )
     cron = parse_cron(expression)
-    every_day, every_weekday = len(cron.days) == 31, len(cron.weekdays) == 7
     if cron.days_restricted and cron.weekdays_restricted:
-        if not (every_day or every_weekday):
-            raise UntranslatableCron(
-                "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts "
-                "one of them (the other is '?'), while this schedule restricts both"
-            )
-        day, weekday = "*", "?"  # either field matches every day: so does the schedule
+        day, weekday = "*", "?"  # one of the fields matches every day: so does the schedule
     elif cron.weekdays_restricted:
         day, weekday = "?", _field({d + 1 for d in cron.weekdays}, "weekday")  # Sunday: 0 -> 1
     else:
@@ -68,6 +67,14 @@ def scheduler_cron(expression: str) -> str:
         raise UntranslatableCron(f"the EventBridge Scheduler expression would be {len(text)} characters "
                                  f"(at most {EXPRESSION_MAX}): {text}")
     return text
+
+
+def restricts_either_day(expression: str) -> bool:
+    """Whether a neutral cron fires on "this day of the month OR this day of the week" (both day
+    fields restricted, neither to every day): Vixie cron's rule, which Scheduler cannot say."""
+    cron = parse_cron(expression)
+    every_day, every_weekday = len(cron.days) == 31, len(cron.weekdays) == 7
+    return cron.days_restricted and cron.weekdays_restricted and not (every_day or every_weekday)
 
 
 def _field(values: set[int] | frozenset[int], field: str) -> str:

@@ -1,7 +1,7 @@
 """SageMaker training as pure data: images, channels, the training request, names, IAM grants.
 
 No SDK here: the training stage renders these into the pipeline template
-(templates/aws/pipeline.json.j2) and the one-off TrainingJob, `backend.check` validates
+(templates/aws/pipeline.json.j2) and the one-off TrainingJob, training.check validates
 images and measures the grants, and the tests read them.
 
 Images. SageMaker training pulls only from a private ECR repository in the job's region
@@ -12,7 +12,7 @@ rewritten silently:
   from its repository (when it belongs to another account, that repository's policy must
   also let this stack's training role pull: AWS Deep Learning Containers already do);
 - any other image (ghcr.io, Docker Hub, public.ecr.aws) is pulled from the stack's
-  repository with the same tag or digest; `backend.check` warns with the push target;
+  repository with the same tag or digest; training.check warns with the push target;
 - a private ECR image in another region is an error: SageMaker cannot pull across regions.
 
 Names. Every training job of a model starts with its job prefix (naming.job_prefix): the
@@ -213,6 +213,8 @@ class JobValues:
     hyperparameters: tuple[tuple[str, str], ...]
     environment: tuple[tuple[str, str], ...]
     tags: tuple[tuple[str, str], ...]
+    # In a private network: (subnets, security groups) of the job's VpcConfig.
+    vpc: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def spot(self) -> bool:
@@ -250,6 +252,9 @@ def training_request(v: JobValues) -> dict[str, Any]:
     if v.spot:
         stopping["MaxWaitTimeInSeconds"] = v.max_wait
         request["CheckpointConfig"] = {"S3Uri": v.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+    if v.vpc is not None:
+        subnets, groups = v.vpc
+        request["VpcConfig"] = {"SecurityGroupIds": list(groups), "Subnets": list(subnets)}
     return request
 
 
@@ -275,6 +280,7 @@ def pipeline_definition(job: JobValues, registration: Registration | None) -> di
         "hyperparameters": dict(job.hyperparameters),
         "environment": dict(job.environment),
         "tags": [list(t) for t in job.tags],
+        "vpc": None if job.vpc is None else {"subnets": list(job.vpc[0]), "security_groups": list(job.vpc[1])},
     }
     register = None
     if registration is not None:
