@@ -11,7 +11,7 @@ an identity and a stack.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable
 
 from mlops_infra.layout import group_of
@@ -27,16 +27,47 @@ class ReaderGroup:
     name: str
     models: tuple[str, ...]
     reads: dict[str, list[str]]  # bucket -> prefixes, [""] for the whole bucket
+    writes: dict[str, list[str]] = field(default_factory=dict)  # data buckets it writes: batch output, prepared data
 
 
 def model_refs(model: "Model") -> list["DataRef"]:
-    """Every data location one model reads (training inputs, drift baseline, new-data trigger)."""
+    """Every data location one model's jobs read: training inputs, drift, attribution and bias
+    baselines, ground truth, the new-data trigger, batch inputs and data-preparation inputs."""
     refs = list(model.training.input_refs) if model.training else []
-    if model.monitoring and model.monitoring.drift:
-        refs.append(model.monitoring.drift.baseline_ref)
+    monitoring = model.monitoring
+    if monitoring and monitoring.drift:
+        refs.append(monitoring.drift.baseline_ref)
+    if monitoring and monitoring.explainability:
+        refs.append(monitoring.explainability.baseline)
+    if monitoring and monitoring.bias:
+        refs.append(monitoring.bias.baseline)
+    if monitoring and monitoring.model_quality:
+        refs.append(monitoring.model_quality.ground_truth)
     if model.retraining and model.retraining.new_data_ref:
         refs.append(model.retraining.new_data_ref)
+    if model.batch:
+        refs.append(model.batch.input)
+    if model.data_prep:
+        refs += model.data_prep.inputs
     return refs
+
+
+def model_writes(model: "Model") -> list["DataRef"]:
+    """The data locations one model's jobs write besides the artifact bucket: batch predictions
+    and prepared data (the group identity may write there and nowhere else in data buckets)."""
+    writes = [model.batch.output] if model.batch else []
+    if model.data_prep:
+        writes.append(model.data_prep.output)
+    return writes
+
+
+def writes_of(models: Iterable["Model"]) -> dict[str, list[str]]:
+    """Bucket -> the prefixes `models` write, sorted and covering (like reads_of)."""
+    wanted: dict[str, set[str]] = {}
+    for model in models:
+        for ref in model_writes(model):
+            wanted.setdefault(ref.bucket, set()).add(ref.prefix)
+    return {bucket: covering_prefixes(prefixes) for bucket, prefixes in sorted(wanted.items())}
 
 
 def reads_of(models: Iterable["Model"]) -> dict[str, list[str]]:
@@ -64,9 +95,11 @@ def reader_groups(spec: "SpecBase") -> dict[str, ReaderGroup]:
     """
     members: dict[str, list["Model"]] = {}
     for model in spec.models:
-        if model.training is not None or model_refs(model):
+        if model.training is not None or model_refs(model) or model_writes(model):
             members.setdefault(group_of(model), []).append(model)
     return {
-        name: ReaderGroup(name=name, models=tuple(m.name for m in models), reads=reads_of(models))
+        name: ReaderGroup(
+            name=name, models=tuple(m.name for m in models), reads=reads_of(models), writes=writes_of(models)
+        )
         for name, models in sorted(members.items())
     }

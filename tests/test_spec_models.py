@@ -61,8 +61,12 @@ def test_schema_covers_every_section() -> None:
     schema = spec_model().model_json_schema(by_alias=True)
     assert set(schema["properties"]) >= {
         "apiVersion", "project", "environment", "cloud", "clouds", "tags", "storage", "tracking",
-        "models", "monitoring", "governance", "split",
+        "models", "monitoring", "governance", "split", "estimate", "feature_store", "workspaces",
     }
     model = schema["$defs"]["Model"]["properties"]
-    assert set(model) == {"name", "training", "registry", "serving", "monitoring", "retraining", "group"}
+    assert set(model) == {
+        "name", "training", "registry", "serving", "monitoring", "retraining", "group", "batch", "data_prep",
+        "features",
+    }
+    assert {"mode", "serverless", "async", "shadow", "auth"} <= set(schema["$defs"]["Serving"]["properties"])
     assert schema["additionalProperties"] is False

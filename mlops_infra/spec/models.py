@@ -12,6 +12,20 @@ from typing import Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from mlops_infra.spec.common import SIZE_CLASSES, Compute, DataRef, SizeClass, Strict
+from mlops_infra.spec.lifecycle import (
+    AsyncInference,
+    Batch,
+    Bias,
+    DataPrep,
+    Evaluation,
+    Explainability,
+    FeatureStore,
+    ModelQuality,
+    Serverless,
+    Shadow,
+    Workspaces,
+)
 from mlops_infra.tagging import MAX_USER_TAGS, TagKey, TagValue
 from mlops_infra.spec.types import (
     Cron,
@@ -29,64 +43,8 @@ from mlops_infra.spec.types import (
     TrafficPercent,
 )
 
+
 API_VERSION = "mlops-infra/v1"
-
-SIZE_CLASSES: dict[str, dict[str, int]] = {
-    # Neutral size classes: what a workload needs, not what a cloud sells.
-    "cpu-small": {"cpus": 2, "memory_gib": 8, "gpus": 0},
-    "cpu-medium": {"cpus": 4, "memory_gib": 16, "gpus": 0},
-    "cpu-large": {"cpus": 8, "memory_gib": 32, "gpus": 0},
-    "cpu-xlarge": {"cpus": 16, "memory_gib": 64, "gpus": 0},
-    "gpu-small": {"cpus": 4, "memory_gib": 16, "gpus": 1},
-    "gpu-large": {"cpus": 8, "memory_gib": 32, "gpus": 1},
-    "gpu-x4": {"cpus": 48, "memory_gib": 192, "gpus": 4},
-    "gpu-x8": {"cpus": 96, "memory_gib": 768, "gpus": 8},
-}
-SizeClass = Literal[
-    "cpu-small", "cpu-medium", "cpu-large", "cpu-xlarge", "gpu-small", "gpu-large", "gpu-x4", "gpu-x8"
-]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class Compute(Strict):
-    """A size class, or explicit cpus / memory / gpus (not both)."""
-
-    size: Optional[SizeClass] = Field(None, description="neutral size class")
-    cpus: Optional[int] = Field(None, ge=1, le=192, description="minimum vCPUs")
-    memory_gib: Optional[int] = Field(None, ge=1, le=2048, description="minimum memory in GiB")
-    gpus: int = Field(0, ge=0, le=16, description="number of GPUs")
-    instance_count: int = Field(1, ge=1, le=100, description="instances per job (training only)")
-
-    @model_validator(mode="after")
-    def _one_way(self) -> "Compute":
-        explicit = self.cpus is not None or self.memory_gib is not None
-        if self.size and (explicit or self.gpus):
-            raise HintedValueError(
-                "give either size or cpus/memory_gib/gpus, not both", hint="keep size, or remove it and keep the numbers"
-            )
-        if not self.size and not (self.cpus and self.memory_gib):
-            raise HintedValueError(
-                "give a size class or both cpus and memory_gib",
-                hint="size classes: " + ", ".join(SIZE_CLASSES) + "; or {cpus: 8, memory_gib: 32}",
-            )
-        return self
-
-    @property
-    def requirements(self) -> dict[str, int]:
-        if self.size:
-            return dict(SIZE_CLASSES[self.size])
-        return {"cpus": self.cpus or 0, "memory_gib": self.memory_gib or 0, "gpus": self.gpus}
-
-    @property
-    def label(self) -> str:
-        if self.size:
-            return self.size
-        text = f"{self.cpus} cpus / {self.memory_gib} GiB"
-        return text + (f" / {self.gpus} gpus" if self.gpus else "")
-
 
 class Bucket(Strict):
     name: ResourceName = Field(description="logical bucket name; feeds the physical name")
@@ -138,13 +96,6 @@ class Tracking(Strict):
     size: Literal["small", "medium", "large"] = Field("small", description="tracking server size")
 
 
-class DataRef(Strict):
-    bucket: ResourceName = Field(description="a bucket from storage.buckets")
-    prefix: str = Field(
-        "", max_length=512, pattern=r"^([A-Za-z0-9._=-]+/)*$", description="object prefix ending in '/'; empty: all"
-    )
-
-
 class Training(Strict):
     image: Image = Field(description="training container image with an explicit tag or digest")
     compute: Compute = Field(description="size class or explicit requirements")
@@ -163,6 +114,9 @@ class Training(Strict):
         default_factory=list, max_length=20, description="bucket names or {bucket, prefix} the job reads"
     )
     run_on_deploy: bool = Field(False, description="also start one training run when deploying")
+    evaluation: Optional[Evaluation] = Field(
+        None, description="an evaluation gate: register (or approve) a new version only when it passes"
+    )
 
     @model_validator(mode="after")
     def _spot(self) -> "Training":
@@ -246,6 +200,23 @@ class Serving(Strict):
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="replica bounds and target")
     data_capture: Optional[DataCapture] = Field(None, description="request/response capture for monitoring")
     rollout: Rollout = Field(default_factory=Rollout, description="how a new version replaces the old")
+    mode: Literal["realtime", "serverless", "async"] = Field(
+        "realtime", description="realtime instances, serverless invocations, or asynchronous requests"
+    )
+    serverless: Optional[Serverless] = Field(None, description="mode: serverless: memory and concurrency")
+    async_inference: Optional[AsyncInference] = Field(
+        None, alias="async", description="mode: async: where responses go, and concurrency"
+    )
+    shadow: Optional[Shadow] = Field(None, description="a challenger that gets a copy of some traffic")
+    auth: Literal["iam", "key"] = Field("iam", description="how clients authenticate: cloud identity, or a key")
+
+    @model_validator(mode="after")
+    def _mode_options(self) -> "Serving":
+        if self.serverless is not None and self.mode != "serverless":
+            raise HintedValueError("serverless: options apply to mode: serverless only", hint="set mode: serverless")
+        if self.async_inference is not None and self.mode != "async":
+            raise HintedValueError("async: options apply to mode: async only", hint="set mode: async")
+        return self
 
     @model_validator(mode="after")
     def _rollout_capacity(self) -> "Serving":
@@ -273,6 +244,9 @@ class ModelMonitoring(Strict):
     error_rate_percent: Optional[PositivePercent] = Field(None, description="alarm above this share of errors")
     min_invocations_per_hour: Optional[int] = Field(None, ge=1, description="alarm when traffic drops below")
     drift: Optional[Drift] = Field(None, description="data drift against a baseline")
+    explainability: Optional[Explainability] = Field(None, description="feature-attribution drift")
+    bias: Optional[Bias] = Field(None, description="bias metrics on a sensitive feature")
+    model_quality: Optional[ModelQuality] = Field(None, description="quality against ground truth")
 
 
 class Retraining(Strict):
@@ -306,6 +280,11 @@ class Model(Strict):
     serving: Optional[Serving] = Field(None, description="managed online endpoint")
     monitoring: Optional[ModelMonitoring] = Field(None, description="endpoint alarms and drift")
     retraining: Optional[Retraining] = Field(None, description="when to retrain automatically")
+    batch: Optional[Batch] = Field(None, description="scheduled batch scoring")
+    data_prep: Optional[DataPrep] = Field(None, description="a preparation job that writes what training reads")
+    features: list[ResourceName] = Field(
+        default_factory=list, max_length=50, description="feature groups (feature_store.groups) the model reads"
+    )
     group: Optional[ResourceName] = Field(
         None,
         description="models of one group share the identity that trains them and reads their data, and with "
@@ -373,6 +352,8 @@ class SpecBase(Strict):
     governance: Governance = Field(default_factory=Governance, description="keys, identities, audit")
     split: Split = Field(default_factory=Split, description="several Pulumi stacks instead of one")
     estimate: Estimate = Field(default_factory=Estimate, description="usage assumptions of `mlops-infra cost`")
+    feature_store: Optional[FeatureStore] = Field(None, description="feature groups for training and serving")
+    workspaces: Optional[Workspaces] = Field(None, description="managed notebooks in the platform's network")
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlops_infra.spec.models import SpecBase
-from mlops_infra.stages.base import Stage, model_paths
+from mlops_infra.stages.base import Stage, finding, model_paths
 from mlops_infra.stages.refs import check_bucket_ref
 
 
@@ -45,10 +45,23 @@ def _check_inputs(spec: SpecBase) -> list:
     return problems
 
 
+def _check_evaluation(spec: SpecBase) -> list:
+    """The gate decides what is registered: without a registry there is nothing to gate."""
+    return [
+        finding(
+            ("models", i, "training", "evaluation"),
+            "the evaluation gate decides which versions are registered, but this model has no registry",
+            hint="add registry: {approval: automatic} (or manual), or remove the evaluation",
+        )
+        for i, model in enumerate(spec.models)
+        if model.training is not None and model.training.evaluation is not None and model.registry is None
+    ]
+
+
 STAGE = Stage(
     name="training",
     title="Training",
     requires=("governance", "storage", "tracking", "registry"),
     used_at=lambda spec: model_paths(spec, "training"),
-    checks=(_check_inputs,),
+    checks=(_check_inputs, _check_evaluation),
 )

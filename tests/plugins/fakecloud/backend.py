@@ -23,7 +23,10 @@ class FakeCloudBackend(Backend):
         "fakecloud.key": NameStyle(),
         "fakecloud.identity": NameStyle(letter_first=True),
     }
-    unsupported = {stage: ONLY for stage in ("tracking", "training", "registry", "serving", "monitoring", "retraining")}
+    unsupported = {stage: ONLY for stage in (
+        "tracking", "training", "registry", "serving", "monitoring", "retraining",
+        "batch", "data_prep", "features", "workspaces", "explainability",
+    )}
     scale_to_zero = True
     kept_types = frozenset({"fakecloud:index:Key", "fakecloud:index:Bucket"})
     force_delete_inputs = {"fakecloud:index:Bucket": "forceDestroy"}
