@@ -15,7 +15,7 @@ import pytest
 from mlops_infra import api
 from mlops_infra.backends import registry
 from mlops_infra.backends.azure import BACKEND
-from mlops_infra.backends.azure.endpoint_rules import iso_duration, model_source
+from mlops_infra.backends.azure.serving_rules import iso_duration, model_source
 from mlops_infra.backends.azure.naming import alarm_name
 from mlops_infra.backends.azure.traffic import API_VERSION, ArmClient, EndpointTrafficProvider, plan_traffic
 from mlops_infra.diff import diff_plans
@@ -688,7 +688,7 @@ def test_check_rollback_on_alarms_is_reported_where_alarms_exist() -> None:
     )
     assert at(problems) == set()
     assert at(problems, "warning") == {("models", 0, "serving", "rollout", "rollback_on_alarms")}
-    message = next(iter(problems)).message
+    message = next(p.message for p in problems if p.path[-1] == "rollback_on_alarms")
     namer = BACKEND.namer(spec_from(spec_data()), spec_from(spec_data()).settings_for("azure"))
     assert alarm_name(namer, "aa", "latency") in message and alarm_name(namer, "aa", "errors") in message
     assert alarm_name(namer, "aa", "latency") == "churn-dev-aa-latency"

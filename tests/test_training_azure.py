@@ -404,16 +404,16 @@ def test_tracking_uri_is_the_workspace_mlflow_endpoint(dev: dict, run: dict) -> 
 
 
 def test_a_group_identity_gets_only_what_its_jobs_need(run: dict, prod: dict) -> None:
-    from mlops_infra.backends.azure import access_rules
+    from mlops_infra.backends.azure import governance_access
 
     for plan in (run, prod):
         assert [g for g in resources_of(plan, GRANT) if g["stage"] == "training"] == []
         role = by_name(plan, "governance-role-model-data")
         (permissions,) = role["inputs"]["permissions"]
         # images, metrics, the key, and blobs (every blob action it holds is under the condition)
-        assert sorted(permissions["actions"]) == sorted(access_rules.ROLE_ACTIONS)
+        assert sorted(permissions["actions"]) == sorted(governance_access.ROLE_ACTIONS)
         blob_actions = [a for a in permissions["dataActions"] if "/blobs/" in a]
-        assert sorted(blob_actions) == sorted((access_rules.READ, *access_rules.WRITES))
+        assert sorted(blob_actions) == sorted((governance_access.READ, *governance_access.WRITES))
         for grant in (g for g in resources_of(plan, GRANT) if g["dependencies"]["principalId"][0].startswith("governance-identity-data-")):
             condition = grant["inputs"]["condition"]
             assert all(f"ActionMatches{{'{action}'" in condition for action in blob_actions)

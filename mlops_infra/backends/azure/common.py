@@ -1,17 +1,19 @@
 """Shared by the Azure stage modules: role assignments and wiring of names we choose.
 
-Imported only by stage modules (it loads the azure-native SDK).
+Importing it loads no SDK (validate imports the stage modules for their checks); the functions
+that declare resources import pulumi and azure-native when called.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-from pulumi_azure_native import authorization
+if TYPE_CHECKING:
+    import pulumi
+    from pulumi_azure_native import authorization
 
-from mlops_infra.backends.context import StageContext
+    from mlops_infra.backends.context import StageContext
 
 # Built-in role definition GUIDs (the same in every Azure cloud and tenant).
 # Source: learn.microsoft.com/azure/role-based-access-control/built-in-roles (security and storage pages).
@@ -51,6 +53,8 @@ def assignment_name(*parts: str) -> str:
 
 
 def role_definition_id(subscription_id: Any, role: str) -> pulumi.Output[str]:
+    import pulumi
+
     return pulumi.Output.concat(
         "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", ROLES[role]
     )
@@ -75,6 +79,9 @@ def grant(
     stable across runs: "key", "bucket/raw") name the assignment, logically and physically.
     The GUID name is fixed, so a replacement must delete the old assignment first.
     """
+    import pulumi
+    from pulumi_azure_native import authorization
+
     slug = "-".join(role.lower().replace("(", " ").replace(")", " ").split())
     seed = (ctx.namer.scope, ctx.spec.project, ctx.spec.environment, target, ROLES[role], principal)
     options = ctx.opts(delete_before_replace=True)
@@ -104,3 +111,14 @@ def after(echo: pulumi.Output[Any], value: str) -> pulumi.Output[str]:
     still depend on the resource and wait for it during deployment.
     """
     return echo.apply(lambda _: value)
+
+
+def share_waits(ctx: StageContext, value: Any) -> None:
+    """Hand later stages of this stack resources their acting resources wait for (depends_on).
+
+    Same stack only: resources never cross stacks. A split spec's shared stack builds no model
+    resources, which are what waits for these, and its model stacks find them deployed.
+    """
+    if ctx.stack_wide and ctx.part.name:
+        return
+    ctx.share(value)

@@ -14,9 +14,9 @@ Where it is declared, and why:
   account is declared by the storage stage, which runs after governance. A workspace declared
   in governance could not depend on it and would race it on the first deployment.
 - So in storage (always built, right after the account), with the identity, key grant and vault
-  grants it needs coming from governance (governance.py). Later stages find it in
-  `ctx.upstream["storage"].workspace` (storage.AzureStorageOutputs, a StorageOutputs whose
-  neutral exports are unchanged).
+  grants it needs coming from governance (governance.py). Storage shares it with the later
+  stages, which read it with `ctx.upstream.of(WorkspaceRef)` (or `.find`, when a stage may run
+  without a workspace).
 
 What is wired to it:
 - storage account: the stack's own (CMK, no shared keys): system datastores use identities
@@ -37,24 +37,36 @@ What is wired to it:
 The workspace identity gets Azure AI Administrator on each associated resource (the role Azure ML
 gives workspace identities since 11/2024, narrower than the Contributor its docs list for
 user-assigned identities), never on the resource group.
+
+Quotas (validate, through storage.check): every trained model has a compute cluster of its own,
+running as its group's identity: a node can get a token for every identity attached to its
+cluster, so clusters are never shared across groups, and one per model keeps each model's VM size
+and node count its own. Clusters scale to zero, so they cost nothing idle; what they do take is
+Azure ML's total compute limit per region (clusters, compute instances and online deployments
+together), checked here with the endpoint and deployment limits (facts/ml-quotas.json).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import pulumi
-from pulumi_azure_native import (
-    applicationinsights,
-    containerregistry,
-    operationalinsights,
-)
-from pulumi_azure_native import machinelearningservices as ml
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure.common import after, grant
 from mlops_infra.backends.azure.naming import workspace_name as workspace_name_of
-from mlops_infra.backends.context import StageContext
+from mlops_infra.facts import fact
+from mlops_infra.stages.base import finding
+
+if TYPE_CHECKING:
+    import pulumi
+
+    from mlops_infra.backends.azure.governance import AzureGovernance
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.stages.governance import GovernanceOutputs
+    from mlops_infra.spec.problems import Problem
+
+CLOUD = "azure"
+ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
 LOG_RETENTION_DAYS = 90  # Application Insights data is retained free for 90 days
@@ -84,6 +96,8 @@ class WorkspaceRef:
 
 def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name: Any) -> pulumi.Output[str]:
     """The workspace's MLflow tracking URI, built from names (Workspace.mlFlowTrackingUri once deployed)."""
+    import pulumi
+
     return pulumi.Output.concat(
         f"azureml://{location}.{MLFLOW_HOST}/mlflow/v1.0/subscriptions/",
         subscription_id,
@@ -94,21 +108,102 @@ def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name:
     )
 
 
+def uses_workspace(spec: SpecBase) -> bool:
+    """True when the spec uses a stage that lives in the Azure ML workspace."""
+    from mlops_infra.stages import all_stages
+
+    return any(stage.used(spec) for stage in all_stages() if stage.name in ML_STAGES)
+
+
+@dataclass(frozen=True)
+class MlUsage:
+    clusters: int  # one compute cluster per trained model
+    endpoints: int  # one online endpoint per served model
+    deployments: int  # one deployment per served model (two while a canary or a new release rolls out)
+
+    @property
+    def computes(self) -> int:
+        return self.clusters + self.deployments
+
+
+def ml_usage(spec: SpecBase) -> MlUsage:
+    served = sum(1 for m in spec.models if m.serving is not None)
+    return MlUsage(clusters=sum(1 for m in spec.models if m.training is not None), endpoints=served, deployments=served)
+
+
+def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
+    usage = ml_usage(spec)
+    where = f"in {settings.location}"
+    found = []
+    default = fact(CLOUD, "ml-quotas", "computes-per-region")
+    most = fact(CLOUD, "ml-quotas", "computes-per-region-max")
+    computes = (
+        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} training clusters, "
+        f"{usage.deployments} online deployments, more while a release rolls out)"
+    )
+    if usage.computes > most.value:
+        found.append(
+            finding(
+                ("models",),
+                f"{computes}, and Azure allows at most {most.cite()}",
+                hint="spread the models over stacks in several regions or subscriptions",
+                value=usage.computes,
+            )
+        )
+    elif usage.computes > default.value:
+        found.append(
+            finding(
+                ("models",),
+                f"{computes}, above Azure's default total compute limit per region, {default.cite()}",
+                hint=f"request an increase of the Azure Machine Learning total compute limit {where} (up to "
+                f"{most.value}) before deploying",
+                value=usage.computes,
+                severity="warning",
+            )
+        )
+    for key, count, what in (
+        ("endpoints-per-region", usage.endpoints, "online endpoints"),
+        ("deployments-per-region", usage.deployments, "online deployments"),
+    ):
+        limit = fact(CLOUD, "ml-quotas", key)
+        if count > limit.value:
+            found.append(
+                finding(
+                    ("models",),
+                    f"this stack serves from {count} {what} {where}, above Azure's default of {limit.cite()}",
+                    hint="request an exception (quota type Machine Learning Service: Endpoint Limits) before "
+                    "deploying",
+                    value=count,
+                    severity="warning",
+                )
+            )
+    return found
+
+
 def build_workspace(
-    ctx: StageContext, *, account: Any, account_name: pulumi.Input[str], artifacts: Any
+    ctx: StageContext,
+    *,
+    governance: GovernanceOutputs,
+    azure: AzureGovernance,
+    account: Any,
+    account_name: pulumi.Input[str],
+    artifacts: Any,
 ) -> WorkspaceRef:
     """Declare the workspace and its associated resources (called by storage.build).
 
     `account` is the stack's StorageAccount, `artifacts` the artifact BucketRef.
     """
-    governance = ctx.upstream["governance"]
-    extra = governance.extra
+    import pulumi
+    from pulumi_azure_native import applicationinsights, containerregistry, operationalinsights
+    from pulumi_azure_native import machinelearningservices as ml
+
+    assert azure.workspace is not None  # governance makes the identity whenever the spec uses the workspace
     rg = governance.scope
     location = ctx.settings.location
-    subscription_id = extra["subscription_id"]
+    subscription_id = azure.subscription_id
     private = ctx.spec.governance.network == "private"
     tags = ctx.tags()
-    identity = extra["workspace_identity"]
+    identity = azure.workspace.identity
     public = "Disabled" if private else "Enabled"
 
     logs_name = ctx.namer.name("azure.loganalytics.workspace", "ml")
@@ -162,7 +257,7 @@ def build_workspace(
         encryption=containerregistry.EncryptionPropertyArgs(
             status=containerregistry.EncryptionStatus.ENABLED,
             key_vault_properties=containerregistry.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, identity=extra["workspace_identity_client_id"]
+                key_identifier=governance.key_id, identity=azure.workspace.client_id
             ),
         ),
         # Export needs public access; a private registry also refuses to export images.
@@ -204,7 +299,7 @@ def build_workspace(
         kind="Default",
         sku=ml.SkuArgs(name="Basic", tier=ml.SkuTier.BASIC),
         storage_account=account.id,
-        key_vault=extra["vault_id"],
+        key_vault=azure.workspace.vault_id,
         application_insights=insights.id,
         container_registry=registry.id,
         identity=ml.ManagedServiceIdentityArgs(
@@ -215,7 +310,7 @@ def build_workspace(
         encryption=ml.EncryptionPropertyArgs(
             status=ml.EncryptionStatus.ENABLED,
             key_vault_properties=ml.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, key_vault_arm_id=extra["vault_id"]
+                key_identifier=governance.key_id, key_vault_arm_id=azure.workspace.vault_id
             ),
             identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
         ),
