@@ -40,6 +40,7 @@ ROLE = {
     "ai-administrator": "b78c5d69-af96-48a3-bf8d-a8b4d589de94",
     "secrets-officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "crypto-service": "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+    "network-approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",
 }
 # Roles that grant (nearly) everything: Owner, Contributor, User Access Administrator, AzureML Data Scientist.
 BROAD = {
@@ -196,7 +197,7 @@ def test_workspace_is_wired_to_the_stack(dev: dict, run: dict) -> None:
         assert inputs["identity"]["type"] == "UserAssigned"
         assert "governance-identity-workspace" in deps["primaryUserAssignedIdentity"]
         assert inputs["publicNetworkAccess"] == ("Disabled" if private else "Enabled")
-        assert inputs["managedNetwork"]["isolationMode"] == ("AllowInternetOutbound" if private else "Disabled")
+        assert inputs["managedNetwork"]["isolationMode"] == ("AllowOnlyApprovedOutbound" if private else "Disabled")
         insights = one(plan, "azure-native:applicationinsights:Component")
         assert insights["inputs"]["ingestionMode"] == "LogAnalytics"
         assert insights["dependencies"]["workspaceResourceId"] == ["storage-logs"]
@@ -429,6 +430,9 @@ def test_a_group_identity_gets_only_what_its_jobs_need(run: dict, prod: dict) ->
                 (ROLE["ai-administrator"], "storage-registry"),
                 (ROLE["ai-administrator"], "storage-insights"),
             ]
+            # a private stack's managed network connects private endpoints to these three
+            + [(ROLE["network-approver"], s) for s in ("governance-vault", "storage-account", "storage-registry")]
+            * (plan is run)
         )
         assert not {role_guid(g) for g in resources_of(plan, GRANT)} & BROAD
 

@@ -36,6 +36,10 @@ ROLES: dict[str, str] = {
     "AzureML Metrics Writer (preview)": "635dd51f-9968-44d3-b7fb-6d9a6bd613ae",
     # pull images from a container registry
     "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    # approve private endpoint connections to AI dependency resources (read them, approve, no data):
+    # what a workspace running as a user-assigned identity needs for its managed network's private
+    # endpoints (built-in-roles, "AI + machine learning"; how-to-managed-network, read 2026-12-06)
+    "Azure AI Enterprise Network Connection Approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",
 }
 
 # Seeds every role assignment name: assignment names are GUIDs, derived (never random) so that

@@ -23,11 +23,17 @@ identities with their grants, and audit logs.
   (governance.singletons: owned) also exports the subscription's activity log (who changed or
   deleted what, including this stack's resources) to its audit workspace: one diagnostic setting
   per subscription, so one stack owns it.
+- Private networking (governance.network: private): the inbound network of the stack's private
+  endpoints, created or brought (network.py), shared as PrivateNetwork; the vault refuses public
+  network access (trusted Azure services still reach the key) and gets no private endpoint, as
+  only Azure services use it.
 - Azure ML (when the spec uses tracking, training, registry or serving): the identity the
   workspace and its container registry run as ("workspace"), with what it needs on the key
   (wrap/unwrap for the customer-managed key) and on the vault (Azure AI Administrator for the
-  control plane, Key Vault Secrets Officer for the secrets the workspace keeps there). The
-  workspace itself is built by the storage stage (storage_workspace.py explains why).
+  control plane, Key Vault Secrets Officer for the secrets the workspace keeps there, and on a
+  private stack Azure AI Enterprise Network Connection Approver, so the workspace's managed
+  network may connect its private endpoint to the vault). The workspace itself is built by the
+  storage stage (storage_workspace.py explains why).
 
 The identities the storage account and the workspace run as are not protected themselves: a
 default destroy keeps them because the kept account and workspace need them (with their key
@@ -53,8 +59,16 @@ from mlops_infra.access import reader_groups
 from mlops_infra.backends.azure import governance_access
 from mlops_infra.backends.azure.common import VAULT_DNS_SUFFIX, after, assignment_name, grant, share_waits
 from mlops_infra.backends.azure.naming import ACTIVITY_LOG_SETTING_NAME, AUDIT_SETTING_NAME, vault_name as vault_name_of
+from mlops_infra.backends.azure.images import image_problems
 from mlops_infra.backends.azure.naming import workspace_name
-from mlops_infra.backends.azure.storage_workspace import WORKSPACE_IDENTITY, uses_workspace
+from mlops_infra.backends.azure.network import build_network, is_private
+from mlops_infra.backends.azure.network import problems as network_problems
+from mlops_infra.backends.azure.storage_workspace import (
+    NETWORK_APPROVER,
+    NETWORK_APPROVER_WHY,
+    WORKSPACE_IDENTITY,
+    uses_workspace,
+)
 from mlops_infra.facts import fact
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
@@ -118,7 +132,8 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
     from mlops_infra.backends.azure import BACKEND
 
     namer = BACKEND.namer(spec, settings)
-    return governance_access.problems(spec, namer) + _reserved_names(spec, settings, namer)
+    found = governance_access.problems(spec, namer) + _reserved_names(spec, settings, namer)
+    return found + network_problems(spec, settings) + image_problems(spec)
 
 
 def _reserved_names(spec: SpecBase, settings: AzureSettings, namer: Namer) -> list[Problem]:
@@ -290,6 +305,8 @@ def build(ctx: StageContext) -> GovernanceOutputs:
 
     rg_id = after(group.tags, f"/subscriptions/{subscription_id}/resourceGroups/{group_name}")
     groups, group_grants = _groups(ctx, rg, rg_id, subscription_id)
+    if private:
+        ctx.share(build_network(ctx, rg=rg))
 
     ctx.share(
         AzureGovernance(
@@ -322,12 +339,14 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     import pulumi
 
     identity = _identity(ctx, WORKSPACE_IDENTITY, rg)
-    needs = (
+    needs = [
         ("Key Vault Crypto Service Encryption User", key.id, "key",
          "the ML workspace and its registry wrap their data keys with the stack key"),
         ("Azure AI Administrator", vault.id, "vault", "the ML workspace manages its associated key vault"),
         ("Key Vault Secrets Officer", vault.id, "vault", "the ML workspace keeps its connection secrets in the vault"),
-    )
+    ]
+    if is_private(ctx.spec):
+        needs.append((NETWORK_APPROVER, vault.id, "vault", NETWORK_APPROVER_WHY.format(what="key vault")))
     grants = [
         grant(
             ctx,

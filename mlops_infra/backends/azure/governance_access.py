@@ -78,6 +78,7 @@ GROUP_IDENTITY = "data"  # name part of a group's identity: <project>-<env>-data
 # Role assignments a stack makes besides one per group (see role_assignments()).
 KEY_GRANTS = 2  # serving and the storage account's identity on the key
 WORKSPACE_GRANTS = 6  # the workspace identity: key, vault (2), storage account, registry, insights
+NETWORK_GRANTS = 3  # private stacks: the workspace identity approves private endpoints to account, registry, vault
 SERVING_GRANTS = 4  # serving: model reads and capture writes on artifacts, registry pulls, metrics
 RETRAINING_GRANTS = 1  # automation: submit jobs in the workspace
 
@@ -216,7 +217,7 @@ def role_assignments(spec: SpecBase) -> int:
     """The role assignments a stack of `spec` makes (every stack of a split spec together)."""
     count = KEY_GRANTS + len(reader_groups(spec))
     if uses_workspace(spec):
-        count += WORKSPACE_GRANTS
+        count += WORKSPACE_GRANTS + (NETWORK_GRANTS if spec.governance.network == "private" else 0)
     if any(m.serving is not None for m in spec.models):
         count += SERVING_GRANTS
     if any(_evented(m) for m in spec.models):

@@ -54,7 +54,7 @@ from mlops_infra.backends.azure import monitoring_rules as rules
 from mlops_infra.backends.azure.naming import alarm_name, alert_name, workspace_name
 from mlops_infra.backends.azure.schedules import ncrontab
 from mlops_infra.backends.azure.serving import CAPTURE_VERSION, CaptureAssets
-from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
+from mlops_infra.backends.azure.storage_workspace import SparkNetwork, WorkspaceRef
 from mlops_infra.backends.azure.training import asset_name
 from mlops_infra.spec.models import Model
 from mlops_infra.stages.base import finding
@@ -346,6 +346,8 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
     assert drift is not None
     storage = ctx.upstream.of(StorageOutputs)
     identity = ctx.upstream.of(GovernanceOutputs).reader(model)
+    captured = ctx.upstream.of(CaptureAssets).versions[f"{model.name}/model_inputs"]
+    spark = ctx.upstream.find(SparkNetwork)
     baseline = drift.baseline_ref
     bucket = storage.buckets.get(baseline.bucket)
     reference_uri = pulumi.Output.concat(bucket.uri, "/", baseline.prefix) if bucket is not None else ""
@@ -423,7 +425,8 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
             tags=ctx.tags(),
         ),
         # The capture data asset is named, not referenced: wait for serving to declare it.
-        opts=ctx.opts(depends_on=[ctx.upstream.of(CaptureAssets).versions[f"{model.name}/model_inputs"]]),
+        # A private stack's Spark runs in the managed network, provisioned for it (storage_workspace.py).
+        opts=ctx.opts(depends_on=[captured, *(spark.provisioned if spark else [])]),
     )
 
 

@@ -45,11 +45,13 @@ Rollout (blue/green between two deployments):
 - Deployments are retained on delete: EndpointTraffic deletes one once it routes nothing to it,
   so Pulumi never deletes a deployment that still takes traffic.
 
-Network: governance.network private disables public access to the endpoint (scoring only through
-a private endpoint of the workspace, which the stack does not create yet: validate warns);
-outbound traffic then goes through the workspace's managed network, and the deployment's
-egressPublicNetworkAccess flag is left unset, as Azure asks for managed networks. Public stacks
-set it to Enabled explicitly.
+Network: governance.network private disables public access to the endpoint: it is scored only
+through the workspace's private endpoint in the stack's inbound network (network.py), whose
+privatelink.api.azureml.ms records cover every endpoint of the workspace. Outbound traffic goes
+through the workspace's managed network (approved outbound only), the deployment's
+egressPublicNetworkAccess flag is left unset, as Azure asks for managed networks, and it runs
+the copy of its image in the stack's registry (images.py). Public stacks set the flag to Enabled
+explicitly.
 
 Encryption: Azure ML endpoints take no key of their own; the workspace is encrypted with the
 governance key (hbiWorkspace), model and captured data live in the CMK storage account, images
@@ -71,6 +73,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.common import after, grant
 from mlops_infra.backends.azure.governance import AzureGovernance, GovernanceGrants
+from mlops_infra.backends.azure.images import private_image
 from mlops_infra.backends.azure.naming import ALARM_KINDS, alarm_name
 from mlops_infra.backends.azure.serving_rules import (
     HEALTH_PATH,
@@ -156,18 +159,6 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
                 f"with mlops-infra's own {len(MANAGED_KEYS)}, this spec gives them {total_tags}",
                 hint=f"keep at most {MAX_AUTOSCALE_TAGS - len(MANAGED_KEYS)} tags under tags:",
                 value=len(spec.tags),
-            )
-        )
-    if spec.governance.network == "private":
-        problems.append(
-            finding(
-                ("governance", "network"),
-                "with network: private, online endpoints accept scoring requests only through a private "
-                "endpoint of the Azure ML workspace, which this stack does not create yet",
-                hint="add a private endpoint for the workspace in your virtual network (with its private DNS "
-                "zones), or use network: public",
-                value="private",
-                severity="warning",
             )
         )
     return problems
@@ -465,8 +456,8 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_
     key = json.dumps({"model": location, "serving": json.loads(environment_key)}, sort_keys=True)
     properties: dict[str, Any] = {
         "mlops-infra/source": "training output" if not serving.model_uri else "model_uri",
-        SERVING_IMAGE_PROPERTY: serving.image,
-        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model),
+        SERVING_IMAGE_PROPERTY: json.loads(environment_key)["image"],  # what the deployment pulls
+        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model, json.loads(environment_key)["image"]),
     }
     training = ctx.upstream.find(TrainingOutputs)
     if not serving.model_uri and training is not None and model.name in training.output_uris:
@@ -513,27 +504,32 @@ def model_version_number(key: str) -> str:
     return str(int(stable_hash(key, length=8), 16))
 
 
-def serving_environment(model: Model) -> str:
-    """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'."""
-    name, version, _ = _environment_key(model)
+def serving_environment(model: Model, image: str | None = None) -> str:
+    """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'.
+
+    `image` is what the deployment pulls (default: the spec's; a private stack's copy differs).
+    """
+    name, version, _ = _environment_key(model, image)
     return f"azureml:{name}:{version}"
 
 
-def _environment_key(model: Model) -> tuple[str, str, str]:
+def _environment_key(model: Model, image: str | None = None) -> tuple[str, str, str]:
     """(name, version, key) of a model's serving environment: its image and inference routes."""
     serving = model.serving
     assert serving is not None
     routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
-    key = json.dumps({"image": serving.image, "routes": routes}, sort_keys=True)
+    key = json.dumps({"image": image or serving.image, "routes": routes}, sort_keys=True)
     return asset_name(model.name, "serve_env"), stable_hash(key, length=VERSION_LENGTH), key
 
 
 def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
     """The serving image with its inference routes, and the key its version is derived from."""
     from pulumi_azure_native import machinelearningservices as ml
+
     serving = model.serving
     assert serving is not None
-    name, version, key = _environment_key(model)
+    image, copies = private_image(ctx, serving.image, workspace=workspace, what=model.name)
+    name, version, key = _environment_key(model, image)
     container = ml.EnvironmentContainer(
         ctx.logical("environment", model.name),
         name=name,
@@ -552,7 +548,7 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
         properties=ml.EnvironmentVersionPropertiesArgs(
-            image=serving.image,
+            image=image,
             os_type=ml.OperatingSystemType.LINUX,
             auto_rebuild=ml.AutoRebuildSetting.DISABLED,
             inference_config=ml.InferenceContainerPropertiesArgs(
@@ -563,7 +559,8 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
             description=f"mlops-infra: {serving.image}",
             tags=ctx.tags(),
         ),
-        opts=ctx.opts(retain_on_delete=True),
+        # A private stack's copy of the image must be in its registry first.
+        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
     )
     return environment, key
 

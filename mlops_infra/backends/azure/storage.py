@@ -35,6 +35,11 @@ Grants on data (role assignments on containers, never on the account):
   per-model prefixes would isolate nothing; prefix conditions keep the grants the same size
   however many models serve. Online deployments wait for them (StorageGrants).
 
+Network: governance.network private refuses public network access to the account (trusted Azure
+services, such as the key vault check and Event Grid, still pass) and gives it a private endpoint
+for blobs in the stack's inbound network (network.py); Azure ML reaches it through its managed
+network.
+
 Checked here (validate): buckets that ask for no versioning, and the Azure ML quotas the
 workspace's computes and endpoints take (storage_workspace.py).
 """
@@ -48,6 +53,7 @@ from mlops_infra.backends.azure.common import BLOB_DNS_SUFFIX, after, grant, sha
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.governance_access import prefix_condition, read_condition
 from mlops_infra.backends.azure.naming import AUDIT_SETTING_NAME
+from mlops_infra.backends.azure.network import PrivateNetwork, private_endpoint
 from mlops_infra.backends.azure.serving_rules import models_prefix
 from mlops_infra.backends.azure.storage_workspace import build_workspace, quota_problems, uses_workspace
 from mlops_infra.naming import stable_hash
@@ -146,6 +152,9 @@ def build(ctx: StageContext) -> StorageOutputs:
         opts=ctx.opts(protect=True),
     )
     account_ref = after(account.tags, account_name)
+    if private:
+        # Clients reach the buckets through the stack's inbound network (network.py).
+        private_endpoint(ctx, ctx.upstream.of(PrivateNetwork), target="blob", resource_id=account.id, rg=rg)
 
     blob_service = storage.BlobServiceProperties(
         ctx.logical("blob-service"),

@@ -29,9 +29,16 @@ What is wired to it:
 - container registry: Premium, because the spec's governance always asks for a customer-managed
   key (Basic and Standard registries cannot use one) and because only Premium can refuse public
   network access; admin user and anonymous pull off;
-- network: governance.network private turns public access off on the workspace and the
-  registry and puts compute in a managed virtual network that allows outbound internet (training
-  images from public registries such as ghcr.io stay reachable); public leaves both reachable.
+- network: governance.network private turns public access off on the workspace and the registry
+  and gives the workspace a managed virtual network that allows only approved outbound traffic
+  (Azure ML adds the private endpoints to the workspace, storage, vault and registry, and the
+  service tags it needs; images from other registries are copied into the stack's registry:
+  images.py), provisioned with the workspace (online deployments need it in place) and, when a
+  model monitors drift, with serverless Spark (arm_actions.ManagedNetworkProvision). The workspace
+  identity may approve those private endpoints (Azure AI Enterprise Network Connection Approver on
+  the account, registry and vault only). Clients reach the workspace (and every online endpoint's
+  scoring), the blobs and the registry through private endpoints in the stack's inbound network
+  (network.py). Public leaves everything reachable.
 - an identity-based datastore for the artifact container: job outputs are written through it.
 
 The workspace identity gets Azure AI Administrator on each associated resource (the role Azure ML
@@ -69,6 +76,9 @@ CLOUD = "azure"
 ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
+# What lets the workspace's managed network connect its private endpoints (private stacks only).
+NETWORK_APPROVER = "Azure AI Enterprise Network Connection Approver"
+NETWORK_APPROVER_WHY = "the ML workspace's managed network connects its private endpoint to the {what}"
 LOG_RETENTION_DAYS = 90  # Application Insights data is retained free for 90 days
 MLFLOW_HOST = "api.azureml.ms"  # Azure public cloud: <location>.api.azureml.ms serves MLflow
 
@@ -85,6 +95,7 @@ class WorkspaceRef:
     subscription_id: Any
     tracking_uri: Any  # azureml://<location>.api.azureml.ms/mlflow/v1.0/<workspace ARM path>
     registry_id: Any  # the container registry's ARM id
+    registry_name: str  # its name (known while planning): <name>.azurecr.io is its login server
     account_id: Any  # the storage account's ARM id
     artifacts_datastore: Any  # datastore name of the artifact container, once it exists
     # The workspace's Log Analytics workspace and Application Insights component: the monitoring
@@ -285,6 +296,20 @@ def build_workspace(
             (insights.id, "insights", "Application Insights"),
         )
     ]
+    if private:
+        grants += [
+            grant(
+                ctx,
+                role=NETWORK_APPROVER,
+                principal_id=identity.principal,
+                principal=WORKSPACE_IDENTITY,
+                scope=scope,
+                target=target,
+                subscription_id=subscription_id,
+                description=f"mlops-infra: {NETWORK_APPROVER_WHY.format(what=what)}",
+            )
+            for scope, target, what in ((account.id, "account", "storage account"), (registry.id, "registry", "container registry"))
+        ]
     # The workspace waits for the grants that let its identity reach what it is wired to.
     identity_id = pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
 
@@ -319,13 +344,17 @@ def build_workspace(
         public_network_access=public,
         allow_public_access_when_behind_vnet=False,
         managed_network=ml.ManagedNetworkSettingsArgs(
-            isolation_mode=ml.IsolationMode.ALLOW_INTERNET_OUTBOUND if private else ml.IsolationMode.DISABLED
+            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
         ),
+        # Online deployments need the managed network in place: provisioned with the workspace.
+        provision_network_now=True if private else None,
         v1_legacy_mode=False,
         tags=tags,
         opts=ctx.opts(protect=True),
     )
     workspace_name = after(workspace.tags, name)
+    if private:
+        _private_access(ctx, rg=rg, workspace=workspace, registry=registry)
 
     datastore_name = ctx.namer.name("azure.ml.datastore", "artifacts")
     datastore = ml.Datastore(
@@ -358,9 +387,44 @@ def build_workspace(
         subscription_id=subscription_id,
         tracking_uri=tracking_uri(location, subscription_id, rg, workspace_name),
         registry_id=registry.id,
+        registry_name=registry_name,
         account_id=account.id,
         artifacts_datastore=after(datastore.name, datastore_name),
         logs_id=logs.id,
         logs_name=logs_name,
         insights_id=insights.id,
     )
+
+
+@dataclass(frozen=True)
+class SparkNetwork:
+    """The managed network provisioned with serverless Spark: drift monitors wait for it (same stack only)."""
+
+    provisioned: list[Any]
+
+
+def drifts(spec: SpecBase) -> bool:
+    """Whether a model monitors drift (Azure ML model monitors run on serverless Spark)."""
+    return any(m.monitoring is not None and m.monitoring.drift is not None for m in spec.models)
+
+
+def _private_access(ctx: StageContext, *, rg: Any, workspace: Any, registry: Any) -> None:
+    """A private workspace's private endpoints for clients, and its managed network with Spark."""
+    import pulumi
+
+    from mlops_infra.backends.azure.arm_actions import ManagedNetworkProvision
+    from mlops_infra.backends.azure.common import share_waits
+    from mlops_infra.backends.azure.network import PrivateNetwork, private_endpoint
+
+    network = ctx.upstream.of(PrivateNetwork)
+    private_endpoint(ctx, network, target="workspace", resource_id=workspace.id, rg=rg)
+    private_endpoint(ctx, network, target="registry", resource_id=registry.id, rg=rg)
+    if drifts(ctx.spec):
+        provisioned = ManagedNetworkProvision(
+            ctx.logical("managed-network"),
+            workspace_id=workspace.id,
+            include_spark=True,
+            # A dynamic resource has no cloud provider of its own: parent only.
+            opts=pulumi.ResourceOptions(parent=ctx.parent),
+        )
+        share_waits(ctx, SparkNetwork(provisioned=[provisioned]))

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.governance import GovernanceGrants
+from mlops_infra.backends.azure.images import private_image
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
@@ -98,6 +99,7 @@ class TrainingJob:
     timeout_seconds: int
     instance_count: int
     process_count_per_instance: int | None  # set for distributed (PyTorch) runs
+    image: str  # what the nodes pull: the spec's image, or a private stack's copy of it
 
 
 @dataclass(frozen=True)
@@ -215,8 +217,7 @@ def build(ctx: StageContext) -> TrainingOutputs:
         jobs[model.name] = _model(ctx, model, workspace, governance.reader(model), storage)
         pipelines[model.name] = jobs[model.name].component_id
         output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
-        assert model.training is not None  # filtered above
-        images[model.name] = model.training.image
+        images[model.name] = jobs[model.name].image
     ctx.share(TrainingJobs(jobs=jobs))
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
@@ -273,7 +274,9 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         ),
         opts=ctx.opts(),
     )
-    environment_version = stable_hash(training.image, "Linux", length=VERSION_LENGTH)
+    # A private stack runs the copy of the image in its own registry (images.py).
+    image, copies = private_image(ctx, training.image, workspace=workspace, what=model.name)
+    environment_version = stable_hash(image, "Linux", length=VERSION_LENGTH)
     environment = ml.EnvironmentVersion(
         ctx.logical("envversion", model.name),
         name=environment_container.name.apply(lambda _: environment_name),
@@ -281,13 +284,13 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         resource_group_name=rg,
         workspace_name=workspace.name,
         properties=ml.EnvironmentVersionPropertiesArgs(
-            image=training.image,
+            image=image,
             os_type=ml.OperatingSystemType.LINUX,
             auto_rebuild=ml.AutoRebuildSetting.DISABLED,
             description=f"mlops-infra: {training.image}",
             tags=tags,
         ),
-        opts=ctx.opts(retain_on_delete=True),
+        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
     )
 
     values = component_values(model, environment=f"azureml:{environment_name}:{environment_version}", vm_size=vm_size)
@@ -316,7 +319,7 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         opts=ctx.opts(retain_on_delete=True),
     )
 
-    job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component)
+    job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component, image)
     if training.run_on_deploy:
         _job(ctx, job, workspace, spec, compute_name, vm_size)
     return job
@@ -332,6 +335,7 @@ def _bindings(
     compute: Any,
     environment: Any,
     component: Any,
+    image: str,
 ) -> TrainingJob:
     """Bind the model's definition to its data, artifact prefixes, cluster and identity."""
     import pulumi
@@ -367,6 +371,7 @@ def _bindings(
         timeout_seconds=training.max_runtime,
         instance_count=training.compute.instance_count,
         process_count_per_instance=distribution["process_count_per_instance"] if distribution else None,
+        image=image,
     )
 
 
