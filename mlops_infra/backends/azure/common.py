@@ -126,3 +126,38 @@ def share_waits(ctx: StageContext, value: Any) -> None:
     if ctx.stack_wide and ctx.part.name:
         return
     ctx.share(value)
+
+
+def grants_for(
+    ctx: StageContext,
+    *,
+    principal_id: Any,
+    principal: str,
+    subscription_id: Any,
+    needs: list[tuple[str, Any, str, str]],
+) -> list[authorization.RoleAssignment]:
+    """One built-in role assignment per (role, scope, target, why) in `needs`, for one identity."""
+    return [
+        grant(
+            ctx,
+            role=role,
+            principal_id=principal_id,
+            principal=principal,
+            scope=scope,
+            target=target,
+            subscription_id=subscription_id,
+            description=f"mlops-infra: {why}",
+        )
+        for role, scope, target, why in needs
+    ]
+
+
+def once_granted(identity_id: Any, grants: list[Any]) -> pulumi.Output[Any]:
+    """`identity_id` once every one of `grants` exists.
+
+    Azure checks an identity's access when a resource that runs as it is created (a key when a
+    storage account or workspace is created): such resources take this id, and so wait.
+    """
+    import pulumi
+
+    return pulumi.Output.all(identity_id, *(g.principal_type for g in grants)).apply(lambda values: values[0])

@@ -57,7 +57,15 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.access import reader_groups
 from mlops_infra.backends.azure import governance_access
-from mlops_infra.backends.azure.common import VAULT_DNS_SUFFIX, after, assignment_name, grant, share_waits
+from mlops_infra.backends.azure.common import (
+    VAULT_DNS_SUFFIX,
+    after,
+    assignment_name,
+    grant,
+    grants_for,
+    once_granted,
+    share_waits,
+)
 from mlops_infra.backends.azure.naming import ACTIVITY_LOG_SETTING_NAME, AUDIT_SETTING_NAME, vault_name as vault_name_of
 from mlops_infra.backends.azure.images import image_problems
 from mlops_infra.backends.azure.naming import workspace_name
@@ -316,7 +324,7 @@ def build(ctx: StageContext) -> GovernanceOutputs:
             vault_uri=after(key.tags, vault_uri),
             storage_identity=Identity(
                 role=STORAGE_IDENTITY,
-                id=pulumi.Output.all(cmk_identity.id, cmk_grant.principal_type).apply(lambda values: values[0]),
+                id=once_granted(cmk_identity.id, [cmk_grant]),
                 principal=cmk_identity.principal_id,
             ),
             audit_workspace_id=workspace_id,
@@ -347,23 +355,13 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     ]
     if is_private(ctx.spec):
         needs.append((NETWORK_APPROVER, vault.id, "vault", NETWORK_APPROVER_WHY.format(what="key vault")))
-    grants = [
-        grant(
-            ctx,
-            role=role,
-            principal_id=identity.principal_id,
-            principal=WORKSPACE_IDENTITY,
-            scope=scope,
-            target=target,
-            subscription_id=subscription_id,
-            description=f"mlops-infra: {why}",
-        )
-        for role, scope, target, why in needs
-    ]
+    grants = grants_for(
+        ctx, principal_id=identity.principal_id, principal=WORKSPACE_IDENTITY, subscription_id=subscription_id, needs=needs
+    )
     return WorkspaceIdentity(
         identity=Identity(
             role=WORKSPACE_IDENTITY,
-            id=pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0]),
+            id=once_granted(identity.id, grants),
             principal=identity.principal_id,
         ),
         client_id=identity.client_id,

@@ -235,7 +235,13 @@ def _created_network(ctx: StageContext, *, rg: Any, space: str) -> PrivateNetwor
     from pulumi_azure_native import network, privatedns
 
     location, tags = ctx.settings.location, ctx.tags()
-    rule = network.SecurityRuleArgs
+
+    def deny(direction: str) -> network.SecurityRuleArgs:
+        return network.SecurityRuleArgs(
+            name=f"deny-{direction.lower()}", priority=4096, direction=direction, access="Deny", protocol="*",
+            source_address_prefix="*", source_port_range="*", destination_address_prefix="*", destination_port_range="*",
+        )
+
     security_group = network.NetworkSecurityGroup(
         ctx.logical("network", "security-group"),
         network_security_group_name=ctx.namer.name("azure.network.security_group", SUBNET),
@@ -245,21 +251,13 @@ def _created_network(ctx: StageContext, *, rg: Any, space: str) -> PrivateNetwor
             # Clients in the network, or in networks peered or connected to it (the VirtualNetwork
             # tag), reach the endpoints over HTTPS; nothing else comes in, and the endpoints
             # start no connection out.
-            rule(
+            network.SecurityRuleArgs(
                 name="allow-https-from-network", priority=100, direction="Inbound", access="Allow", protocol="Tcp",
                 source_address_prefix="VirtualNetwork", source_port_range="*",
                 destination_address_prefix=space, destination_port_range=HTTPS,
             ),
-            rule(
-                name="deny-other-inbound", priority=4096, direction="Inbound", access="Deny", protocol="*",
-                source_address_prefix="*", source_port_range="*", destination_address_prefix="*",
-                destination_port_range="*",
-            ),
-            rule(
-                name="deny-outbound", priority=4096, direction="Outbound", access="Deny", protocol="*",
-                source_address_prefix="*", source_port_range="*", destination_address_prefix="*",
-                destination_port_range="*",
-            ),
+            deny("Inbound"),
+            deny("Outbound"),
         ],
         tags=tags,
         opts=ctx.opts(),

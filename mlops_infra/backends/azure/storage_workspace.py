@@ -58,7 +58,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_infra.backends.azure.common import after, grant
+from mlops_infra.backends.azure.common import after, grants_for, once_granted
 from mlops_infra.backends.azure.naming import workspace_name as workspace_name_of
 from mlops_infra.facts import fact
 from mlops_infra.stages.base import finding
@@ -279,39 +279,18 @@ def build_workspace(
         opts=ctx.opts(protect=True),
     )
 
-    grants = [
-        grant(
-            ctx,
-            role="Azure AI Administrator",
-            principal_id=identity.principal,
-            principal=WORKSPACE_IDENTITY,
-            scope=scope,
-            target=target,
-            subscription_id=subscription_id,
-            description=f"mlops-infra: the ML workspace manages its associated {what}",
-        )
-        for scope, target, what in (
-            (account.id, "account", "storage account"),
-            (registry.id, "registry", "container registry"),
-            (insights.id, "insights", "Application Insights"),
-        )
+    associated = ((account.id, "account", "storage account"), (registry.id, "registry", "container registry"))
+    needs = [
+        ("Azure AI Administrator", scope, target, f"the ML workspace manages its associated {what}")
+        for scope, target, what in (*associated, (insights.id, "insights", "Application Insights"))
     ]
     if private:
-        grants += [
-            grant(
-                ctx,
-                role=NETWORK_APPROVER,
-                principal_id=identity.principal,
-                principal=WORKSPACE_IDENTITY,
-                scope=scope,
-                target=target,
-                subscription_id=subscription_id,
-                description=f"mlops-infra: {NETWORK_APPROVER_WHY.format(what=what)}",
-            )
-            for scope, target, what in ((account.id, "account", "storage account"), (registry.id, "registry", "container registry"))
-        ]
+        needs += [(NETWORK_APPROVER, scope, target, NETWORK_APPROVER_WHY.format(what=what)) for scope, target, what in associated]
+    grants = grants_for(
+        ctx, principal_id=identity.principal, principal=WORKSPACE_IDENTITY, subscription_id=subscription_id, needs=needs
+    )
     # The workspace waits for the grants that let its identity reach what it is wired to.
-    identity_id = pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
+    identity_id = once_granted(identity.id, grants)
 
     name = workspace_name_of(ctx.namer, ctx.settings)
     workspace = ml.Workspace(
