@@ -44,6 +44,7 @@ ROLE = {
     "ai-administrator": "b78c5d69-af96-48a3-bf8d-a8b4d589de94",  # Azure AI Administrator
     "metrics-writer": "635dd51f-9968-44d3-b7fb-6d9a6bd613ae",  # AzureML Metrics Writer (preview)
     "acr-pull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",  # AcrPull
+    "network-approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",  # Azure AI Enterprise Network Connection Approver
 }
 # what each role may be granted on (one resource type each), by the resource type of its scope
 GRANTABLE = {
@@ -60,6 +61,12 @@ GRANTABLE = {
     },
     ROLE["metrics-writer"]: {"azure-native:machinelearningservices:Workspace"},
     ROLE["acr-pull"]: {"azure-native:containerregistry:Registry"},
+    # private stacks: the workspace's managed network connects private endpoints to these three
+    ROLE["network-approver"]: {
+        "azure-native:keyvault:Vault",
+        "azure-native:storage:StorageAccount",
+        "azure-native:containerregistry:Registry",
+    },
 }
 STAGES = {"governance", "storage", "tracking", "training", "registry", "serving", "monitoring", "retraining"}
 # Dynamic resources (serving's endpoint traffic) run in Pulumi's own Python provider, not azure-native.

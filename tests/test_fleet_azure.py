@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mlops_infra.access import reader_groups
-from mlops_infra.backends.azure import BACKEND, access_rules
+from mlops_infra.backends.azure import BACKEND, governance_access
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.facts import fact
 from mlops_infra.plan import plan_document
@@ -69,20 +69,20 @@ def test_a_fleet_of_1000_models_validates_inside_azure_rbac_limits() -> None:
     # warnings: Azure ML's raisable quotas and reserved names, never an IAM limit
     assert {w.path for w in checked.warnings if "role assignment" in w.message or "condition" in w.message} == set()
     spec = checked.spec
-    accesses = access_rules.groups_access(spec, BACKEND.namer(spec, spec.settings_for("azure")))
+    accesses = governance_access.groups_access(spec, BACKEND.namer(spec, spec.settings_for("azure")))
     assert len(accesses) == 1000  # one identity per model (each model is its own group)
     lengths = {len(a.condition) for a in accesses}
     # flat: every model's condition is as long as any other's (names of equal length), far below the limit
     assert len(lengths) == 1 and max(lengths) < CONDITION_LIMIT / 2
-    count = access_rules.role_assignments(spec)
-    assert count == 999 + access_rules.role_assignments(spec_from(azure_fleet(1)))  # one more per model
+    count = governance_access.role_assignments(spec)
+    assert count == 999 + governance_access.role_assignments(spec_from(azure_fleet(1)))  # one more per model
     assert count * 3 <= ASSIGNMENT_LIMIT  # dev, staging and prod of it fit one subscription
 
 
 def test_every_identitys_grants_in_a_planned_fleet_are_inside_the_limits(fleet: dict[str, Any]) -> None:
     spec = spec_from(azure_fleet(PLANNED))
     grants = resources_of(fleet, GRANT)
-    assert len(grants) == access_rules.role_assignments(spec) <= ASSIGNMENT_LIMIT
+    assert len(grants) == governance_access.role_assignments(spec) <= ASSIGNMENT_LIMIT
     # Azure refuses a second assignment of one role to one principal on one scope
     keys = [
         (g["dependencies"]["principalId"][0], g["inputs"]["roleDefinitionId"], str(g["dependencies"]["scope"]))
@@ -93,7 +93,7 @@ def test_every_identitys_grants_in_a_planned_fleet_are_inside_the_limits(fleet: 
     by_group = group_grants(fleet)
     assert len(by_group) == PLANNED and all(len(g) == 1 for g in by_group.values())
     namer = BACKEND.namer(spec, spec.settings_for("azure"))
-    measured = {a.group: a.condition for a in access_rules.groups_access(spec, namer)}
+    measured = {a.group: a.condition for a in governance_access.groups_access(spec, namer)}
     for principal, (grant,) in by_group.items():
         model = principal.removeprefix("governance-identity-data-")
         condition = grant["inputs"]["condition"]

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from mlops_infra.backends.azure import BACKEND
-from mlops_infra.backends.azure import monitor_rules as rules
+from mlops_infra.backends.azure import monitoring_rules as rules
 from mlops_infra.backends.azure.naming import alarm_name, alert_name
 from mlops_infra.backends.azure.retraining import (
     JOB_SUBMITTER_ACTIONS,

@@ -15,7 +15,7 @@ import pytest
 from mlops_infra import api
 from mlops_infra.backends import registry
 from mlops_infra.backends.azure import BACKEND
-from mlops_infra.backends.azure.endpoint_rules import iso_duration, model_source
+from mlops_infra.backends.azure.serving_rules import iso_duration, model_source
 from mlops_infra.backends.azure.naming import alarm_name
 from mlops_infra.backends.azure.traffic import API_VERSION, ArmClient, EndpointTrafficProvider, plan_traffic
 from mlops_infra.diff import diff_plans
@@ -217,7 +217,8 @@ def test_explicit_model_uri_in_the_artifact_bucket_uses_the_datastore(serve: dic
     assert props["properties"] == {
         "mlops-infra/source": "model_uri",
         # the registered version records what serves it: the serving image, never the training one
-        "mlops-infra/serving-image": "ghcr.io/acme/ltv-serve:0.9.2",
+        # (on this private stack, its copy in the stack's registry)
+        "mlops-infra/serving-image": f"{registry_name(serve)}.azurecr.io/ghcr.io/acme/ltv-serve:0.9.2",
         "mlops-infra/serving-environment": f"azureml:ltv_serve_env:{by_name(serve, 'serving-envversion-ltv')['inputs']['version']}",
     }
     # no registry block: a model container of its own
@@ -291,6 +292,10 @@ def test_serving_grants_are_least_privilege_and_per_stack(serve: dict, serve_add
     assert names(serve) == names(serve_added)
 
 
+def registry_name(plan: dict) -> str:
+    return by_name(plan, "storage-registry")["inputs"]["registryName"]
+
+
 def test_deployments_use_catalog_sizes_overrides_and_the_container_contract(serve: dict, prod: dict) -> None:
     expected = {
         "churn": "Standard_F8s_v2",  # the override, in the catalog's spelling
@@ -311,7 +316,9 @@ def test_deployments_use_catalog_sizes_overrides_and_the_container_contract(serv
             config = env["inputs"]["properties"]["inferenceConfig"]
             assert config["scoringRoute"] == {"path": "/invocations", "port": 8080}
             assert config["livenessRoute"] == config["readinessRoute"] == {"path": "/ping", "port": 8080}
-            assert env["inputs"]["properties"]["image"].startswith("ghcr.io/acme/")
+            # a private stack (serve) runs its copy of the image in the stack's registry (images.py)
+            prefix = "ghcr.io/acme/" if plan is prod else f"{registry_name(plan)}.azurecr.io/ghcr.io/acme/"
+            assert env["inputs"]["properties"]["image"].startswith(prefix)
     assert by_name(serve, "serving-deployment-churn")["inputs"]["properties"]["environmentVariables"] == {"WORKERS": "2"}
     assert by_name(serve, "serving-deployment-churn")["inputs"]["properties"]["requestSettings"][
         "maxConcurrentRequestsPerInstance"
@@ -388,7 +395,11 @@ def test_a_new_image_is_a_new_deployment_on_the_same_endpoint(serve: dict, serve
         "serving-deployment-churn",  # a new deployment, by name (blue/green)
         "serving-autoscale-churn",  # follows the new deployment
         "serving-traffic-churn",  # routes to it
+        "serving-image-churn",  # a private stack copies the new image into its registry
     }
+    assert by_name(serve_new_image, "serving-image-churn")["inputs"]["source_image"] != by_name(
+        serve, "serving-image-churn"
+    )["inputs"]["source_image"]
     old, new = (by_name(p, "serving-deployment-churn")["inputs"]["deploymentName"] for p in (serve, serve_new_image))
     assert old != new and "inputs.deploymentName" in updated["serving-deployment-churn"]
     assert updated["serving-traffic-churn"] == ["inputs.deployment"]
@@ -685,7 +696,7 @@ def test_check_rollback_on_alarms_is_reported_where_alarms_exist() -> None:
     )
     assert at(problems) == set()
     assert at(problems, "warning") == {("models", 0, "serving", "rollout", "rollback_on_alarms")}
-    message = next(iter(problems)).message
+    message = next(p.message for p in problems if p.path[-1] == "rollback_on_alarms")
     namer = BACKEND.namer(spec_from(spec_data()), spec_from(spec_data()).settings_for("azure"))
     assert alarm_name(namer, "aa", "latency") in message and alarm_name(namer, "aa", "errors") in message
     assert alarm_name(namer, "aa", "latency") == "churn-dev-aa-latency"
@@ -694,7 +705,7 @@ def test_check_rollback_on_alarms_is_reported_where_alarms_exist() -> None:
         alarm_name(namer, "aa", "drift")
 
 
-def test_check_cooldowns_model_uris_tags_and_network() -> None:
+def test_check_cooldowns_model_uris_and_tags() -> None:
     problems = check(
         models=[
             served_model("fast", autoscaling={"max_replicas": 2, "scale_in_cooldown": 30, "scale_out_cooldown": "1m"}),
@@ -710,8 +721,7 @@ def test_check_cooldowns_model_uris_tags_and_network() -> None:
         ("models", 0, "serving", "autoscaling", "scale_in_cooldown"),
         ("models", 2, "serving", "model_uri"),
         ("models", 3, "serving", "model_uri"),  # another account (another subscription in this spec: other hash)
-        ("governance", "network"),
-    }
+    }  # network: private is real behaviour now (tests/test_network_azure.py): no warning
     tags = next(p for p in problems if p.path == ("tags",))
     assert "15 tags" in tags.message and "16" in tags.message
 

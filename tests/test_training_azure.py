@@ -40,6 +40,7 @@ ROLE = {
     "ai-administrator": "b78c5d69-af96-48a3-bf8d-a8b4d589de94",
     "secrets-officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
     "crypto-service": "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+    "network-approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",
 }
 # Roles that grant (nearly) everything: Owner, Contributor, User Access Administrator, AzureML Data Scientist.
 BROAD = {
@@ -196,7 +197,7 @@ def test_workspace_is_wired_to_the_stack(dev: dict, run: dict) -> None:
         assert inputs["identity"]["type"] == "UserAssigned"
         assert "governance-identity-workspace" in deps["primaryUserAssignedIdentity"]
         assert inputs["publicNetworkAccess"] == ("Disabled" if private else "Enabled")
-        assert inputs["managedNetwork"]["isolationMode"] == ("AllowInternetOutbound" if private else "Disabled")
+        assert inputs["managedNetwork"]["isolationMode"] == ("AllowOnlyApprovedOutbound" if private else "Disabled")
         insights = one(plan, "azure-native:applicationinsights:Component")
         assert insights["inputs"]["ingestionMode"] == "LogAnalytics"
         assert insights["dependencies"]["workspaceResourceId"] == ["storage-logs"]
@@ -404,16 +405,16 @@ def test_tracking_uri_is_the_workspace_mlflow_endpoint(dev: dict, run: dict) -> 
 
 
 def test_a_group_identity_gets_only_what_its_jobs_need(run: dict, prod: dict) -> None:
-    from mlops_infra.backends.azure import access_rules
+    from mlops_infra.backends.azure import governance_access
 
     for plan in (run, prod):
         assert [g for g in resources_of(plan, GRANT) if g["stage"] == "training"] == []
         role = by_name(plan, "governance-role-model-data")
         (permissions,) = role["inputs"]["permissions"]
         # images, metrics, the key, and blobs (every blob action it holds is under the condition)
-        assert sorted(permissions["actions"]) == sorted(access_rules.ROLE_ACTIONS)
+        assert sorted(permissions["actions"]) == sorted(governance_access.ROLE_ACTIONS)
         blob_actions = [a for a in permissions["dataActions"] if "/blobs/" in a]
-        assert sorted(blob_actions) == sorted((access_rules.READ, *access_rules.WRITES))
+        assert sorted(blob_actions) == sorted((governance_access.READ, *governance_access.WRITES))
         for grant in (g for g in resources_of(plan, GRANT) if g["dependencies"]["principalId"][0].startswith("governance-identity-data-")):
             condition = grant["inputs"]["condition"]
             assert all(f"ActionMatches{{'{action}'" in condition for action in blob_actions)
@@ -429,6 +430,9 @@ def test_a_group_identity_gets_only_what_its_jobs_need(run: dict, prod: dict) ->
                 (ROLE["ai-administrator"], "storage-registry"),
                 (ROLE["ai-administrator"], "storage-insights"),
             ]
+            # a private stack's managed network connects private endpoints to these three
+            + [(ROLE["network-approver"], s) for s in ("governance-vault", "storage-account", "storage-registry")]
+            * (plan is run)
         )
         assert not {role_guid(g) for g in resources_of(plan, GRANT)} & BROAD
 

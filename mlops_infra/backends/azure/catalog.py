@@ -1,4 +1,4 @@
-"""Neutral compute -> Azure VM sizes, per purpose (pure data + two small functions).
+"""Neutral compute -> Azure VM sizes, per purpose (pure data, small functions, the overrides' checks).
 
 Purposes: "training" (Azure ML compute clusters, AmlCompute), "processing"
 (data processing and monitoring jobs, on the same AmlCompute clusters) and
@@ -17,6 +17,8 @@ from typing import Any
 
 from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.spec.models import Compute
+from mlops_infra.spec.problems import Problem
+from mlops_infra.stages.base import finding
 
 CLOUD = "Azure"
 PURPOSES = ("training", "serving", "processing")
@@ -252,4 +254,57 @@ def unmet(value: str, compute: Compute, purpose: str) -> list[str]:
     needs = compute.requirements
     return [
         f"{key} {facts[key]:g} < {needs[key]}" for key in ("cpus", "memory_gib", "gpus") if facts[key] < needs[key]
+    ]
+
+
+# (model part, catalog purpose, clouds.azure.overrides.models.<model> field)
+OVERRIDABLE = (
+    ("training", "training", "training_vm_size"),
+    ("serving", "serving", "serving_instance_type"),
+)
+OVERRIDE_FIELD = {purpose: field for _, purpose, field in OVERRIDABLE}
+
+
+def override_problems(spec: Any, settings: Any) -> list[Problem]:
+    """Overrides Azure would refuse, that have no effect, or that fall short of the neutral compute."""
+    problems: list[Problem] = []
+    models = {m.name: m for m in spec.models}
+    base = ("clouds", "azure", "overrides", "models")
+    for name, override in sorted(settings.overrides.models.items()):
+        model = models.get(name)
+        if model is None:
+            continue  # reported by checks.unknown_override_models
+        for part, purpose, field in OVERRIDABLE:
+            value = getattr(override, field)
+            if value is not None:
+                problems += _override_problems(spec, model, part, purpose, value, (*base, name, field))
+    return problems
+
+
+def _override_problems(spec: Any, model: Any, part: str, purpose: str, value: str, path: tuple) -> list[Problem]:
+    message = check_override(value, purpose)
+    if message:
+        hint = f"see {SERVICE[purpose]} sizes in mlops_infra/backends/azure/catalog.py"
+        return [finding(path, message, hint=hint, value=value)]
+    block = getattr(model, part)
+    if block is None:
+        return [
+            finding(
+                path,
+                f"has no effect: model {model.name!r} has no {part} block",
+                hint=f"remove the override or add models[{spec.models.index(model)}].{part}",
+                severity="warning",
+            )
+        ]
+    short = unmet(value, block.compute, purpose)
+    if not short:
+        return []
+    return [
+        finding(
+            path,
+            f"{value} falls short of the model's {part} compute ({block.compute.label}): " + ", ".join(short),
+            hint="pick a larger size or lower the requirement",
+            value=value,
+            severity="warning",
+        )
     ]

@@ -1,17 +1,19 @@
 """Shared by the Azure stage modules: role assignments and wiring of names we choose.
 
-Imported only by stage modules (it loads the azure-native SDK).
+Importing it loads no SDK (validate imports the stage modules for their checks); the functions
+that declare resources import pulumi and azure-native when called.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-from pulumi_azure_native import authorization
+if TYPE_CHECKING:
+    import pulumi
+    from pulumi_azure_native import authorization
 
-from mlops_infra.backends.context import StageContext
+    from mlops_infra.backends.context import StageContext
 
 # Built-in role definition GUIDs (the same in every Azure cloud and tenant).
 # Source: learn.microsoft.com/azure/role-based-access-control/built-in-roles (security and storage pages).
@@ -34,6 +36,10 @@ ROLES: dict[str, str] = {
     "AzureML Metrics Writer (preview)": "635dd51f-9968-44d3-b7fb-6d9a6bd613ae",
     # pull images from a container registry
     "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    # approve private endpoint connections to AI dependency resources (read them, approve, no data):
+    # what a workspace running as a user-assigned identity needs for its managed network's private
+    # endpoints (built-in-roles, "AI + machine learning"; how-to-managed-network, read 2026-12-06)
+    "Azure AI Enterprise Network Connection Approver": "b556d68e-0be0-4f35-a333-ad7ee1ce17ea",
 }
 
 # Seeds every role assignment name: assignment names are GUIDs, derived (never random) so that
@@ -51,6 +57,8 @@ def assignment_name(*parts: str) -> str:
 
 
 def role_definition_id(subscription_id: Any, role: str) -> pulumi.Output[str]:
+    import pulumi
+
     return pulumi.Output.concat(
         "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", ROLES[role]
     )
@@ -75,6 +83,9 @@ def grant(
     stable across runs: "key", "bucket/raw") name the assignment, logically and physically.
     The GUID name is fixed, so a replacement must delete the old assignment first.
     """
+    import pulumi
+    from pulumi_azure_native import authorization
+
     slug = "-".join(role.lower().replace("(", " ").replace(")", " ").split())
     seed = (ctx.namer.scope, ctx.spec.project, ctx.spec.environment, target, ROLES[role], principal)
     options = ctx.opts(delete_before_replace=True)
@@ -104,3 +115,49 @@ def after(echo: pulumi.Output[Any], value: str) -> pulumi.Output[str]:
     still depend on the resource and wait for it during deployment.
     """
     return echo.apply(lambda _: value)
+
+
+def share_waits(ctx: StageContext, value: Any) -> None:
+    """Hand later stages of this stack resources their acting resources wait for (depends_on).
+
+    Same stack only: resources never cross stacks. A split spec's shared stack builds no model
+    resources, which are what waits for these, and its model stacks find them deployed.
+    """
+    if ctx.stack_wide and ctx.part.name:
+        return
+    ctx.share(value)
+
+
+def grants_for(
+    ctx: StageContext,
+    *,
+    principal_id: Any,
+    principal: str,
+    subscription_id: Any,
+    needs: list[tuple[str, Any, str, str]],
+) -> list[authorization.RoleAssignment]:
+    """One built-in role assignment per (role, scope, target, why) in `needs`, for one identity."""
+    return [
+        grant(
+            ctx,
+            role=role,
+            principal_id=principal_id,
+            principal=principal,
+            scope=scope,
+            target=target,
+            subscription_id=subscription_id,
+            description=f"mlops-infra: {why}",
+        )
+        for role, scope, target, why in needs
+    ]
+
+
+def once_granted(identity_id: Any, grants: list[Any]) -> pulumi.Output[Any]:
+    """`identity_id` once every one of `grants` exists.
+
+    Azure checks an identity's access when a resource that runs as it is created (a key when a
+    storage account or workspace is created): such resources take this id, and so wait.
+    """
+    import pulumi
+
+    return pulumi.Output.all(identity_id, *(g.principal_type for g in grants)).apply(lambda values: values[0])

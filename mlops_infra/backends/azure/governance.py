@@ -4,7 +4,7 @@ identities with their grants, and audit logs.
 - One resource group holds the stack (protected: deleting it deletes everything in it).
 - The vault uses Azure RBAC (no access policies), soft delete and purge protection (both
   irreversible, and required for the storage account's customer-managed key; a deleted vault's
-  name stays reserved for the retention period: backend.check warns, clouds.azure.generation
+  name stays reserved for the retention period: check() warns, clouds.azure.generation
   is the way out).
 - The key is RSA 3072, rotated by Key Vault every key_rotation_days; new versions expire
   KEY_EXPIRY_GRACE_DAYS after that, so a version is never used past its rotation for long.
@@ -15,7 +15,7 @@ identities with their grants, and audit logs.
 - Model groups (mlops_infra/access.py): each group's identity trains its models, runs their drift
   monitors and reads their data, through exactly one role assignment: the stack's custom "model
   data" role on the resource group, with a condition naming the group's containers and prefixes
-  (access_rules.py says why one, and what the role holds). The role is defined once per stack,
+  (governance_access.py says why one, and what the role holds). The role is defined once per stack,
   assignable only to the stack's resource group.
 - Audit logs: the vault's AuditEvent log goes to a Log Analytics workspace; storage sends its
   blob logs to the same workspace (storage.py). Both diagnostic settings are kept by a default
@@ -23,11 +23,17 @@ identities with their grants, and audit logs.
   (governance.singletons: owned) also exports the subscription's activity log (who changed or
   deleted what, including this stack's resources) to its audit workspace: one diagnostic setting
   per subscription, so one stack owns it.
+- Private networking (governance.network: private): the inbound network of the stack's private
+  endpoints, created or brought (network.py), shared as PrivateNetwork; the vault refuses public
+  network access (trusted Azure services still reach the key) and gets no private endpoint, as
+  only Azure services use it.
 - Azure ML (when the spec uses tracking, training, registry or serving): the identity the
   workspace and its container registry run as ("workspace"), with what it needs on the key
   (wrap/unwrap for the customer-managed key) and on the vault (Azure AI Administrator for the
-  control plane, Key Vault Secrets Officer for the secrets the workspace keeps there). The
-  workspace itself is built by the storage stage (workspace.py explains why).
+  control plane, Key Vault Secrets Officer for the secrets the workspace keeps there, and on a
+  private stack Azure AI Enterprise Network Connection Approver, so the workspace's managed
+  network may connect its private endpoint to the vault). The workspace itself is built by the
+  storage stage (storage_workspace.py explains why).
 
 The identities the storage account and the workspace run as are not protected themselves: a
 default destroy keeps them because the kept account and workspace need them (with their key
@@ -35,23 +41,55 @@ grants), and --delete-data deletes them with the rest.
 
 Values only the cloud knows (the tenant) come from clouds.azure or, when absent, from the
 getClientConfig invoke; the subscription is clouds.azure.subscription_id (required).
+
+Handed on: GovernanceOutputs (neutral), AzureGovernance (what the later Azure stages need of
+the key, the vault and the identities; it crosses to a split spec's model stacks) and
+GovernanceGrants (grants that later stages' resources wait for; same stack only).
+
+Checked here (validate): the data access conditions and role assignments of the model groups
+(governance_access.py), and the names Azure keeps after `destroy --delete-data`.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import pulumi
-from pulumi_azure_native import authorization, keyvault, managedidentity, monitor, operationalinsights, resources
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.access import reader_groups
-from mlops_infra.backends.azure import access_rules
-from mlops_infra.backends.azure.common import VAULT_DNS_SUFFIX, after, assignment_name, grant
-from mlops_infra.backends.azure.ml_rules import uses_workspace
+from mlops_infra.backends.azure import governance_access
+from mlops_infra.backends.azure.common import (
+    VAULT_DNS_SUFFIX,
+    after,
+    assignment_name,
+    grant,
+    grants_for,
+    once_granted,
+    share_waits,
+)
 from mlops_infra.backends.azure.naming import ACTIVITY_LOG_SETTING_NAME, AUDIT_SETTING_NAME, vault_name as vault_name_of
-from mlops_infra.backends.azure.workspace import WORKSPACE_IDENTITY
-from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.azure.images import image_problems
+from mlops_infra.backends.azure.naming import workspace_name
+from mlops_infra.backends.azure.network import build_network, is_private
+from mlops_infra.backends.azure.network import problems as network_problems
+from mlops_infra.backends.azure.storage_workspace import (
+    NETWORK_APPROVER,
+    NETWORK_APPROVER_WHY,
+    WORKSPACE_IDENTITY,
+    uses_workspace,
+)
+from mlops_infra.facts import fact
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import IDENTITIES, GovernanceOutputs, Identity
+
+if TYPE_CHECKING:
+    import pulumi
+    from pulumi_azure_native import managedidentity
+
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.naming import Namer
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 KEY_SIZE = 3072
 KEY_EXPIRY_GRACE_DAYS = 30  # Key Vault wants expiry at least 7 days after the rotation time
@@ -64,7 +102,76 @@ STACK_IDENTITIES = tuple(role for role in IDENTITIES if role != "training")
 ACTIVITY_LOG_CATEGORIES = ("Administrative", "Security", "Policy")
 
 
+@dataclass(frozen=True)
+class WorkspaceIdentity:
+    """The identity the Azure ML workspace and its registry run as (when the spec uses one)."""
+
+    # Handed out once every grant exists: Azure checks the key and the vault when the registry
+    # and the workspace are created.
+    identity: Identity
+    client_id: Any  # Container Registry names the identity that reaches its key by client id
+    vault_id: Any
+
+
+@dataclass(frozen=True)
+class AzureGovernance:
+    """What the later Azure stages need from governance besides GovernanceOutputs (values only)."""
+
+    location: str
+    subscription_id: str
+    key_name: Any
+    vault_uri: Any
+    # Its id is handed out only once the identity holds its key grant: Azure checks the key when
+    # the storage account is created, so the account must wait for the grant.
+    storage_identity: Identity
+    audit_workspace_id: Any = None  # with governance.audit_logs
+    workspace: WorkspaceIdentity | None = None  # when the spec uses the Azure ML workspace
+
+
+@dataclass(frozen=True)
+class GovernanceGrants:
+    """Grants that later stages' acting resources wait for (depends_on); same stack only."""
+
+    serving: list[Any]  # the serving identity's key grant: online deployments wait for it
+    groups: dict[str, Any]  # model group -> its one role assignment: the group's one-off job waits for it
+
+
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    namer = BACKEND.namer(spec, settings)
+    found = governance_access.problems(spec, namer) + _reserved_names(spec, settings, namer)
+    return found + network_problems(spec, settings) + image_problems(spec)
+
+
+def _reserved_names(spec: SpecBase, settings: AzureSettings, namer: Namer) -> list[Problem]:
+    """Names Azure keeps after `destroy --delete-data`: said before the first deploy."""
+    vault = fact("azure", "reserved-names", "key-vault-retention-days")
+    held = [
+        f"key vault {vault_name_of(namer, settings)} for {vault.value} days (purge protection, which the storage "
+        "account's customer-managed key requires)"
+    ]
+    sources = [vault.source]
+    if uses_workspace(spec):
+        workspace = fact("azure", "reserved-names", "ml-workspace-soft-delete-days")
+        held.append(f"Azure ML workspace {workspace_name(namer, settings)} for {workspace.value} days (soft delete)")
+        sources.append(workspace.source)
+    return [
+        finding(
+            ("clouds", "azure"),
+            f"after `destroy --delete-data`, Azure keeps the names of the {' and '.join(held)}; deploying this "
+            f"stack again before then fails (sources: {', '.join(sources)})",
+            hint=f"to deploy again sooner, set clouds.azure.generation: {settings.generation + 1}, which gives "
+            "those new names",
+            severity="warning",
+        )
+    ]
+
+
 def build(ctx: StageContext) -> GovernanceOutputs:
+    import pulumi
+    from pulumi_azure_native import keyvault, monitor, operationalinsights, resources
+
     settings = ctx.settings
     governance = ctx.spec.governance
     location = settings.location
@@ -154,8 +261,6 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         subscription_id=subscription_id,
         description="mlops-infra: serving encrypts and decrypts with the stack key",
     )
-    # What online deployments wait for (serving.py): grants of the serving identity.
-    ctx.handoff.setdefault(("grants", "serving"), []).append(key_grant)
 
     # Not protected: the kept storage account needs it, so a default destroy keeps it anyway.
     cmk_identity = _identity(ctx, STORAGE_IDENTITY, rg)
@@ -170,7 +275,7 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         description="mlops-infra: the storage account wraps its account key with the stack key",
     )
 
-    ml_extra = _workspace_identity(ctx, rg, key, vault, subscription_id) if uses_workspace(ctx.spec) else {}
+    workspace_identity = _workspace_identity(ctx, rg, key, vault, subscription_id) if uses_workspace(ctx.spec) else None
 
     workspace_id = None
     if governance.audit_logs:
@@ -207,33 +312,31 @@ def build(ctx: StageContext) -> GovernanceOutputs:
             )
 
     rg_id = after(group.tags, f"/subscriptions/{subscription_id}/resourceGroups/{group_name}")
-    groups = _groups(ctx, rg, rg_id, subscription_id)
+    groups, group_grants = _groups(ctx, rg, rg_id, subscription_id)
+    if private:
+        ctx.share(build_network(ctx, rg=rg))
 
-    return GovernanceOutputs(
-        key_id=key_uri,
-        identities=identities,
-        groups=groups,
-        scope=rg,
-        extra={
-            "location": location,
-            "subscription_id": subscription_id,
-            "key_name": after(key.tags, key_name),
-            "vault_uri": after(key.tags, vault_uri),
-            # Its id is handed out only once the identity holds its key grant: Azure checks the
-            # key when the storage account is created, so the account must wait for the grant.
-            "storage_identity": Identity(
+    ctx.share(
+        AzureGovernance(
+            location=location,
+            subscription_id=subscription_id,
+            key_name=after(key.tags, key_name),
+            vault_uri=after(key.tags, vault_uri),
+            storage_identity=Identity(
                 role=STORAGE_IDENTITY,
-                id=pulumi.Output.all(cmk_identity.id, cmk_grant.principal_type).apply(lambda values: values[0]),
+                id=once_granted(cmk_identity.id, [cmk_grant]),
                 principal=cmk_identity.principal_id,
             ),
-            "audit_workspace_id": workspace_id,
-            **ml_extra,
-        },
+            audit_workspace_id=workspace_id,
+            workspace=workspace_identity,
+        )
     )
+    share_waits(ctx, GovernanceGrants(serving=[key_grant], groups=group_grants))
+    return GovernanceOutputs(key_id=key_uri, identities=identities, groups=groups, scope=rg)
 
 
-def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscription_id: Any) -> dict[str, Any]:
-    """The Azure ML workspace's identity and its grants on the key and the vault (extra entries).
+def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscription_id: Any) -> WorkspaceIdentity:
+    """The Azure ML workspace's identity and its grants on the key and the vault.
 
     A user-assigned identity, not the workspace's system identity: the customer-managed key is
     checked when the workspace is created, so the identity must exist and hold its key grant
@@ -241,41 +344,34 @@ def _workspace_identity(ctx: StageContext, rg: Any, key: Any, vault: Any, subscr
     an identity; we grant the narrower Azure AI Administrator, the role Azure ML itself gives
     workspace identities, on the vault only, and only the secrets part of the data plane.
     """
+    import pulumi
+
     identity = _identity(ctx, WORKSPACE_IDENTITY, rg)
-    needs = (
+    needs = [
         ("Key Vault Crypto Service Encryption User", key.id, "key",
          "the ML workspace and its registry wrap their data keys with the stack key"),
         ("Azure AI Administrator", vault.id, "vault", "the ML workspace manages its associated key vault"),
         ("Key Vault Secrets Officer", vault.id, "vault", "the ML workspace keeps its connection secrets in the vault"),
-    )
-    grants = [
-        grant(
-            ctx,
-            role=role,
-            principal_id=identity.principal_id,
-            principal=WORKSPACE_IDENTITY,
-            scope=scope,
-            target=target,
-            subscription_id=subscription_id,
-            description=f"mlops-infra: {why}",
-        )
-        for role, scope, target, why in needs
     ]
-    return {
-        # Handed out once every grant exists: Azure checks the key and the vault when the registry
-        # and the workspace are created.
-        "workspace_identity": Identity(
+    if is_private(ctx.spec):
+        needs.append((NETWORK_APPROVER, vault.id, "vault", NETWORK_APPROVER_WHY.format(what="key vault")))
+    grants = grants_for(
+        ctx, principal_id=identity.principal_id, principal=WORKSPACE_IDENTITY, subscription_id=subscription_id, needs=needs
+    )
+    return WorkspaceIdentity(
+        identity=Identity(
             role=WORKSPACE_IDENTITY,
-            id=pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0]),
+            id=once_granted(identity.id, grants),
             principal=identity.principal_id,
         ),
-        # Container Registry names the identity that reaches its key by client id.
-        "workspace_identity_client_id": identity.client_id,
-        "vault_id": vault.id,
-    }
+        client_id=identity.client_id,
+        vault_id=vault.id,
+    )
 
 
 def _identity(ctx: StageContext, role: str, rg: Any, *parts: str) -> managedidentity.UserAssignedIdentity:
+    from pulumi_azure_native import managedidentity
+
     return managedidentity.UserAssignedIdentity(
         ctx.logical("identity", role, *parts),
         resource_name_=ctx.namer.name("azure.managed_identity", role, *parts),
@@ -286,19 +382,27 @@ def _identity(ctx: StageContext, role: str, rg: Any, *parts: str) -> managediden
     )
 
 
-def _groups(ctx: StageContext, rg: Any, rg_id: Any, subscription_id: str) -> dict[str, Identity]:
-    """One identity per model group, each with its one role assignment (access_rules.py)."""
-    accesses = access_rules.groups_access(ctx.spec, ctx.namer)
+def _groups(
+    ctx: StageContext, rg: Any, rg_id: Any, subscription_id: str
+) -> tuple[dict[str, Identity], dict[str, Any]]:
+    """One identity per model group, each with its one role assignment (governance_access.py).
+
+    Returns the identities and the assignments, by group.
+    """
+    from pulumi_azure_native import authorization
+
+    accesses = governance_access.groups_access(ctx.spec, ctx.namer)
     if not accesses:
-        return {}
+        return {}, {}
     role_id = _model_data_role(ctx, rg_id, subscription_id)
     members = reader_groups(ctx.spec)
     groups: dict[str, Identity] = {}
+    assignments: dict[str, Any] = {}
     for access in accesses:
-        identity = _identity(ctx, access_rules.GROUP_IDENTITY, rg, access.group)
+        identity = _identity(ctx, governance_access.GROUP_IDENTITY, rg, access.group)
         models = ", ".join(members[access.group].models)
         assignment = authorization.RoleAssignment(
-            ctx.logical("grant", access_rules.GROUP_IDENTITY, access.group),
+            ctx.logical("grant", governance_access.GROUP_IDENTITY, access.group),
             role_assignment_name=assignment_name(ctx.namer.scope, ctx.spec.project, ctx.spec.environment, "group", access.group),
             principal_id=identity.principal_id,
             principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
@@ -310,15 +414,18 @@ def _groups(ctx: StageContext, rg: Any, rg_id: Any, subscription_id: str) -> dic
             opts=ctx.opts(delete_before_replace=True),
         )
         # The group's training job waits for it (training.py); model stacks find it deployed.
-        ctx.handoff[("group-grant", access.group)] = assignment
+        assignments[access.group] = assignment
         groups[access.group] = Identity(
-            role=f"{access_rules.GROUP_IDENTITY}-{access.group}", id=identity.id, principal=identity.principal_id
+            role=f"{governance_access.GROUP_IDENTITY}-{access.group}", id=identity.id, principal=identity.principal_id
         )
-    return groups
+    return groups, assignments
 
 
 def _model_data_role(ctx: StageContext, rg_id: Any, subscription_id: str) -> pulumi.Output[str]:
     """The stack's custom role for its model groups, assignable to its resource group only."""
+    import pulumi
+    from pulumi_azure_native import authorization
+
     spec = ctx.spec
     guid = assignment_name(ctx.namer.scope, spec.project, spec.environment, "role-definition", "model-data")
     role = authorization.RoleDefinition(
@@ -334,7 +441,7 @@ def _model_data_role(ctx: StageContext, rg_id: Any, subscription_id: str) -> pul
         assignable_scopes=[rg_id],
         permissions=[
             authorization.PermissionArgs(
-                actions=list(access_rules.ROLE_ACTIONS), data_actions=list(access_rules.ROLE_DATA_ACTIONS)
+                actions=list(governance_access.ROLE_ACTIONS), data_actions=list(governance_access.ROLE_DATA_ACTIONS)
             )
         ],
         opts=ctx.opts(),
@@ -347,6 +454,9 @@ def _model_data_role(ctx: StageContext, rg_id: Any, subscription_id: str) -> pul
 
 def _client_config(ctx: StageContext) -> tuple[Any, str]:
     """(tenant id, subscription id): the tenant from clouds.azure, else from the credentials in use."""
+    import pulumi
+    from pulumi_azure_native import authorization
+
     settings = ctx.settings
     if settings.tenant_id:
         return settings.tenant_id, settings.subscription_id

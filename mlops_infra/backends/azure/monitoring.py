@@ -33,8 +33,11 @@
   target and to a drift alert on the action group for models with on_drift.
 
 Grants: none. The alerts read platform metrics and logs; the monitors run as the model's group
-identity, whose one role assignment (governance, access_rules.py) lets it read the model's drift
-baseline and captured requests.
+identity, whose one role assignment (governance, governance_access.py) lets it read the model's
+drift baseline and captured requests.
+
+Checked here (validate): the drift baseline must be an MLTable, and drift reaches the webhook only
+through retraining's on_drift alert (model monitors notify by email only: a gap).
 
 Split specs: the action group and the workbook are stack-wide (the shared stack; model stacks
 read the action group's id from it); alerts, traffic log settings and drift monitors are per
@@ -45,22 +48,31 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-from pulumi_azure_native import applicationinsights, monitor
-from pulumi_azure_native import machinelearningservices as ml
-
-from mlops_infra.backends.azure import monitor_rules as rules
+from mlops_infra.backends.azure import monitoring_rules as rules
 from mlops_infra.backends.azure.naming import alarm_name, alert_name, workspace_name
 from mlops_infra.backends.azure.schedules import ncrontab
-from mlops_infra.backends.azure.serving import CAPTURE_VERSION
+from mlops_infra.backends.azure.serving import CAPTURE_VERSION, CaptureAssets
+from mlops_infra.backends.azure.storage_workspace import SparkNetwork, WorkspaceRef
 from mlops_infra.backends.azure.training import asset_name
-from mlops_infra.backends.context import StageContext
 from mlops_infra.spec.models import Model
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.schedule import DRIFT_SCHEDULES
+from mlops_infra.stages.serving import ServingOutputs
+from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.templating import render_json
+
+if TYPE_CHECKING:
+    from pulumi_azure_native import applicationinsights, monitor
+    from pulumi_azure_native import machinelearningservices as ml
+
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 # Seeds the workbook's resource name (workbook names are GUIDs): derived, never random.
 _WORKBOOK_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "mlops-infra:azure:workbook")
@@ -70,10 +82,52 @@ LOG_ANALYTICS_TYPE = "Microsoft.OperationalInsights/workspaces"
 GREATER_THAN = "GreaterThan"
 
 
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    """What an Azure ML drift monitor needs that only the user can provide, and where it stops."""
+    from mlops_infra.backends.azure import BACKEND
+
+    drifting = [
+        (i, model, model.monitoring.drift)
+        for i, model in enumerate(spec.models)
+        if model.monitoring is not None and model.monitoring.drift is not None
+    ]
+    problems = [
+        finding(
+            ("models", i, "monitoring", "drift", "baseline"),
+            "Azure ML model monitors read the drift baseline as an MLTable: "
+            + _where(drift.baseline_ref)
+            + " must hold an MLTable file describing the baseline's data files, with the columns of the "
+            "endpoint's captured inputs",
+            hint="write one with the mltable Python package (mltable.from_delimited_files(...).save(...)) "
+            "next to the baseline files",
+            severity="warning",
+        )
+        for i, _, drift in drifting
+    ]
+    if not spec.monitoring.notify.webhook:
+        return problems
+    return problems + [
+        BACKEND.gap(
+            "models[].monitoring.drift to notify.webhook",
+            ("models", i, "monitoring", "drift"),
+            hint=f"set models[{i}].retraining.on_drift: true, or watch the monitor in Azure ML studio",
+        )
+        for i, model, _ in drifting
+        if not (model.retraining is not None and model.retraining.on_drift)
+    ]
+
+
+def _where(ref: Any) -> str:
+    """'bucket 'raw'' or 'churn/baseline/ in bucket 'features''."""
+    return f"{ref.prefix} in bucket {ref.bucket!r}" if ref.prefix else f"bucket {ref.bucket!r}"
+
+
 def build(ctx: StageContext) -> MonitoringOutputs:
+    import pulumi
+
     spec = ctx.spec
-    workspace = ctx.upstream["storage"].workspace
-    serving = ctx.upstream.get("serving")
+    workspace = ctx.upstream.find(WorkspaceRef)
+    serving = ctx.upstream.find(ServingOutputs)
     endpoints: dict[str, Any] = dict(serving.endpoints) if serving is not None else {}  # this part's models
     # Stack-wide, used by every model's alerts (and retraining's drift alerts): a model stack
     # reads its id from the shared stack.
@@ -97,12 +151,14 @@ def build(ctx: StageContext) -> MonitoringOutputs:
 
 
 def _action_group(ctx: StageContext) -> monitor.ActionGroup:
+    from pulumi_azure_native import monitor
+
     notify = ctx.spec.monitoring.notify
     emails = sorted(set(notify.emails))
     return monitor.ActionGroup(
         ctx.logical("channel"),
         action_group_name=ctx.namer.name("azure.monitor.action_group", "alerts"),
-        resource_group_name=ctx.upstream["governance"].scope,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
         location=rules.GLOBAL,
         group_short_name=rules.short_name(ctx.spec.project, ctx.spec.environment),
         enabled=True,
@@ -143,10 +199,12 @@ def metric_alert(
     window: str = rules.WINDOW,
 ) -> monitor.MetricAlert:
     """A static-threshold metric alert on one resource, notifying `group` (retraining uses it too)."""
+    from pulumi_azure_native import monitor
+
     return monitor.MetricAlert(
         logical,
         rule_name=name,
-        resource_group_name=ctx.upstream["governance"].scope,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
         location=rules.GLOBAL,
         description=description,
         severity=severity,
@@ -170,6 +228,8 @@ def metric_alert(
 def _endpoint_alarms(
     ctx: StageContext, model: Model, workspace: Any, endpoint: Any, endpoint_id: Any, group: Any
 ) -> list[Any]:
+    from pulumi_azure_native import monitor
+
     mon = model.monitoring
     assert mon is not None
     found: list[Any] = []
@@ -229,6 +289,9 @@ def _endpoint_alarms(
 def _errors_alarm(
     ctx: StageContext, model: Model, workspace: Any, endpoint: Any, endpoint_id: Any, group: Any
 ) -> monitor.ScheduledQueryRule:
+    import pulumi
+    from pulumi_azure_native import monitor
+
     mon = model.monitoring
     assert mon is not None and mon.error_rate_percent is not None  # called for models with an error rate only
     traffic_logs = monitor.DiagnosticSetting(
@@ -242,7 +305,7 @@ def _errors_alarm(
     return monitor.ScheduledQueryRule(
         ctx.logical("logalarm", "errors", model.name),
         rule_name=alarm_name(ctx.namer, model.name, "errors"),
-        resource_group_name=ctx.upstream["governance"].scope,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
         location=ctx.settings.location,
         kind=monitor.Kind.LOG_ALERT,
         description=f"mlops-infra: server errors above {mon.error_rate_percent} % of {model.name}'s requests",
@@ -275,11 +338,16 @@ def _errors_alarm(
 
 
 def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedule:
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     assert model.monitoring is not None
     drift = model.monitoring.drift
     assert drift is not None
-    storage = ctx.upstream["storage"]
-    identity = ctx.upstream["governance"].reader(model)
+    storage = ctx.upstream.of(StorageOutputs)
+    identity = ctx.upstream.of(GovernanceOutputs).reader(model)
+    captured = ctx.upstream.of(CaptureAssets).versions[f"{model.name}/model_inputs"]
+    spark = ctx.upstream.find(SparkNetwork)
     baseline = drift.baseline_ref
     bucket = storage.buckets.get(baseline.bucket)
     reference_uri = pulumi.Output.concat(bucket.uri, "/", baseline.prefix) if bucket is not None else ""
@@ -357,7 +425,8 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
             tags=ctx.tags(),
         ),
         # The capture data asset is named, not referenced: wait for serving to declare it.
-        opts=ctx.opts(depends_on=[ctx.handoff[("capture-asset", f"{model.name}/model_inputs")]]),
+        # A private stack's Spark runs in the managed network, provisioned for it (storage_workspace.py).
+        opts=ctx.opts(depends_on=[captured, *(spark.provisioned if spark else [])]),
     )
 
 
@@ -368,6 +437,8 @@ def workbook_name(ctx: StageContext) -> str:
 
 
 def _workbook(ctx: StageContext, workspace: Any) -> applicationinsights.Workbook:
+    from pulumi_azure_native import applicationinsights
+
     spec = ctx.spec
     title = f"{spec.project} {spec.environment}: models"
     values = rules.workbook_values(

@@ -58,6 +58,13 @@ STYLES = {
     "azure.monitor.action_group": NameStyle(),
     "azure.eventgrid.subscription": NameStyle(),
     "azure.logic.workflow": NameStyle(),
+    # governance.network: private (network.py): the network, its subnet and security group, the
+    # private endpoints and the DNS zone links; private DNS zone names are fixed by Azure.
+    "azure.network.virtual_network": NameStyle(),
+    "azure.network.subnet": NameStyle(),
+    "azure.network.security_group": NameStyle(),
+    "azure.network.private_endpoint": NameStyle(),
+    "azure.network.dns_link": NameStyle(),
 }
 
 # Diagnostic settings are named per resource they watch (the rules table has no entry for them):

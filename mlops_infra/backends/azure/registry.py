@@ -12,23 +12,39 @@ keeps it.
 Approval: Azure ML has no approval gate on model versions (SageMaker's model package status has
 no counterpart), so the spec's mode is recorded on the container, as the tag and property
 "approval" (manual / automatic), for whatever promotes a version to serving to honour;
-backend.check warns that `approval: manual` is not enforced by Azure.
+validate warns that `approval: manual` is not enforced by Azure (a gap).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pulumi_azure_native import machinelearningservices as ml
-
-from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.stages.registry import RegistryOutputs
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 APPROVAL_KEY = "approval"
 
 
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    return [
+        BACKEND.gap("models[].registry.approval.manual", ("models", i, "registry", "approval"), value="manual")
+        for i, model in enumerate(spec.models)
+        if model.registry is not None and model.registry.approval == "manual"
+    ]
+
+
 def build(ctx: StageContext) -> RegistryOutputs:
-    workspace = ctx.upstream["storage"].workspace
+    from pulumi_azure_native import machinelearningservices as ml
+
+    workspace = ctx.upstream.of(WorkspaceRef)
     registries: dict[str, Any] = {}
     for model in sorted((m for m in ctx.models() if m.registry is not None), key=lambda m: m.name):
         assert model.registry is not None  # filtered above

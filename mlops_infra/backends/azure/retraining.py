@@ -1,11 +1,11 @@
 """Azure retraining: schedules and event triggers that start a model's training job.
 
 Every trigger of a model starts the same job: its command component (training.py) bound to its
-data, artifact prefixes, cluster and its group's identity (AzureTrainingOutputs.jobs).
+data, artifact prefixes, cluster and its group's identity (training.TrainingJobs).
 
 - schedule: an Azure ML schedule with a cron trigger and a CreateJob action holding that command
   job. The neutral cron becomes an NCronTab expression and the IANA zone a Windows zone id
-  (schedules.py); backend.check rejects the crons and zones that have no exact equivalent.
+  (schedules.py); check() rejects the crons and zones that have no exact equivalent.
 - on_new_data: Azure ML schedules cannot be triggered by events, and Event Grid cannot start an
   Azure ML job. What can, declaratively: a Logic App (Consumption) per model whose HTTP trigger
   receives Event Grid events and PUTs the job to the Azure ML jobs API as the automation identity
@@ -17,7 +17,7 @@ data, artifact prefixes, cluster and its group's identity (AzureTrainingOutputs.
 - on_drift: Azure ML model monitors notify by email only, so there is no alert for an action
   group to forward. The breach is an event: an Event Grid system topic on the Azure ML workspace
   (one per stack) carries a subscription per model filtered on RunStatusChanged with the
-  documented breach tag containing the model's signal name (monitor_rules.drift_filter), delivered
+  documented breach tag containing the model's signal name (monitoring_rules.drift_filter), delivered
   to the same Logic App. A metric alert on that subscription's matched events ("drift", named
   naming.alert_name) tells the monitoring action group, webhook included, that drift started a
   retraining.
@@ -36,28 +36,41 @@ subscriptions and drift alerts are per model (the model's stack).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-from pulumi_azure_native import authorization, eventgrid, logic, monitor
-from pulumi_azure_native import machinelearningservices as ml
-
-from mlops_infra.backends.azure import monitor_rules as rules
+from mlops_infra.backends.azure import monitoring_rules as rules
 from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
-from mlops_infra.backends.azure.schedules import Untranslatable, ncrontab, windows_zone
+from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, ncrontab, windows_zone
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.backends.azure.training import (
     TrainingJob,
+    TrainingJobs,
     asset_name,
     command_job_args,
     command_job_body,
 )
-from mlops_infra.backends.context import StageContext
 from mlops_infra.spec.models import Model, Retraining
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.retraining import RetrainingOutputs
+from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.templating import render_json
+
+if TYPE_CHECKING:
+    import pulumi
+    from pulumi_azure_native import authorization, eventgrid, logic
+    from pulumi_azure_native import machinelearningservices as ml
+
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 WORKFLOW_TEMPLATE = "azure/retrain_workflow.json.j2"
 TRIGGER = "events"  # the workflow's HTTP trigger (the template names it)
@@ -88,10 +101,41 @@ JOB_SUBMITTER_ACTIONS = (
 )
 
 
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    """Crons and time zones an Azure ML schedule cannot express exactly (schedules.py)."""
+    from mlops_infra.backends.azure import BACKEND
+
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        retrain = model.retraining
+        if retrain is None or not retrain.schedule:
+            continue
+        base = ("models", i, "retraining")
+        try:
+            ncrontab(retrain.schedule)
+        except Untranslatable as exc:
+            problems.append(
+                BACKEND.gap("models[].retraining.schedule with both day fields", (*base, "schedule"),
+                            value=retrain.schedule, detail=f" ({exc})")
+            )
+        if windows_zone(retrain.timezone) is None:
+            close = difflib.get_close_matches(retrain.timezone, sorted(WINDOWS_ZONES), n=3)
+            problems.append(
+                finding(
+                    (*base, "timezone"),
+                    "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
+                    f"{retrain.timezone!r}",
+                    hint=(f"did you mean {', '.join(close)}? " if close else "")
+                    + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
+                    value=retrain.timezone,
+                )
+            )
+    return problems
+
+
 def build(ctx: StageContext) -> RetrainingOutputs:
-    training = ctx.upstream["training"]
-    workspace = ctx.upstream["storage"].workspace
-    jobs: dict[str, TrainingJob] = getattr(training, "jobs", {})  # this part's models only
+    workspace = ctx.upstream.of(WorkspaceRef)
+    jobs = ctx.upstream.of(TrainingJobs).jobs  # this part's models only
     # Stack-wide resources follow every model of the spec, so all stacks of a split agree on them.
     evented = [m for m in _retrained(ctx.spec.models) if _retraining(m).new_data_ref is not None or _on_drift(m)]
     grant = _submitter(ctx, workspace) if evented and ctx.builds_stack else None
@@ -144,12 +188,14 @@ def _on_drift(model: Model) -> bool:
 
 # --- cron schedules ----------------------------------------------------------------------------
 def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any) -> ml.Schedule:
+    from pulumi_azure_native import machinelearningservices as ml
+
     retrain = model.retraining
     assert retrain is not None and retrain.schedule
     try:
         expression = ncrontab(retrain.schedule)
     except Untranslatable:
-        expression = retrain.schedule  # backend.check reports it; never a different schedule
+        expression = retrain.schedule  # check() reports it; never a different schedule
     zone = windows_zone(retrain.timezone) or retrain.timezone  # likewise: never silently UTC
     when = f"{retrain.schedule} ({retrain.timezone})"
     return ml.Schedule(
@@ -180,9 +226,11 @@ def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any)
 # --- the automation identity's one grant -------------------------------------------------------
 def _submitter(ctx: StageContext, workspace: Any) -> authorization.RoleAssignment:
     """A custom role that may submit jobs in this workspace only, assigned to the automation identity."""
-    governance = ctx.upstream["governance"]
-    automation = governance.identities["automation"]
-    subscription_id = governance.extra["subscription_id"]
+    import pulumi
+    from pulumi_azure_native import authorization
+
+    automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
+    subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
     spec = ctx.spec
     seed = (ctx.namer.scope, spec.project, spec.environment)
     definition_guid = assignment_name(*seed, "role-definition", "job-submitter")
@@ -220,7 +268,10 @@ def _submitter(ctx: StageContext, workspace: Any) -> authorization.RoleAssignmen
 def _workflow(
     ctx: StageContext, model: Model, job: TrainingJob, workspace: Any, grant: Any
 ) -> tuple[logic.Workflow, pulumi.Output[str]]:
-    governance = ctx.upstream["governance"]
+    import pulumi
+    from pulumi_azure_native import logic
+
+    governance = ctx.upstream.of(GovernanceOutputs)
     automation = governance.identities["automation"]
     name = ctx.namer.name("azure.logic.workflow", model.name, "retrain")
     definition = render_json(WORKFLOW_TEMPLATE, model=model.name, arm=ARM, api_version=JOBS_API_VERSION)
@@ -273,12 +324,14 @@ class Topic:
 
 
 def _topic(ctx: StageContext, word: str, topic_type: str, source: Any) -> Topic:
+    from pulumi_azure_native import eventgrid
+
     # No rule for system topics in the rules table yet: the subscription rule is stricter.
     name = ctx.namer.name("azure.eventgrid.subscription", word, "events")
     resource = eventgrid.SystemTopic(
         ctx.logical("events", word),
         system_topic_name=name,
-        resource_group_name=ctx.upstream["governance"].scope,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
         location=ctx.settings.location,
         source=source,
         topic_type=topic_type,
@@ -289,6 +342,8 @@ def _topic(ctx: StageContext, word: str, topic_type: str, source: Any) -> Topic:
 
 
 def _webhook(url: Any) -> eventgrid.WebHookEventSubscriptionDestinationArgs:
+    from pulumi_azure_native import eventgrid
+
     return eventgrid.WebHookEventSubscriptionDestinationArgs(
         endpoint_type="WebHook", endpoint_url=url, max_events_per_batch=1, preferred_batch_size_in_kilobytes=64
     )
@@ -298,11 +353,13 @@ def _subscription(
     ctx: StageContext, logical: str, name: str, topic: Any, target: Any, event_filter: Any
 ) -> eventgrid.SystemTopicEventSubscription:
     """An event subscription delivering to `target` (workflow, callback URL), one event per call."""
+    from pulumi_azure_native import eventgrid
+
     workflow, url = target
     return eventgrid.SystemTopicEventSubscription(
         logical,
         event_subscription_name=name,
-        resource_group_name=ctx.upstream["governance"].scope,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
         system_topic_name=topic.name,
         destination=_webhook(url),
         event_delivery_schema=eventgrid.EventDeliverySchema.EVENT_GRID_SCHEMA,
@@ -316,9 +373,12 @@ def _subscription(
 
 
 def _new_data(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any]:
+    import pulumi
+    from pulumi_azure_native import eventgrid
+
     ref = _retraining(model).new_data_ref
     assert ref is not None
-    bucket = ctx.upstream["storage"].buckets.get(ref.bucket)
+    bucket = ctx.upstream.of(StorageOutputs).buckets.get(ref.bucket)
     if bucket is None:
         return []  # validate reports unknown buckets
     subject = pulumi.Output.concat("/blobServices/default/containers/", bucket.physical, "/blobs/", ref.prefix)
@@ -336,6 +396,8 @@ def _new_data(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[
 
 
 def _drift(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any]:
+    from pulumi_azure_native import eventgrid, monitor
+
     name = ctx.namer.name("azure.eventgrid.subscription", model.name, "drift")
     subscription = _subscription(
         ctx,
@@ -354,7 +416,7 @@ def _drift(ctx: StageContext, model: Model, topic: Any, target: Any) -> list[Any
         ),
     )
     found = [subscription.id]
-    monitoring = ctx.upstream.get("monitoring")
+    monitoring = ctx.upstream.find(MonitoringOutputs)
     if monitoring is not None:
         alarm = metric_alert(
             ctx,

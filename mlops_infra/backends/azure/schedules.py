@@ -1,4 +1,4 @@
-"""Neutral cron + IANA time zone -> an Azure ML schedule's cron trigger (pure: backend.check uses it).
+"""Neutral cron + IANA time zone -> an Azure ML schedule's cron trigger (pure: retraining.check uses it).
 
 Azure ML schedules (CronTrigger, REST API 2025-12-01, which pulumi-azure-native 3.29 uses) take
 - `expression`: "should follow NCronTab format" (the API reference). NCronTab (the .NET library,
@@ -9,7 +9,7 @@ Azure ML schedules (CronTrigger, REST API 2025-12-01, which pulumi-azure-native 
     choosing the day), where Vixie cron fires when EITHER matches once both fields are restricted.
   The translation writes every field as explicit numbers (ranges and lists, no names, no steps),
   so only the day rule can stop it: a cron restricting both day fields (neither to every day)
-  has no NCronTab equivalent, and backend.check reports it at models[i].retraining.schedule.
+  has no NCronTab equivalent, and retraining.check reports it at models[i].retraining.schedule.
 - `timeZone`: "should follow Windows time zone format" (the API reference and the SDK's own
   docstring for CronTrigger.time_zone), e.g. "W. Europe Standard Time", not "Europe/Amsterdam".
   WINDOWS_ZONES maps the IANA zones we support; any other zone is an error at

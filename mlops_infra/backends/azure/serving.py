@@ -40,16 +40,18 @@ Rollout (blue/green between two deployments):
   a newer release, which retires the older of the two).
 - What Azure cannot do: step the split up after `wait` (so linear is an error and canary's wait
   has no effect) or roll back when the endpoint's alarms fire (no deployment guardrails on Azure
-  ML): backend.check says so. During a canary the previous deployment keeps the instances it had
+  ML): validate says so (gaps). During a canary the previous deployment keeps the instances it had
   (the autoscale setting follows the new deployment).
 - Deployments are retained on delete: EndpointTraffic deletes one once it routes nothing to it,
   so Pulumi never deletes a deployment that still takes traffic.
 
-Network: governance.network private disables public access to the endpoint (scoring only through
-a private endpoint of the workspace, which the stack does not create yet: backend.check warns);
-outbound traffic then goes through the workspace's managed network, and the deployment's
-egressPublicNetworkAccess flag is left unset, as Azure asks for managed networks. Public stacks
-set it to Enabled explicitly.
+Network: governance.network private disables public access to the endpoint: it is scored only
+through the workspace's private endpoint in the stack's inbound network (network.py), whose
+privatelink.api.azureml.ms records cover every endpoint of the workspace. Outbound traffic goes
+through the workspace's managed network (approved outbound only), the deployment's
+egressPublicNetworkAccess flag is left unset, as Azure asks for managed networks, and it runs
+the copy of its image in the stack's registry (images.py). Public stacks set the flag to Enabled
+explicitly.
 
 Encryption: Azure ML endpoints take no key of their own; the workspace is encrypted with the
 governance key (hbiWorkspace), model and captured data live in the CMK storage account, images
@@ -65,20 +67,22 @@ builds them in its shared stack, and everything per model above in the model's o
 from __future__ import annotations
 
 import json
-from typing import Any
-
-import pulumi
-from pulumi_azure_native import machinelearningservices as ml
-from pulumi_azure_native import monitor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.common import after, grant
-from mlops_infra.backends.azure.endpoint_rules import (
+from mlops_infra.backends.azure.governance import AzureGovernance, GovernanceGrants
+from mlops_infra.backends.azure.images import private_image
+from mlops_infra.backends.azure.naming import ALARM_KINDS, alarm_name
+from mlops_infra.backends.azure.serving_rules import (
     HEALTH_PATH,
     METRIC_GRAIN,
     METRIC_WINDOW,
     MODEL_MOUNT_PATH,
     PROBE,
+    MAX_AUTOSCALE_TAGS,
+    MIN_COOLDOWN_SECONDS,
     REQUEST_TIMEOUT,
     ROLLING_RATE,
     SCORING_PATH,
@@ -87,17 +91,30 @@ from mlops_infra.backends.azure.endpoint_rules import (
     collections,
     iso_duration,
     model_source,
+    models_prefix,
     scale_rule,
     scoring_url,
     traffic_percent,
 )
-from mlops_infra.backends.azure.traffic import EndpointTraffic
+from mlops_infra.backends.azure.storage import StorageGrants
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.backends.azure.training import asset_name
-from mlops_infra.backends.context import StageContext
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import Model
+from mlops_infra.stages.base import finding
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.serving import ServingOutputs
 from mlops_infra.stages.storage import ARTIFACTS
+from mlops_infra.stages.training import TrainingOutputs
+from mlops_infra.tagging import MANAGED_KEYS
+
+if TYPE_CHECKING:
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.naming import Namer
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Path, Problem
 
 VERSION_LENGTH = 12
 DEPLOYMENT_HASH_LENGTH = 8
@@ -112,17 +129,151 @@ METRIC_NAMESPACES = {
 }
 
 
+@dataclass(frozen=True)
+class CaptureAssets:
+    """The data assets online deployments capture into, by "<model>/<collection>".
+
+    The drift monitor names its asset instead of taking its id, so it waits for it (monitoring.py).
+    """
+
+    versions: dict[str, Any]
+
+
+# --- what Azure ML managed online endpoints refuse, and why --------------------------------------
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    namer = BACKEND.namer(spec, settings)
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        if model.serving is not None:
+            base: Path = ("models", i, "serving")
+            problems += _rollout_problems(model, base, namer) + _cooldown_problems(model, base)
+            problems += _model_uri_problems(model, base, namer)
+    total_tags = len(spec.tags) + len(MANAGED_KEYS)
+    if total_tags > MAX_AUTOSCALE_TAGS:
+        problems.append(
+            finding(
+                ("tags",),
+                f"Azure Monitor autoscale settings take at most {MAX_AUTOSCALE_TAGS} tags; "
+                f"with mlops-infra's own {len(MANAGED_KEYS)}, this spec gives them {total_tags}",
+                hint=f"keep at most {MAX_AUTOSCALE_TAGS - len(MANAGED_KEYS)} tags under tags:",
+                value=len(spec.tags),
+            )
+        )
+    return problems
+
+
+def _rollout_problems(model: Model, base: Path, namer: Namer) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    assert model.serving is not None
+    rollout = model.serving.rollout
+    at = (*base, "rollout")
+    problems = []
+    if rollout.mode == "linear":
+        problems.append(
+            BACKEND.gap(
+                "models[].serving.rollout.linear",
+                (*at, "mode"),
+                value="linear",
+                hint=f"use mode: canary with canary_percent: {traffic_percent(rollout)} (the split holds until the "
+                "next release or until you set mode: all-at-once)",
+            )
+        )
+    if rollout.mode == "canary":
+        problems.append(BACKEND.gap("models[].serving.rollout.wait", (*at, "wait"), value=rollout.wait))
+    watched = [kind for kind in ALARM_KINDS if _alarmed(model, kind)]
+    if rollout.rollback_on_alarms and watched:
+        alarms = ", ".join(alarm_name(namer, model.name, kind) for kind in watched)
+        problems.append(
+            BACKEND.gap(
+                "models[].serving.rollout.rollback_on_alarms", (*at, "rollback_on_alarms"), value=True,
+                detail=f" (alarms: {alarms})",
+            )
+        )
+    return problems
+
+
+def _alarmed(model: Model, kind: str) -> bool:
+    """Whether the model's monitoring block asks for this endpoint alarm (what a rollback would watch)."""
+    monitoring = model.monitoring
+    if monitoring is None:
+        return False
+    threshold = monitoring.latency_p99_ms if kind == "latency" else monitoring.error_rate_percent
+    return threshold is not None
+
+
+def _cooldown_problems(model: Model, base: Path) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    assert model.serving is not None
+    autoscaling = model.serving.autoscaling
+    return [
+        BACKEND.gap(
+            "models[].serving.autoscaling.cooldown below 60s",
+            (*base, "autoscaling", field),
+            value=seconds,
+            detail=f": {seconds} s becomes 1 minute",
+        )
+        for field in ("scale_in_cooldown", "scale_out_cooldown")
+        if (seconds := getattr(autoscaling, field)) < MIN_COOLDOWN_SECONDS
+    ]
+
+
+def _model_uri_problems(model: Model, base: Path, namer: Namer) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    serving = model.serving
+    assert serving is not None
+    account = namer.name("azure.storage.account")
+    container = namer.name("azure.storage.container", "artifacts")
+    source = model_source(serving.model_uri, account=account, container=container, model=model.name)
+    models = models_prefix()
+    if source.kind == "unsupported":
+        return [
+            BACKEND.gap(
+                "models[].serving.model_uri outside Azure storage",
+                (*base, "model_uri"),
+                value=serving.model_uri,
+                hint=f"copy the model into the stack's artifact bucket under {models}{model.name}/ and point "
+                "model_uri there, or drop model_uri to serve the training output",
+            )
+        ]
+    if source.kind == "external" or (source.kind == "artifacts" and not source.path.startswith(models)):
+        where = "outside the stack's artifact bucket" if source.kind == "external" else f"outside {models}"
+        return [
+            finding(
+                (*base, "model_uri"),
+                f"the model lies {where}: the serving identity gets no read access to it, so the "
+                "deployment cannot load it unless you grant that",
+                hint=f"put it under {models} in the artifact bucket, or give the stack's serving identity "
+                "Storage Blob Data Reader on it",
+                value=serving.model_uri,
+                severity="warning",
+            )
+        ]
+    return []
+
+
+# --- what it builds ------------------------------------------------------------------------------
 def build(ctx: StageContext) -> ServingOutputs:
-    governance = ctx.upstream["governance"]
+    governance = ctx.upstream.of(GovernanceOutputs)
     identity = governance.identities["serving"]
-    workspace = ctx.upstream["storage"].workspace
+    workspace = ctx.upstream.of(WorkspaceRef)
     # Grants on the shared serving identity exist once per stack; a model stack's deployments
     # find them in place, since the shared stack is deployed first.
-    grants = _grants(ctx, workspace, identity, governance.extra["subscription_id"]) if ctx.builds_stack else None
+    subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
+    grants = _grants(ctx, workspace, identity, subscription_id) if ctx.builds_stack else None
+    # Made by governance and storage in this stack (none in a split's model stack).
+    earlier = [found.serving for found in (ctx.upstream.find(GovernanceGrants), ctx.upstream.find(StorageGrants)) if found]
+    waits = ctx.waits(grants, *earlier)
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
+    captured: dict[str, Any] = {}
     for model in sorted((m for m in ctx.models() if m.serving is not None), key=lambda m: m.name):
-        endpoints[model.name], urls[model.name] = _model(ctx, model, workspace, identity, grants)
+        endpoints[model.name], urls[model.name] = _model(ctx, model, workspace, identity, waits, captured)
+    ctx.share(CaptureAssets(versions=captured))
     return ServingOutputs(endpoints=endpoints, urls=urls)
 
 
@@ -149,8 +300,13 @@ def _grants(ctx: StageContext, workspace: Any, identity: Any, subscription_id: A
 
 
 def _model(
-    ctx: StageContext, model: Model, workspace: Any, identity: Any, grants: list[Any] | None
+    ctx: StageContext, model: Model, workspace: Any, identity: Any, waits: list[Any], captured: dict[str, Any]
 ) -> tuple[Any, Any]:
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
+    from mlops_infra.backends.azure.traffic import EndpointTraffic
+
     serving = model.serving
     assert serving is not None
     rg, location, tags = workspace.resource_group, workspace.location, ctx.tags()
@@ -189,7 +345,7 @@ def _model(
     # --- model, container, capture ------------------------------------------------------------
     environment, environment_key = _environment(ctx, model, workspace)
     model_version, model_key = _model_version(ctx, model, workspace, environment_key)
-    collectors = _capture(ctx, model, workspace)
+    collectors = _capture(ctx, model, workspace, captured)
 
     # --- the deployment: named by a hash of what cannot change in place ---------------------
     instance_type = catalog.serving_instance_type(model, ctx.settings)
@@ -244,7 +400,7 @@ def _model(
         properties=properties,
         tags=tags,
         # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
-        opts=ctx.opts(retain_on_delete=True, depends_on=ctx.waits(grants, ctx.handoff.get(("grants", "serving")))),
+        opts=ctx.opts(retain_on_delete=True, depends_on=waits),
     )
     deployment_ref = after(deployment.tags, deployment_name)
 
@@ -269,6 +425,9 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_
     and its environment as properties), so the registry says what the endpoint serves, and a new
     image is a new version, as new data is.
     """
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     serving = model.serving
     assert serving is not None
     source = model_source(
@@ -286,14 +445,14 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_
     key = json.dumps({"model": location, "serving": json.loads(environment_key)}, sort_keys=True)
     properties: dict[str, Any] = {
         "mlops-infra/source": "training output" if not serving.model_uri else "model_uri",
-        SERVING_IMAGE_PROPERTY: serving.image,
-        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model),
+        SERVING_IMAGE_PROPERTY: json.loads(environment_key)["image"],  # what the deployment pulls
+        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model, json.loads(environment_key)["image"]),
     }
-    training = ctx.upstream.get("training")
+    training = ctx.upstream.find(TrainingOutputs)
     if not serving.model_uri and training is not None and model.name in training.output_uris:
         properties["mlops-infra/artifact"] = training.output_uris[model.name]
 
-    registry = ctx.upstream.get("registry")
+    registry = ctx.upstream.find(RegistryOutputs)
     if registry is not None and model.name in registry.registries:
         # The registry stage's model container (named like the model).
         container_name = registry.registries[model.name].apply(lambda _: model.name)
@@ -334,26 +493,32 @@ def model_version_number(key: str) -> str:
     return str(int(stable_hash(key, length=8), 16))
 
 
-def serving_environment(model: Model) -> str:
-    """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'."""
-    name, version, _ = _environment_key(model)
+def serving_environment(model: Model, image: str | None = None) -> str:
+    """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'.
+
+    `image` is what the deployment pulls (default: the spec's; a private stack's copy differs).
+    """
+    name, version, _ = _environment_key(model, image)
     return f"azureml:{name}:{version}"
 
 
-def _environment_key(model: Model) -> tuple[str, str, str]:
+def _environment_key(model: Model, image: str | None = None) -> tuple[str, str, str]:
     """(name, version, key) of a model's serving environment: its image and inference routes."""
     serving = model.serving
     assert serving is not None
     routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
-    key = json.dumps({"image": serving.image, "routes": routes}, sort_keys=True)
+    key = json.dumps({"image": image or serving.image, "routes": routes}, sort_keys=True)
     return asset_name(model.name, "serve_env"), stable_hash(key, length=VERSION_LENGTH), key
 
 
 def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
     """The serving image with its inference routes, and the key its version is derived from."""
+    from pulumi_azure_native import machinelearningservices as ml
+
     serving = model.serving
     assert serving is not None
-    name, version, key = _environment_key(model)
+    image, copies = private_image(ctx, serving.image, workspace=workspace, what=model.name)
+    name, version, key = _environment_key(model, image)
     container = ml.EnvironmentContainer(
         ctx.logical("environment", model.name),
         name=name,
@@ -372,7 +537,7 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
         properties=ml.EnvironmentVersionPropertiesArgs(
-            image=serving.image,
+            image=image,
             os_type=ml.OperatingSystemType.LINUX,
             auto_rebuild=ml.AutoRebuildSetting.DISABLED,
             inference_config=ml.InferenceContainerPropertiesArgs(
@@ -383,13 +548,19 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
             description=f"mlops-infra: {serving.image}",
             tags=ctx.tags(),
         ),
-        opts=ctx.opts(retain_on_delete=True),
+        # A private stack's copy of the image must be in its registry first.
+        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
     )
     return environment, key
 
 
-def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
-    """Data collector collections, each writing to a data asset under data-capture/<model>/."""
+def _capture(ctx: StageContext, model: Model, workspace: Any, captured: dict[str, Any]) -> dict[str, Any]:
+    """Data collector collections, each writing to a data asset under data-capture/<model>/.
+
+    Each asset's version goes into `captured` too (CaptureAssets).
+    """
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
     serving = model.serving
     assert serving is not None
     found: dict[str, Any] = {}
@@ -423,7 +594,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
             ),
             opts=ctx.opts(),
         )
-        ctx.handoff[("capture-asset", f"{model.name}/{collection}")] = version
+        captured[f"{model.name}/{collection}"] = version
         assert serving.data_capture is not None  # collections() is empty without a data_capture block
         found[collection] = ml.CollectionArgs(
             data_collection_mode=ml.DataCollectionMode.ENABLED,
@@ -436,6 +607,8 @@ def _capture(ctx: StageContext, model: Model, workspace: Any) -> dict[str, Any]:
 def _autoscale(
     ctx: StageContext, model: Model, workspace: Any, endpoint: Any, deployment: Any, deployment_name: str
 ) -> Any:
+    from pulumi_azure_native import monitor
+
     serving = model.serving
     assert serving is not None
     autoscaling = serving.autoscaling

@@ -25,6 +25,33 @@ class AzureOverrides(Strict):
     models: dict[str, AzureModelOverrides] = Field(default_factory=dict, description="per model name")
 
 
+class AzureNetwork(Strict):
+    """Where a private stack's private endpoints go (governance.network: private; backends/azure/network.py)."""
+
+    subnet_id: Optional[str] = Field(
+        None,
+        description=(
+            "bring a network: the ARM id of an existing subnet (/subscriptions/<id>/resourceGroups/<group>/providers/"
+            "Microsoft.Network/virtualNetworks/<network>/subnets/<subnet>) in clouds.azure.location for the stack's "
+            "private endpoints; the stack then creates no virtual network, security group or DNS zone"
+        ),
+    )
+    private_dns_zones: Optional[str] = Field(
+        None,
+        description=(
+            "with subnet_id: the ARM id of the resource group that holds your privatelink DNS zones "
+            "(/subscriptions/<id>/resourceGroups/<group>); the stack's private endpoints register their records there"
+        ),
+    )
+    address_space: Optional[str] = Field(
+        None,
+        description=(
+            "without subnet_id: the IPv4 range (CIDR) of the virtual network the stack creates, default 10.240.0.0/24; "
+            "pick one that does not overlap the networks you will peer with it"
+        ),
+    )
+
+
 class AzureSettings(Strict):
     location: Annotated[str, AfterValidator(region_check("azure", what="Azure region"))] = Field(
         description="Azure region (location, programmatic name), e.g. westeurope (one of backends/azure/regions.json)"
@@ -51,3 +78,10 @@ class AzureSettings(Strict):
         ),
     )
     overrides: AzureOverrides = Field(default_factory=AzureOverrides)
+    network: Optional[AzureNetwork] = Field(
+        None,
+        description=(
+            "with governance.network: private, the network the stack's private endpoints live in: bring a subnet "
+            "(subnet_id, private_dns_zones), or size the network the stack creates (address_space)"
+        ),
+    )

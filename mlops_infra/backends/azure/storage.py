@@ -12,13 +12,13 @@ Azure offers only on LRS, GRS and RA-GRS accounts; choosing ZRS only for stacks 
 rules would make adding one rule a redundancy conversion of the whole account.
 
 Versioning is account-wide on Azure: a bucket with `versioning: false` stays versioned
-(backend.check warns); its old versions still expire after noncurrent_expire_after_days.
+(validate warns: a gap); its old versions still expire after noncurrent_expire_after_days.
 Azure counts a version's age from when that version was written, not from when it was
 superseded, so old versions may go sooner than on S3 or GCS.
 
 When the spec uses tracking, training, registry or serving, this stage also declares the stack's
-Azure ML workspace on this account (workspace.py says what it holds and why it is declared here)
-and hands it on in AzureStorageOutputs.workspace.
+Azure ML workspace on this account (storage_workspace.py says what it holds and why it is declared
+here) and shares it (WorkspaceRef) with the later stages.
 
 Teardown: the account, its containers, its blob service properties (versioning, soft delete) and
 its lifecycle rules are protected, and so is the blob audit setting: a default destroy keeps the
@@ -27,51 +27,81 @@ data and what guards it. Azure deletes non-empty containers and accounts without
 
 Grants on data (role assignments on containers, never on the account):
 - each model group's identity reads its own data and writes its own models through one role
-  assignment made by governance (access_rules.py);
+  assignment made by governance (governance_access.py);
 - serving reads model artifacts (under the models/ prefix of every training output) and reads and
   writes captured requests under CAPTURE_PREFIX, nothing else, when some model serves. These two
   grants are the stack's, not one per model: Azure allows one assignment per (identity, role,
   scope), whatever its condition, and every endpoint runs as the one serving identity, so
   per-model prefixes would isolate nothing; prefix conditions keep the grants the same size
-  however many models serve.
+  however many models serve. Online deployments wait for them (StorageGrants).
+
+Network: governance.network private refuses public network access to the account (trusted Azure
+services, such as the key vault check and Event Grid, still pass) and gives it a private endpoint
+for blobs in the stack's inbound network (network.py); Azure ML reaches it through its managed
+network.
+
+Checked here (validate): buckets that ask for no versioning, and the Azure ML quotas the
+workspace's computes and endpoints take (storage_workspace.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pulumi_azure_native import monitor, storage
-
-from mlops_infra.backends.azure.access_rules import prefix_condition, read_condition
-from mlops_infra.backends.azure.common import BLOB_DNS_SUFFIX, after, grant
-from mlops_infra.backends.azure.endpoint_rules import models_prefix
-from mlops_infra.backends.azure.ml_rules import uses_workspace
+from mlops_infra.backends.azure.common import BLOB_DNS_SUFFIX, after, grant, share_waits
+from mlops_infra.backends.azure.governance import AzureGovernance
+from mlops_infra.backends.azure.governance_access import prefix_condition, read_condition
 from mlops_infra.backends.azure.naming import AUDIT_SETTING_NAME
-from mlops_infra.backends.azure.workspace import WorkspaceRef, build_workspace
-from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.azure.network import PrivateNetwork, private_endpoint
+from mlops_infra.backends.azure.serving_rules import models_prefix
+from mlops_infra.backends.azure.storage_workspace import build_workspace, quota_problems, uses_workspace
 from mlops_infra.naming import stable_hash
+from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, CAPTURE_PREFIX, BucketRef, StorageOutputs
+
+if TYPE_CHECKING:
+    from pulumi_azure_native import storage
+
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 SOFT_DELETE_DAYS = 30
 CHANGE_FEED_DAYS = 30
 
 
 @dataclass(frozen=True)
-class AzureStorageOutputs(StorageOutputs):
-    """StorageOutputs plus the Azure ML workspace (same-backend wiring; exports stay neutral)."""
+class StorageGrants:
+    """The serving identity's grants on the artifact container: online deployments wait for them."""
 
-    workspace: WorkspaceRef | None = None
+    serving: list[Any]
 
 
-def build(ctx: StageContext) -> AzureStorageOutputs:
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    # Blob versioning is a property of the storage account, not of a container: every bucket
+    # shares the one account, so `versioning: false` cannot switch it off for one bucket.
+    unversioned = [
+        BACKEND.gap("storage.buckets[].versioning.false", ("storage", "buckets", i, "versioning"), value=False)
+        for i, bucket in enumerate(spec.storage.buckets)
+        if not bucket.versioning
+    ]
+    return unversioned + quota_problems(spec, settings)
+
+
+def build(ctx: StageContext) -> StorageOutputs:
+    from pulumi_azure_native import monitor, storage
+
     spec = ctx.spec
-    governance = ctx.upstream["governance"]
-    extra = governance.extra
+    governance = ctx.upstream.of(GovernanceOutputs)
+    azure = ctx.upstream.of(AzureGovernance)
     rg = governance.scope
     location = ctx.settings.location
     private = spec.governance.network == "private"
-    cmk = extra["storage_identity"]
+    cmk = azure.storage_identity
 
     account_name = ctx.namer.name("azure.storage.account")
     account = storage.StorageAccount(
@@ -107,7 +137,7 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
             key_source=storage.KeySource.MICROSOFT_KEYVAULT,
             # No key version: the account follows the key's rotations.
             key_vault_properties=storage.KeyVaultPropertiesArgs(
-                key_name=extra["key_name"], key_vault_uri=extra["vault_uri"]
+                key_name=azure.key_name, key_vault_uri=azure.vault_uri
             ),
             encryption_identity=storage.EncryptionIdentityArgs(encryption_user_assigned_identity=cmk.id),
             require_infrastructure_encryption=True,
@@ -122,6 +152,9 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
         opts=ctx.opts(protect=True),
     )
     account_ref = after(account.tags, account_name)
+    if private:
+        # Clients reach the buckets through the stack's inbound network (network.py).
+        private_endpoint(ctx, ctx.upstream.of(PrivateNetwork), target="blob", resource_id=account.id, rg=rg)
 
     blob_service = storage.BlobServiceProperties(
         ctx.logical("blob-service"),
@@ -176,14 +209,14 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
         )
 
     if any(m.serving is not None for m in spec.models):
-        _serving_grants(ctx, containers[ARTIFACTS].id, extra["subscription_id"])
+        share_waits(ctx, StorageGrants(serving=_serving_grants(ctx, containers[ARTIFACTS].id, azure.subscription_id)))
 
-    if extra.get("audit_workspace_id") is not None:
+    if azure.audit_workspace_id is not None:
         monitor.DiagnosticSetting(
             ctx.logical("blob-audit"),
             name=AUDIT_SETTING_NAME,
             resource_uri=blob_service.id,
-            workspace_id=extra["audit_workspace_id"],
+            workspace_id=azure.audit_workspace_id,
             logs=[
                 monitor.DiagnosticsLogSettingsArgs(category=category, enabled=True)
                 for category in ("StorageRead", "StorageWrite", "StorageDelete")
@@ -192,13 +225,18 @@ def build(ctx: StageContext) -> AzureStorageOutputs:
         )
 
     artifacts = refs.pop(ARTIFACTS)
-    workspace = None
     if uses_workspace(spec):
-        workspace = build_workspace(ctx, account=account, account_name=account_ref, artifacts=artifacts)
-    return AzureStorageOutputs(buckets=refs, artifacts=artifacts, workspace=workspace)
+        ctx.share(
+            build_workspace(
+                ctx, governance=governance, azure=azure, account=account, account_name=account_ref, artifacts=artifacts
+            )
+        )
+    return StorageOutputs(buckets=refs, artifacts=artifacts)
 
 
 def _account_key() -> storage.EncryptionServiceArgs:
+    from pulumi_azure_native import storage
+
     return storage.EncryptionServiceArgs(enabled=True, key_type=storage.KeyType.ACCOUNT)
 
 
@@ -217,6 +255,8 @@ def rule_name(bucket: str) -> str:
 
 def lifecycle_rule(name: str, container: str, cfg: Any) -> storage.ManagementPolicyRuleArgs | None:
     """The lifecycle rule of one container, or None when the bucket asks for none."""
+    from pulumi_azure_native import storage
+
     base: dict[str, Any] = {}
     if cfg.archive_after_days is not None:
         base["tier_to_archive"] = storage.DateAfterModificationArgs(
@@ -245,8 +285,8 @@ def lifecycle_rule(name: str, container: str, cfg: Any) -> storage.ManagementPol
     )
 
 
-def _serving_grants(ctx: StageContext, artifacts: Any, subscription_id: Any) -> None:
-    serving = ctx.upstream["governance"].identities["serving"]
+def _serving_grants(ctx: StageContext, artifacts: Any, subscription_id: Any) -> list[Any]:
+    serving = ctx.upstream.of(GovernanceOutputs).identities["serving"]
     models = models_prefix()
     common = {
         "principal_id": serving.principal,
@@ -255,7 +295,7 @@ def _serving_grants(ctx: StageContext, artifacts: Any, subscription_id: Any) -> 
         "target": f"bucket/{ARTIFACTS}",
         "subscription_id": subscription_id,
     }
-    grants = [
+    return [
         grant(
             ctx,
             role="Storage Blob Data Reader",
@@ -271,5 +311,3 @@ def _serving_grants(ctx: StageContext, artifacts: Any, subscription_id: Any) -> 
             **common,
         ),
     ]
-    # What online deployments wait for (serving.py).
-    ctx.handoff.setdefault(("grants", "serving"), []).extend(grants)

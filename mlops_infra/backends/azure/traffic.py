@@ -17,26 +17,22 @@ The ARM API has no PATCH for traffic (OnlineEndpoints_Update takes identity and 
 the client reads the endpoint and writes it back with the new traffic (GET, then PUT), and
 waits for Azure's asynchronous operation to finish.
 
-Deploy-time dependencies (pyproject extra `azure`): azure-identity for the token and requests
-for HTTP, imported only inside ArmClient; planning never loads them. Tests inject a fake client.
+The HTTP session is arm.py's (azure-identity and requests, imported only at deploy time); tests
+inject a fake client. This module's name is part of deployed state (the provider is pickled by
+reference into each stack), so it keeps it.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
 
+from mlops_infra.backends.azure.arm import ArmSession
 from mlops_infra.backends.dynamic import DynamicResource
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-ARM = "https://management.azure.com"  # Azure public cloud
 API_VERSION = "2025-12-01"  # the Azure ML API version pulumi-azure-native 3.x uses for endpoints
-SCOPE = f"{ARM}/.default"
-POLL_SECONDS = 10
-TIMEOUT_SECONDS = 3600
 # Endpoint fields the service sets; a PUT must not echo them back.
 _READ_ONLY = ("id", "name", "type", "systemData")
 _READ_ONLY_PROPERTIES = ("provisioningState", "scoringUri", "swaggerUri", "keys")
@@ -45,81 +41,26 @@ REPLACE_ON = ("endpoint_id",)
 UPDATE_ON = ("endpoint_id", "deployment", "percent", "revision")
 
 
-class ArmClient:
-    """Thin ARM REST calls for endpoint traffic; credential and session injectable for tests."""
+class ArmClient(ArmSession):
+    """ARM calls for endpoint traffic (the session in arm.py, at the endpoints' API version)."""
 
-    def __init__(
-        self,
-        credential: Any = None,
-        session: Any = None,
-        sleep: Callable[[float], None] = time.sleep,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if credential is None:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
-        if session is None:
-            import requests
-
-            session = requests.Session()
-        self._credential = credential
-        self._session = session
-        self._sleep = sleep
-        self._clock = clock
-
-    # --- what the provider needs -------------------------------------------------------------
     def set_traffic(self, endpoint_id: str, traffic: dict[str, int]) -> dict[str, int]:
         """Route `traffic` ({deployment: percent}) on the endpoint; returns what Azure now holds."""
-        endpoint = self._call("GET", endpoint_id).json()
+        endpoint = self.call("GET", endpoint_id, api_version=API_VERSION).json()
         body = {k: v for k, v in endpoint.items() if k not in _READ_ONLY}
         properties = {k: v for k, v in body.get("properties", {}).items() if k not in _READ_ONLY_PROPERTIES}
         properties["traffic"] = dict(traffic)
         body["properties"] = properties
-        self._wait(self._call("PUT", endpoint_id, body))
-        return dict(self._call("GET", endpoint_id).json().get("properties", {}).get("traffic") or {})
+        self.wait(self.call("PUT", endpoint_id, body, api_version=API_VERSION))
+        return dict(self.call("GET", endpoint_id, api_version=API_VERSION).json().get("properties", {}).get("traffic") or {})
 
     def delete_deployment(self, endpoint_id: str, deployment: str) -> None:
         """Delete one deployment of the endpoint (already gone is fine)."""
-        response = self._call("DELETE", f"{endpoint_id}/deployments/{deployment}", ok=(200, 202, 204, 404))
-        if response.status_code == 202:
-            self._wait(response)
-
-    # --- HTTP --------------------------------------------------------------------------------
-    def _headers(self) -> dict[str, str]:
-        token = self._credential.get_token(SCOPE).token
-        return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-    def _call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201, 202)) -> Any:
-        url = path if path.startswith("https://") else f"{ARM}{path}"
-        response = self._session.request(
-            method, url, params={"api-version": API_VERSION}, json=body, headers=self._headers(), timeout=60
+        response = self.call(
+            "DELETE", f"{endpoint_id}/deployments/{deployment}", ok=(200, 202, 204, 404), api_version=API_VERSION
         )
-        if response.status_code not in ok:
-            raise RuntimeError(f"{method} {path} failed: HTTP {response.status_code}: {response.text[:500]}")
-        return response
-
-    def _wait(self, response: Any) -> None:
-        """Follow Azure's asynchronous operation (Azure-AsyncOperation, else Location) to its end."""
-        monitor = response.headers.get("Azure-AsyncOperation") or response.headers.get("Location")
-        if not monitor:
-            return
-        deadline = self._clock() + TIMEOUT_SECONDS
-        while True:
-            polled = self._session.request("GET", monitor, headers=self._headers(), timeout=60)
-            if polled.status_code == 202:
-                status = "InProgress"
-            elif polled.status_code in (200, 204):
-                status = (polled.json().get("status") if polled.content else None) or "Succeeded"
-            else:
-                raise RuntimeError(f"polling {monitor} failed: HTTP {polled.status_code}: {polled.text[:500]}")
-            if status == "Succeeded":
-                return
-            if status in ("Failed", "Canceled"):
-                raise RuntimeError(f"Azure operation {status.lower()}: {polled.text[:500]}")
-            if self._clock() > deadline:
-                raise TimeoutError(f"Azure operation still running after {TIMEOUT_SECONDS} s: {monitor}")
-            self._sleep(float(polled.headers.get("Retry-After") or POLL_SECONDS))
+        if response.status_code == 202:
+            self.wait(response)
 
 
 def plan_traffic(

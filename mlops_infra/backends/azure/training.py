@@ -1,6 +1,6 @@
 """Azure training: per model an AmlCompute cluster, an environment and a command component.
 
-Per model with a `training` block, in the stack's Azure ML workspace (workspace.py):
+Per model with a `training` block, in the stack's Azure ML workspace (storage_workspace.py):
 - a compute cluster (AmlCompute) of the catalog's VM size (or clouds.azure.overrides), from 0
   nodes (it scales to zero after IDLE_SCALE_DOWN) to instance_count nodes, low priority for
   `spot: true`, running as the model's group identity (governance: one per models[].group), no
@@ -26,10 +26,10 @@ The container contract (documented in the README): the image provides a `train` 
 `train --model-dir DIR [--checkpoint-dir DIR] --<input> DIR ... --<hyperparameter> VALUE ...`.
 Low-priority nodes can be preempted: the job should write checkpoints to --checkpoint-dir and
 resume from what it finds there. Azure has no wait limit for low-priority capacity, so max_wait
-has no effect (backend.check warns); max_runtime is the job's timeout.
+has no effect (validate warns: a gap); max_runtime is the job's timeout.
 
 Grants: none here. Each group's identity holds one role assignment, made by governance
-(access_rules.py): its data, its models' artifact prefixes and the workspace's two system
+(governance_access.py): its data, its models' artifact prefixes and the workspace's two system
 containers ("azureml": run logs and artifacts; "azureml-blobstore-<workspace id>": the default
 datastore, which the workspace reaches with identities, not keys), image pulls from the stack's
 registry (Azure ML keeps the images it prepares there) and MLflow metrics on the workspace.
@@ -39,7 +39,7 @@ deployed first, holds it).
 Jobs are submitted by whoever deploys (run_on_deploy) and by the retraining stage (its Azure ML
 schedules, and its Logic Apps running as the automation identity, which retraining.py grants a
 job-submitter role on the workspace). Every run binds the same definition the same way:
-AzureTrainingOutputs.jobs holds those bindings (TrainingJob) per model, and command_job_args /
+TrainingJobs (shared with the retraining stage) holds those bindings (TrainingJob) per model, and command_job_args /
 command_job_body turn them into a command job (SDK arguments, or the REST body a Logic App sends).
 """
 
@@ -47,14 +47,13 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
-from typing import Any
-
-import pulumi
-from pulumi_azure_native import machinelearningservices as ml
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
-from mlops_infra.backends.context import StageContext
+from mlops_infra.backends.azure.governance import GovernanceGrants
+from mlops_infra.backends.azure.images import private_image
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import DataRef, Model
@@ -63,7 +62,17 @@ from mlops_infra.stages.training import (
     checkpoint_prefix,
     output_prefix,
 )
+from mlops_infra.stages.governance import GovernanceOutputs
+from mlops_infra.stages.storage import StorageOutputs
 from mlops_infra.templating import render_json
+
+if TYPE_CHECKING:
+    from pulumi_azure_native import machinelearningservices as ml
+
+    from mlops_infra.backends.azure.settings import AzureSettings
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.spec.problems import Problem
 
 TEMPLATE = "azure/command_component.json.j2"
 TRAIN_COMMAND = "train"
@@ -90,13 +99,24 @@ class TrainingJob:
     timeout_seconds: int
     instance_count: int
     process_count_per_instance: int | None  # set for distributed (PyTorch) runs
+    image: str  # what the nodes pull: the spec's image, or a private stack's copy of it
 
 
 @dataclass(frozen=True)
-class AzureTrainingOutputs(TrainingOutputs):
-    """TrainingOutputs plus each model's job bindings (same-backend wiring; exports stay neutral)."""
+class TrainingJobs:
+    """Each trained model's job bindings, by model name: what the retraining stage submits."""
 
-    jobs: dict[str, TrainingJob] = field(default_factory=dict)
+    jobs: dict[str, TrainingJob]
+
+
+def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
+    from mlops_infra.backends.azure import BACKEND
+
+    return [
+        BACKEND.gap("models[].training.max_wait", ("models", i, "training", "max_wait"), value=model.training.max_wait)
+        for i, model in enumerate(spec.models)
+        if model.training is not None and model.training.max_wait is not None
+    ]
 
 
 def asset_name(model: str, suffix: str) -> str:
@@ -181,10 +201,12 @@ def component_spec(values: dict[str, Any]) -> dict[str, Any]:
     return render_json(TEMPLATE, version=version, **values)
 
 
-def build(ctx: StageContext) -> AzureTrainingOutputs:
-    governance = ctx.upstream["governance"]
-    storage = ctx.upstream["storage"]
-    workspace = storage.workspace
+def build(ctx: StageContext) -> TrainingOutputs:
+    import pulumi
+
+    governance = ctx.upstream.of(GovernanceOutputs)
+    storage = ctx.upstream.of(StorageOutputs)
+    workspace = ctx.upstream.of(WorkspaceRef)
     models = sorted((m for m in ctx.models() if m.training is not None), key=lambda m: m.name)
 
     pipelines: dict[str, Any] = {}
@@ -195,12 +217,15 @@ def build(ctx: StageContext) -> AzureTrainingOutputs:
         jobs[model.name] = _model(ctx, model, workspace, governance.reader(model), storage)
         pipelines[model.name] = jobs[model.name].component_id
         output_uris[model.name] = pulumi.Output.concat(storage.artifacts.uri, "/", output_prefix(model.name))
-        assert model.training is not None  # filtered above
-        images[model.name] = model.training.image
-    return AzureTrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images, jobs=jobs)
+        images[model.name] = jobs[model.name].image
+    ctx.share(TrainingJobs(jobs=jobs))
+    return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
 
 
 def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, storage: Any) -> TrainingJob:
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     training = model.training
     assert training is not None
     rg, tags = workspace.resource_group, ctx.tags()
@@ -249,7 +274,9 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         ),
         opts=ctx.opts(),
     )
-    environment_version = stable_hash(training.image, "Linux", length=VERSION_LENGTH)
+    # A private stack runs the copy of the image in its own registry (images.py).
+    image, copies = private_image(ctx, training.image, workspace=workspace, what=model.name)
+    environment_version = stable_hash(image, "Linux", length=VERSION_LENGTH)
     environment = ml.EnvironmentVersion(
         ctx.logical("envversion", model.name),
         name=environment_container.name.apply(lambda _: environment_name),
@@ -257,13 +284,13 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         resource_group_name=rg,
         workspace_name=workspace.name,
         properties=ml.EnvironmentVersionPropertiesArgs(
-            image=training.image,
+            image=image,
             os_type=ml.OperatingSystemType.LINUX,
             auto_rebuild=ml.AutoRebuildSetting.DISABLED,
             description=f"mlops-infra: {training.image}",
             tags=tags,
         ),
-        opts=ctx.opts(retain_on_delete=True),
+        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
     )
 
     values = component_values(model, environment=f"azureml:{environment_name}:{environment_version}", vm_size=vm_size)
@@ -292,7 +319,7 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
         opts=ctx.opts(retain_on_delete=True),
     )
 
-    job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component)
+    job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component, image)
     if training.run_on_deploy:
         _job(ctx, job, workspace, spec, compute_name, vm_size)
     return job
@@ -308,8 +335,12 @@ def _bindings(
     compute: Any,
     environment: Any,
     component: Any,
+    image: str,
 ) -> TrainingJob:
     """Bind the model's definition to its data, artifact prefixes, cluster and identity."""
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     training = model.training
     assert training is not None
     inputs = input_names(training.input_refs)
@@ -340,6 +371,7 @@ def _bindings(
         timeout_seconds=training.max_runtime,
         instance_count=training.compute.instance_count,
         process_count_per_instance=distribution["process_count_per_instance"] if distribution else None,
+        image=image,
     )
 
 
@@ -356,6 +388,8 @@ def command_job_args(
     link_component records the component version on the job (lineage in the studio); the
     one-off deploy job predates it and keeps its inputs, so an upgrade does not replace it.
     """
+    from pulumi_azure_native import machinelearningservices as ml
+
     return ml.CommandJobArgs(
         job_type="Command",
         display_name=display_name,
@@ -392,6 +426,8 @@ def command_job_body(job: TrainingJob, *, display_name: str, description: str, t
 
     Values only Azure knows (ids, URIs) stay Outputs inside the dict; Pulumi resolves them in place.
     """
+    from pulumi_azure_native import machinelearningservices as ml
+
     properties: dict[str, Any] = {
         "jobType": "Command",
         "displayName": display_name,
@@ -432,8 +468,12 @@ def _job(
     vm_size: str,
 ) -> ml.Job:
     """The one-off run of run_on_deploy, named by a hash of its whole definition."""
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     training = ctx.spec.model(job.model).training
     assert training is not None
+    grants = ctx.upstream.find(GovernanceGrants)  # none in a split's model stack: the shared stack holds them
     # The job's name hashes its whole definition: the component's content and version, where it
     # runs (cluster, VM size, priority), how long, as whom, and where its data comes from and goes.
     definition = {
@@ -468,6 +508,6 @@ def _job(
         ),
         opts=ctx.opts(
             retain_on_delete=True,
-            depends_on=ctx.waits(ctx.handoff.get(("group-grant", group_of(ctx.spec.model(job.model))))),
+            depends_on=ctx.waits(grants.groups.get(group_of(ctx.spec.model(job.model))) if grants else None),
         ),
     )

@@ -14,9 +14,9 @@ Where it is declared, and why:
   account is declared by the storage stage, which runs after governance. A workspace declared
   in governance could not depend on it and would race it on the first deployment.
 - So in storage (always built, right after the account), with the identity, key grant and vault
-  grants it needs coming from governance (governance.py). Later stages find it in
-  `ctx.upstream["storage"].workspace` (storage.AzureStorageOutputs, a StorageOutputs whose
-  neutral exports are unchanged).
+  grants it needs coming from governance (governance.py). Storage shares it with the later
+  stages, which read it with `ctx.upstream.of(WorkspaceRef)` (or `.find`, when a stage may run
+  without a workspace).
 
 What is wired to it:
 - storage account: the stack's own (CMK, no shared keys): system datastores use identities
@@ -29,34 +29,56 @@ What is wired to it:
 - container registry: Premium, because the spec's governance always asks for a customer-managed
   key (Basic and Standard registries cannot use one) and because only Premium can refuse public
   network access; admin user and anonymous pull off;
-- network: governance.network private turns public access off on the workspace and the
-  registry and puts compute in a managed virtual network that allows outbound internet (training
-  images from public registries such as ghcr.io stay reachable); public leaves both reachable.
+- network: governance.network private turns public access off on the workspace and the registry
+  and gives the workspace a managed virtual network that allows only approved outbound traffic
+  (Azure ML adds the private endpoints to the workspace, storage, vault and registry, and the
+  service tags it needs; images from other registries are copied into the stack's registry:
+  images.py), provisioned with the workspace (online deployments need it in place) and, when a
+  model monitors drift, with serverless Spark (arm_actions.ManagedNetworkProvision). The workspace
+  identity may approve those private endpoints (Azure AI Enterprise Network Connection Approver on
+  the account, registry and vault only). Clients reach the workspace (and every online endpoint's
+  scoring), the blobs and the registry through private endpoints in the stack's inbound network
+  (network.py). Public leaves everything reachable.
 - an identity-based datastore for the artifact container: job outputs are written through it.
 
 The workspace identity gets Azure AI Administrator on each associated resource (the role Azure ML
 gives workspace identities since 11/2024, narrower than the Contributor its docs list for
 user-assigned identities), never on the resource group.
+
+Quotas (validate, through storage.check): every trained model has a compute cluster of its own,
+running as its group's identity: a node can get a token for every identity attached to its
+cluster, so clusters are never shared across groups, and one per model keeps each model's VM size
+and node count its own. Clusters scale to zero, so they cost nothing idle; what they do take is
+Azure ML's total compute limit per region (clusters, compute instances and online deployments
+together), checked here with the endpoint and deployment limits (facts/ml-quotas.json).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pulumi
-from pulumi_azure_native import (
-    applicationinsights,
-    containerregistry,
-    operationalinsights,
-)
-from pulumi_azure_native import machinelearningservices as ml
-
-from mlops_infra.backends.azure.common import after, grant
+from mlops_infra.backends.azure.common import after, grants_for, once_granted
 from mlops_infra.backends.azure.naming import workspace_name as workspace_name_of
-from mlops_infra.backends.context import StageContext
+from mlops_infra.facts import fact
+from mlops_infra.stages.base import finding
+
+if TYPE_CHECKING:
+    import pulumi
+
+    from mlops_infra.backends.azure.governance import AzureGovernance
+    from mlops_infra.backends.context import StageContext
+    from mlops_infra.spec.models import SpecBase
+    from mlops_infra.stages.governance import GovernanceOutputs
+    from mlops_infra.spec.problems import Problem
+
+CLOUD = "azure"
+ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
+# What lets the workspace's managed network connect its private endpoints (private stacks only).
+NETWORK_APPROVER = "Azure AI Enterprise Network Connection Approver"
+NETWORK_APPROVER_WHY = "the ML workspace's managed network connects its private endpoint to the {what}"
 LOG_RETENTION_DAYS = 90  # Application Insights data is retained free for 90 days
 MLFLOW_HOST = "api.azureml.ms"  # Azure public cloud: <location>.api.azureml.ms serves MLflow
 
@@ -73,6 +95,7 @@ class WorkspaceRef:
     subscription_id: Any
     tracking_uri: Any  # azureml://<location>.api.azureml.ms/mlflow/v1.0/<workspace ARM path>
     registry_id: Any  # the container registry's ARM id
+    registry_name: str  # its name (known while planning): <name>.azurecr.io is its login server
     account_id: Any  # the storage account's ARM id
     artifacts_datastore: Any  # datastore name of the artifact container, once it exists
     # The workspace's Log Analytics workspace and Application Insights component: the monitoring
@@ -84,6 +107,8 @@ class WorkspaceRef:
 
 def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name: Any) -> pulumi.Output[str]:
     """The workspace's MLflow tracking URI, built from names (Workspace.mlFlowTrackingUri once deployed)."""
+    import pulumi
+
     return pulumi.Output.concat(
         f"azureml://{location}.{MLFLOW_HOST}/mlflow/v1.0/subscriptions/",
         subscription_id,
@@ -94,21 +119,102 @@ def tracking_uri(location: str, subscription_id: Any, resource_group: Any, name:
     )
 
 
+def uses_workspace(spec: SpecBase) -> bool:
+    """True when the spec uses a stage that lives in the Azure ML workspace."""
+    from mlops_infra.stages import all_stages
+
+    return any(stage.used(spec) for stage in all_stages() if stage.name in ML_STAGES)
+
+
+@dataclass(frozen=True)
+class MlUsage:
+    clusters: int  # one compute cluster per trained model
+    endpoints: int  # one online endpoint per served model
+    deployments: int  # one deployment per served model (two while a canary or a new release rolls out)
+
+    @property
+    def computes(self) -> int:
+        return self.clusters + self.deployments
+
+
+def ml_usage(spec: SpecBase) -> MlUsage:
+    served = sum(1 for m in spec.models if m.serving is not None)
+    return MlUsage(clusters=sum(1 for m in spec.models if m.training is not None), endpoints=served, deployments=served)
+
+
+def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
+    usage = ml_usage(spec)
+    where = f"in {settings.location}"
+    found = []
+    default = fact(CLOUD, "ml-quotas", "computes-per-region")
+    most = fact(CLOUD, "ml-quotas", "computes-per-region-max")
+    computes = (
+        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} training clusters, "
+        f"{usage.deployments} online deployments, more while a release rolls out)"
+    )
+    if usage.computes > most.value:
+        found.append(
+            finding(
+                ("models",),
+                f"{computes}, and Azure allows at most {most.cite()}",
+                hint="spread the models over stacks in several regions or subscriptions",
+                value=usage.computes,
+            )
+        )
+    elif usage.computes > default.value:
+        found.append(
+            finding(
+                ("models",),
+                f"{computes}, above Azure's default total compute limit per region, {default.cite()}",
+                hint=f"request an increase of the Azure Machine Learning total compute limit {where} (up to "
+                f"{most.value}) before deploying",
+                value=usage.computes,
+                severity="warning",
+            )
+        )
+    for key, count, what in (
+        ("endpoints-per-region", usage.endpoints, "online endpoints"),
+        ("deployments-per-region", usage.deployments, "online deployments"),
+    ):
+        limit = fact(CLOUD, "ml-quotas", key)
+        if count > limit.value:
+            found.append(
+                finding(
+                    ("models",),
+                    f"this stack serves from {count} {what} {where}, above Azure's default of {limit.cite()}",
+                    hint="request an exception (quota type Machine Learning Service: Endpoint Limits) before "
+                    "deploying",
+                    value=count,
+                    severity="warning",
+                )
+            )
+    return found
+
+
 def build_workspace(
-    ctx: StageContext, *, account: Any, account_name: pulumi.Input[str], artifacts: Any
+    ctx: StageContext,
+    *,
+    governance: GovernanceOutputs,
+    azure: AzureGovernance,
+    account: Any,
+    account_name: pulumi.Input[str],
+    artifacts: Any,
 ) -> WorkspaceRef:
     """Declare the workspace and its associated resources (called by storage.build).
 
     `account` is the stack's StorageAccount, `artifacts` the artifact BucketRef.
     """
-    governance = ctx.upstream["governance"]
-    extra = governance.extra
+    import pulumi
+    from pulumi_azure_native import applicationinsights, containerregistry, operationalinsights
+    from pulumi_azure_native import machinelearningservices as ml
+
+    assert azure.workspace is not None  # governance makes the identity whenever the spec uses the workspace
     rg = governance.scope
     location = ctx.settings.location
-    subscription_id = extra["subscription_id"]
+    subscription_id = azure.subscription_id
     private = ctx.spec.governance.network == "private"
     tags = ctx.tags()
-    identity = extra["workspace_identity"]
+    identity = azure.workspace.identity
     public = "Disabled" if private else "Enabled"
 
     logs_name = ctx.namer.name("azure.loganalytics.workspace", "ml")
@@ -162,7 +268,7 @@ def build_workspace(
         encryption=containerregistry.EncryptionPropertyArgs(
             status=containerregistry.EncryptionStatus.ENABLED,
             key_vault_properties=containerregistry.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, identity=extra["workspace_identity_client_id"]
+                key_identifier=governance.key_id, identity=azure.workspace.client_id
             ),
         ),
         # Export needs public access; a private registry also refuses to export images.
@@ -173,25 +279,18 @@ def build_workspace(
         opts=ctx.opts(protect=True),
     )
 
-    grants = [
-        grant(
-            ctx,
-            role="Azure AI Administrator",
-            principal_id=identity.principal,
-            principal=WORKSPACE_IDENTITY,
-            scope=scope,
-            target=target,
-            subscription_id=subscription_id,
-            description=f"mlops-infra: the ML workspace manages its associated {what}",
-        )
-        for scope, target, what in (
-            (account.id, "account", "storage account"),
-            (registry.id, "registry", "container registry"),
-            (insights.id, "insights", "Application Insights"),
-        )
+    associated = ((account.id, "account", "storage account"), (registry.id, "registry", "container registry"))
+    needs = [
+        ("Azure AI Administrator", scope, target, f"the ML workspace manages its associated {what}")
+        for scope, target, what in (*associated, (insights.id, "insights", "Application Insights"))
     ]
+    if private:
+        needs += [(NETWORK_APPROVER, scope, target, NETWORK_APPROVER_WHY.format(what=what)) for scope, target, what in associated]
+    grants = grants_for(
+        ctx, principal_id=identity.principal, principal=WORKSPACE_IDENTITY, subscription_id=subscription_id, needs=needs
+    )
     # The workspace waits for the grants that let its identity reach what it is wired to.
-    identity_id = pulumi.Output.all(identity.id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
+    identity_id = once_granted(identity.id, grants)
 
     name = workspace_name_of(ctx.namer, ctx.settings)
     workspace = ml.Workspace(
@@ -204,7 +303,7 @@ def build_workspace(
         kind="Default",
         sku=ml.SkuArgs(name="Basic", tier=ml.SkuTier.BASIC),
         storage_account=account.id,
-        key_vault=extra["vault_id"],
+        key_vault=azure.workspace.vault_id,
         application_insights=insights.id,
         container_registry=registry.id,
         identity=ml.ManagedServiceIdentityArgs(
@@ -215,7 +314,7 @@ def build_workspace(
         encryption=ml.EncryptionPropertyArgs(
             status=ml.EncryptionStatus.ENABLED,
             key_vault_properties=ml.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, key_vault_arm_id=extra["vault_id"]
+                key_identifier=governance.key_id, key_vault_arm_id=azure.workspace.vault_id
             ),
             identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
         ),
@@ -224,13 +323,17 @@ def build_workspace(
         public_network_access=public,
         allow_public_access_when_behind_vnet=False,
         managed_network=ml.ManagedNetworkSettingsArgs(
-            isolation_mode=ml.IsolationMode.ALLOW_INTERNET_OUTBOUND if private else ml.IsolationMode.DISABLED
+            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
         ),
+        # Online deployments need the managed network in place: provisioned with the workspace.
+        provision_network_now=True if private else None,
         v1_legacy_mode=False,
         tags=tags,
         opts=ctx.opts(protect=True),
     )
     workspace_name = after(workspace.tags, name)
+    if private:
+        _private_access(ctx, rg=rg, workspace=workspace, registry=registry)
 
     datastore_name = ctx.namer.name("azure.ml.datastore", "artifacts")
     datastore = ml.Datastore(
@@ -263,9 +366,44 @@ def build_workspace(
         subscription_id=subscription_id,
         tracking_uri=tracking_uri(location, subscription_id, rg, workspace_name),
         registry_id=registry.id,
+        registry_name=registry_name,
         account_id=account.id,
         artifacts_datastore=after(datastore.name, datastore_name),
         logs_id=logs.id,
         logs_name=logs_name,
         insights_id=insights.id,
     )
+
+
+@dataclass(frozen=True)
+class SparkNetwork:
+    """The managed network provisioned with serverless Spark: drift monitors wait for it (same stack only)."""
+
+    provisioned: list[Any]
+
+
+def drifts(spec: SpecBase) -> bool:
+    """Whether a model monitors drift (Azure ML model monitors run on serverless Spark)."""
+    return any(m.monitoring is not None and m.monitoring.drift is not None for m in spec.models)
+
+
+def _private_access(ctx: StageContext, *, rg: Any, workspace: Any, registry: Any) -> None:
+    """A private workspace's private endpoints for clients, and its managed network with Spark."""
+    import pulumi
+
+    from mlops_infra.backends.azure.arm_actions import ManagedNetworkProvision
+    from mlops_infra.backends.azure.common import share_waits
+    from mlops_infra.backends.azure.network import PrivateNetwork, private_endpoint
+
+    network = ctx.upstream.of(PrivateNetwork)
+    private_endpoint(ctx, network, target="workspace", resource_id=workspace.id, rg=rg)
+    private_endpoint(ctx, network, target="registry", resource_id=registry.id, rg=rg)
+    if drifts(ctx.spec):
+        provisioned = ManagedNetworkProvision(
+            ctx.logical("managed-network"),
+            workspace_id=workspace.id,
+            include_spark=True,
+            # A dynamic resource has no cloud provider of its own: parent only.
+            opts=pulumi.ResourceOptions(parent=ctx.parent),
+        )
+        share_waits(ctx, SparkNetwork(provisioned=[provisioned]))

@@ -1,6 +1,6 @@
-"""Facts and pure rules of Azure ML managed online endpoints (no SDK: backend.check uses them too).
+"""Facts and pure rules of Azure ML managed online endpoints (no SDK: validate uses them too).
 
-serving.py builds the resources from these; backend.py checks the spec against them. Sources:
+serving.py builds the resources from these and checks the spec against them. Sources:
 - traffic: OnlineEndpointProperties.traffic is a map of deployment name to a whole percentage
   that sums to 100 (Azure ML REST API, online endpoints, 2025-12-01);
 - autoscale: Azure Monitor autoscale settings (Microsoft.Insights/autoscalesettings) on the
@@ -89,7 +89,7 @@ def traffic_percent(rollout: Any) -> int:
     """The new deployment's share of traffic while the previous one still serves the rest.
 
     all-at-once: 100. canary: canary_percent. linear: step_percent (Azure cannot step it up by
-    itself: backend.check reports linear as an error; this is what a forced plan would hold).
+    itself: serving.check reports linear as an error; this is what a forced plan would hold).
     """
     if rollout.mode == "canary":
         return int(rollout.canary_percent)
@@ -101,7 +101,7 @@ def traffic_percent(rollout: Any) -> int:
 def iso_duration(seconds: int) -> str:
     """Seconds as an ISO 8601 duration ('PT5M', 'PT1H30M', 'PT45S'); at least one minute.
 
-    Azure Monitor rejects cool-downs below a minute: shorter ones become PT1M (backend.check warns).
+    Azure Monitor rejects cool-downs below a minute: shorter ones become PT1M (serving.check warns).
     """
     seconds = max(int(seconds), MIN_COOLDOWN_SECONDS)
     hours, rest = divmod(seconds, 3600)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 from mlops_infra.access import ReaderGroup, covering_prefixes, reader_groups
-from mlops_infra.backends.azure.ml_rules import uses_workspace
+from mlops_infra.backends.azure.storage_workspace import uses_workspace
 from mlops_infra.facts import fact
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.storage import ARTIFACTS, capture_prefix
@@ -78,6 +78,7 @@ GROUP_IDENTITY = "data"  # name part of a group's identity: <project>-<env>-data
 # Role assignments a stack makes besides one per group (see role_assignments()).
 KEY_GRANTS = 2  # serving and the storage account's identity on the key
 WORKSPACE_GRANTS = 6  # the workspace identity: key, vault (2), storage account, registry, insights
+NETWORK_GRANTS = 3  # private stacks: the workspace identity approves private endpoints to account, registry, vault
 SERVING_GRANTS = 4  # serving: model reads and capture writes on artifacts, registry pulls, metrics
 RETRAINING_GRANTS = 1  # automation: submit jobs in the workspace
 
@@ -155,7 +156,7 @@ def prefix_condition(prefix: str) -> str:
     return f"{read_condition((prefix,))} AND {write_condition(prefix)}"
 
 
-def _artifact_prefixes(model: "Model") -> tuple[list[str], list[str]]:
+def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
     """(read, write) prefixes of one model in the artifact container."""
     reads: list[str] = []
     writes: list[str] = []
@@ -170,7 +171,7 @@ def _artifact_prefixes(model: "Model") -> tuple[list[str], list[str]]:
     return reads, writes
 
 
-def group_access(group: ReaderGroup, *, models: Mapping[str, "Model"], containers: Mapping[str, str]) -> GroupAccess:
+def group_access(group: ReaderGroup, *, models: Mapping[str, Model], containers: Mapping[str, str]) -> GroupAccess:
     """One group's access; `models` by name, `containers`: bucket -> its physical container."""
     art_reads: list[str] = []
     art_writes: list[str] = []
@@ -196,12 +197,12 @@ def group_access(group: ReaderGroup, *, models: Mapping[str, "Model"], container
     )
 
 
-def group_identity_name(namer: "Namer", group: str) -> str:
+def group_identity_name(namer: Namer, group: str) -> str:
     """The physical name of a model group's identity (governance.py makes it)."""
     return namer.name("azure.managed_identity", GROUP_IDENTITY, group)
 
 
-def groups_access(spec: "SpecBase", namer: "Namer") -> list[GroupAccess]:
+def groups_access(spec: SpecBase, namer: Namer) -> list[GroupAccess]:
     """Every reader group's access, by group name (the whole spec: every stack of a split agrees)."""
     models = {m.name: m for m in spec.models}
     buckets = [b.name for b in spec.storage.buckets] + [ARTIFACTS]
@@ -212,11 +213,11 @@ def groups_access(spec: "SpecBase", namer: "Namer") -> list[GroupAccess]:
 # --- counts: what a stack costs in Azure's subscription-wide budgets ----------------------------
 
 
-def role_assignments(spec: "SpecBase") -> int:
+def role_assignments(spec: SpecBase) -> int:
     """The role assignments a stack of `spec` makes (every stack of a split spec together)."""
     count = KEY_GRANTS + len(reader_groups(spec))
     if uses_workspace(spec):
-        count += WORKSPACE_GRANTS
+        count += WORKSPACE_GRANTS + (NETWORK_GRANTS if spec.governance.network == "private" else 0)
     if any(m.serving is not None for m in spec.models):
         count += SERVING_GRANTS
     if any(_evented(m) for m in spec.models):
@@ -224,7 +225,7 @@ def role_assignments(spec: "SpecBase") -> int:
     return count
 
 
-def _evented(model: "Model") -> bool:
+def _evented(model: Model) -> bool:
     """Whether retraining starts this model's job from events (the automation identity's grant)."""
     retrain = model.retraining
     if retrain is None or model.training is None:
@@ -236,13 +237,13 @@ def _evented(model: "Model") -> bool:
 # --- checks -------------------------------------------------------------------------------------
 
 
-def problems(spec: "SpecBase", namer: "Namer") -> list["Problem"]:
+def problems(spec: SpecBase, namer: Namer) -> list[Problem]:
     found = _condition_problems(spec, namer)
     found += _assignment_problems(spec)
     return found
 
 
-def _group_path(spec: "SpecBase", group: str) -> tuple[Any, ...]:
+def _group_path(spec: SpecBase, group: str) -> tuple[Any, ...]:
     """Where a group is named in the spec: its first model's `group`, or the model itself."""
     from mlops_infra.layout import group_of
 
@@ -252,7 +253,7 @@ def _group_path(spec: "SpecBase", group: str) -> tuple[Any, ...]:
     return ("models",)
 
 
-def _condition_problems(spec: "SpecBase", namer: "Namer") -> list["Problem"]:
+def _condition_problems(spec: SpecBase, namer: Namer) -> list[Problem]:
     limit = fact(CLOUD, "iam-limits", "condition-length")
     found = []
     for access in groups_access(spec, namer):
@@ -275,7 +276,7 @@ def _condition_problems(spec: "SpecBase", namer: "Namer") -> list["Problem"]:
     return found
 
 
-def _assignment_problems(spec: "SpecBase") -> list["Problem"]:
+def _assignment_problems(spec: SpecBase) -> list[Problem]:
     limit = fact(CLOUD, "iam-limits", "role-assignments-per-subscription")
     count = role_assignments(spec)
     groups = len(reader_groups(spec))

@@ -1,5 +1,5 @@
 """Facts and pure rules of Azure Monitor alerts and Azure ML model monitors (no SDK: tests and
-backend.check use them too). monitoring.py and retraining.py build resources from these.
+the stage checks use them too). monitoring.py and retraining.py build resources from these.
 
 Sources:
 - online endpoint metrics (Azure Monitor supported metrics, Microsoft.MachineLearningServices/

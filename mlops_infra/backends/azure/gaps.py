@@ -1,0 +1,82 @@
+"""What Azure cannot do as a spec asks, with the reason: data (Backend.gaps).
+
+The stage modules' checks report these where the spec asks for them (AzureBackend.gap), and the
+README's per-cloud table of gaps is generated from this mapping (python -m mlops_infra.docs gaps).
+Keys name the spec feature: its dotted path, with the value or condition that Azure cannot meet.
+"""
+
+from __future__ import annotations
+
+from mlops_infra.backends.azure.serving_rules import MIN_COOLDOWN_SECONDS
+from mlops_infra.backends.base import Gap
+
+GAPS: dict[str, Gap] = {
+    # --- storage ----------------------------------------------------------------------------------
+    "storage.buckets[].versioning.false": Gap(
+        "blob versioning is account-wide on Azure and the stack's buckets share one storage account: "
+        "the bucket stays versioned",
+        hint="old versions still expire after noncurrent_expire_after_days",
+        severity="warning",
+    ),
+    # --- tracking ---------------------------------------------------------------------------------
+    "tracking.size": Gap(
+        "has no effect on Azure: the Azure ML workspace's MLflow server is not sized",
+        hint="remove size, or keep it for the other clouds",
+        severity="warning",
+    ),
+    # --- training ---------------------------------------------------------------------------------
+    "models[].training.max_wait": Gap(
+        "has no effect on Azure: low-priority compute has no wait limit, only max_runtime applies",
+        hint="remove max_wait, or keep it for the other clouds",
+        severity="warning",
+    ),
+    # --- registry ---------------------------------------------------------------------------------
+    "models[].registry.approval.manual": Gap(
+        "Azure ML has no approval gate on model versions: mlops-infra records approval: manual as the model "
+        "container's 'approval' tag, and nothing in Azure stops an unapproved version from serving",
+        hint="keep manual approval in your release process, or use approval: automatic",
+        severity="warning",
+    ),
+    # --- serving ----------------------------------------------------------------------------------
+    "models[].serving.rollout.linear": Gap(
+        "Azure ML cannot step traffic up by itself: a linear rollout needs something to move the split every "
+        "`wait`, and managed online endpoints only hold the split they are given",
+        hint="use mode: canary (the split holds until the next release or until you set mode: all-at-once)",
+    ),
+    "models[].serving.rollout.wait": Gap(
+        "has no effect on Azure: the new deployment keeps canary_percent of the traffic and the previous one the "
+        "rest until the next `up` that changes it; nothing promotes the canary after the wait",
+        hint="promote with rollout mode: all-at-once (the previous deployment is then deleted), or let the next "
+        "release replace the older of the two",
+        severity="warning",
+    ),
+    "models[].serving.rollout.rollback_on_alarms": Gap(
+        "Azure ML has no automatic rollback: the endpoint's alarms notify but do not move traffic back",
+        hint="roll back by deploying the previous image again; during a canary, set the traffic back with "
+        "`az ml online-endpoint update --traffic`; or set rollback_on_alarms: false",
+        severity="warning",
+    ),
+    "models[].serving.autoscaling.cooldown below 60s": Gap(
+        f"Azure Monitor autoscale waits at least {MIN_COOLDOWN_SECONDS} seconds between scale actions",
+        hint=f"use {MIN_COOLDOWN_SECONDS}s or more",
+        severity="warning",
+    ),
+    "models[].serving.model_uri outside Azure storage": Gap(
+        "Azure ML reads model files from Azure storage only (https://, azureml://, wasbs:// or abfss:// URIs)",
+        hint="copy the model into the stack's artifact bucket under models/<model>/ and point model_uri there, "
+        "or drop model_uri to serve the training output",
+    ),
+    # --- monitoring -------------------------------------------------------------------------------
+    "models[].monitoring.drift to notify.webhook": Gap(
+        "Azure ML model monitors notify by email only: drift on this model reaches monitoring.notify.emails but "
+        "not the webhook (on_drift adds an Azure Monitor alert that does)",
+        hint="set retraining.on_drift: true on the model, or watch the monitor in Azure ML studio",
+        severity="warning",
+    ),
+    # --- retraining -------------------------------------------------------------------------------
+    "models[].retraining.schedule with both day fields": Gap(
+        "Azure ML schedules (NCronTab) run on the days that match both day-of-month and day-of-week, where cron "
+        "runs on the days that match either, so Azure would run it on fewer days",
+        hint="restrict only one of day-of-month and day-of-week (e.g. '0 3 1 * *' or '0 3 * * 1')",
+    ),
+}
