@@ -67,13 +67,12 @@ class Program:
         namer = backend.namer(spec, settings)
         upstream = Upstream()
         prerequisites: list[Any] = []
-        handoff: dict[tuple[str, str], Any] = {}
         part, handover = self.part, self.handover
         if part.is_model_stack:
             handover.read = _reader(part, self.shared_stack, self.handed)
         for stage in stages_to_build(spec, backend):
             if stage.stack_wide and part.is_model_stack:
-                upstream.add(handover.fetch(stage.name, ""), stage=stage.name)
+                upstream.add(handover.fetch(stage.name, ""))
                 for key in handover.keys_of(stage.name):  # what the stage shared (ctx.share)
                     upstream.add(handover.fetch(stage.name, key))
                 continue
@@ -100,7 +99,6 @@ class Program:
                 upstream=upstream,
                 stack_wide=stage.stack_wide,
                 prerequisites=prerequisites,
-                handoff=handoff,
                 part=part,
                 handover=handover,
                 teardown=self.teardown,
@@ -110,7 +108,7 @@ class Program:
                 handover.record(stage.name, "", result)
             exported = result.exports()
             component.register_outputs(exported)
-            upstream.add(result, stage=stage.name)
+            upstream.add(result)
             if exported:
                 self.exports[stage.name] = exported
                 pulumi.export(stage.name, exported)

@@ -82,9 +82,7 @@ class Backend:
     unsupported: ClassVar[Mapping[str, str]] = {}  # stage -> why this cloud cannot do it (yet)
     # Feature (a spec path, e.g. "models[].serving.rollout.linear") -> why this cloud cannot do it.
     gaps: ClassVar[Mapping[str, Gap]] = {}
-    # Whether each stage module holds its own checks, `check(spec, settings) -> list[Problem]`
-    # beside its `build` (and imports its SDK only inside build). Backend.check runs them.
-    stage_checks: ClassVar[bool] = False
+
     settings_example: ClassVar[str] = ""  # shown when clouds.<name> is missing
     # Resource types that grant permissions or enable services: made by the foundation stages,
     # later stages' acting resources wait for them (StageContext.prerequisites).
@@ -153,14 +151,15 @@ class Backend:
                 spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
             )
         problems += self.check_cloud(spec, settings)
-        if self.stage_checks:
-            from mlops_infra.stages import all_stages
+        # Each stage module holds its own checks beside its build (and imports its SDK only
+        # inside build, so validating loads none): check(spec, settings) -> list[Problem].
+        from mlops_infra.stages import all_stages
 
-            for stage in all_stages():
-                if stage.used(spec) and self.supports(stage.name):
-                    own = getattr(self.stage_module(stage.name), "check", None)
-                    if own is not None:
-                        problems += own(spec, settings)
+        for stage in all_stages():
+            if stage.used(spec) and self.supports(stage.name):
+                own = getattr(self.stage_module(stage.name), "check", None)
+                if own is not None:
+                    problems += own(spec, settings)
         return problems
 
     def gap(self, feature: str, path: tuple, *, value: Any = _NO_VALUE) -> Problem:

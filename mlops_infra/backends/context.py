@@ -31,15 +31,12 @@ class Upstream:
 
     def __init__(self) -> None:
         self._values: dict[type, Any] = {}
-        self._by_stage: dict[str, Any] = {}
 
-    def add(self, value: Any, *, stage: str | None = None) -> None:
+    def add(self, value: Any) -> None:
         kind = type(value)
         if kind in self._values:
             raise InternalError(f"two {kind.__name__} handed on: each type is handed on once")
         self._values[kind] = value
-        if stage is not None:
-            self._by_stage[stage] = value
 
     def of(self, kind: type[T]) -> T:
         """The value of `kind` an earlier stage handed on; a missing one is a bug in stage order."""
@@ -53,15 +50,6 @@ class Upstream:
         value = self._values.get(kind)
         return value if isinstance(value, kind) else None
 
-    # By stage name: the older, untyped way (backends move to `of`, see DESIGN.md section 10).
-    def __getitem__(self, stage: str) -> Any:
-        return self._by_stage[stage]
-
-    def get(self, stage: str) -> Any:
-        return self._by_stage.get(stage)
-
-    def __contains__(self, stage: str) -> bool:
-        return stage in self._by_stage
 
 
 @dataclass
@@ -80,10 +68,6 @@ class StageContext:
     # deployed) and must find its permissions in place. Bounded by identities and buckets,
     # never by models, so depending on it stays cheap at any stack size.
     prerequisites: list[Any] = field(default_factory=list)
-    # Resources one stage hands to a later stage of the same backend, by key (e.g.
-    # ("capture-dataset", model)), for the few cases where the later one names the resource
-    # instead of taking one of its outputs and must still wait for it.
-    handoff: dict[tuple[str, str], Any] = field(default_factory=dict)
     # Which Pulumi stack of a split spec is being built (mlops_infra/layout.py), and the values
     # its stack-wide resources hand to model stacks. Unsplit: WHOLE, everything in one stack.
     part: Part = WHOLE

@@ -31,7 +31,6 @@ class GovernanceOutputs:
     key_id: Any  # key ARN / crypto key id / key vault key id (Output[str] or str)
     identities: dict[str, Identity]
     scope: Any = None  # where resources live when the cloud needs one (Azure resource group name)
-    extra: dict[str, Any] = field(default_factory=dict)
     # Model group -> the identity that trains its models and reads their data (access.py).
     groups: dict[str, Identity] = field(default_factory=dict)
 

@@ -149,7 +149,6 @@ class AwsBackend(Backend):
         stage: "not implemented on AWS yet"
         for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
     }
-    stage_checks = True
     gaps = GAPS
 
     # --- teardown: the data, the keys, and what guards kept data --------------------------

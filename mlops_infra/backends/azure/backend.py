@@ -1,7 +1,7 @@
 """Azure: the cloud's facts, provider, mocks and gaps (no SDK import at module level).
 
-Each stage's checks live beside its build() in the stage module (stage_checks); what Azure cannot
-do as a spec asks is data (GAPS), which those checks report through gap() and from which the
+Each stage's checks live beside its build() in the stage module (Backend.check runs them); what
+Azure cannot do as a spec asks is data (GAPS), which those checks report through gap() and from which the
 README's table of gaps is generated.
 """
 
@@ -65,7 +65,6 @@ class AzureBackend(Backend):
         stage: "not implemented on Azure yet"
         for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
     }
-    stage_checks = True
     gaps: ClassVar[Mapping[str, Gap]] = GAPS
 
     # --- teardown -----------------------------------------------------------

@@ -115,7 +115,6 @@ class GcpBackend(Backend):
         stage: "not implemented on GCP yet"
         for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
     }
-    stage_checks = True  # each stage module checks what it builds (check(spec, settings))
     gaps: ClassVar[dict[str, Gap]] = GAPS
 
     # A default destroy keeps the data (buckets with their versioning, encryption, lifecycle and
@@ -193,7 +192,7 @@ class GcpBackend(Backend):
         return catalog.machine_spec(compute, purpose, settings)
 
     def check_cloud(self, spec: Any, settings: GcpSettings) -> list[Problem]:
-        """The clouds.gcp block itself; each stage's own checks are in its module (stage_checks)."""
+        """The clouds.gcp block itself; each stage's own checks are in its module (Backend.check runs them)."""
         problems = overrides.override_problems(spec, settings)
         if GOOGLE_LIKE.search(settings.project):
             problems.append(
