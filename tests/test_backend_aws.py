@@ -746,7 +746,8 @@ def test_check_reports_a_group_identity_iam_would_reject():
 
 # --- backend facts ----------------------------------------------------------------
 def test_every_stage_is_supported():
-    assert BACKEND.unsupported == {}
+    # This round's lifecycle stages are declared with a reason until they land (test_contract.py).
+    assert set(BACKEND.unsupported) <= {"batch", "data_prep", "features", "workspaces", "explainability"}
     assert all(BACKEND.supports(s) for s in ("governance", "storage", "registry", "tracking", "training", "serving",
                                              "monitoring", "retraining"))
 

@@ -769,7 +769,7 @@ def test_unsupported_stages_have_reasons() -> None:
             assert stage.name in STAGES
         else:
             assert "Azure" in BACKEND.unsupported[stage.name]
-    assert set(BACKEND.unsupported) == set()
+    assert set(BACKEND.unsupported) <= {"batch", "data_prep", "features", "workspaces", "explainability"}
 
 
 def test_backend_package_and_check_load_no_sdk() -> None:

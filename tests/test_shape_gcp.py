@@ -49,6 +49,8 @@ def test_validating_for_gcp_loads_neither_pulumi_nor_its_sdk() -> None:
 
 def test_every_stage_module_checks_what_it_builds_and_the_backend_holds_no_stage_checks() -> None:
     for stage in all_stages():
+        if not BACKEND.supports(stage.name):
+            continue  # declared unsupported, with its reason (tests/test_contract.py)
         module = BACKEND.stage_module(stage.name)
         assert callable(getattr(module, "check", None)), f"{stage.name} has no check(spec, settings)"
         assert callable(getattr(module, "build", None))

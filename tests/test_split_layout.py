@@ -87,18 +87,18 @@ def test_handover_round_trip_keeps_constants_and_reads_outputs() -> None:
     try:
         arn = pulumi.Output.from_input("arn:key")
         value = GovernanceOutputs(key_id=arn, identities={"training": Identity("training", "role-t", arn)},
-                                  extra={"partition": "aws", "ids": [arn, 3]})
+                                  scope=["aws", arn, 3])
         shared = Handover()
         shared.record("governance", "", value)
         exported = shared.exported()
-        assert sorted(exported) == ["governance.extra.ids.0", "governance.identities.training.principal",
-                                    "governance.key_id"]
+        assert sorted(exported) == ["governance.identities.training.principal", "governance.key_id",
+                                    "governance.scope.1"]
         reads: list[str] = []
         model = Handover(shapes=shared.recorded_shapes(), read=lambda path: reads.append(path) or f"<{path}>")
         rebuilt = model.fetch("governance", "")
-        assert rebuilt.key_id == "<governance.key_id>" and rebuilt.extra["partition"] == "aws"
+        assert rebuilt.key_id == "<governance.key_id>" and rebuilt.scope[0] == "aws"
         assert rebuilt.identities["training"] == Identity("training", "role-t", "<governance.identities.training.principal>")
-        assert rebuilt.extra["ids"] == ["<governance.extra.ids.0>", 3]
+        assert rebuilt.scope == ["aws", "<governance.scope.1>", 3]
         with pytest.raises(Exception, match="hands over no 'monitoring.topic'"):
             model.fetch("monitoring", "topic")
     finally:

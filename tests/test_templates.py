@@ -201,7 +201,8 @@ def test_the_templates_a_cloud_renders_parse_with_hostile_values(cloud: str, ren
 
 
 def test_the_templates_parse_with_any_string_in_any_value(rendered: list) -> None:
-    from mlops_infra.backends.aws import alarms, jobs
+    from mlops_infra.backends.aws import monitoring_alarms as alarms
+    from mlops_infra.backends.aws import training_jobs as jobs
     from mlops_infra.backends.gcp.monitoring import dashboard_json
 
     text = HOSTILE_TEXT[1] + HOSTILE_TEXT[3] + HOSTILE_TEXT[4]
