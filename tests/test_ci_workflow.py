@@ -202,10 +202,16 @@ def _fresh_venv(where: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(where)], check=True, timeout=120)
     site = next((where / "lib").glob("python3*/site-packages"))
     # Offline: the runtime dependencies and the build backend come from this test environment
-    # (pip itself too), never from an index; mlops_infra itself does not (editable installs
-    # are not visible through a plain path entry).
+    # (pip itself too), never from an index; mlops_infra itself never does: the test env's
+    # packages are seen through a folder of links that leaves it out (CI installs it there
+    # non-editable, and pip would take it for already installed).
     ours = next(Path(p) for p in sys.path if p.endswith("site-packages") and Path(p, "pip").exists())
-    (site / "deps.pth").write_text(f"{ours}\n")
+    deps = where / "deps"
+    deps.mkdir()
+    for entry in ours.iterdir():
+        if not entry.name.replace("-", "_").startswith("mlops_infra"):
+            (deps / entry.name).symlink_to(entry)
+    (site / "deps.pth").write_text(f"{deps}\n")
     return where
 
 
