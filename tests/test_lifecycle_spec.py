@@ -141,3 +141,19 @@ def test_the_new_reads_and_writes_belong_to_the_models_group_identity() -> None:
 
     group = reader_groups(spec_from(spec(batch=BATCH)))["churn"]
     assert group.reads["raw"] == [""] and group.writes == {"scored": ["churn/"]}
+
+
+@pytest.mark.parametrize(
+    "elsewhere, severity, words",
+    [("error", "error", "has no async endpoints: queues are absent"), ("realtime", "warning", "served realtime there")],
+)
+def test_a_mode_a_cloud_lacks_is_refused_or_served_realtime(elsewhere: str, severity: str, words: str) -> None:
+    from mlops_infra.backends import checks
+    from mlops_infra.spec.models import spec_model
+
+    serving = {**SERVING, "mode": "async", "async": {"output": {"bucket": "scored"}}, "mode_elsewhere": elsewhere}
+    parsed = spec_model().model_validate(spec(serving=serving))
+    found = checks.serving_modes(parsed, offered=frozenset({"realtime"}), cloud="Elsewhere", reason=lambda mode: "queues are absent")
+    assert [(p.path, p.severity) for p in found] == [(("models", 0, "serving", "mode"), severity)]
+    assert words in found[0].message
+    assert checks.serving_modes(parsed, offered=frozenset({"realtime", "async"}), cloud="Here", reason=str) == []

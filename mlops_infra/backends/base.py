@@ -82,6 +82,9 @@ class Backend:
     unsupported: ClassVar[Mapping[str, str]] = {}  # stage -> why this cloud cannot do it (yet)
     # Feature (a spec path, e.g. "models[].serving.rollout.linear") -> why this cloud cannot do it.
     gaps: ClassVar[Mapping[str, Gap]] = {}
+    # models[].serving.mode values this cloud deploys; each other mode needs a gap
+    # "models[].serving.mode.<mode>" with the reason (checks.serving_modes).
+    serving_modes: ClassVar[frozenset[str]] = frozenset({"realtime"})
 
     settings_example: ClassVar[str] = ""  # shown when clouds.<name> is missing
     # Resource types that grant permissions or enable services: made by the foundation stages,
@@ -150,6 +153,14 @@ class Backend:
             problems += checks.archive_minimum(
                 spec, minimum_days=self.archive_minimum_days, tier=self.archive_tier, cloud=self.storage_service
             )
+        problems += checks.serving_modes(
+            spec,
+            offered=self.serving_modes,
+            cloud=self.display_name,
+            reason=lambda mode: self.gaps[f"models[].serving.mode.{mode}"].reason
+            if f"models[].serving.mode.{mode}" in self.gaps
+            else "not implemented for this cloud",
+        )
         problems += self.check_cloud(spec, settings)
         # Each stage module holds its own checks beside its build (and imports its SDK only
         # inside build, so validating loads none): check(spec, settings) -> list[Problem].

@@ -98,3 +98,35 @@ def private_network_has_no_effect(spec: Any, *, message: str, hint: str) -> list
     if spec.governance.network != "private":
         return []
     return [finding(("governance", "network"), message, hint=hint, value="private", severity="warning")]
+
+
+def serving_modes(spec: Any, *, offered: frozenset[str], cloud: str, reason: Callable[[str], str]) -> list[Problem]:
+    """A serving mode this cloud does not offer: an error, or with `mode_elsewhere: realtime` a
+    warning that the model is served realtime here (its mode's own options left out)."""
+    problems: list[Problem] = []
+    for i, model in enumerate(spec.models):
+        serving = model.serving
+        if serving is None or serving.mode in offered:
+            continue
+        path = ("models", i, "serving", "mode")
+        why = reason(serving.mode)
+        if serving.mode_elsewhere == "realtime":
+            problems.append(
+                finding(
+                    path,
+                    f"{cloud} has no {serving.mode} endpoints ({why}): served realtime there with this "
+                    "model's autoscaling (mode_elsewhere: realtime)",
+                    severity="warning",
+                )
+            )
+        else:
+            problems.append(
+                finding(
+                    path,
+                    f"{cloud} has no {serving.mode} endpoints: {why}",
+                    hint="use mode: realtime, or set mode_elsewhere: realtime to serve realtime on clouds "
+                    f"without {serving.mode} endpoints",
+                    value=serving.mode,
+                )
+            )
+    return problems

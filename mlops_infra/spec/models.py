@@ -209,6 +209,11 @@ class Serving(Strict):
     )
     shadow: Optional[Shadow] = Field(None, description="a challenger that gets a copy of some traffic")
     auth: Literal["iam", "key"] = Field("iam", description="how clients authenticate: cloud identity, or a key")
+    mode_elsewhere: Literal["error", "realtime"] = Field(
+        "error",
+        description="on a cloud without this mode: refuse the spec (error), or serve realtime there with the "
+        "autoscaling given here (validate warns)",
+    )
 
     @model_validator(mode="after")
     def _mode_options(self) -> "Serving":
