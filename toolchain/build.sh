@@ -211,11 +211,20 @@ for c in "${components[@]}"; do
     log "$c: up to date"
     continue
   fi
+  # Two runs at once (two CI jobs, two terminals) build each component once.
+  exec 9>"$stamps/$c.lock"
+  flock 9
+  if [ "$mode" != relock ] && is_built "$c"; then
+    log "$c: built meanwhile by another run"
+    exec 9>&-
+    continue
+  fi
   log "$c: building ($(recipe "$c" | head -1))"
   start=$SECONDS
   rm -f "$stamps/$c"
   "build_${c//-/_}"
   recipe "$c" > "$stamps/$c"
+  exec 9>&-
   log "$c: done in $((SECONDS - start))s"
 done
 echo "$root"
