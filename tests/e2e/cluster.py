@@ -43,6 +43,15 @@ class Api(Protocol):
     def get(self, path: str) -> dict[str, Any] | None: ...
 
 
+def parse(text: str) -> dict[str, Any]:
+    """A JSON object, or plain text (health endpoints answer `ok`) as {"message": text}."""
+    try:
+        found = json.loads(text or "{}")
+    except ValueError:
+        return {"message": text}
+    return found if isinstance(found, dict) else {"message": text}
+
+
 @dataclass(frozen=True)
 class RestApi:
     """The few API calls the harness needs, over HTTPS with a bearer token."""
@@ -61,13 +70,9 @@ class RestApi:
         context = ssl.create_default_context(cafile=str(self.ca_file))
         try:
             with urllib.request.urlopen(request, context=context, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"{}")
+                return response.status, parse(response.read().decode(errors="replace"))
         except urllib.error.HTTPError as error:
-            text = error.read().decode(errors="replace")
-            try:
-                return error.code, json.loads(text)
-            except ValueError:
-                return error.code, {"message": text}
+            return error.code, parse(error.read().decode(errors="replace"))
 
     def get(self, path: str) -> dict[str, Any] | None:
         status, body = self.call("GET", path)
@@ -308,7 +313,7 @@ class LocalCluster:
     def install_crds(self, files: list[Path]) -> list[str]:
         names = []
         for path in files:
-            for crd in yaml.safe_load_all(path.read_text()):
+            for crd in yaml.load_all(path.read_text(), Loader=CrdLoader):
                 if crd:
                     self.api.create(CRD_PATH, crd)
                     names.append(crd["metadata"]["name"])
@@ -328,8 +333,15 @@ class LocalCluster:
         self.processes.clear()
 
 
+class CrdLoader(yaml.SafeLoader):
+    """PyYAML reads a bare `=` as YAML 1.1's value tag, which it cannot build; CRDs mean the string."""
+
+
+CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 def established(crd: dict[str, Any] | None) -> bool | None:
     """True once the API server serves the CRD's resource."""
-    conditions = (crd or {}).get("status", {}).get("conditions", [])
+    conditions = ((crd or {}).get("status") or {}).get("conditions") or []
     ok = any(c.get("type") == "Established" and c.get("status") == "True" for c in conditions)
     return True if ok else None
