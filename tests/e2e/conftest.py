@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -17,11 +18,11 @@ import pytest
 
 from tests.e2e.cluster import CRD_PATH, ExternalCluster, LocalCluster
 from tests.e2e.engine import Engine
-from tests.e2e.toolchain import Toolchain, locate
+from tests.e2e.toolchain import Toolchain, locate, required
 
 EXTERNAL_KUBECONFIG = "MLOPS_INFRA_E2E_KUBECONFIG"
 EXTERNAL_CONTEXT = "MLOPS_INFRA_E2E_CONTEXT"
-REQUIRED = "MLOPS_INFRA_E2E_REQUIRED"  # toolchain/ci.sh: a missing toolchain fails instead of skipping
+KEEP = "MLOPS_INFRA_E2E_KEEP"  # 1: keep the work directory (control-plane logs, Pulumi state) to debug
 REQUIRED_CRDS = (
     "inferenceservices.serving.kserve.io",
     "servicemonitors.monitoring.coreos.com",
@@ -39,15 +40,29 @@ def toolchain() -> Toolchain | None:
     if os.environ.get(EXTERNAL_KUBECONFIG) and shutil.which("pulumi"):
         return None
     reason = f"{why_not}; it needs Go >= 1.26.6 and the Go module proxy"
-    if os.environ.get(REQUIRED) == "1":
+    if required():
         pytest.fail(reason)
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
-def cluster(
-    toolchain: Toolchain | None, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalCluster | ExternalCluster]:
+def workdir() -> Iterator[Path]:
+    """A private directory for the session, outside pytest's basetemp.
+
+    pytest keeps only the newest three basetemp directories of a user, and other pytest runs of
+    the same user delete older ones: a long e2e session there would lose etcd's data directory
+    and its certificates under a running control plane.
+    """
+    path = Path(tempfile.mkdtemp(prefix="mlops-infra-e2e-"))
+    yield path
+    if os.environ.get(KEEP) == "1":
+        print(f"\ne2e work directory kept: {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def cluster(toolchain: Toolchain | None, workdir: Path) -> Iterator[LocalCluster | ExternalCluster]:
     external = os.environ.get(EXTERNAL_KUBECONFIG)
     if external:
         real = ExternalCluster(Path(external).expanduser(), os.environ.get(EXTERNAL_CONTEXT) or None)
@@ -57,7 +72,7 @@ def cluster(
         yield real
         return
     assert toolchain is not None
-    local = LocalCluster(bin=toolchain.bin, workdir=tmp_path_factory.mktemp("cluster"))
+    local = LocalCluster(bin=toolchain.bin, workdir=workdir / "cluster")
     local.start()
     try:
         local.install_crds(toolchain.crds)
@@ -67,5 +82,5 @@ def cluster(
 
 
 @pytest.fixture(scope="session")
-def engine(toolchain: Toolchain | None, tmp_path_factory: pytest.TempPathFactory) -> Engine:
-    return Engine(toolchain=toolchain, workdir=tmp_path_factory.mktemp("pulumi"))
+def engine(toolchain: Toolchain | None, workdir: Path) -> Engine:
+    return Engine(toolchain=toolchain, workdir=workdir / "pulumi")
