@@ -12,7 +12,7 @@ echo "toolchain ready in $((SECONDS - start))s"
 
 venv=${VENV:-.venv}
 [ -x "$venv/bin/python" ] || python3.11 -m venv "$venv"
-"$venv/bin/pip" install -q '.[test,kubernetes]'
+"$venv/bin/pip" install -q -e '.[test,kubernetes]'
 
 start=$SECONDS
 MLOPS_INFRA_E2E_REQUIRED=1 "$venv/bin/python" -m pytest -q -m e2e -rs tests/e2e "$@"

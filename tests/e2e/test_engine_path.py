@@ -15,9 +15,15 @@ import pytest
 
 from tests.e2e.cluster import Api, ExternalCluster, LocalCluster
 from tests.e2e.engine import SKIP_AWAIT, Engine, resource_types
+from tests.e2e.toolchain import required
 
 pytestmark = pytest.mark.e2e
-k8s = pytest.importorskip("pulumi_kubernetes", reason="the Kubernetes SDK is the `kubernetes` extra: pip install '.[kubernetes]'")
+try:
+    import pulumi_kubernetes as k8s
+except ImportError:
+    if required():
+        raise
+    pytest.skip("the Kubernetes SDK is the `kubernetes` extra: pip install '.[kubernetes]'", allow_module_level=True)
 
 PROJECT = "mlops-e2e"
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}
@@ -133,12 +139,16 @@ def test_up_preview_reference_destroy(cluster: LocalCluster | ExternalCluster, e
         second.destroy()
         gone(api, f"{ns_path}/configmaps/from-reference")
 
-        # The protected ConfigMap stays, and so does the namespace it depends on; the rest goes.
+        # Pulumi keeps the protected ConfigMap and everything it transitively depends on: its
+        # parent (the stack), its provider, and the Namespace its metadata.namespace came from.
+        # The ServiceAccount and the InferenceService are not among them, so they go.
         first.destroy(exclude_protected=True)
-        kept = resource_types(first)
-        assert kept.get("data") == "kubernetes:core/v1:ConfigMap"
-        assert kept.get("namespace") == "kubernetes:core/v1:Namespace"
-        assert "serving" not in kept and "model" not in kept
+        assert resource_types(first) == {
+            f"{PROJECT}-platform": "pulumi:pulumi:Stack",
+            "cluster": "pulumi:providers:kubernetes",
+            "namespace": "kubernetes:core/v1:Namespace",
+            "data": "kubernetes:core/v1:ConfigMap",
+        }
         for name in ("serving", "model"):
             gone(api, paths[name])
         for name in ("namespace", "data"):

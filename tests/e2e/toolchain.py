@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "toolchain" / "build.sh"
+REQUIRED = "MLOPS_INFRA_E2E_REQUIRED"  # toolchain/ci.sh: what would skip the e2e tests fails them
+
+
+def required() -> bool:
+    return os.environ.get(REQUIRED) == "1"
 
 
 def pins() -> dict[str, str]:
