@@ -54,6 +54,26 @@ def cost(*, source: Any, cloud: str | None, against: Path | None = None) -> tupl
     return CostResult(document=current, delta=cost_delta(old, current) if old is not None else None), warnings
 
 
+def cost_of_plan(*, source: Any, document: dict[str, Any], against: Path) -> tuple[str, str]:
+    """The cost section of a plan's pull-request comment: this plan's estimate against an older
+    `cost --json` (title, Markdown body)."""
+    from mlops_infra.cost.delta import cost_delta, load_estimate, markdown_section
+    from mlops_infra.cost.estimate import estimate
+    from mlops_infra.spec.validate import check_file
+
+    old = load_estimate(against)
+    spec = check_file(source.path, clouds=[document["cloud"]]).spec
+    current = estimate(spec=spec, cloud=document["cloud"], document=document).to_dict(
+        project=spec.project, stack=source.stack
+    )
+    if old.get("cloud") != current["cloud"]:
+        raise UsageError(
+            f"--cost-against: {against} estimates {old.get('cloud')}, this plan is for {current['cloud']}",
+            hint="compare estimates of the same cloud",
+        )
+    return markdown_section(old=old, new=current, delta=cost_delta(old, current))
+
+
 def check(*, source: Any, cloud: str | None, policy_files: list[Path]) -> tuple[CheckResult, list[Any]]:
     from mlops_infra.cost.estimate import estimate
     from mlops_infra.policy.check import check_document, findings_for, locate, plan_resources

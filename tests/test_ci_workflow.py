@@ -167,7 +167,7 @@ def commands(document: dict) -> list[list[str]]:
 def test_workflow_commands_are_the_documented_ones(workflow: tuple[str, dict, str]) -> None:
     _, document, _ = workflow
     found = commands(document)
-    assert {c[1] for c in found} == {"validate", "plan", "preview", "install-cli"}
+    assert {c[1] for c in found} == {"validate", "plan", "cost", "preview", "install-cli"}
     section = CI_DOC
     for command in found:
         flags = [word for word in command if word.startswith("--")]

@@ -203,3 +203,34 @@ def test_a_malformed_price_book_is_refused() -> None:
         parse_book("x", {"region_setting": "region", "tables": {"t": mirror}})
     with pytest.raises(InternalError, match="source"):
         parse_book("x", {"region_setting": "region", "tables": {"t": {"service": "s", "unit": "hour", "as_of": "2026-01-01"}}})
+
+
+def test_the_pull_request_comment_shows_the_cost_change(tmp_path: Path) -> None:
+    """plan --against --format markdown --cost-against: the comment's Monthly cost section."""
+    old_spec, new_spec = tmp_path / "old.yaml", tmp_path / "new.yaml"
+    text = (ROOT / "stacks" / "dev.yaml").read_text()
+    old_spec.write_text(text)
+    new_spec.write_text(text.replace("min_replicas: 1,", "min_replicas: 3,"))
+    runner = CliRunner()
+    (tmp_path / "old-cost.json").write_text(
+        runner.invoke(main, ["cost", "--spec", str(old_spec), "--cloud", "aws", "--json", "--quiet"]).stdout
+    )
+    planned = runner.invoke(main, ["plan", "--spec", str(old_spec), "--cloud", "aws", "--out", str(tmp_path / "old.json")])
+    assert planned.exit_code == 0, planned.output
+    args = ["plan", "--spec", str(new_spec), "--cloud", "aws", "--against", str(tmp_path / "old.json"), "--quiet"]
+    comment = runner.invoke(main, [*args, "--format", "markdown", "--cost-against", str(tmp_path / "old-cost.json")])
+    assert comment.exit_code == 0, comment.output
+    section = comment.stdout.split("#### Monthly cost", 1)[1].split("\n#### ", 1)[0]
+    added = 2 * 0.115 * 730
+    assert f"**{added:+,.2f}**" in section
+    assert f"| model `churn-classifier` | {0.115 * 730:,.2f} | {3 * 0.115 * 730:,.2f} | {added:+,.2f} |" in section
+    assert "(ml.m5.large)`: " + f"{added:+,.2f}" in section
+    assert comment.stdout.index("#### Monthly cost") < comment.stdout.index("#### Other changes")
+    without = runner.invoke(main, [*args, "--format", "markdown"])
+    assert "Monthly cost" not in without.stdout
+    alone = runner.invoke(main, [*args, "--cost-against", str(tmp_path / "old-cost.json")])
+    assert alone.exit_code == 2 and "--format markdown" in alone.stderr
+    other_cloud = json.loads((tmp_path / "old-cost.json").read_text()) | {"cloud": "gcp"}
+    (tmp_path / "gcp-cost.json").write_text(json.dumps(other_cloud))
+    mixed = runner.invoke(main, [*args, "--format", "markdown", "--cost-against", str(tmp_path / "gcp-cost.json")])
+    assert mixed.exit_code == 2 and "same cloud" in mixed.stderr

@@ -228,6 +228,11 @@ def init(directory: Path, cloud: str, project: str, install_from: str | None, fo
 )
 @click.option("--expect-no-changes", is_flag=True, help="With --against: exit 1 when anything changes.")
 @click.option(
+    "--cost-against",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --format markdown: an older `cost --json`; the comment gains the monthly cost change.",
+)
+@click.option(
     "--part", metavar="NAME", help="Split specs: plan only the `shared` stack, a model group's, or a model's."
 )
 @click.option(
@@ -244,6 +249,7 @@ def plan(
     out: Path | None,
     against: Path | None,
     expect_no_changes: bool,
+    cost_against: Path | None,
     part: str | None,
     output_format: str | None,
     as_json: bool,
@@ -265,15 +271,23 @@ def plan(
         raise UsageError("--expect-no-changes needs --against OLD.json", hint="plan the base branch with --out first")
     if output_format == "markdown" and against is None:
         raise UsageError("--format markdown renders a diff: it needs --against OLD.json", hint="plan the base branch with --out first")
+    if cost_against is not None and output_format != "markdown":
+        raise UsageError("--cost-against adds a section to the pull-request comment: it needs --format markdown",
+                         hint="for the cost change alone: mlops-infra cost --against OLD-COST.json")
     source = api.resolve_source(stack=stack, spec=spec_path)
     result = api.plan(source=source, cloud=cloud, out=out, against=against, part=part)
     render_problems(result.warnings)
     if output_format == "json":
         emit_json(result.to_dict())
     elif output_format == "markdown":
-        from mlops_infra.diff_markdown import render_markdown
+        from mlops_infra.diff_markdown import MarkdownSection, render_markdown
+        from mlops_infra.review import cost_of_plan
 
-        click.echo(render_markdown(result.changes, document=result.document), nl=False)
+        sections = []
+        if cost_against is not None:
+            title, body = cost_of_plan(source=source, document=result.document, against=cost_against)
+            sections.append(MarkdownSection(title=title, body=body))
+        click.echo(render_markdown(result.changes, document=result.document, sections=sections), nl=False)
     elif result.changes is not None:
         from mlops_infra.diff import render_changes
 

@@ -50,3 +50,39 @@ def cost_delta(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         "resources": diff(lines(old), lines(new)),
         "newly_unpriced": [{"name": n, "reason": r} for n, r in sorted(after_unpriced - before_unpriced)],
     }
+
+
+def markdown_section(*, old: dict[str, Any], new: dict[str, Any], delta: dict[str, Any]) -> tuple[str, str]:
+    """The pull-request comment's cost section: (title, Markdown body) of `delta` = cost_delta(old, new)."""
+    currency = new["currency"]
+
+    def money(value: float, *, signed: bool = False) -> str:
+        return f"{value:+,.2f}" if signed else f"{value:,.2f}"
+
+    rows = [
+        "| | before | after | change |",
+        "|---|---:|---:|---:|",
+        f"| **monthly total** | {money(old['monthly_total'])} | {money(new['monthly_total'])} | "
+        f"**{money(delta['monthly_total'], signed=True)}** |",
+        f"| always on | {money(old['always_on'])} | {money(new['always_on'])} | {money(delta['always_on'], signed=True)} |",
+        f"| usage (assumed) | {money(old['usage'])} | {money(new['usage'])} | {money(delta['usage'], signed=True)} |",
+    ]
+    for model, change in delta["by_model"].items():
+        rows.append(
+            f"| model `{model}` | {money(old['by_model'].get(model, 0))} | {money(new['by_model'].get(model, 0))} | "
+            f"{money(change, signed=True)} |"
+        )
+    body = [f"Estimated {currency} per month, offline, from the price book (`mlops-infra cost`).", "", *rows]
+    if delta["resources"]:
+        body += ["", "Changed lines:", ""]
+        body += [f"- `{name}`: {money(change, signed=True)}" for name, change in delta["resources"].items()]
+    unpriced = new.get("unpriced", [])
+    if delta["newly_unpriced"]:
+        body += ["", "Newly unpriced (not counted: the real cost is higher):", ""]
+        body += [f"- `{u['name']}`: {u['reason']}" for u in delta["newly_unpriced"]]
+    elif unpriced:
+        body += ["", f"{len(unpriced)} resource(s) stay unpriced and are not counted (`mlops-infra cost` lists them)."]
+    sources = ", ".join(f"{p['table']} ({p['as_of']})" for p in new.get("prices", []))
+    if sources:
+        body += ["", f"Prices: {sources}."]
+    return "Monthly cost", "\n".join(body)
