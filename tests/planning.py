@@ -8,10 +8,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from mlops_infra.backends import registry
 from mlops_infra.plan import plan_document
 from mlops_infra.spec.models import spec_model
 
 ROOT = Path(__file__).resolve().parent.parent
+# Every cloud of the backend registry: the one list of clouds (a new backend folder joins every
+# cloud-parametrized test, security invariants included).
+CLOUDS: tuple[str, ...] = tuple(registry())
 
 BASE_SPEC: dict[str, Any] = {
     "apiVersion": "mlops-infra/v1",

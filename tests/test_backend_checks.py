@@ -8,9 +8,8 @@ import pytest
 
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import semantic_problems
-from tests.planning import BASE_SPEC, spec_from
+from tests.planning import CLOUDS, BASE_SPEC, spec_from
 
-CLOUDS = ["aws", "gcp", "azure"]
 IMAGE = "ghcr.io/acme/m:1.0.0"
 OVERRIDE_FIELD = {"aws": "serving_instance_type", "gcp": "serving_machine_type", "azure": "serving_instance_type"}
 OVERRIDE_VALUE = {"aws": "ml.m5.large", "gcp": "n2-standard-4", "azure": "Standard_DS3_v2"}
@@ -91,7 +90,7 @@ def test_validate_raises_with_every_cloud_problem_at_once() -> None:
     data = with_serving(0)
     data["clouds"]["aws"]["overrides"] = {"models": {"chrun": {"serving_instance_type": "ml.m5.large"}}}
     with pytest.raises(SpecInvalid) as info:
-        check_text(yaml.safe_dump(data), "s.yaml", clouds=["aws", "gcp", "azure"])
+        check_text(yaml.safe_dump(data), "s.yaml", clouds=list(CLOUDS))
     paths = [p.dotted_path for p in info.value.problems]
     assert paths.count("models[0].serving.autoscaling.min_replicas") == 3
     assert "clouds.aws.overrides.models.chrun" in paths

@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from mlops_infra.scaffold import init_project
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_DOC = (ROOT / "docs" / "ci.md").read_text()
 BIN = Path(sys.executable).parent
 ACTIONLINT, SHELLCHECK = BIN / "actionlint", BIN / "shellcheck"
-CLOUDS = ["aws", "gcp", "azure"]
 SOURCES = {
     "git-ref": "git+https://github.com/acme/mlops-infra@v0.1.0",
     "path": "vendor/mlops-infra",

@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from mlops_infra.cli import main
 from mlops_infra.plan import PLAN_FORMAT
 from tests.test_cli import project, runner  # noqa: F401 - fixtures: a CliRunner, a copy of stacks/
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = yaml.safe_load((ROOT / "stacks" / "dev.yaml").read_text())
@@ -133,7 +134,7 @@ def test_a_spec_with_no_cloud_is_invalid_for_validate_as_for_plan(runner: CliRun
     checked = runner.invoke(main, ["validate", "--spec", "nocloud.yaml"])
     assert checked.exit_code == 2 and "nocloud.yaml:1: error: cloud: no target cloud" in checked.stderr
     assert "cloud: aws and clouds: {aws: {region: us-east-1, account_id: " in checked.stderr
-    for cloud in ("aws", "gcp", "azure"):
+    for cloud in CLOUDS:
         assert runner.invoke(main, ["plan", "--spec", "nocloud.yaml", "--cloud", cloud]).exit_code == 2
 
 

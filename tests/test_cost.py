@@ -17,10 +17,9 @@ from mlops_infra.cost.prices import HOURS_PER_MONTH, parse_book, price_book
 from mlops_infra.cost.usage import scheduled_runs_per_month
 from mlops_infra.errors import InternalError
 from mlops_infra.plan import plan_document
-from tests.planning import BASE_SPEC, ROOT, example_plan, spec_from
+from tests.planning import CLOUDS, BASE_SPEC, ROOT, example_plan, spec_from
 
 STACKS = sorted(p.stem for p in (ROOT / "stacks").glob("*.yaml"))
-CLOUDS = ["aws", "gcp", "azure"]
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -14,10 +14,9 @@ from click.testing import CliRunner
 
 from mlops_infra.cli import main
 from mlops_infra.diff import diff_plans, render_changes
-from tests.planning import BASE_SPEC, plan_for
+from tests.planning import CLOUDS, BASE_SPEC, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOUDS = ["aws", "gcp", "azure"]
 
 
 @pytest.fixture(scope="module", params=CLOUDS)

@@ -17,10 +17,9 @@ from mlops_infra.diff import diff_plans, render_changes
 from mlops_infra.diff_markdown import MARKER, MAX_CHARS, MarkdownSection, render_markdown
 from mlops_infra.plan import dump_plan, plan_document
 from mlops_infra.spec.models import spec_model
-from tests.planning import example_plan
+from tests.planning import CLOUDS, example_plan
 
 ROOT = Path(__file__).resolve().parent.parent
-CLOUDS = ["aws", "gcp", "azure"]
 DEV = yaml.safe_load((ROOT / "stacks" / "dev.yaml").read_text())
 
 

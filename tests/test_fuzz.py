@@ -32,10 +32,10 @@ from hypothesis_jsonschema import from_schema
 from mlops_infra import api
 from mlops_infra.cli import main
 from tests.test_validate_fuzz import mutate, paths
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = {p.stem: yaml.safe_load(p.read_text()) for p in sorted((ROOT / "stacks").glob("*.yaml"))}
-CLOUDS = ["aws", "gcp", "azure"]
 IN_SUITE_EXAMPLES = 5
 
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 SDKS = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native")
@@ -37,7 +38,7 @@ def test_validate_loads_no_cloud_sdk() -> None:
     assert not {m for m in modules if m.split(".")[0] in SDKS}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
     modules = loaded_after(
         "from mlops_infra import api\n"
@@ -49,7 +50,7 @@ def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
     assert not (roots & set(SDKS)) - {mine}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_missing_cloud_sdk_is_exit_3_naming_its_extra(cloud: str, tmp_path: Path) -> None:
     """As after `pip install 'mlops-infra[aws]'`: the other clouds' SDKs cannot be imported."""
     from mlops_infra.backends import get_backend

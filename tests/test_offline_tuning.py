@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from mlops_infra import offline_tuning
 from mlops_infra.plan import dump_plan, run_offline
-from tests.planning import ROOT
+from tests.planning import CLOUDS, ROOT
 
 
 def _plan(stack: str, cloud: str) -> dict[str, Any]:
@@ -138,7 +138,7 @@ def test_the_stack_trace_stand_in_is_what_pulumi_sends_without_a_caller() -> Non
     assert runtime_resource._get_source_position(empty) is None
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_plans_are_identical_without_the_shortcuts(cloud: str, monkeypatch: pytest.MonkeyPatch) -> None:
     tuned = dump_plan(_plan("prod", cloud))
     monkeypatch.setattr(offline_tuning, "patches", list)  # no shortcuts

@@ -9,9 +9,8 @@ import json
 import pytest
 
 from mlops_infra.plan import PLAN_FORMAT, UNKNOWN, dump_plan, plan_document
-from tests.planning import BASE_SPEC, plan_for
+from tests.planning import CLOUDS, BASE_SPEC, plan_for
 
-CLOUDS = ["aws", "gcp", "azure"]
 
 
 @pytest.fixture(scope="module", params=CLOUDS)

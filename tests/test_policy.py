@@ -14,9 +14,8 @@ from mlops_infra.cli import main
 from mlops_infra.policy.check import plan_resources
 from mlops_infra.policy.facts import facts_for
 from mlops_infra.policy.rules import BUILTIN
-from tests.planning import ROOT, example_plan
+from tests.planning import CLOUDS, ROOT, example_plan
 
-CLOUDS = ["aws", "gcp", "azure"]
 DEV = ROOT / "stacks" / "dev.yaml"
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from mlops_infra.backends import get_backend
 from mlops_infra.plan import run_offline
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,7 +43,7 @@ def test_repository_pulumi_yaml_points_at_the_entry_module() -> None:
     assert (ROOT / "mlops_infra" / "pulumi_main" / "__main__.py").exists()
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_entry_plans_the_stack_named_like_the_pulumi_stack(cloud: str) -> None:
     from mlops_infra import api
     from mlops_infra.plan import plan_document

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 WANTED = {c.strip() for c in os.environ.get("MLOPS_INFRA_CLOUD_TESTS", "").split(",") if c.strip()}
@@ -24,7 +25,7 @@ CLI = [sys.executable, "-c", "from mlops_infra.cli import main; main()"]
 
 
 @pytest.mark.cloud
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_deploy_outputs_destroy(cloud: str, tmp_path: Path) -> None:
     if cloud not in WANTED:
         pytest.skip(f"real-cloud test for {cloud} is opt-in: set MLOPS_INFRA_CLOUD_TESTS={cloud}")

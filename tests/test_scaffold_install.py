@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.planning import CLOUDS
 
 SCRIPT = Path(sys.executable).with_name("mlops-infra")
 
@@ -23,7 +24,7 @@ def test_init_then_plan_on_every_cloud(tmp_path: Path) -> None:
     assert created.returncode == 0, created.stderr
     project = tmp_path / "demo"
     assert (project / "stacks" / "dev.yaml").exists() and (project / "Pulumi.yaml").exists()
-    for cloud in ("aws", "gcp", "azure"):
+    for cloud in CLOUDS:
         planned = run("plan", "--cloud", cloud, "--json", cwd=project)
         assert planned.returncode == 0, planned.stderr
         document = json.loads(planned.stdout)

@@ -8,24 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.planning import example_plan
+from mlops_infra.policy.facts import facts_for
+from tests.planning import CLOUDS, example_plan
 
 
 ROOT = Path(__file__).resolve().parent.parent
 STACKS = sorted(p.stem for p in (ROOT / "stacks").glob("*.yaml"))
-CLOUDS = ["aws", "gcp", "azure"]
 
-STATEFUL = {
-    "aws": {"aws:s3/bucket:Bucket", "aws:s3/bucketV2:BucketV2", "aws:kms/key:Key"},
-    "gcp": {"gcp:storage/bucket:Bucket", "gcp:kms/keyRing:KeyRing", "gcp:kms/cryptoKey:CryptoKey"},
-    "azure": {
-        "azure-native:storage:StorageAccount",
-        "azure-native:storage:BlobContainer",
-        "azure-native:keyvault:Vault",
-        "azure-native:keyvault:Key",
-        "azure-native:resources:ResourceGroup",
-    },
-}
+# What holds data or guards it, per cloud: the policy rules' facts (backends/<cloud>/policy_facts.py).
+STATEFUL = {cloud: facts_for(cloud).stateful for cloud in CLOUDS}
 BROAD_ROLES = re.compile(r"roles/(owner|editor|viewer)\b|roles/storage\.admin|roles/cloudkms\.admin", re.I)
 # Built-in Azure roles that grant everything: Owner, Contributor, User Access Administrator.
 AZURE_BROAD = {"8e3af657-a8ff-443c-a75c-2fe8c4bcb635", "b24988ac-6180-42a0-ab88-20f7382dd24c", "18d7d88d-bdd0-40e5-a4ae-bfc1a6aa0d5b"}

@@ -15,6 +15,7 @@ from mlops_infra.cli import main
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.problems import dotted
 from mlops_infra.spec.validate import check_text
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DEV = yaml.safe_load((ROOT / "stacks" / "dev.yaml").read_text())
@@ -39,7 +40,7 @@ def problems(data: dict, clouds: list[str] | None = None) -> dict[str, Any]:
 LINEAR = {"mode": "linear", "step_percent": 0.5}
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_fractional_traffic_step_is_a_located_error_on_every_cloud(cloud: str) -> None:
     data = with_change(("models", 0, "serving", "rollout"), LINEAR)
     found = problems(data, clouds=[cloud])
@@ -110,7 +111,7 @@ def test_environment_values_may_span_lines() -> None:
     check_text(yaml.safe_dump(data), "spec.yaml", clouds=["aws"])
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_name_ending_in_a_line_break_no_longer_reaches_the_plan(tmp_path: Path, cloud: str) -> None:
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(with_change(("models", 0, "name"), "m1\n")))

@@ -14,6 +14,7 @@ import yaml
 from mlops_infra.backends import registry
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 CLOUD_BLOCKS = {
@@ -48,7 +49,7 @@ def test_misspelled_region_is_caught_with_did_you_mean(cloud: str, typo: str, me
     assert f"did you mean {meant!r}" in problem.hint and f"backends/{cloud}/regions.json" in problem.hint
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_region_nowhere_near_a_known_one_lists_the_known_ones(cloud: str) -> None:
     (problem,) = problems_of(spec_with(cloud, "mars"))
     assert "did you mean" not in problem.hint and "one of:" in problem.hint

@@ -13,9 +13,8 @@ from mlops_infra.diff import diff_plans
 from mlops_infra.plan import plan_document
 from mlops_infra.spec.models import spec_model
 from mlops_infra.stages import all_stages
-from tests.planning import ROOT
+from tests.planning import CLOUDS, ROOT
 
-CLOUDS = ("aws", "gcp", "azure")
 PER_PART = ("pulumi:providers:",)  # every Pulumi stack has its own provider
 
 

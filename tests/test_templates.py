@@ -14,6 +14,7 @@ import yaml
 
 from mlops_infra import templating
 from mlops_infra.templating import UnescapedValue, inline, sql_name, to_json, yaml_scalar
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATES = ROOT / "templates"
@@ -179,7 +180,7 @@ def strings_in(value: Any) -> Iterator[str]:
             yield from strings_in(child)
 
 
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_the_templates_a_cloud_renders_parse_with_hostile_values(cloud: str, rendered: list) -> None:
     plan_recording(cloud)
     assert rendered, "nothing was rendered"
@@ -235,12 +236,12 @@ def test_the_templates_parse_with_any_string_in_any_value(rendered: list) -> Non
 
 
 def test_every_template_is_covered_by_these_tests(rendered: list) -> None:
-    for cloud in ("aws", "gcp", "azure"):
+    for cloud in CLOUDS:
         plan_recording(cloud)
     test_the_templates_parse_with_any_string_in_any_value(rendered)
     scaffold("no", "gcp", Path("/nonexistent"), write=False)
     every = {str(p.relative_to(TEMPLATES)) for p in TEMPLATES.rglob("*.j2")}
-    included = {f"{cloud}/ci-login.yml.j2" for cloud in ("aws", "gcp", "azure")}  # by the CI workflow
+    included = {f"{cloud}/ci-login.yml.j2" for cloud in CLOUDS}  # by the CI workflow
     assert every - included - {name for name, _ in rendered} == set()
 
 
@@ -259,7 +260,7 @@ def scaffold(project: str, cloud: str, directory: Path, *, write: bool = True) -
 
 
 @pytest.mark.parametrize("project", ["no", "null", "true", "on", "yes", "select", "e10", "a-b-c-d", "x" * 24])
-@pytest.mark.parametrize("cloud", ["aws", "gcp", "azure"])
+@pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_scaffold_for_any_valid_project_name_reads_back(project: str, cloud: str, tmp_path: Path) -> None:
     files = scaffold(project, cloud, tmp_path)
     spec = yaml.safe_load(files["stacks/dev.yaml"])  # YAML 1.1, the strictest reader of the two

@@ -8,11 +8,12 @@ import pytest
 
 from mlops_infra import api
 from mlops_infra.stages.training import output_prefix
+from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module", params=["aws", "gcp", "azure"])
+@pytest.fixture(scope="module", params=CLOUDS)
 def prod(request: pytest.FixtureRequest) -> dict:
     source = api.resolve_source(stack="prod", spec=None, root=ROOT)
     return api.plan(source=source, cloud=request.param).document
