@@ -158,6 +158,10 @@ def test_schedule_starts_the_batch_workflow_in_its_time_zone(batch: dict[str, An
     assert job["schedule"] == "0 5 * * *" and job["timeZone"] == "Europe/Amsterdam"
     assert job["httpTarget"]["uri"].endswith("/workflows/churn-dev-churn-batch/executions")
     assert job["httpTarget"]["oauthToken"]["serviceAccountEmail"].startswith("churn-dev-automation@")
+    # The first run finds the group's read and write grants in place.
+    waits = _named(batch, "batch-schedule-churn")["depends_on"]
+    assert waits == ["storage-bucket-grant-raw/read-group-churn", "storage-folder-grant-scores/churn/write-group-churn"]
+    assert _named(batch, "batch-batchinput-trigger-churn")["depends_on"][-2:] == waits
 
 
 def test_on_new_data_uses_the_retraining_mechanism_on_the_input_prefix(batch: dict[str, Any]) -> None:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlops_infra.access import reader_groups
 from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp import catalog, grants
@@ -53,7 +54,7 @@ from mlops_infra.backends.gcp.retraining import eventarc_trigger, new_data_topic
 from mlops_infra.backends.gcp.roles import project_grant
 from mlops_infra.backends.gcp.scheduling import push_grant, workflow_job
 from mlops_infra.backends.gcp.serving_endpoints import SERVING_ALIAS, UNSUPPORTED, artifact_source
-from mlops_infra.backends.gcp.shared import ProjectServices, PushGrant
+from mlops_infra.backends.gcp.shared import ObjectGrants, ProjectServices, PushGrant
 from mlops_infra.layout import group_of
 from mlops_infra.spec.models import Model
 from mlops_infra.spec.problems import Problem
@@ -236,13 +237,35 @@ def build(ctx: StageContext) -> BatchOutputs:
         )
         path = workflow.name.apply(lambda n: f"projects/{project}/locations/{region}/workflows/{n}")
         jobs[model.name] = path
-        _triggers(ctx, model, workflow_path=path, labels=labels, push_grant=push)
+        _triggers(ctx, model, workflow_path=path, labels=labels, push_grant=push, waits=_object_grants(ctx, model))
         if monitoring is not None:
             _failure_alert(ctx, model, workflow=name, channels=monitoring.channel, labels=labels)
     return BatchOutputs(jobs=jobs)
 
 
-def _triggers(ctx: StageContext, model: Model, *, workflow_path: Any, labels: dict[str, str], push_grant: Any) -> None:
+def _object_grants(ctx: StageContext, model: Model) -> list[Any]:
+    """The group's grants on the prefixes covering the batch input and output (storage stage, same
+    stack; absent in a model stack of a split spec, whose shared stack is deployed first): the
+    first run triggered finds them in place."""
+    batch = model.batch
+    assert batch is not None
+    found = ctx.upstream.find(ObjectGrants)
+    group = reader_groups(ctx.spec).get(group_of(model))
+    if found is None or group is None:
+        return []
+    principal = grants.group_key(group.name)
+    waits: list[Any] = []
+    for ref, prefixes in ((batch.input, group.reads), (batch.output, group.writes)):
+        for prefix in prefixes.get(ref.bucket, []):
+            if ref.prefix.startswith(prefix):
+                location = f"{ref.bucket}/{prefix}" if prefix else ref.bucket
+                waits += ctx.waits(found.by_key.get(grants.grant_key(location, principal)))
+    return waits
+
+
+def _triggers(
+    ctx: StageContext, model: Model, *, workflow_path: Any, labels: dict[str, str], push_grant: Any, waits: list[Any]
+) -> None:
     batch = model.batch
     assert batch is not None
     stack = f"{ctx.spec.project}/{ctx.spec.environment}"
@@ -257,12 +280,13 @@ def _triggers(ctx: StageContext, model: Model, *, workflow_path: Any, labels: di
             schedule=auto.scheduler_cron(batch.schedule),
             time_zone=batch.timezone,
             workflow_path=workflow_path,
-            opts=ctx.opts(),
+            opts=ctx.opts(depends_on=waits),
         )
     if batch.on_new_data:
         topic_path = new_data_topic(ctx, model.name, batch.input, purpose=NEW_DATA, labels=labels)
         eventarc_trigger(
-            ctx, model.name, NEW_DATA, topic_path=topic_path, workflow=workflow_path, labels=labels, push_grant=push_grant
+            ctx, model.name, NEW_DATA, topic_path=topic_path, workflow=workflow_path, labels=labels,
+            push_grant=push_grant, depends_on=waits,
         )
 
 
