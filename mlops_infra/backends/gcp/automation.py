@@ -45,6 +45,22 @@ BASELINE_DELIMITER = "\u00fe"
 NOT_TZ_DATABASE = ("localtime",)
 
 
+def time_zone_problems(time_zone: str, path: tuple) -> list[Any]:
+    """A zone Cloud Scheduler would refuse (retraining and batch schedules)."""
+    from mlops_infra.stages.base import finding
+
+    if time_zone not in NOT_TZ_DATABASE:
+        return []
+    return [
+        finding(
+            path,
+            f"{time_zone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
+            hint="name the zone, e.g. Europe/Amsterdam or UTC",
+            value=time_zone,
+        )
+    ]
+
+
 def drift_models(spec: Any) -> list[Any]:
     """Models whose drift is monitored: drift needs an endpoint that captures requests (the neutral
     checks report the others; the stages skip them so an invalid spec still plans)."""

@@ -51,7 +51,7 @@ from mlops_infra.backends.gcp.naming import (
     workflow_name,
 )
 from mlops_infra.backends.gcp.retraining import eventarc_trigger, new_data_topic
-from mlops_infra.backends.gcp.roles import project_grant
+from mlops_infra.backends.gcp.roles import act_as_grant, project_grant
 from mlops_infra.backends.gcp.scheduling import push_grant, workflow_job
 from mlops_infra.backends.gcp.serving_endpoints import SERVING_ALIAS, UNSUPPORTED, artifact_source
 from mlops_infra.backends.gcp.shared import ObjectGrants, ProjectServices, PushGrant
@@ -82,7 +82,6 @@ INSTANCES_FORMAT = "jsonl"
 COMPUTE_PURPOSE = "serving"
 NEW_DATA = "batch-input"  # the name part of the new-data topic and trigger ("<model>-batch-input")
 SCHEDULE = "batch"  # the Cloud Scheduler job's name part ("<model>-batch")
-SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"
 # Workflows' execution metric (cloud.google.com/monitoring/api/metrics_gcp, "workflows" section):
 # a DELTA INT64 count per finished execution, labelled with its status.
 FINISHED_METRIC = "workflows.googleapis.com/finished_execution_count"
@@ -109,15 +108,7 @@ def check(spec: Any, settings: Any) -> list[Problem]:
             catalog.machine_spec(batch.compute, COMPUTE_PURPOSE, settings)
         except CatalogMiss as miss:
             problems.append(finding((*base, "compute"), miss.message, hint=miss.hint, value=batch.compute.label))
-        if batch.timezone in auto.NOT_TZ_DATABASE:
-            problems.append(
-                finding(
-                    (*base, "timezone"),
-                    f"{batch.timezone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
-                    hint="name the zone, e.g. Europe/Amsterdam or UTC",
-                    value=batch.timezone,
-                )
-            )
+        problems += auto.time_zone_problems(batch.timezone, (*base, "timezone"))
         if batch.model_uri is not None:
             problems += _model_uri_problems(model, base, artifacts=artifacts, settings=settings, namer=namer)
         other = trained.get(batch_workflow_name(namer, model.name))
@@ -293,25 +284,14 @@ def _triggers(
 def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> None:
     """What the training stage does not grant already: the launcher role and log writing when no
     model trains, actAs on batch groups none of whose models train."""
-    import pulumi_gcp as gcp
-
     automation = governance.identities["automation"]
-    project = ctx.settings.project
     if not any(m.training is not None for m in ctx.spec.models):
         role = ctx.upstream.of(ProjectServices).roles[grants.LAUNCHER]
         project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
         project_grant(ctx, "logwriter", "automation", role=grants.LOG_WRITER, member=automation.principal)
     trained = {group_of(m) for m in ctx.spec.models if m.training is not None}
     for group in sorted({group_of(m) for m in auto.batch_models(ctx.spec)} - trained):
-        gcp.serviceaccount.IAMMember(
-            ctx.logical("actas-grant", "automation", group),
-            service_account_id=governance.groups[group].id.apply(
-                lambda email: f"projects/{project}/serviceAccounts/{email}"
-            ),
-            role=SERVICE_ACCOUNT_USER,
-            member=automation.principal,
-            opts=ctx.opts(),
-        )
+        act_as_grant(ctx, group=group, account=governance.groups[group].id, member=automation.principal)
 
 
 def _push_grant(ctx: StageContext, *, governance: GovernanceOutputs, services: ProjectServices) -> Any:

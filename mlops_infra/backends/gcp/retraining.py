@@ -69,15 +69,7 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                     hint="add serving: with its image, or remove the registry block",
                 )
             )
-        if retraining.timezone in auto.NOT_TZ_DATABASE:
-            problems.append(
-                finding(
-                    ("models", i, "retraining", "timezone"),
-                    f"{retraining.timezone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
-                    hint="name the zone, e.g. Europe/Amsterdam or UTC",
-                    value=retraining.timezone,
-                )
-            )
+        problems += auto.time_zone_problems(retraining.timezone, ("models", i, "retraining", "timezone"))
     return problems
 
 

@@ -142,3 +142,22 @@ def project_grant(
         member=member,
         opts=ctx.opts(),
     )
+
+
+SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # iam.serviceAccounts.actAs (and get/list)
+
+
+def act_as_grant(ctx: StageContext, *, group: str, account: pulumi.Input[str], member: pulumi.Input[str]) -> None:
+    """actAs for `member` (the automation identity) on one model group's service account `account`
+    (its email), a grant on that account's own policy: workflows launch Vertex AI jobs as it."""
+    import pulumi
+    import pulumi_gcp as gcp
+
+    project = ctx.settings.project
+    gcp.serviceaccount.IAMMember(
+        ctx.logical("actas-grant", "automation", group),
+        service_account_id=pulumi.Output.from_input(account).apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
+        role=SERVICE_ACCOUNT_USER,
+        member=member,
+        opts=ctx.opts(),
+    )
