@@ -153,6 +153,12 @@ def test_model_uri_scores_the_artifact_in_the_serving_container(batch: dict[str,
     }
 
 
+def test_an_artifact_path_that_looks_like_an_expression_stays_a_literal() -> None:
+    data = _spec(dict(copy.deepcopy(SCORER), batch={**SCORER["batch"], "model_uri": "gs://acme-models/${x}/"}))
+    body = _job(plan_for("gcp", data), "scorer")
+    assert body["unmanagedContainerModel"]["artifactUri"] == '${"gs://acme-models/${x}/"}'
+
+
 def test_schedule_starts_the_batch_workflow_in_its_time_zone(batch: dict[str, Any]) -> None:
     job = _named(batch, "batch-schedule-churn")["inputs"]
     assert job["schedule"] == "0 5 * * *" and job["timeZone"] == "Europe/Amsterdam"

@@ -36,6 +36,7 @@ launches jobs for already; this stage makes them for the others, never twice.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.access import reader_groups
@@ -417,6 +418,8 @@ def model_reference(ctx: StageContext, model: Model, *, values: dict[str, Any]) 
     artifacts_bucket = values["artifacts"].removeprefix("gs://")
     source = artifact_source(batch.model_uri, artifacts_bucket=artifacts_bucket)
     uri = source.uri or f"{values['artifacts']}/{source.path}"
+    if "${" in uri:  # Workflows would read it as an expression: make it the expression of its own literal
+        uri = "${" + json.dumps(uri) + "}"
     container: dict[str, Any] = {}
     if model.serving is not None:
         container["imageUri"] = model_upload_image(
