@@ -314,3 +314,13 @@ def test_changing_a_batch_schedule_updates_only_that_schedule(batch: dict[str, A
 
 def test_plans_are_deterministic(batch: dict[str, Any]) -> None:
     assert plan_for("gcp", BATCH) == batch
+
+
+def test_split_spec_puts_the_workflow_in_the_model_stack_and_stack_wide_grants_in_the_shared_one() -> None:
+    data = copy.deepcopy(BATCH)
+    data["split"] = {"enabled": True}
+    parts = {r["name"]: r.get("part") for r in plan_for("gcp", data)["resources"]}
+    assert parts["batch-workflow-churn"] == "churn" and parts["batch-schedule-churn"] == "churn"
+    assert parts["batch-workflow-scorer"] == "scorer" and parts["batch-alert-failed-scorer"] == "scorer"
+    assert parts["batch-actas-grant-automation-scorer"] == "shared"
+    assert [n for n in parts if "token-creator" in n] == ["retraining-token-creator-pubsub-agent"]
