@@ -134,6 +134,9 @@ def hostile_spec() -> dict[str, Any]:
     first, second = spec["models"][0], spec["models"][1]
     renamed = {first["name"]: "select", second["name"]: "yes"}
     first["name"], second["name"] = "select", "yes"
+    # Batch scoring renders its own templates (the example may already score in batch).
+    first.setdefault("batch", {"input": {"bucket": "raw", "prefix": "to-score/"}, "output": {"bucket": "labels", "prefix": "scores/"},
+                               "schedule": "0 5 * * *", "compute": {"size": "cpu-small"}})
     for model in (first, second):
         model["training"]["environment"] = dict(ENVIRONMENT)
         model["training"]["hyperparameters"] = {"query": "a'; --", "json": '{"k": [1]}', "n": 3}

@@ -45,6 +45,22 @@ BASELINE_DELIMITER = "\u00fe"
 NOT_TZ_DATABASE = ("localtime",)
 
 
+def time_zone_problems(time_zone: str, path: tuple) -> list[Any]:
+    """A zone Cloud Scheduler would refuse (retraining and batch schedules)."""
+    from mlops_infra.stages.base import finding
+
+    if time_zone not in NOT_TZ_DATABASE:
+        return []
+    return [
+        finding(
+            path,
+            f"{time_zone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
+            hint="name the zone, e.g. Europe/Amsterdam or UTC",
+            value=time_zone,
+        )
+    ]
+
+
 def drift_models(spec: Any) -> list[Any]:
     """Models whose drift is monitored: drift needs an endpoint that captures requests (the neutral
     checks report the others; the stages skip them so an invalid spec still plans)."""
@@ -88,13 +104,28 @@ def scheduled_retrained(spec: Any) -> list[Any]:
     return [m for m in retraining_models(spec) if m.retraining.schedule]
 
 
+def batch_models(spec: Any) -> list[Any]:
+    """Models scored in batch (their own workflow, backends/gcp/batch.py)."""
+    return [m for m in spec.models if m.batch is not None]
+
+
+def new_data_batched(spec: Any) -> list[Any]:
+    return [m for m in batch_models(spec) if m.batch.on_new_data]
+
+
+def scheduled_batched(spec: Any) -> list[Any]:
+    return [m for m in batch_models(spec) if m.batch.schedule]
+
+
 def uses_pubsub(spec: Any) -> bool:
     """Topics carry new-object notifications, drift alerts and (private networks) schedules to Eventarc."""
-    return bool(new_data_retrained(spec) or drift_retrained(spec) or schedules_through_pubsub(spec))
+    return bool(
+        new_data_retrained(spec) or drift_retrained(spec) or new_data_batched(spec) or schedules_through_pubsub(spec)
+    )
 
 
 def uses_scheduler(spec: Any) -> bool:
-    return bool(drift_models(spec) or scheduled_retrained(spec))
+    return bool(drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec))
 
 
 def schedules_through_pubsub(spec: Any) -> bool:
@@ -115,7 +146,12 @@ def push_grant_in_governance(spec: Any) -> bool:
 
 def starts_workflows(spec: Any) -> bool:
     """Something (a scheduler job or an Eventarc trigger) starts workflow executions."""
-    return bool(drift_models(spec) or scheduled_retrained(spec) or uses_pubsub(spec))
+    return bool(drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec) or uses_pubsub(spec))
+
+
+def retraining_pushes(spec: Any) -> bool:
+    """Whether the retraining stage has Eventarc triggers (new data, drift) of its own."""
+    return bool(new_data_retrained(spec) or drift_retrained(spec))
 
 
 # --- starting a workflow: Workflow Executions v1 projects.locations.workflows.executions.create

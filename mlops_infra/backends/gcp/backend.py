@@ -89,6 +89,43 @@ GAPS: dict[str, Gap] = {
         "--traffic-split; set rollback_on_alarms: false to acknowledge",
         severity="warning",
     ),
+    # Serving modes, shadow and auth (read 2026-12-06).
+    "models[].serving.mode.serverless": Gap(
+        "Vertex AI online prediction runs every deployed model on dedicated nodes, at least one per deployed "
+        "model (dedicatedResources.minReplicaCount >= 1; scale-to-zero is a Preview feature), billed per node-hour "
+        "whether or not requests arrive: there is no per-invocation endpoint "
+        "(cloud.google.com/vertex-ai/docs/predictions/autoscaling)",
+        hint="serve realtime with autoscaling (min_replicas: 1), or mode_elsewhere: realtime",
+    ),
+    "models[].serving.mode.async": Gap(
+        "Vertex AI endpoints answer synchronously only; its asynchronous form is batch prediction over objects in "
+        "Cloud Storage, not a queue of requests in front of an endpoint "
+        "(cloud.google.com/vertex-ai/docs/predictions/get-batch-predictions)",
+        hint="score stored requests with models[].batch, or serve realtime (mode_elsewhere: realtime)",
+    ),
+    "models[].serving.shadow": Gap(
+        "Vertex AI endpoints have no shadow (mirrored) traffic: an endpoint's trafficSplit routes each request to "
+        "exactly one deployed model and returns that model's response, so a challenger there answers real clients "
+        "(aiplatform v1 Endpoint.trafficSplit). What GCP can do instead: a canary (serving.rollout: {mode: canary}), "
+        "whose responses are returned; or scoring the captured requests with the challenger offline "
+        "(models[].batch with its model_uri); or calling a second endpoint from the client",
+        hint="remove shadow, and use rollout: {mode: canary, canary_percent: N} or a batch comparison",
+    ),
+    "models[].serving.auth.key": Gap(
+        "Vertex AI endpoints authenticate callers with Google identities only (an OAuth 2.0 access token of a "
+        "principal holding aiplatform.endpoints.predict); Google Cloud API keys work for Gemini on Vertex AI, "
+        "not for endpoints of custom models (cloud.google.com/vertex-ai/docs/general/iam-permissions, "
+        "cloud.google.com/vertex-ai/generative-ai/docs/start/api-keys)",
+        hint="use auth: iam and give each client a service account with roles/aiplatform.user on the endpoint's "
+        "project (or a narrower custom role with aiplatform.endpoints.predict)",
+    ),
+    "models[].batch (private network)": Gap(
+        "Vertex AI batch prediction jobs cannot join the stack's private network: a BatchPredictionJob has no "
+        "network field (aiplatform v1, unlike custom jobs), so the job runs on Google's managed network; only a "
+        "VPC Service Controls perimeter keeps its data inside",
+        hint="put the project in a service perimeter (docs/networking-gcp.md), which covers batch prediction",
+        severity="warning",
+    ),
 }
 
 
@@ -113,7 +150,7 @@ class GcpBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on GCP yet"
-        for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
+        for stage in ("data_prep", "features", "workspaces", "explainability")
     }
     gaps: ClassVar[dict[str, Gap]] = GAPS
 

@@ -135,6 +135,11 @@ def storage_access(spec: Any, *, served_paths: dict[str, str]) -> StorageAccess:
             if bucket in known:
                 for prefix in prefixes:
                     grant(bucket, prefix, Binding(OBJECT_VIEWER, group_key(name)))
+        # Batch predictions (and prepared data) land only under the prefixes the group writes.
+        for bucket, prefixes in group.writes.items():
+            if bucket in known:
+                for prefix in prefixes:
+                    grant(bucket, prefix, Binding(OBJECT_USER, group_key(name)))
     for model in spec.models:
         if model.training is not None:
             for prefix in (output_prefix(model.name), checkpoint_prefix(model.name)):
@@ -177,7 +182,7 @@ def project_bindings(spec: Any) -> list[Binding]:
     for automation; registry: registrar; retraining/drift: workflow starter; serving: log writer).
     Every group costs one principal appearance, whatever its models do."""
     bindings = [Binding(worker_role(work), group_key(name)) for name, work in group_work(spec).items() if work]
-    if any(m.training is not None for m in spec.models):
+    if launches_jobs(spec):
         bindings += [Binding(LAUNCHER, AUTOMATION), Binding(LOG_WRITER, AUTOMATION)]
     if any(m.registry is not None and m.training is not None for m in spec.models):
         bindings.append(Binding(REGISTRAR, AUTOMATION))
@@ -186,6 +191,12 @@ def project_bindings(spec: Any) -> list[Binding]:
     if any(m.serving is not None for m in spec.models):
         bindings.append(Binding(LOG_WRITER, SERVING))
     return bindings
+
+
+def launches_jobs(spec: Any) -> bool:
+    """Whether the automation identity runs workflows that launch Vertex AI jobs (training's custom
+    jobs, batch's prediction jobs): it then holds the launcher role and writes their call logs."""
+    return any(m.training is not None or m.batch is not None for m in spec.models)
 
 
 def policies(spec: Any, *, project: str, physical: dict[str, str], access: StorageAccess) -> list[Policy]:

@@ -125,6 +125,12 @@ def drift_workflow_name(namer: Namer, model: str) -> str:
     return physical_name(namer, "gcp.workflows.workflow", model, "drift")
 
 
+def batch_workflow_name(namer: Namer, model: str) -> str:
+    """The Cloud Workflows workflow that scores a model's batch input (batch.check() reports a model
+    whose training workflow would take the same name)."""
+    return physical_name(namer, "gcp.workflows.workflow", model, "batch")
+
+
 def topic_id(namer: Namer, model: str, purpose: str) -> str:
     """A model's Pub/Sub topic: "drift" (its drift alerts) or "new-data" (new objects)."""
     return physical_name(namer, "gcp.pubsub.topic", model, purpose)

@@ -36,6 +36,7 @@ from mlops_infra.backends.gcp import automation as auto
 from mlops_infra.backends.gcp.naming import scheduler_job_name, topic_id, trigger_name
 from mlops_infra.backends.gcp.scheduling import push_grant, workflow_job
 from mlops_infra.backends.gcp.shared import DriftTopics, ProjectServices, PushGrant
+from mlops_infra.spec.common import DataRef
 from mlops_infra.spec.models import Model
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
@@ -68,15 +69,7 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                     hint="add serving: with its image, or remove the registry block",
                 )
             )
-        if retraining.timezone in auto.NOT_TZ_DATABASE:
-            problems.append(
-                finding(
-                    ("models", i, "retraining", "timezone"),
-                    f"{retraining.timezone!r} is this machine's zone file, not a tz database name Cloud Scheduler takes",
-                    hint="name the zone, e.g. Europe/Amsterdam or UTC",
-                    value=retraining.timezone,
-                )
-            )
+        problems += auto.time_zone_problems(retraining.timezone, ("models", i, "retraining", "timezone"))
     return problems
 
 
@@ -139,32 +132,37 @@ def _triggers(ctx: StageContext, model: Model, *, workflow: Any, push_grant: Any
 
     events = _events(ctx, model)
     if "new-data" in events:
-        topic_path = _new_data_topic(ctx, model, labels=labels)
-        ids.append(_eventarc(ctx, model, "new-data", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant))
+        assert retraining.new_data_ref is not None
+        topic_path = new_data_topic(ctx, model.name, retraining.new_data_ref, purpose="new-data", labels=labels)
+        ids.append(
+            eventarc_trigger(
+                ctx, model.name, "new-data", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant
+            )
+        )
     if "drift" in events:
         # The monitoring stage's topic (named by the same namer); this stage waits for that one.
         topic_path = f"projects/{project}/topics/{topic_id(ctx.namer, model.name, 'drift')}"
         ids.append(
-            _eventarc(
-                ctx, model, "drift", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant,
+            eventarc_trigger(
+                ctx, model.name, "drift", topic_path=topic_path, workflow=workflow, labels=labels, push_grant=push_grant,
                 depends_on=[ctx.upstream.of(DriftTopics).by_model[model.name]],
             )
         )
     return ids
 
 
-def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) -> Any:
-    """The model's new-data topic, fed by a Cloud Storage notification for its bucket prefix."""
+def new_data_topic(ctx: StageContext, model: str, ref: DataRef, *, purpose: str, labels: dict[str, str]) -> Any:
+    """A model's topic for new objects under `ref` (a Cloud Storage notification feeds it), named
+    for `purpose` ("new-data": retraining, "batch-new-data": batch scoring)."""
     import pulumi_gcp as gcp
 
-    assert model.retraining is not None and model.retraining.new_data_ref is not None
     services = ctx.upstream.of(ProjectServices)
     storage = ctx.upstream.of(StorageOutputs)
     project = ctx.settings.project
-    ref = model.retraining.new_data_ref
+    part = purpose.replace("-", "")
     topic = gcp.pubsub.Topic(
-        ctx.logical("newdata-topic", model.name),
-        name=topic_id(ctx.namer, model.name, "new-data"),
+        ctx.logical(f"{part}-topic", model),
+        name=topic_id(ctx.namer, model, purpose),
         project=project,
         kms_key_name=services.service_keys["pubsub"],
         message_storage_policy={"allowed_persistence_regions": [ctx.settings.region]},
@@ -172,7 +170,7 @@ def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) 
         opts=ctx.opts(),
     )
     publisher = gcp.pubsub.TopicIAMMember(
-        ctx.logical("newdata-publisher", model.name),
+        ctx.logical(f"{part}-publisher", model),
         project=project,
         topic=topic.name,
         role=PUBLISHER,
@@ -181,22 +179,22 @@ def _new_data_topic(ctx: StageContext, model: Model, *, labels: dict[str, str]) 
     )
     topic_path = topic.name.apply(lambda n: f"projects/{project}/topics/{n}")
     gcp.storage.Notification(
-        ctx.logical("newdata-notification", model.name),
+        ctx.logical(f"{part}-notification", model),
         bucket=storage.buckets[ref.bucket].physical,
         topic=topic_path,
         payload_format="JSON_API_V1",
         event_types=[NEW_OBJECTS],
         object_name_prefix=ref.prefix or None,  # None: the whole bucket
-        custom_attributes={"mlops-model": model.name},
+        custom_attributes={"mlops-model": model},
         # Cloud Storage checks its publish rights when the notification is created.
         opts=ctx.opts(depends_on=[publisher]),
     )
     return topic_path
 
 
-def _eventarc(
+def eventarc_trigger(
     ctx: StageContext,
-    model: Model,
+    model: str,
     purpose: str,
     *,
     topic_path: Any,
@@ -209,8 +207,8 @@ def _eventarc(
 
     automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
     trigger = gcp.eventarc.Trigger(
-        ctx.logical(f"{purpose.replace('-', '')}-trigger", model.name),
-        name=trigger_name(ctx.namer, model.name, purpose),
+        ctx.logical(f"{purpose.replace('-', '')}-trigger", model),
+        name=trigger_name(ctx.namer, model, purpose),
         project=ctx.settings.project,
         location=ctx.settings.region,
         matching_criterias=[{"attribute": "type", "value": auto.MESSAGE_PUBLISHED}],

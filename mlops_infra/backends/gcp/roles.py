@@ -10,8 +10,8 @@ project holds at most 300 custom roles (cloud.google.com/iam/quotas): five per s
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.gcp import grants
 from mlops_infra.backends.gcp.naming import custom_role_id
@@ -75,9 +75,35 @@ ROLES = {
 }
 
 
+# Exactly what the batch workflows call: batchPredictionJobs.create / get / cancel (IAM permission
+# per method, cloud.google.com/vertex-ai/docs/general/iam-permissions, read 2026-12-06). Added to the
+# launcher role when a model is scored in batch, not a role of their own: custom roles are protected
+# (see above), and one that came and went with the batch blocks would block the update removing them.
+BATCH_LAUNCHER_PERMISSIONS = (
+    "aiplatform.batchPredictionJobs.cancel",
+    "aiplatform.batchPredictionJobs.create",
+    "aiplatform.batchPredictionJobs.get",
+)
+
+
+def role_specs(spec: Any) -> dict[str, RoleSpec]:
+    """The stack's custom roles for `spec`: ROLES, the launcher widened to batch prediction jobs
+    when a model has a batch block (an in-place update of the role either way)."""
+    roles = dict(ROLES)
+    if any(m.batch is not None for m in spec.models):
+        launcher = roles[grants.LAUNCHER]
+        roles[grants.LAUNCHER] = replace(
+            launcher,
+            description="Submit, watch and cancel the Vertex AI custom jobs of the training workflows and the batch "
+            "prediction jobs of the batch workflows",
+            permissions=tuple(sorted({*launcher.permissions, *BATCH_LAUNCHER_PERMISSIONS})),
+        )
+    return roles
+
+
 def stack_roles(ctx: StageContext) -> dict[str, pulumi.Output]:
     """Every custom role of the stack, as the projects/P/roles/ID paths grants take."""
-    return {name: _custom_role(ctx, name, spec) for name, spec in ROLES.items()}
+    return {name: _custom_role(ctx, name, spec) for name, spec in role_specs(ctx.spec).items()}
 
 
 def _custom_role(ctx: StageContext, name: str, role: RoleSpec) -> pulumi.Output:
@@ -113,6 +139,25 @@ def project_grant(
         ctx.logical("project-grant", key, who),
         project=ctx.settings.project,
         role=role,
+        member=member,
+        opts=ctx.opts(),
+    )
+
+
+SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # iam.serviceAccounts.actAs (and get/list)
+
+
+def act_as_grant(ctx: StageContext, *, group: str, account: pulumi.Input[str], member: pulumi.Input[str]) -> None:
+    """actAs for `member` (the automation identity) on one model group's service account `account`
+    (its email), a grant on that account's own policy: workflows launch Vertex AI jobs as it."""
+    import pulumi
+    import pulumi_gcp as gcp
+
+    project = ctx.settings.project
+    gcp.serviceaccount.IAMMember(
+        ctx.logical("actas-grant", "automation", group),
+        service_account_id=pulumi.Output.from_input(account).apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
+        role=SERVICE_ACCOUNT_USER,
         member=member,
         opts=ctx.opts(),
     )

@@ -172,6 +172,20 @@ def check(spec: Any, settings: Any) -> list[Problem]:
             )
         problems += _serving_numbers(serving, base)
         problems += _rollout_findings(serving, base, settings=settings, endpoint=endpoint_id(namer, model.name))
+        problems += _mode_findings(serving, base)
+    return problems
+
+
+def _mode_findings(serving: Any, base: tuple) -> list[Problem]:
+    """Shadow traffic and key authentication, which Vertex AI endpoints do not offer (backend GAPS;
+    serving modes are the neutral check's, Backend.serving_modes)."""
+    from mlops_infra.backends.gcp import BACKEND
+
+    problems: list[Problem] = []
+    if serving.shadow is not None:
+        problems.append(BACKEND.gap("models[].serving.shadow", (*base, "shadow")))
+    if serving.auth == "key":
+        problems.append(BACKEND.gap("models[].serving.auth.key", (*base, "auth"), value="key"))
     return problems
 
 

@@ -42,19 +42,23 @@ class ModelSource:
     bucket: str | None = None
 
 
+def artifact_source(uri: str, *, artifacts_bucket: str) -> ModelSource:
+    """Where an explicit model_uri points (serving's or batch's): gs://, or a path in the artifact bucket."""
+    if uri.startswith("gs://"):
+        bucket, _, path = uri[len("gs://"):].partition("/")
+        if bucket == artifacts_bucket:
+            return ModelSource(UPLOAD, uri=uri, path=path)
+        return ModelSource(UPLOAD, uri=uri, bucket=bucket)
+    if "://" in uri:
+        return ModelSource(UNSUPPORTED, uri=uri)
+    # No scheme: a path in the stack's artifact bucket.
+    return ModelSource(UPLOAD, path=uri.lstrip("/"))
+
+
 def model_source(model: Any, *, artifacts_bucket: str) -> ModelSource:
-    serving = model.serving
-    uri = serving.model_uri
+    uri = model.serving.model_uri
     if uri:
-        if uri.startswith("gs://"):
-            bucket, _, path = uri[len("gs://"):].partition("/")
-            if bucket == artifacts_bucket:
-                return ModelSource(UPLOAD, uri=uri, path=path)
-            return ModelSource(UPLOAD, uri=uri, bucket=bucket)
-        if "://" in uri:
-            return ModelSource(UNSUPPORTED, uri=uri)
-        # No scheme: a path in the stack's artifact bucket.
-        return ModelSource(UPLOAD, path=uri.lstrip("/"))
+        return artifact_source(uri, artifacts_bucket=artifacts_bucket)
     if model.training is not None and model.registry is not None:
         # Versions of a trained model live under its output prefix (models/<model>/<run>/model/).
         return ModelSource(REGISTRY, path=output_prefix(model.name))

@@ -59,7 +59,7 @@ from mlops_infra.backends.gcp.naming import (
     training_image,
     workflow_name,
 )
-from mlops_infra.backends.gcp.roles import project_grant
+from mlops_infra.backends.gcp.roles import act_as_grant, project_grant
 from mlops_infra.backends.gcp.serving_endpoints import SERVING_ALIAS
 from mlops_infra.backends.gcp.shared import ImageRepositories, PrivateNetwork, ProjectServices
 from mlops_infra.layout import group_of
@@ -90,7 +90,6 @@ MAX_WAIT_CAP = 28 * 86400
 TERMINAL_FAILURES = ("JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
 
 LOG_WRITER = "roles/logging.logWriter"
-SERVICE_ACCOUNT_USER = "roles/iam.serviceAccountUser"  # iam.serviceAccounts.actAs (and get/list)
 REPOSITORY_READER = "roles/artifactregistry.reader"
 # Version aliases (Vertex AI model registry). The endpoint serves the version called "approved"
 # (SERVING_ALIAS, backends/gcp/serving.py): automatic approval gives it to every new version
@@ -248,10 +247,7 @@ def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
     )
 
 def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> None:
-    import pulumi_gcp as gcp
-
     automation = governance.identities["automation"]
-    project = ctx.settings.project
     # Project-level: custom jobs have no resource-level IAM (their names exist only once created).
     role = ctx.upstream.of(ProjectServices).roles[grants.LAUNCHER]
     project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
@@ -259,15 +255,7 @@ def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> Non
     # group's account alone, a grant on that account's own policy.
     trained = sorted({group_of(m) for m in ctx.spec.models if m.training is not None})
     for group in trained:
-        gcp.serviceaccount.IAMMember(
-            ctx.logical("actas-grant", "automation", group),
-            service_account_id=governance.groups[group].id.apply(
-                lambda email: f"projects/{project}/serviceAccounts/{email}"
-            ),
-            role=SERVICE_ACCOUNT_USER,
-            member=automation.principal,
-            opts=ctx.opts(),
-        )
+        act_as_grant(ctx, group=group, account=governance.groups[group].id, member=automation.principal)
     # Cloud Logging has no narrower resource for writing entries than the project (the groups
     # write theirs through their worker role, governance.py).
     project_grant(ctx, "logwriter", "automation", role=LOG_WRITER, member=automation.principal)
