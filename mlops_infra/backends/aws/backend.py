@@ -124,6 +124,20 @@ GAPS = {
         hint="restrict only one of the two day fields and use '*' in the other (e.g. '30 4 1 * *' or "
         "'30 4 * * mon')",
     ),
+    "models[].serving.auth": Gap(
+        "SageMaker endpoints accept only requests signed with AWS Signature Version 4 by IAM principals allowed "
+        "sagemaker:InvokeEndpoint: they have no API keys",
+        hint="use auth: iam (clients sign with IAM credentials, e.g. through the AWS SDKs); for key-based clients, "
+        "put a gateway you run in front of the endpoint",
+    ),
+    "models[].serving.serverless.memory_gib": Gap(
+        "SageMaker serverless endpoints take 1 to 6 GiB of memory (MemorySizeInMB 1024-6144)",
+        hint="use memory_gib: 6 or less, or mode: realtime with a larger compute",
+    ),
+    "models[].serving.serverless.max_concurrency": Gap(
+        "SageMaker serverless endpoints take at most 200 concurrent invocations each (MaxConcurrency)",
+        hint="use max_concurrency: 200 or less, or mode: realtime with autoscaling",
+    ),
 }
 
 
@@ -150,6 +164,7 @@ class AwsBackend(Backend):
         for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
     }
     gaps = GAPS
+    serving_modes = frozenset({"realtime", "serverless", "async"})
 
     # --- teardown: the data, the keys, and what guards kept data --------------------------
     kept_types = frozenset({

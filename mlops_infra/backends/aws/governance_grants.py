@@ -32,6 +32,7 @@ from mlops_infra.backends.aws import governance_network as network
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import serving_modes as modes
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
@@ -234,6 +235,7 @@ def _serving(spec: Any, namer: Namer, settings: Any, key_arn: str) -> Budget:
         uri = model.serving.model_uri
         if uri and endpoints.parse_s3(uri) and not endpoints.covered_by_storage_grant(uri, artifacts):
             inline += size(endpoints.model_data_grant(partition, uri))
+        inline += sum(size(doc) for doc in modes.serving_mode_grants(spec, namer, model, partition))
     return Budget(role=role_name(namer, "serving", region), what="the serving identity", path=("models",),
                   inline=inline, managed=())
 

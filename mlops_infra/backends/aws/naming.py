@@ -183,6 +183,11 @@ def model_prefix(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.model", model)
 
 
+def shadow_model_prefix(namer: Namer, model: str) -> str:
+    """What every SageMaker model of a served model's shadow variant starts with (+ its content hash)."""
+    return namer.name("aws.sagemaker.model", model, "shadow")
+
+
 def endpoint_config_prefix(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.endpoint_config", model)
 

@@ -66,6 +66,7 @@ from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import governance_grants as model_grants
 from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import serving_modes as modes
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     alarm_name,
@@ -78,6 +79,7 @@ from mlops_infra.backends.aws.naming import (
     model_prefix,
     repository_name,
     role_name,
+    shadow_model_prefix,
 )
 from mlops_infra.backends.aws.training import check_environment, image_repository
 from mlops_infra.backends.base import CatalogMiss
@@ -110,13 +112,31 @@ def check(spec: Any, settings: Any) -> list[Problem]:
         if capture is not None and not endpoints.whole(capture.sampling_percent):
             problems.append(BACKEND.gap("models[].serving.data_capture.sampling_percent",
                                         (*path, "data_capture", "sampling_percent"), value=capture.sampling_percent))
-        problems += _check_rollout(serving, path)
-        problems += _check_scaling(model, path, settings)
+        problems += modes.check(spec, BACKEND, model, path, settings.region)
+        if serving.mode != "serverless":  # serverless: no instances to shift or scale (serving_modes.py)
+            problems += _check_rollout(serving, path)
+            problems += _check_scaling(model, path, settings)
+        if serving.shadow is not None:
+            problems += _check_shadow_sources(model, path, namer, settings, artifacts, stack_buckets)
     return problems
 
 
-def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str) -> list[Problem]:
-    image = model.serving.image
+def _check_shadow_sources(model: Any, path: tuple, namer: Namer, settings: Any, artifacts: str,
+                          stack_buckets: set[str]) -> list[Problem]:
+    """The challenger's image and model data, checked like the primary's."""
+    shadow = model.serving.shadow
+    problems: list[Problem] = []
+    if shadow.image is not None and shadow.image != model.serving.image:
+        problems += [p for p in _check_image(model, (*path, "shadow"), namer, settings.region, settings.account_id,
+                                             image=shadow.image) if p.severity == "warning"]
+    if shadow.model_uri and endpoints.parse_s3(shadow.model_uri):
+        problems += _check_model_uri(shadow.model_uri, (*path, "shadow", "model_uri"), artifacts, stack_buckets)
+    return problems
+
+
+def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str,
+                 image: str | None = None) -> list[Problem]:
+    image = image or model.serving.image
     source = jobs.image_source(image, region)
     if source.kind == "stack":
         target = jobs.push_target(partition=policies.partition_of(region), region=region,
@@ -244,7 +264,7 @@ def build(ctx: StageContext) -> ServingOutputs:
         endpoint = _endpoint(ctx, model, grant=grant, known=known, partition=partition)
         names[model.name] = endpoint.name
         urls[model.name] = endpoint.name.apply(
-            lambda name: endpoints.invocation_url(partition, region, name))
+            lambda name, mode=model.serving.mode: modes.invocation_url(mode, partition, region, name))
     return ServingOutputs(endpoints=names, urls=urls)
 
 
@@ -307,32 +327,55 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
 
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
-    network = ctx.upstream.find(PrivateNetwork)
-    model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
-        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
-        vpc=network.vpc_config(known=True) if network else None))
-    sagemaker_model = aws.sagemaker.Model(
-        ctx.logical("model", name),
-        name=model_name,
-        **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
-                               role_arn=role.principal, vpc=network.vpc_config() if network else None),
-        tags=ctx.tags(),
-        # SageMaker checks at creation that the role can reach the image (in its repository).
-        opts=ctx.opts(depends_on=[*grants, repository]),
-    )
+    # Serverless endpoints take neither a VPC nor network isolation (serving_modes.py).
+    network = ctx.upstream.find(PrivateNetwork) if serving.mode != "serverless" else None
+    isolated = serving.mode != "serverless"
+
+    def sagemaker_model(logical: str, prefix: str, *, image: str, known_uri: str, data_uri: Any, waits: list[Any]) -> Any:
+        kind = endpoints.data_kind(known_uri)
+        model_name = content_name(prefix, endpoints.model_args(
+            image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
+            vpc=network.vpc_config(known=True) if network else None, isolated=isolated))
+        return model_name, aws.sagemaker.Model(
+            logical,
+            name=model_name,
+            **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
+                                   role_arn=role.principal, vpc=network.vpc_config() if network else None,
+                                   isolated=isolated),
+            tags=ctx.tags(),
+            # SageMaker checks at creation that the role can reach the image (in its repository).
+            opts=ctx.opts(depends_on=waits),
+        )
+
+    model_name, primary = sagemaker_model(ctx.logical("model", name), model_prefix(ctx.namer, name), image=image,
+                                          known_uri=known_uri, data_uri=data_uri, waits=[*grants, repository])
+    shadow_names: tuple[Any, Any] = (None, None)
+    if serving.shadow is not None:
+        shadow_image, shadow_known, shadow_data = _challenger(ctx, model, image=image, known_uri=known_uri,
+                                                              data_uri=data_uri, repository=repo_name,
+                                                              grants=grants, known=known, partition=partition)
+        shadow_name, shadow = sagemaker_model(ctx.logical("shadowmodel", name), shadow_model_prefix(ctx.namer, name),
+                                              image=shadow_image, known_uri=shadow_known, data_uri=shadow_data,
+                                              waits=[*grants, repository])
+        shadow_names = (shadow_name, shadow.name)
 
     # --- endpoint configuration (immutable: content-derived name) --------------------------
     instance_type = catalog.model_instance_type(model, "serving", ctx.settings)
+    async_known = async_real = None
+    if serving.mode == "async":
+        async_known, async_real = _async_output(ctx, model, known=known, partition=partition, grants=grants)
     config_name = content_name(endpoint_config_prefix(ctx.namer, name), endpoints.endpoint_config_args(
         serving, model_name=model_name, instance_type=instance_type, key_arn=known.key,
-        capture_destination=endpoints.capture_destination(known.artifacts, name)))
+        capture_destination=endpoints.capture_destination(known.artifacts, name),
+        async_output=async_known, shadow_model=shadow_names[0]))
     config = aws.sagemaker.EndpointConfiguration(
         ctx.logical("config", name),
         name=config_name,
         **endpoints.endpoint_config_args(
-            serving, model_name=sagemaker_model.name, instance_type=instance_type, key_arn=gov.key_id,
+            serving, model_name=primary.name, instance_type=instance_type, key_arn=gov.key_id,
             capture_destination=pulumi.Output.from_input(storage.artifacts.uri).apply(
-                lambda uri: endpoints.capture_destination(uri, name))),
+                lambda uri: endpoints.capture_destination(uri, name)),
+            async_output=async_real, shadow_model=shadow_names[1]),
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
@@ -350,7 +393,9 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         opts=ctx.opts(depends_on=[*grants, *ctx.prerequisites]),
     )
 
-    # --- scaling -----------------------------------------------------------------------------
+    # --- scaling (serverless endpoints scale on their own, up to their max concurrency) ---------
+    if serving.mode == "serverless":
+        return endpoint
     autoscaling = serving.autoscaling
     target = aws.appautoscaling.Target(
         ctx.logical("scaling", name),
@@ -362,11 +407,14 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
-    tracking = endpoints.target_tracking(autoscaling, endpoint=endpoint.name, instance_type=instance_type)
+    tracking: Any = endpoints.target_tracking(autoscaling, endpoint=endpoint.name, instance_type=instance_type)
+    suffix = endpoints.policy_suffix(autoscaling)
+    if serving.mode == "async" and autoscaling.target_requests_per_replica is not None:
+        tracking, suffix = modes.backlog_tracking(autoscaling, endpoint=endpoint.name), "backlog"
     if tracking is not None:
         aws.appautoscaling.Policy(
             ctx.logical("scalingpolicy", name),
-            name=f"{endpoint_name(ctx.namer, name)}-{endpoints.policy_suffix(autoscaling)}",
+            name=f"{endpoint_name(ctx.namer, name)}-{suffix}",
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,
@@ -375,3 +423,71 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
             opts=ctx.opts(),
         )
     return endpoint
+
+
+def _challenger(
+    ctx: StageContext, model: Any, *, image: str, known_uri: str, data_uri: Any, repository: str, grants: list[Any],
+    known: _KnownValues, partition: str,
+) -> tuple[str, str, Any]:
+    """The shadow variant's image and model data (known and real), the primary's where the shadow
+    names none, with the serving identity's grants on an image or model data outside the stack
+    (appended to `grants`)."""
+    import pulumi_aws as aws
+
+    region = ctx.settings.region
+    shadow = model.serving.shadow
+    role = ctx.upstream.of(GovernanceOutputs).identities["serving"]
+    name = model.name
+    if shadow.image is not None:
+        image = jobs.pulled_image(image=shadow.image, partition=partition, region=region,
+                                  account=ctx.settings.account_id, repository=repository)
+        elsewhere = jobs.spec_repository_arn(partition, jobs.image_source(shadow.image, region))
+        if elsewhere is not None and shadow.image != model.serving.image:
+            grants.append(aws.iam.RolePolicy(
+                ctx.logical("shadowimagegrant", name),
+                name=inline_policy_name(ctx.namer, "serving-shadow-image", name),
+                role=role.id,
+                policy=json.dumps(jobs.image_pull_grant(elsewhere, "PullShadowImage")),
+                opts=ctx.opts(),
+            ))
+    if shadow.model_uri is not None:
+        known_uri = data_uri = shadow.model_uri
+        if not endpoints.covered_by_storage_grant(known_uri, known.artifacts.removeprefix("s3://")):
+            grants.append(aws.iam.RolePolicy(
+                ctx.logical("shadowdatagrant", name),
+                name=inline_policy_name(ctx.namer, "serving-shadow-model", name),
+                role=role.id,
+                policy=json.dumps(endpoints.model_data_grant(partition, known_uri)),
+                opts=ctx.opts(),
+            ))
+    return image, known_uri, data_uri
+
+
+def _async_output(
+    ctx: StageContext, model: Any, *, known: _KnownValues, partition: str, grants: list[Any],
+) -> tuple[str, Any]:
+    """Where the async endpoint writes responses (known, real), and the serving identity's grant to
+    write there (appended to `grants`: the endpoint waits for it)."""
+    import pulumi
+    import pulumi_aws as aws
+
+    storage = ctx.upstream.of(StorageOutputs)
+    role = ctx.upstream.of(GovernanceOutputs).identities["serving"]
+    serving, name = model.serving, model.name
+    buckets = {b: f"s3://{bucket_name(ctx.namer, b)}" for b in storage.buckets}
+    known_output = modes.async_output(serving, name, artifacts_uri=known.artifacts, bucket_uris=buckets)
+    options = serving.async_inference
+    source = storage.buckets[options.output.bucket].uri if options is not None and options.output else storage.artifacts.uri
+    bucket = options.output.bucket if options is not None and options.output else None
+
+    def real(uri: str) -> str:
+        return modes.async_output(serving, name, artifacts_uri=uri, bucket_uris={bucket: uri} if bucket else {})
+
+    grants.append(aws.iam.RolePolicy(
+        ctx.logical("asyncgrant", name),
+        name=inline_policy_name(ctx.namer, "serving-async", name),
+        role=role.id,
+        policy=json.dumps(modes.async_output_grant(partition, known_output)),
+        opts=ctx.opts(),
+    ))
+    return known_output, pulumi.Output.from_input(source).apply(real)
