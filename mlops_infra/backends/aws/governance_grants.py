@@ -201,7 +201,8 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             role=group.role,
             what=f"the identity of model group {group.name!r}",
             path=("models", first, "group") if group.models[0].group is not None else ("models", first),
-            inline=size(group_data(spec, namer, settings, group)) + sum(size(d) for d in pulls if d is not None),
+            inline=size(group_data(spec, namer, settings, group)) + sum(size(d) for d in pulls if d is not None)
+            + batch_grant_size(spec, namer, settings, list(group.models)),
             managed=tuple((p, shared[p]) for p in group.purposes),
             models=len(group.models),
         ))
@@ -215,6 +216,12 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             managed=(),
         ))
     return out
+
+
+def batch_grant_size(spec: Any, namer: Namer, settings: Any, models: list[Any]) -> int:
+    from mlops_infra.backends.aws.batch import grant_size  # the batch stage's module imports this one
+
+    return grant_size(spec, namer, settings, models)
 
 
 def _serving(spec: Any, namer: Namer, settings: Any, key_arn: str) -> Budget:
