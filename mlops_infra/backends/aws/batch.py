@@ -100,10 +100,10 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                                     "trained models, which no model identity may read",
                                     hint="use a location under models/ (where training writes models)",
                                     value=batch.model_uri))
-        if not monitoring.STAGE.used(spec):
-            problems.append(finding(path, "nobody is told when a batch scoring run fails: the stack has no "
-                                    "notification channel", hint="add monitoring: {notify: {emails: [...]}}",
-                                    severity="warning"))
+    if any(m.batch is not None for m in spec.models) and not monitoring.STAGE.used(spec):
+        problems.append(finding(("monitoring",), "nobody is told when a batch scoring run fails: the stack has no "
+                                "notification channel", hint="add monitoring: {notify: {emails: [...]}}",
+                                severity="warning"))
     return problems
 
 
