@@ -35,12 +35,11 @@ from typing import Any
 from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws import training_jobs as jobs
+from mlops_infra.facts import fact
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.refs import check_bucket_ref
 
-SERVERLESS_MEMORY_GIB = (1, 6)  # MemorySizeInMB 1024-6144, in whole GiB
-SERVERLESS_MAX_CONCURRENCY = 200
 SHADOW_VARIANT = "shadow"
 ASYNC_PREFIX = "async-inference/"  # default async responses: s3://<artifacts>/async-inference/<model>/
 FAILURES = "failures/"  # async requests that failed: under the output location
@@ -69,10 +68,13 @@ def check(spec: Any, backend: Any, model: Any, path: tuple, region: str) -> list
 def _check_serverless(spec: Any, backend: Any, serving: Any, path: tuple) -> list[Problem]:
     options = serving.serverless
     problems: list[Problem] = []
-    if options is not None and options.memory_gib > SERVERLESS_MEMORY_GIB[1]:
+    # facts/sagemaker-inference.json holds these limits with their sources.
+    largest = fact("aws", "sagemaker-inference", "serverless_memory_mb").value[1] // 1024
+    if options is not None and options.memory_gib > largest:
         problems.append(backend.gap("models[].serving.serverless.memory_gib",
                                     (*path, "serverless", "memory_gib"), value=options.memory_gib))
-    if options is not None and options.max_concurrency > SERVERLESS_MAX_CONCURRENCY:
+    if options is not None and options.max_concurrency > fact("aws", "sagemaker-inference",
+                                                              "serverless_max_concurrency").value:
         problems.append(backend.gap("models[].serving.serverless.max_concurrency",
                                     (*path, "serverless", "max_concurrency"), value=options.max_concurrency))
     excluded = [
@@ -131,7 +133,7 @@ def _check_async(spec: Any, model: Any, path: tuple) -> list[Problem]:
 
 def _check_shadow(backend: Any, serving: Any, path: tuple, region: str) -> list[Problem]:
     shadow_path = (*path, "shadow")
-    if serving.mode != "realtime":
+    if serving.mode in fact("aws", "sagemaker-inference", "shadow_excluded_modes").value:
         return [finding(shadow_path, f"SageMaker {serving.mode} endpoints cannot have shadow variants",
                         hint="use mode: realtime for the shadow test, or remove shadow")]
     problems: list[Problem] = []
