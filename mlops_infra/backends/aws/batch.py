@@ -90,12 +90,12 @@ def check(spec: Any, settings: Any) -> list[Problem]:
             problems += _check_schedule(batch.schedule, (*path, "schedule"))
         if "max_runtime" in batch.model_fields_set:
             problems.append(BACKEND.gap("models[].batch.max_runtime", (*path, "max_runtime"), value=batch.max_runtime))
+        location = endpoints.parse_s3(batch.model_uri) if batch.model_uri else None
         if batch.model_uri is None:
             problems.append(BACKEND.gap("models[].batch", (*path, "model_uri")))
-        elif endpoints.parse_s3(batch.model_uri) is None:
+        elif location is None:
             problems.append(BACKEND.gap("models[].batch.model_uri", (*path, "model_uri"), value=batch.model_uri))
-        elif endpoints.parse_s3(batch.model_uri).bucket == artifacts and not endpoints.covered_by_storage_grant(
-                batch.model_uri, artifacts):
+        elif location.bucket == artifacts and not endpoints.covered_by_storage_grant(batch.model_uri, artifacts):
             problems.append(finding((*path, "model_uri"), "model_uri points into the artifact bucket outside the "
                                     "trained models, which no model identity may read",
                                     hint="use a location under models/ (where training writes models)",
