@@ -20,6 +20,7 @@ from mlops_infra.backends.aws.governance_grants import budgets
 from mlops_infra.backends.aws.naming import stack_prefix
 from mlops_infra.diff import diff_plans
 from tests.planning import BASE_SPEC, plan_for, spec_from
+from tests.test_serving_modes_aws import at, named, problems
 
 ACCOUNT = "123456789012"
 RAW = "churn-dev-raw-123456789012-us-east-1-an"
@@ -58,19 +59,6 @@ def private_plan() -> dict[str, Any]:
     return plan_for("aws", data)
 
 
-def named(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {r["name"]: r for r in plan["resources"]}
-
-
-def problems(data: dict[str, Any]) -> list[Any]:
-    spec = spec_from(data)
-    return BACKEND.check(spec, spec.clouds.aws)
-
-
-def at(found: list[Any], path: str) -> list[Any]:
-    return [p for p in found if p.dotted_path == path]
-
-
 # --- what each field produces ------------------------------------------------------------------
 def test_each_batch_model_gets_its_stage_resources(plan):
     batch = sorted((r["name"], r["type"]) for r in plan["resources"] if r["stage"] == "batch" and r["custom"])
@@ -80,10 +68,10 @@ def test_each_batch_model_gets_its_stage_resources(plan):
         ("batch-groupgrant-churn", "aws:iam/rolePolicy:RolePolicy"),
         ("batch-model-churn", "aws:sagemaker/model:Model"),
         ("batch-pipeline-churn", "aws:sagemaker/pipeline:Pipeline"),
-        ("batch-rule-data-churn", "aws:cloudwatch/eventRule:EventRule"),
+        ("batch-rule-batchdata-churn", "aws:cloudwatch/eventRule:EventRule"),
         ("batch-rule-failed-churn", "aws:cloudwatch/eventRule:EventRule"),
         ("batch-schedule-churn", "aws:scheduler/schedule:Schedule"),
-        ("batch-target-data-churn", "aws:cloudwatch/eventTarget:EventTarget"),
+        ("batch-target-batchdata-churn", "aws:cloudwatch/eventTarget:EventTarget"),
     ]
 
 
@@ -137,9 +125,9 @@ def test_the_schedule_starts_the_batch_pipeline_in_its_time_zone(plan):
 
 def test_new_input_objects_start_the_pipeline(plan):
     resources = named(plan)
-    pattern = json.loads(resources["batch-rule-data-churn"]["inputs"]["eventPattern"])
+    pattern = json.loads(resources["batch-rule-batchdata-churn"]["inputs"]["eventPattern"])
     assert pattern["detail"] == {"bucket": {"name": [RAW]}, "object": {"key": [{"prefix": "to-score/"}]}}
-    assert resources["batch-target-data-churn"]["dependencies"]["arn"] == ["batch-pipeline-churn"]
+    assert resources["batch-target-batchdata-churn"]["dependencies"]["arn"] == ["batch-pipeline-churn"]
     # The storage stage sends the input bucket's events to EventBridge.
     assert resources["storage-notification-raw"]["inputs"]["eventbridge"] is True
 

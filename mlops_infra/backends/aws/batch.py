@@ -39,6 +39,7 @@ from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws.governance_network import PrivateNetwork, measured_vpc, private
+from mlops_infra.backends.aws.retraining import pipeline_rule, pipeline_schedule
 from mlops_infra.backends.aws.naming import (
     BATCH_ALARM_KIND,
     alarm_name,
@@ -63,10 +64,6 @@ from mlops_infra.stages.batch import BatchOutputs
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
-
-SCHEDULE_GROUP = "default"
-TARGET_ID = "pipeline"
-
 
 def check(spec: Any, settings: Any) -> list[Problem]:
     """What Batch Transform and EventBridge Scheduler cannot do as the spec's batch blocks say."""
@@ -256,55 +253,22 @@ def _environment(model: Any) -> dict[str, str]:
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None,
               storage: StorageOutputs) -> None:
     import pulumi
-    import pulumi_aws as aws
 
     spec = ctx.spec
     batch, name = model.batch, model.name
     what = f"mlops-infra {spec.project}/{spec.environment}: batch scoring of {name}"
+    # The role must hold its grant before a trigger first fires.
     opts = ctx.opts(depends_on=ctx.waits(grant))
-    expression = None
     if batch.schedule:
-        try:
-            expression = triggers.scheduler_cron(batch.schedule)
-        except triggers.UntranslatableCron:
-            expression = None  # a validation error (check above)
-    if expression is not None:
-        aws.scheduler.Schedule(
-            ctx.logical("schedule", name),
-            name=batch_schedule_name(ctx.namer, name),
-            group_name=SCHEDULE_GROUP,
-            description=f"{what} on '{batch.schedule}' ({batch.timezone})",
-            schedule_expression=expression,
-            schedule_expression_timezone=batch.timezone,
-            flexible_time_window={"mode": "OFF"},
-            state="ENABLED",
-            action_after_completion="NONE",
-            target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
-            opts=opts,
-        )
+        pipeline_schedule(ctx, name, physical=batch_schedule_name(ctx.namer, name), cron=batch.schedule,
+                          timezone=batch.timezone, what=what, pipeline=pipeline, role=role, opts=opts)
     if batch.on_new_data:
         ref = batch.input
         pattern = pulumi.Output.from_input(storage.buckets[ref.bucket].physical).apply(
             lambda bucket: json.dumps(triggers.new_data_pattern(bucket, ref.prefix)))
-        rule = aws.cloudwatch.EventRule(
-            ctx.logical("rule", "data", name),
-            name=rule_name(ctx.namer, name, "batchdata"),
-            description=f"{what} when objects arrive in storage bucket {ref.bucket}"
-            + (f" under {ref.prefix}" if ref.prefix else ""),
-            event_pattern=pattern,
-            state="ENABLED",
-            tags=ctx.tags(),
-            opts=ctx.opts(),
-        )
-        aws.cloudwatch.EventTarget(
-            ctx.logical("target", "data", name),
-            rule=rule.name,
-            target_id=TARGET_ID,
-            arn=pipeline,
-            role_arn=role,
-            retry_policy=triggers.RETRY_POLICY.copy(),
-            opts=opts,
-        )
+        where = f"storage bucket {ref.bucket}" + (f" under {ref.prefix}" if ref.prefix else "")
+        pipeline_rule(ctx, name, "batchdata", pattern=pattern, description=f"{what} when objects arrive in {where}",
+                      pipeline=pipeline, role=role, opts=opts)
 
 
 def _failure_alarm(ctx: StageContext, model: Any, *, pipeline_arn: str, topic: Any) -> None:

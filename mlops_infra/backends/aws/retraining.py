@@ -114,7 +114,6 @@ def build(ctx: StageContext) -> RetrainingOutputs:
 
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
     import pulumi
-    import pulumi_aws as aws
 
     spec = ctx.spec
     storage = ctx.upstream.of(StorageOutputs)
@@ -126,24 +125,9 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
     ids: list[Any] = []
 
     if retrain.schedule:
-        try:
-            expression = triggers.scheduler_cron(retrain.schedule)
-        except triggers.UntranslatableCron:
-            expression = None  # a validation error (check above)
-        if expression is not None:
-            schedule = aws.scheduler.Schedule(
-                ctx.logical("schedule", name),
-                name=schedule_name(ctx.namer, name),
-                group_name=SCHEDULE_GROUP,
-                description=f"{what} on '{retrain.schedule}' ({retrain.timezone})",
-                schedule_expression=expression,
-                schedule_expression_timezone=retrain.timezone,
-                flexible_time_window={"mode": "OFF"},
-                state="ENABLED",
-                action_after_completion="NONE",
-                target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
-                opts=opts,
-            )
+        schedule = pipeline_schedule(ctx, name, physical=schedule_name(ctx.namer, name), cron=retrain.schedule,
+                                     timezone=retrain.timezone, what=what, pipeline=pipeline, role=role, opts=opts)
+        if schedule is not None:
             ids.append(schedule.name)
 
     new_data = retrain.new_data_ref
@@ -151,20 +135,51 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
         pattern: pulumi.Input[str] = pulumi.Output.from_input(storage.buckets[new_data.bucket].physical).apply(
             lambda bucket: json.dumps(triggers.new_data_pattern(bucket, new_data.prefix)))
         where = f"storage bucket {new_data.bucket}" + (f" under {new_data.prefix}" if new_data.prefix else "")
-        ids.append(_rule(ctx, name, "newdata", pattern=pattern, description=f"{what} when objects arrive in {where}",
-                         pipeline=pipeline, role=role, opts=opts))
+        ids.append(pipeline_rule(ctx, name, "newdata", pattern=pattern,
+                                 description=f"{what} when objects arrive in {where}", pipeline=pipeline, role=role,
+                                 opts=opts))
 
     if retrain.on_drift and model.monitoring is not None and model.monitoring.drift is not None:
         pattern = json.dumps(triggers.alarm_pattern(alarm_name(ctx.namer, name, "drift")))
-        ids.append(_rule(ctx, name, "drift", pattern=pattern, description=f"{what} when its drift alarm fires",
-                         pipeline=pipeline, role=role, opts=opts))
+        ids.append(pipeline_rule(ctx, name, "drift", pattern=pattern, description=f"{what} when its drift alarm fires",
+                                 pipeline=pipeline, role=role, opts=opts))
     return ids
 
 
-def _rule(
+def pipeline_schedule(
+    ctx: StageContext, model: str, *, physical: str, cron: str, timezone: str, what: str, pipeline: Any, role: Any,
+    opts: pulumi.ResourceOptions,
+) -> Any:
+    """An EventBridge Scheduler schedule starting `pipeline` as `role` on the neutral `cron` in
+    `timezone` (None when the cron cannot be translated: a validation error). Batch scoring
+    (batch.py) starts its pipelines the same way."""
+    import pulumi_aws as aws
+
+    try:
+        expression = triggers.scheduler_cron(cron)
+    except triggers.UntranslatableCron:
+        return None  # a validation error (check above)
+    return aws.scheduler.Schedule(
+        ctx.logical("schedule", model),
+        name=physical,
+        group_name=SCHEDULE_GROUP,
+        description=f"{what} on '{cron}' ({timezone})",
+        schedule_expression=expression,
+        schedule_expression_timezone=timezone,
+        flexible_time_window={"mode": "OFF"},
+        state="ENABLED",
+        action_after_completion="NONE",
+        target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
+        opts=opts,
+    )
+
+
+def pipeline_rule(
     ctx: StageContext, model: str, purpose: str, *, pattern: Any, description: str, pipeline: Any, role: Any,
     opts: pulumi.ResourceOptions,
 ) -> Any:
+    """An EventBridge rule "<stack>-<model>-<purpose>" on `pattern` and its target starting
+    `pipeline` as `role`; returns the rule's name."""
     import pulumi_aws as aws
 
     rule = aws.cloudwatch.EventRule(

@@ -1,4 +1,4 @@
-"""AWS serving: per model with `serving`, a SageMaker real-time endpoint and its scaling.
+"""AWS serving: per model with `serving`, a SageMaker endpoint (real-time, serverless or async) and its scaling.
 
 Per served model:
 - ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
@@ -22,6 +22,16 @@ Per served model:
 - appautoscaling.Target on the variant (min max(min_replicas, 1), max max_replicas) and, with
   a target, a target-tracking appautoscaling.Policy: invocations per instance per minute, or
   CPU utilization (see serving_endpoints.py), with the spec's cool-downs.
+
+Serving modes (serving_modes.py): mode: serverless makes the variant serverless (memory and
+max concurrency from serving.serverless, no instances, no volume key, no scaling target, no
+network isolation or VpcConfig: SageMaker excludes them); mode: async adds an
+AsyncInferenceConfig (responses and failures under serving.async.output, else
+s3://<artifacts>/async-inference/<model>/, encrypted with the stack key; a per-model grant lets
+the serving identity write there) and scales on the backlog per instance. serving.shadow adds a
+second model (the challenger: its image and/or model data, content-named "<model>-shadow") as a
+shadow production variant on the primary's instance type and count, weighted to get
+traffic_percent of the requests; the endpoint's data capture records its responses.
 
 Immutable parts. SageMaker cannot update a model or an endpoint configuration, so their names
 are their per-model prefix + a hash of their whole definition (naming.content_name), computed
@@ -299,13 +309,7 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     grants = ctx.waits(grant)
     pull = model_grants.image_pulls(model, "serving", region)
     if pull is not None:
-        grants.append(aws.iam.RolePolicy(
-            ctx.logical("imagegrant", name),
-            name=inline_policy_name(ctx.namer, "serving-image", name),
-            role=role.id,
-            policy=json.dumps(pull),
-            opts=ctx.opts(),
-        ))
+        grants.append(_model_grant(ctx, "imagegrant", "serving-image", name, pull))
 
     # --- model data ----------------------------------------------------------------------
     if serving.model_uri:
@@ -314,16 +318,10 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         known_uri = f"{known.artifacts}/{output_prefix(name)}"
         data_uri = (training.output_uris[name] if training is not None and name in training.output_uris
                     else pulumi.Output.from_input(storage.artifacts.uri).apply(lambda uri: f"{uri}/{output_prefix(name)}"))
-    kind = endpoints.data_kind(known_uri)
     artifacts_bucket = known.artifacts.removeprefix("s3://")
     if endpoints.parse_s3(known_uri) and not endpoints.covered_by_storage_grant(known_uri, artifacts_bucket):
-        grants.append(aws.iam.RolePolicy(
-            ctx.logical("datagrant", name),
-            name=inline_policy_name(ctx.namer, "serving-model", name),
-            role=role.id,
-            policy=json.dumps(endpoints.model_data_grant(partition, known_uri)),
-            opts=ctx.opts(),
-        ))
+        grants.append(_model_grant(ctx, "datagrant", "serving-model", name,
+                                   endpoints.model_data_grant(partition, known_uri)))
 
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
@@ -432,34 +430,22 @@ def _challenger(
     """The shadow variant's image and model data (known and real), the primary's where the shadow
     names none, with the serving identity's grants on an image or model data outside the stack
     (appended to `grants`)."""
-    import pulumi_aws as aws
-
     region = ctx.settings.region
     shadow = model.serving.shadow
-    role = ctx.upstream.of(GovernanceOutputs).identities["serving"]
     name = model.name
     if shadow.image is not None:
         image = jobs.pulled_image(image=shadow.image, partition=partition, region=region,
                                   account=ctx.settings.account_id, repository=repository)
         elsewhere = jobs.spec_repository_arn(partition, jobs.image_source(shadow.image, region))
         if elsewhere is not None and shadow.image != model.serving.image:
-            grants.append(aws.iam.RolePolicy(
-                ctx.logical("shadowimagegrant", name),
-                name=inline_policy_name(ctx.namer, "serving-shadow-image", name),
-                role=role.id,
-                policy=json.dumps(jobs.image_pull_grant(elsewhere, "PullShadowImage")),
-                opts=ctx.opts(),
-            ))
+            grants.append(_model_grant(ctx, "shadowimagegrant", "serving-shadow-image", name,
+                                       jobs.image_pull_grant(elsewhere, "PullShadowImage")))
     if shadow.model_uri is not None:
         known_uri = data_uri = shadow.model_uri
-        if not endpoints.covered_by_storage_grant(known_uri, known.artifacts.removeprefix("s3://")):
-            grants.append(aws.iam.RolePolicy(
-                ctx.logical("shadowdatagrant", name),
-                name=inline_policy_name(ctx.namer, "serving-shadow-model", name),
-                role=role.id,
-                policy=json.dumps(endpoints.model_data_grant(partition, known_uri)),
-                opts=ctx.opts(),
-            ))
+        if endpoints.parse_s3(known_uri) and not endpoints.covered_by_storage_grant(
+                known_uri, known.artifacts.removeprefix("s3://")):
+            grants.append(_model_grant(ctx, "shadowdatagrant", "serving-shadow-model", name,
+                                       endpoints.model_data_grant(partition, known_uri)))
     return image, known_uri, data_uri
 
 
@@ -469,25 +455,32 @@ def _async_output(
     """Where the async endpoint writes responses (known, real), and the serving identity's grant to
     write there (appended to `grants`: the endpoint waits for it)."""
     import pulumi
-    import pulumi_aws as aws
 
     storage = ctx.upstream.of(StorageOutputs)
-    role = ctx.upstream.of(GovernanceOutputs).identities["serving"]
     serving, name = model.serving, model.name
     buckets = {b: f"s3://{bucket_name(ctx.namer, b)}" for b in storage.buckets}
     known_output = modes.async_output(serving, name, artifacts_uri=known.artifacts, bucket_uris=buckets)
     options = serving.async_inference
-    source = storage.buckets[options.output.bucket].uri if options is not None and options.output else storage.artifacts.uri
     bucket = options.output.bucket if options is not None and options.output else None
+    source = storage.buckets[bucket].uri if bucket else storage.artifacts.uri
 
     def real(uri: str) -> str:
         return modes.async_output(serving, name, artifacts_uri=uri, bucket_uris={bucket: uri} if bucket else {})
 
-    grants.append(aws.iam.RolePolicy(
-        ctx.logical("asyncgrant", name),
-        name=inline_policy_name(ctx.namer, "serving-async", name),
-        role=role.id,
-        policy=json.dumps(modes.async_output_grant(partition, known_output)),
-        opts=ctx.opts(),
-    ))
+    grants.append(_model_grant(ctx, "asyncgrant", "serving-async", name,
+                               modes.async_output_grant(partition, known_output)))
     return known_output, pulumi.Output.from_input(source).apply(real)
+
+
+def _model_grant(ctx: StageContext, logical: str, purpose: str, model: str, document: dict[str, Any]) -> Any:
+    """A per-model inline policy "<purpose>-<model>" on the serving identity (what the stack's
+    prefixes cannot name: an image or model data outside the stack, an async output)."""
+    import pulumi_aws as aws
+
+    return aws.iam.RolePolicy(
+        ctx.logical(logical, model),
+        name=inline_policy_name(ctx.namer, purpose, model),
+        role=ctx.upstream.of(GovernanceOutputs).identities["serving"].id,
+        policy=json.dumps(document),
+        opts=ctx.opts(),
+    )
