@@ -245,3 +245,11 @@ def test_more_serverless_memory_replaces_only_that_configuration(plan):
     assert set(updates) == {"serving-config-sless", "serving-endpoint-sless"}
     assert "inputs.productionVariants[0].serverlessConfig.memorySizeInMb" in updates["serving-config-sless"]
     assert updates["serving-endpoint-sless"] == ["inputs.endpointConfigName"]
+
+
+def test_the_cost_counts_the_shadow_variants_instances(plan):
+    from mlops_infra.cost.estimate import estimate
+
+    result = estimate(spec=spec_from(modes_spec()), cloud="aws", document=plan)
+    shadow = [i for i in result.items if i.name == "serving-config-shad"]
+    assert [(i.sku, int(i.quantity)) for i in shadow] == [("ml.m5.large", 1), ("ml.m5.large", 1)]
