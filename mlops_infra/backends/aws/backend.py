@@ -141,6 +141,12 @@ GAPS = {
         hint="remove max_runtime; a run that hangs can be stopped with `aws sagemaker stop-pipeline-execution`",
         severity="warning",
     ),
+    "models[].batch.schedule": Gap(
+        "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts one of "
+        "them (the other is '?'), while this schedule restricts both",
+        hint="restrict only one of the two day fields and use '*' in the other (e.g. '0 5 1 * *' or "
+        "'0 5 * * mon')",
+    ),
     "models[].serving.auth": Gap(
         "SageMaker endpoints accept only requests signed with AWS Signature Version 4 by IAM principals allowed "
         "sagemaker:InvokeEndpoint: they have no API keys",

@@ -39,7 +39,7 @@ from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
 from mlops_infra.backends.aws.governance_network import PrivateNetwork, measured_vpc, private
-from mlops_infra.backends.aws.retraining import pipeline_rule, pipeline_schedule
+from mlops_infra.backends.aws.retraining import check_cron, pipeline_rule, pipeline_schedule
 from mlops_infra.backends.aws.naming import (
     BATCH_ALARM_KIND,
     alarm_name,
@@ -84,7 +84,7 @@ def check(spec: Any, settings: Any) -> list[Problem]:
         except CatalogMiss as miss:
             problems.append(finding((*path, "compute"), miss.message, hint=miss.hint, value=batch.compute.label))
         if batch.schedule:
-            problems += _check_schedule(batch.schedule, (*path, "schedule"))
+            problems += check_cron(batch.schedule, (*path, "schedule"), gap="models[].batch.schedule")
         if "max_runtime" in batch.model_fields_set:
             problems.append(BACKEND.gap("models[].batch.max_runtime", (*path, "max_runtime"), value=batch.max_runtime))
         location = endpoints.parse_s3(batch.model_uri) if batch.model_uri else None
@@ -102,16 +102,6 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                                 "notification channel", hint="add monitoring: {notify: {emails: [...]}}",
                                 severity="warning"))
     return problems
-
-
-def _check_schedule(schedule: str, path: tuple) -> list[Problem]:
-    if triggers.restricts_either_day(schedule):
-        return [BACKEND.gap("models[].retraining.schedule", path, value=schedule)]
-    try:
-        triggers.scheduler_cron(schedule)
-    except triggers.UntranslatableCron as exc:
-        return [finding(path, str(exc), hint="use fewer distinct minutes, hours or days", value=schedule)]
-    return []
 
 
 def grant_size(spec: Any, namer: Any, settings: Any, models: list[Any]) -> int:
@@ -260,8 +250,8 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
     # The role must hold its grant before a trigger first fires.
     opts = ctx.opts(depends_on=ctx.waits(grant))
     if batch.schedule:
-        pipeline_schedule(ctx, name, physical=batch_schedule_name(ctx.namer, name), cron=batch.schedule,
-                          timezone=batch.timezone, what=what, pipeline=pipeline, role=role, opts=opts)
+        pipeline_schedule(ctx.logical("schedule", name), name=batch_schedule_name(ctx.namer, name), what=what,
+                          cron=batch.schedule, timezone=batch.timezone, pipeline=pipeline, role=role, opts=opts)
     if batch.on_new_data:
         ref = batch.input
         pattern = pulumi.Output.from_input(storage.buckets[ref.bucket].physical).apply(
