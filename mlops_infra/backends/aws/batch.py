@@ -65,6 +65,7 @@ from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
+
 def check(spec: Any, settings: Any) -> list[Problem]:
     """What Batch Transform and EventBridge Scheduler cannot do as the spec's batch blocks say."""
     namer = BACKEND.namer(spec, settings)
@@ -283,4 +284,3 @@ def _failure_alarm(ctx: StageContext, model: Any, *, pipeline_arn: str, topic: A
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
-

@@ -329,7 +329,9 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     network = ctx.upstream.find(PrivateNetwork) if serving.mode != "serverless" else None
     isolated = serving.mode != "serverless"
 
-    def sagemaker_model(logical: str, prefix: str, *, image: str, known_uri: str, data_uri: Any, waits: list[Any]) -> Any:
+    def sagemaker_model(
+        logical: str, prefix: str, *, image: str, known_uri: str, data_uri: Any, waits: list[Any],
+    ) -> tuple[str, Any]:
         kind = endpoints.data_kind(known_uri)
         model_name = content_name(prefix, endpoints.model_args(
             image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,

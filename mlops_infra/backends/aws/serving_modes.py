@@ -242,8 +242,8 @@ def serving_mode_grants(spec: Any, namer: Any, model: Any, partition: str) -> li
         buckets = {b.name: f"s3://{bucket_name(namer, b.name)}" for b in spec.storage.buckets}
         options = serving.async_inference
         if options is None or options.output is None or options.output.bucket in buckets:
-            out.append(async_output_grant(partition, async_output(serving, model.name, artifacts_uri=f"s3://{artifacts}",
-                                                                  bucket_uris=buckets)))
+            output = async_output(serving, model.name, artifacts_uri=f"s3://{artifacts}", bucket_uris=buckets)
+            out.append(async_output_grant(partition, output))
     shadow = serving.shadow
     if shadow is not None and shadow.image is not None and shadow.image != serving.image:
         elsewhere = jobs.spec_repository_arn(partition, jobs.image_source(shadow.image, region))
