@@ -219,6 +219,13 @@ def test_the_templates_parse_with_any_string_in_any_value(rendered: list) -> Non
     pipeline = jobs.pipeline_definition(values, jobs.Registration(group=text, approval="manual", image=text, environment=dict(ENVIRONMENT), instance_types=("ml.m5.large",)))
     assert dict(pipeline["Steps"][0]["Arguments"]["Environment"]) == ENVIRONMENT
     assert pipeline["Steps"][0]["Arguments"]["HyperParameters"] == {text: text}
+    from mlops_infra.backends.aws import batch_jobs
+
+    scoring = batch_jobs.pipeline_definition(batch_jobs.TransformValues(
+        job_name=text, model_name=text, input_uri=text, output_uri=text, key_arn=text, instance_type="ml.m5.large",
+        instance_count=2, volume_encrypted=True, tags=((text, text),)))
+    assert scoring["Steps"][0]["Arguments"]["ModelName"] == text and scoring["Steps"][0]["Arguments"]["Tags"] == [
+        {"Key": text, "Value": text}]
     dashboard = json.loads(dashboard_json(display_name=text, labels={text: text}, endpoint_ids={"yes": text}))
     assert dashboard["displayName"] == text and dashboard["labels"] == {text: text}
     body = alarms.dashboard_body(

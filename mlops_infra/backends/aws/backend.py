@@ -124,6 +124,43 @@ GAPS = {
         hint="restrict only one of the two day fields and use '*' in the other (e.g. '30 4 1 * *' or "
         "'30 4 * * mon')",
     ),
+    "models[].batch": Gap(
+        "the batch pipeline scores with the model's training output (s3://<artifacts>/models/<model>/, as the "
+        "endpoint serves it), not the registry's latest approved version: a SageMaker pipeline has no step that "
+        "looks that version up (it would need a Lambda step, which the stack does not build)",
+        hint="set batch.model_uri to the approved version's model.tar.gz to score with exactly that version",
+        severity="warning",
+    ),
+    "models[].batch.model_uri": Gap(
+        "SageMaker Batch Transform loads model data from S3 only: model_uri must be s3://<bucket>/<key>",
+        hint="copy the model to the stack's artifact bucket (under models/) and name it here",
+    ),
+    "models[].batch.max_runtime": Gap(
+        "SageMaker Batch Transform jobs take no time limit (CreateTransformJob has no stopping condition): a run "
+        "ends when its input is scored, or fails",
+        hint="remove max_runtime; a run that hangs can be stopped with `aws sagemaker stop-pipeline-execution`",
+        severity="warning",
+    ),
+    "models[].batch.schedule": Gap(
+        "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts one of "
+        "them (the other is '?'), while this schedule restricts both",
+        hint="restrict only one of the two day fields and use '*' in the other (e.g. '0 5 1 * *' or "
+        "'0 5 * * mon')",
+    ),
+    "models[].serving.auth": Gap(
+        "SageMaker endpoints accept only requests signed with AWS Signature Version 4 by IAM principals allowed "
+        "sagemaker:InvokeEndpoint: they have no API keys",
+        hint="use auth: iam (clients sign with IAM credentials, e.g. through the AWS SDKs); for key-based clients, "
+        "put a gateway you run in front of the endpoint",
+    ),
+    "models[].serving.serverless.memory_gib": Gap(
+        "SageMaker serverless endpoints take 1 to 6 GiB of memory (MemorySizeInMB 1024-6144)",
+        hint="use memory_gib: 6 or less, or mode: realtime with a larger compute",
+    ),
+    "models[].serving.serverless.max_concurrency": Gap(
+        "SageMaker serverless endpoints take at most 200 concurrent invocations each (MaxConcurrency)",
+        hint="use max_concurrency: 200 or less, or mode: realtime with autoscaling",
+    ),
 }
 
 
@@ -147,9 +184,10 @@ class AwsBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on AWS yet"
-        for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
+        for stage in ("data_prep", "features", "workspaces", "explainability")
     }
     gaps = GAPS
+    serving_modes = frozenset({"realtime", "serverless", "async"})
 
     # --- teardown: the data, the keys, and what guards kept data --------------------------
     kept_types = frozenset({

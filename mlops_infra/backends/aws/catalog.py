@@ -22,19 +22,21 @@ from mlops_infra.spec.models import Compute
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 
-PURPOSES = ("training", "serving", "processing")
+PURPOSES = ("training", "serving", "processing", "transform")
 
 # Purpose -> the botocore enum that lists the instance types SageMaker accepts for it.
 PURPOSE_ENUMS = {
     "training": "TrainingInstanceType",  # CreateTrainingJob ResourceConfig.InstanceType
     "serving": "ProductionVariantInstanceType",  # CreateEndpointConfig ProductionVariants[].InstanceType
     "processing": "ProcessingInstanceType",  # CreateProcessingJob / monitoring ClusterConfig.InstanceType
+    "transform": "TransformInstanceType",  # CreateTransformJob TransformResources.InstanceType (batch)
 }
 
 # Words the messages use for each purpose.
 # The clouds.aws.overrides.models.<model> field that replaces the catalog for each purpose.
 OVERRIDE_FIELDS = {"training": "training_instance_type", "serving": "serving_instance_type"}
-PURPOSE_WORDS = {"training": "training jobs", "serving": "real-time endpoints", "processing": "processing jobs"}
+PURPOSE_WORDS = {"training": "training jobs", "serving": "real-time endpoints", "processing": "processing jobs",
+                 "transform": "batch transform jobs"}
 
 
 class InstanceSpec(NamedTuple):
@@ -112,6 +114,7 @@ SIZE_CLASS_TYPES: dict[str, dict[str, str]] = {
     "training": {**_COMMON, "gpu-x8": "ml.p4d.24xlarge"},
     "serving": {**_COMMON, "gpu-x8": "ml.p4d.24xlarge"},
     "processing": {**_COMMON, "gpu-x8": "ml.g5.48xlarge"},
+    "transform": {**_COMMON, "gpu-x8": "ml.g5.48xlarge"},  # no ml.p4d.* for transform jobs either
 }
 
 
@@ -218,8 +221,8 @@ def _requirement_hint(need: dict[str, int], purpose: str) -> str:
 
 
 def _override_hint(purpose: str) -> str:
-    if purpose == "processing":
-        return "ask for less (processing jobs have no override)"
+    if purpose in ("processing", "transform"):
+        return f"ask for less ({PURPOSE_WORDS[purpose]} have no override)"
     return f"or name a type under clouds.aws.overrides.models.<model>.{purpose}_instance_type"
 
 

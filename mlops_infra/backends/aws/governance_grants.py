@@ -32,6 +32,7 @@ from mlops_infra.backends.aws import governance_network as network
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import serving_modes as modes
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
@@ -200,7 +201,8 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             role=group.role,
             what=f"the identity of model group {group.name!r}",
             path=("models", first, "group") if group.models[0].group is not None else ("models", first),
-            inline=size(group_data(spec, namer, settings, group)) + sum(size(d) for d in pulls if d is not None),
+            inline=size(group_data(spec, namer, settings, group)) + sum(size(d) for d in pulls if d is not None)
+            + batch_grant_size(spec, namer, settings, list(group.models)),
             managed=tuple((p, shared[p]) for p in group.purposes),
             models=len(group.models),
         ))
@@ -214,6 +216,12 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             managed=(),
         ))
     return out
+
+
+def batch_grant_size(spec: Any, namer: Namer, settings: Any, models: list[Any]) -> int:
+    from mlops_infra.backends.aws.batch import grant_size  # the batch stage's module imports this one
+
+    return grant_size(spec, namer, settings, models)
 
 
 def _serving(spec: Any, namer: Namer, settings: Any, key_arn: str) -> Budget:
@@ -234,6 +242,7 @@ def _serving(spec: Any, namer: Namer, settings: Any, key_arn: str) -> Budget:
         uri = model.serving.model_uri
         if uri and endpoints.parse_s3(uri) and not endpoints.covered_by_storage_grant(uri, artifacts):
             inline += size(endpoints.model_data_grant(partition, uri))
+        inline += sum(size(doc) for doc in modes.serving_mode_grants(spec, namer, model, partition))
     return Budget(role=role_name(namer, "serving", region), what="the serving identity", path=("models",),
                   inline=inline, managed=())
 

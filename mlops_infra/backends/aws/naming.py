@@ -66,6 +66,8 @@ ALARM_KINDS = ("latency", "errors")
 # Every kind of alarm the monitoring stage creates per model: the rollback alarms, the traffic
 # floor (min_invocations_per_hour) and data drift (which retraining's on_drift listens to).
 MONITOR_ALARM_KINDS = (*ALARM_KINDS, "traffic", "drift")
+# A model's batch scoring runs that failed (the batch stage creates it, notifying the same topic).
+BATCH_ALARM_KIND = "batch"
 
 STYLES = {
     # Unique across organizations through the account suffix (bucket_name), not a hash.
@@ -77,6 +79,7 @@ STYLES = {
     "aws.ecr.repository": NameStyle(),
     "aws.sagemaker.pipeline": NameStyle(),
     "aws.sagemaker.training_job": NameStyle(max_length=JOB_PREFIX_MAX),
+    "aws.sagemaker.transform_job": NameStyle(max_length=JOB_PREFIX_MAX),
     "aws.sagemaker.model_package_group": NameStyle(),
     "aws.sagemaker.mlflow_tracking_server": NameStyle(),
     "aws.sagemaker.model": NameStyle(max_length=CONTENT_PREFIX_MAX),
@@ -165,6 +168,26 @@ def pipeline_name(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.pipeline", model, "training")
 
 
+def batch_pipeline_name(namer: Namer, model: str) -> str:
+    """A model's batch scoring pipeline (a Transform step): "<stack>-<model>-batch"."""
+    return namer.name("aws.sagemaker.pipeline", model, "batch")
+
+
+def transform_job_prefix(namer: Namer, model: str) -> str:
+    """What every batch transform job of a model starts with (IAM grants name them by the stack's)."""
+    return namer.name("aws.sagemaker.transform_job", model)
+
+
+def batch_model_prefix(namer: Namer, model: str) -> str:
+    """What every SageMaker model a batch pipeline scores with starts with (+ its content hash)."""
+    return namer.name("aws.sagemaker.model", model, "batch")
+
+
+def batch_schedule_name(namer: Namer, model: str) -> str:
+    """A model's EventBridge Scheduler schedule for batch scoring."""
+    return namer.name("aws.scheduler.schedule", model, "batch")
+
+
 def job_prefix(namer: Namer, model: str) -> str:
     """What every training job of a model starts with (IAM grants name jobs by it)."""
     return namer.name("aws.sagemaker.training_job", model)
@@ -183,6 +206,11 @@ def model_prefix(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.model", model)
 
 
+def shadow_model_prefix(namer: Namer, model: str) -> str:
+    """What every SageMaker model of a served model's shadow variant starts with (+ its content hash)."""
+    return namer.name("aws.sagemaker.model", model, "shadow")
+
+
 def endpoint_config_prefix(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.endpoint_config", model)
 
@@ -196,7 +224,7 @@ def alarm_name(namer: Namer, model: str, kind: str) -> str:
     """The CloudWatch alarm of `kind` (MONITOR_ALARM_KINDS) of a model. The monitoring stage
     creates it under this name; the serving stage rolls deployments back on the ALARM_KINDS
     ones, the retraining stage listens to the drift one."""
-    if kind not in MONITOR_ALARM_KINDS:
+    if kind not in (*MONITOR_ALARM_KINDS, BATCH_ALARM_KIND):
         raise ValueError(f"unknown alarm kind {kind!r}; one of {', '.join(MONITOR_ALARM_KINDS)}")
     return namer.name("aws.cloudwatch.alarm", model, kind)
 

@@ -1,4 +1,4 @@
-"""AWS serving: per model with `serving`, a SageMaker real-time endpoint and its scaling.
+"""AWS serving: per model with `serving`, a SageMaker endpoint (real-time, serverless or async) and its scaling.
 
 Per served model:
 - ecr.Repository "<stack>-<model>-serving": where the serving image lives when the spec names
@@ -22,6 +22,16 @@ Per served model:
 - appautoscaling.Target on the variant (min max(min_replicas, 1), max max_replicas) and, with
   a target, a target-tracking appautoscaling.Policy: invocations per instance per minute, or
   CPU utilization (see serving_endpoints.py), with the spec's cool-downs.
+
+Serving modes (serving_modes.py): mode: serverless makes the variant serverless (memory and
+max concurrency from serving.serverless, no instances, no volume key, no scaling target, no
+network isolation or VpcConfig: SageMaker excludes them); mode: async adds an
+AsyncInferenceConfig (responses and failures under serving.async.output, else
+s3://<artifacts>/async-inference/<model>/, encrypted with the stack key; a per-model grant lets
+the serving identity write there) and scales on the backlog per instance. serving.shadow adds a
+second model (the challenger: its image and/or model data, content-named "<model>-shadow") as a
+shadow production variant on the primary's instance type and count, weighted to get
+traffic_percent of the requests; the endpoint's data capture records its responses.
 
 Immutable parts. SageMaker cannot update a model or an endpoint configuration, so their names
 are their per-model prefix + a hash of their whole definition (naming.content_name), computed
@@ -66,6 +76,7 @@ from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import governance_grants as model_grants
 from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.aws import serving_endpoints as endpoints
+from mlops_infra.backends.aws import serving_modes as modes
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     alarm_name,
@@ -78,6 +89,7 @@ from mlops_infra.backends.aws.naming import (
     model_prefix,
     repository_name,
     role_name,
+    shadow_model_prefix,
 )
 from mlops_infra.backends.aws.training import check_environment, image_repository
 from mlops_infra.backends.base import CatalogMiss
@@ -110,13 +122,31 @@ def check(spec: Any, settings: Any) -> list[Problem]:
         if capture is not None and not endpoints.whole(capture.sampling_percent):
             problems.append(BACKEND.gap("models[].serving.data_capture.sampling_percent",
                                         (*path, "data_capture", "sampling_percent"), value=capture.sampling_percent))
-        problems += _check_rollout(serving, path)
-        problems += _check_scaling(model, path, settings)
+        problems += modes.check(spec, BACKEND, model, path, settings.region)
+        if serving.mode != "serverless":  # serverless: no instances to shift or scale (serving_modes.py)
+            problems += _check_rollout(serving, path)
+            problems += _check_scaling(model, path, settings)
+        if serving.shadow is not None:
+            problems += _check_shadow_sources(model, path, namer, settings, artifacts, stack_buckets)
     return problems
 
 
-def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str) -> list[Problem]:
-    image = model.serving.image
+def _check_shadow_sources(model: Any, path: tuple, namer: Namer, settings: Any, artifacts: str,
+                          stack_buckets: set[str]) -> list[Problem]:
+    """The challenger's image and model data, checked like the primary's."""
+    shadow = model.serving.shadow
+    problems: list[Problem] = []
+    if shadow.image is not None and shadow.image != model.serving.image:
+        problems += [p for p in _check_image(model, (*path, "shadow"), namer, settings.region, settings.account_id,
+                                             image=shadow.image) if p.severity == "warning"]
+    if shadow.model_uri and endpoints.parse_s3(shadow.model_uri):
+        problems += _check_model_uri(shadow.model_uri, (*path, "shadow", "model_uri"), artifacts, stack_buckets)
+    return problems
+
+
+def _check_image(model: Any, path: tuple, namer: Namer, region: str, account: str,
+                 image: str | None = None) -> list[Problem]:
+    image = image or model.serving.image
     source = jobs.image_source(image, region)
     if source.kind == "stack":
         target = jobs.push_target(partition=policies.partition_of(region), region=region,
@@ -244,7 +274,7 @@ def build(ctx: StageContext) -> ServingOutputs:
         endpoint = _endpoint(ctx, model, grant=grant, known=known, partition=partition)
         names[model.name] = endpoint.name
         urls[model.name] = endpoint.name.apply(
-            lambda name: endpoints.invocation_url(partition, region, name))
+            lambda name, mode=model.serving.mode: modes.invocation_url(mode, partition, region, name))
     return ServingOutputs(endpoints=names, urls=urls)
 
 
@@ -279,13 +309,7 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
     grants = ctx.waits(grant)
     pull = model_grants.image_pulls(model, "serving", region)
     if pull is not None:
-        grants.append(aws.iam.RolePolicy(
-            ctx.logical("imagegrant", name),
-            name=inline_policy_name(ctx.namer, "serving-image", name),
-            role=role.id,
-            policy=json.dumps(pull),
-            opts=ctx.opts(),
-        ))
+        grants.append(_model_grant(ctx, "imagegrant", "serving-image", name, pull))
 
     # --- model data ----------------------------------------------------------------------
     if serving.model_uri:
@@ -294,45 +318,64 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         known_uri = f"{known.artifacts}/{output_prefix(name)}"
         data_uri = (training.output_uris[name] if training is not None and name in training.output_uris
                     else pulumi.Output.from_input(storage.artifacts.uri).apply(lambda uri: f"{uri}/{output_prefix(name)}"))
-    kind = endpoints.data_kind(known_uri)
     artifacts_bucket = known.artifacts.removeprefix("s3://")
     if endpoints.parse_s3(known_uri) and not endpoints.covered_by_storage_grant(known_uri, artifacts_bucket):
-        grants.append(aws.iam.RolePolicy(
-            ctx.logical("datagrant", name),
-            name=inline_policy_name(ctx.namer, "serving-model", name),
-            role=role.id,
-            policy=json.dumps(endpoints.model_data_grant(partition, known_uri)),
-            opts=ctx.opts(),
-        ))
+        grants.append(_model_grant(ctx, "datagrant", "serving-model", name,
+                                   endpoints.model_data_grant(partition, known_uri)))
 
     # --- model (immutable: content-derived name) -------------------------------------------
     environment = dict(serving.environment)
-    network = ctx.upstream.find(PrivateNetwork)
-    model_name = content_name(model_prefix(ctx.namer, name), endpoints.model_args(
-        image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
-        vpc=network.vpc_config(known=True) if network else None))
-    sagemaker_model = aws.sagemaker.Model(
-        ctx.logical("model", name),
-        name=model_name,
-        **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
-                               role_arn=role.principal, vpc=network.vpc_config() if network else None),
-        tags=ctx.tags(),
-        # SageMaker checks at creation that the role can reach the image (in its repository).
-        opts=ctx.opts(depends_on=[*grants, repository]),
-    )
+    # Serverless endpoints take neither a VPC nor network isolation (serving_modes.py).
+    network = ctx.upstream.find(PrivateNetwork) if serving.mode != "serverless" else None
+    isolated = serving.mode != "serverless"
+
+    def sagemaker_model(
+        logical: str, prefix: str, *, image: str, known_uri: str, data_uri: Any, waits: list[Any],
+    ) -> tuple[str, Any]:
+        kind = endpoints.data_kind(known_uri)
+        model_name = content_name(prefix, endpoints.model_args(
+            image=image, data_uri=known_uri, kind=kind, environment=environment, role_arn=known.role_arn,
+            vpc=network.vpc_config(known=True) if network else None, isolated=isolated))
+        return model_name, aws.sagemaker.Model(
+            logical,
+            name=model_name,
+            **endpoints.model_args(image=image, data_uri=data_uri, kind=kind, environment=environment,
+                                   role_arn=role.principal, vpc=network.vpc_config() if network else None,
+                                   isolated=isolated),
+            tags=ctx.tags(),
+            # SageMaker checks at creation that the role can reach the image (in its repository).
+            opts=ctx.opts(depends_on=waits),
+        )
+
+    model_name, primary = sagemaker_model(ctx.logical("model", name), model_prefix(ctx.namer, name), image=image,
+                                          known_uri=known_uri, data_uri=data_uri, waits=[*grants, repository])
+    shadow_names: tuple[Any, Any] = (None, None)
+    if serving.shadow is not None:
+        shadow_image, shadow_known, shadow_data = _challenger(ctx, model, image=image, known_uri=known_uri,
+                                                              data_uri=data_uri, repository=repo_name,
+                                                              grants=grants, known=known, partition=partition)
+        shadow_name, shadow = sagemaker_model(ctx.logical("shadowmodel", name), shadow_model_prefix(ctx.namer, name),
+                                              image=shadow_image, known_uri=shadow_known, data_uri=shadow_data,
+                                              waits=[*grants, repository])
+        shadow_names = (shadow_name, shadow.name)
 
     # --- endpoint configuration (immutable: content-derived name) --------------------------
     instance_type = catalog.model_instance_type(model, "serving", ctx.settings)
+    async_known = async_real = None
+    if serving.mode == "async":
+        async_known, async_real = _async_output(ctx, model, known=known, partition=partition, grants=grants)
     config_name = content_name(endpoint_config_prefix(ctx.namer, name), endpoints.endpoint_config_args(
         serving, model_name=model_name, instance_type=instance_type, key_arn=known.key,
-        capture_destination=endpoints.capture_destination(known.artifacts, name)))
+        capture_destination=endpoints.capture_destination(known.artifacts, name),
+        async_output=async_known, shadow_model=shadow_names[0]))
     config = aws.sagemaker.EndpointConfiguration(
         ctx.logical("config", name),
         name=config_name,
         **endpoints.endpoint_config_args(
-            serving, model_name=sagemaker_model.name, instance_type=instance_type, key_arn=gov.key_id,
+            serving, model_name=primary.name, instance_type=instance_type, key_arn=gov.key_id,
             capture_destination=pulumi.Output.from_input(storage.artifacts.uri).apply(
-                lambda uri: endpoints.capture_destination(uri, name))),
+                lambda uri: endpoints.capture_destination(uri, name)),
+            async_output=async_real, shadow_model=shadow_names[1]),
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
@@ -350,7 +393,9 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         opts=ctx.opts(depends_on=[*grants, *ctx.prerequisites]),
     )
 
-    # --- scaling -----------------------------------------------------------------------------
+    # --- scaling (serverless endpoints scale on their own, up to their max concurrency) ---------
+    if serving.mode == "serverless":
+        return endpoint
     autoscaling = serving.autoscaling
     target = aws.appautoscaling.Target(
         ctx.logical("scaling", name),
@@ -362,11 +407,14 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
-    tracking = endpoints.target_tracking(autoscaling, endpoint=endpoint.name, instance_type=instance_type)
+    tracking: Any = endpoints.target_tracking(autoscaling, endpoint=endpoint.name, instance_type=instance_type)
+    suffix = endpoints.policy_suffix(autoscaling)
+    if serving.mode == "async" and autoscaling.target_requests_per_replica is not None:
+        tracking, suffix = modes.backlog_tracking(autoscaling, endpoint=endpoint.name), "backlog"
     if tracking is not None:
         aws.appautoscaling.Policy(
             ctx.logical("scalingpolicy", name),
-            name=f"{endpoint_name(ctx.namer, name)}-{endpoints.policy_suffix(autoscaling)}",
+            name=f"{endpoint_name(ctx.namer, name)}-{suffix}",
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             resource_id=target.resource_id,
@@ -375,3 +423,66 @@ def _endpoint(ctx: StageContext, model: Any, *, grant: Any | None, known: _Known
             opts=ctx.opts(),
         )
     return endpoint
+
+
+def _challenger(
+    ctx: StageContext, model: Any, *, image: str, known_uri: str, data_uri: Any, repository: str, grants: list[Any],
+    known: _KnownValues, partition: str,
+) -> tuple[str, str, Any]:
+    """The shadow variant's image and model data (known and real), the primary's where the shadow
+    names none, with the serving identity's grants on an image or model data outside the stack
+    (appended to `grants`)."""
+    region = ctx.settings.region
+    shadow = model.serving.shadow
+    name = model.name
+    if shadow.image is not None:
+        image = jobs.pulled_image(image=shadow.image, partition=partition, region=region,
+                                  account=ctx.settings.account_id, repository=repository)
+        elsewhere = jobs.spec_repository_arn(partition, jobs.image_source(shadow.image, region))
+        if elsewhere is not None and shadow.image != model.serving.image:
+            grants.append(_model_grant(ctx, "shadowimagegrant", "serving-shadow-image", name,
+                                       jobs.image_pull_grant(elsewhere, "PullShadowImage")))
+    if shadow.model_uri is not None:
+        known_uri = data_uri = shadow.model_uri
+        if endpoints.parse_s3(known_uri) and not endpoints.covered_by_storage_grant(
+                known_uri, known.artifacts.removeprefix("s3://")):
+            grants.append(_model_grant(ctx, "shadowdatagrant", "serving-shadow-model", name,
+                                       endpoints.model_data_grant(partition, known_uri)))
+    return image, known_uri, data_uri
+
+
+def _async_output(
+    ctx: StageContext, model: Any, *, known: _KnownValues, partition: str, grants: list[Any],
+) -> tuple[str, Any]:
+    """Where the async endpoint writes responses (known, real), and the serving identity's grant to
+    write there (appended to `grants`: the endpoint waits for it)."""
+    import pulumi
+
+    storage = ctx.upstream.of(StorageOutputs)
+    serving, name = model.serving, model.name
+    buckets = {b: f"s3://{bucket_name(ctx.namer, b)}" for b in storage.buckets}
+    known_output = modes.async_output(serving, name, artifacts_uri=known.artifacts, bucket_uris=buckets)
+    options = serving.async_inference
+    bucket = options.output.bucket if options is not None and options.output else None
+    source = storage.buckets[bucket].uri if bucket else storage.artifacts.uri
+
+    def real(uri: str) -> str:
+        return modes.async_output(serving, name, artifacts_uri=uri, bucket_uris={bucket: uri} if bucket else {})
+
+    grants.append(_model_grant(ctx, "asyncgrant", "serving-async", name,
+                               modes.async_output_grant(partition, known_output)))
+    return known_output, pulumi.Output.from_input(source).apply(real)
+
+
+def _model_grant(ctx: StageContext, logical: str, purpose: str, model: str, document: dict[str, Any]) -> Any:
+    """A per-model inline policy "<purpose>-<model>" on the serving identity (what the stack's
+    prefixes cannot name: an image or model data outside the stack, an async output)."""
+    import pulumi_aws as aws
+
+    return aws.iam.RolePolicy(
+        ctx.logical(logical, model),
+        name=inline_policy_name(ctx.namer, purpose, model),
+        role=ctx.upstream.of(GovernanceOutputs).identities["serving"].id,
+        policy=json.dumps(document),
+        opts=ctx.opts(),
+    )

@@ -116,16 +116,16 @@ def container(*, image: Any, data_uri: Any, kind: str, environment: dict[str, st
 
 def model_args(
     *, image: Any, data_uri: Any, kind: str, environment: dict[str, str], role_arn: Any,
-    vpc: dict[str, Any] | None = None,
+    vpc: dict[str, Any] | None = None, isolated: bool = True,
 ) -> dict[str, Any]:
     """A SageMaker model's arguments (everything but its name and tags): the container, the
     serving identity as execution role, network isolation (the container reaches no network;
-    SageMaker fetches the model data and the image with the role) and, in a private network,
-    the VpcConfig through which SageMaker does so."""
+    SageMaker fetches the model data and the image with the role; serverless endpoints exclude
+    it: `isolated` False) and, in a private network, the VpcConfig through which SageMaker does so."""
     args = {
         "execution_role_arn": role_arn,
         "primary_container": container(image=image, data_uri=data_uri, kind=kind, environment=environment),
-        "enable_network_isolation": True,
+        "enable_network_isolation": isolated,
     }
     if vpc is not None:
         args["vpc_config"] = vpc
@@ -157,22 +157,30 @@ def initial_instances(serving: Any) -> int:
 
 def endpoint_config_args(
     serving: Any, *, model_name: Any, instance_type: str, key_arn: Any, capture_destination: Any,
+    async_output: Any = None, shadow_model: Any = None,
 ) -> dict[str, Any]:
-    """An endpoint configuration's arguments (everything but its name and tags)."""
-    args: dict[str, Any] = {
-        "production_variants": [{
-            "variant_name": VARIANT,
-            "model_name": model_name,
-            "instance_type": instance_type,
-            "initial_instance_count": initial_instances(serving),
-            "initial_variant_weight": 1.0,
-        }],
-    }
-    if not catalog.has_instance_storage(instance_type):
+    """An endpoint configuration's arguments (everything but its name and tags), for the serving
+    mode (serving_modes.py): a serverless variant has no instances (so no volume key); an async
+    configuration writes responses under `async_output`; `shadow_model` adds the shadow variant."""
+    from mlops_infra.backends.aws import serving_modes as modes
+
+    variant: dict[str, Any] = {"variant_name": VARIANT, "model_name": model_name}
+    if serving.mode == "serverless":
+        variant["serverless_config"] = modes.serverless_config(serving)
+    else:
+        variant.update(instance_type=instance_type, initial_instance_count=initial_instances(serving))
+    variant["initial_variant_weight"] = 1.0
+    args: dict[str, Any] = {"production_variants": [variant]}
+    if serving.mode != "serverless" and not catalog.has_instance_storage(instance_type):
         args["kms_key_arn"] = key_arn
     capture = capture_config(serving.data_capture, destination=capture_destination, key_arn=key_arn)
     if capture is not None:
         args["data_capture_config"] = capture
+    if serving.mode == "async":
+        args["async_inference_config"] = modes.async_config(serving, output=async_output, key_arn=key_arn)
+    if shadow_model is not None:
+        args["shadow_production_variants"] = [modes.shadow_variant(serving, model_name=shadow_model,
+                                                                   instance_type=instance_type)]
     return args
 
 

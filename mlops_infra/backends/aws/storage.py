@@ -211,8 +211,10 @@ def _bucket(
 
 def retrained_buckets(spec: Any) -> set[str]:
     """Data buckets whose new objects start a model's retraining (retraining.on_new_data)."""
-    return {m.retraining.new_data_ref.bucket for m in spec.models
-            if m.retraining is not None and m.retraining.new_data_ref is not None}
+    buckets = {m.retraining.new_data_ref.bucket for m in spec.models
+               if m.retraining is not None and m.retraining.new_data_ref is not None}
+    # Batch scoring on new data listens to its input's bucket the same way.
+    return buckets | {m.batch.input.bucket for m in spec.models if m.batch is not None and m.batch.on_new_data}
 
 
 def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
