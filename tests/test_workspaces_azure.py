@@ -113,4 +113,4 @@ def test_idle_shutdown_outside_azure_range_is_an_error(idle: str) -> None:
 
 
 def test_a_valid_spec_has_no_workspaces_problem() -> None:
-    assert not [p for p in problems(data()) if p.startswith(("workspaces", "clouds"))]
+    assert not [p for p in problems(data()) if p.startswith(("workspaces", "clouds.azure.workspace_users"))]
