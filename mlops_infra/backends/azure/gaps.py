@@ -73,6 +73,19 @@ GAPS: dict[str, Gap] = {
         hint="set retraining.on_drift: true on the model, or watch the monitor in Azure ML studio",
         severity="warning",
     ),
+    # --- data_prep --------------------------------------------------------------------------------
+    "models[].data_prep.on_new_data": Gap(
+        "Azure ML schedules cannot be triggered by events (a cron or a recurrence only), and mlops-infra starts "
+        "Azure ML jobs on new blobs only for retraining (its Logic App and Event Grid subscription), not yet for "
+        "data preparation",
+        hint="give data_prep a schedule instead, e.g. an hour before retraining",
+    ),
+    "models[].data_prep failures to notify.webhook": Gap(
+        "Azure ML job notifications are emails (or Azure DevOps webhooks): a failed preparation run mails "
+        "monitoring.notify.emails, and the webhook is not told",
+        hint="watch failed runs in Azure ML studio, or rely on the emails",
+        severity="warning",
+    ),
     # --- retraining -------------------------------------------------------------------------------
     "models[].retraining.schedule with both day fields": Gap(
         "Azure ML schedules (NCronTab) run on the days that match both day-of-month and day-of-week, where cron "

@@ -186,10 +186,16 @@ def group_access(group: ReaderGroup, *, models: Mapping[str, Model], containers:
 
     system = (Place(SYSTEM_CONTAINER), Place(SYSTEM_CONTAINER_PREFIX, starts_with=True))
     # unknown buckets are reported by validate and granted nothing
-    reads = [place(b, prefixes) for b, prefixes in group.reads.items() if b != ARTIFACTS and b in containers]
+    # What the group's jobs write in data buckets (prepared data, predictions) they also read and list:
+    # mounted outputs are listed and read back.
+    data_writes = [place(b, prefixes) for b, prefixes in group.writes.items() if b != ARTIFACTS and b in containers]
+    read_prefixes = {b: list(prefixes) for b, prefixes in group.reads.items()}
+    for bucket, prefixes in group.writes.items():
+        read_prefixes.setdefault(bucket, []).extend(prefixes)
+    reads = [place(b, prefixes) for b, prefixes in read_prefixes.items() if b != ARTIFACTS and b in containers]
     if art_reads:
         reads.append(place(ARTIFACTS, art_reads))
-    writes = [place(ARTIFACTS, art_writes)] if art_writes else []
+    writes = ([place(ARTIFACTS, art_writes)] if art_writes else []) + sorted(data_writes, key=lambda p: p.container)
     return GroupAccess(
         group=group.name,
         reads=(*sorted(reads, key=lambda p: p.container), *system),

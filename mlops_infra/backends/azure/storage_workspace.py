@@ -128,18 +128,21 @@ def uses_workspace(spec: SpecBase) -> bool:
 
 @dataclass(frozen=True)
 class MlUsage:
-    clusters: int  # one compute cluster per trained model
+    clusters: int  # one compute cluster per trained model, one per model's data preparation
     endpoints: int  # one online endpoint per served model
     deployments: int  # one deployment per served model (two while a canary or a new release rolls out)
+    instances: int = 0  # one compute instance per workspaces user
 
     @property
     def computes(self) -> int:
-        return self.clusters + self.deployments
+        return self.clusters + self.deployments + self.instances
 
 
 def ml_usage(spec: SpecBase) -> MlUsage:
     served = sum(1 for m in spec.models if m.serving is not None)
-    return MlUsage(clusters=sum(1 for m in spec.models if m.training is not None), endpoints=served, deployments=served)
+    clusters = sum(1 for m in spec.models if m.training is not None) + sum(1 for m in spec.models if m.data_prep)
+    instances = len(spec.workspaces.users) if spec.workspaces else 0
+    return MlUsage(clusters=clusters, endpoints=served, deployments=served, instances=instances)
 
 
 def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
@@ -149,8 +152,10 @@ def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
     default = fact(CLOUD, "ml-quotas", "computes-per-region")
     most = fact(CLOUD, "ml-quotas", "computes-per-region-max")
     computes = (
-        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} training clusters, "
-        f"{usage.deployments} online deployments, more while a release rolls out)"
+        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} compute clusters, "
+        f"{usage.deployments} online deployments"
+        + (f", {usage.instances} compute instances" if usage.instances else "")
+        + ", more while a release rolls out)"
     )
     if usage.computes > most.value:
         found.append(
