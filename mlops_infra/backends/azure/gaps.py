@@ -86,6 +86,32 @@ GAPS: dict[str, Gap] = {
         hint="watch failed runs in Azure ML studio, or rely on the emails",
         severity="warning",
     ),
+    # --- explainability ---------------------------------------------------------------------------
+    # Signal types of Azure ML model monitors in the stable API: DataDrift, PredictionDrift,
+    # DataQuality, FeatureAttributionDrift, Custom (MonitoringSignalType, learn.microsoft.com/
+    # javascript/api/@azure/arm-machinelearning/monitoringsignaltype; pulumi-azure-native 3.29, API
+    # 2025-12-01). ModelPerformance is experimental in azure-ai-ml (learn.microsoft.com/python/api/
+    # azure-ai-ml/azure.ai.ml.entities.modelperformancesignal) and prerelease in the ARM SDKs. Read 2026-12-06.
+    "models[].monitoring.bias": Gap(
+        "is not monitored on Azure: Azure ML model monitors have no bias signal (their signals are data drift, "
+        "prediction drift, data quality, feature attribution drift and custom components); its label names the "
+        "target column of the feature attribution signal",
+        hint="compute bias metrics in the evaluation step or a custom job, or keep bias for the other clouds",
+        severity="warning",
+    ),
+    "models[].monitoring.model_quality": Gap(
+        "is not monitored on Azure: Azure ML's model performance signal exists only in its preview API versions "
+        "(experimental in azure-ai-ml), not in the stable API (2025-12-01) that mlops-infra declares monitors with",
+        hint="join ground truth to the captured responses in a scheduled job of your own, or keep model_quality "
+        "for the other clouds",
+        severity="warning",
+    ),
+    "models[].monitoring.explainability to notify.webhook": Gap(
+        "Azure ML model monitors notify by email only: attribution drift on this model reaches "
+        "monitoring.notify.emails but not the webhook",
+        hint="watch the monitor in Azure ML studio, or rely on the emails",
+        severity="warning",
+    ),
     # --- retraining -------------------------------------------------------------------------------
     "models[].retraining.schedule with both day fields": Gap(
         "Azure ML schedules (NCronTab) run on the days that match both day-of-month and day-of-week, where cron "

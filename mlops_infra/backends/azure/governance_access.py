@@ -166,8 +166,9 @@ def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
             writes.append(checkpoint_prefix(model.name))
         reads += writes
     monitoring, serving = model.monitoring, model.serving
-    if monitoring is not None and monitoring.drift is not None and serving is not None and serving.data_capture:
-        reads.append(capture_prefix(model.name))  # the drift monitor reads what the endpoint captured
+    monitored = monitoring is not None and (monitoring.drift is not None or monitoring.explainability is not None)
+    if monitored and serving is not None and serving.data_capture:
+        reads.append(capture_prefix(model.name))  # drift and attribution monitors read what the endpoint captured
     return reads, writes
 
 

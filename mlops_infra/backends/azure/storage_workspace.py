@@ -388,8 +388,11 @@ class SparkNetwork:
 
 
 def drifts(spec: SpecBase) -> bool:
-    """Whether a model monitors drift (Azure ML model monitors run on serverless Spark)."""
-    return any(m.monitoring is not None and m.monitoring.drift is not None for m in spec.models)
+    """Whether a model monitors drift or attributions (Azure ML model monitors run on serverless Spark)."""
+    return any(
+        m.monitoring is not None and (m.monitoring.drift is not None or m.monitoring.explainability is not None)
+        for m in spec.models
+    )
 
 
 def _private_access(ctx: StageContext, *, rg: Any, workspace: Any, registry: Any) -> None:
