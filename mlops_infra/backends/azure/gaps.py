@@ -73,6 +73,23 @@ GAPS: dict[str, Gap] = {
         hint="set retraining.on_drift: true on the model, or watch the monitor in Azure ML studio",
         severity="warning",
     ),
+    # --- features ---------------------------------------------------------------------------------
+    # azure-native's Blob needs shared keys: github.com/pulumi/pulumi-azure-native/issues/2015 (open,
+    # read 2026-12-06); the offline store types: reference-yaml-feature-store (azure_data_lake_gen2 only).
+    "feature_store.groups[] feature set versions": Gap(
+        "Azure ML registers a feature set version from a FeaturesetSpec.yaml folder in storage, which mlops-infra "
+        "cannot write (azure-native writes blobs with shared keys, which the stack's storage account refuses): "
+        "mlops-infra creates the group's entity and feature set, and its versions are registered from your repository",
+        hint="register versions with `az ml feature-set create --feature-store-name <store>` (the plan's feature "
+        "store) from a FeaturesetSpec.yaml with the group's features, index column and timestamp column",
+        severity="warning",
+    ),
+    "feature_store.groups[].online": Gap(
+        "Azure ML's online store is an Azure Managed Redis that mlops-infra does not create yet: the group is "
+        "served from its offline source only",
+        hint="attach an online store to the feature store yourself, or set online: false",
+        severity="warning",
+    ),
     # --- data_prep --------------------------------------------------------------------------------
     "models[].data_prep.on_new_data": Gap(
         "Azure ML schedules cannot be triggered by events (a cron or a recurrence only), and mlops-infra starts "

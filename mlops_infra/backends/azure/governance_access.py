@@ -214,7 +214,32 @@ def groups_access(spec: SpecBase, namer: Namer) -> list[GroupAccess]:
     models = {m.name: m for m in spec.models}
     buckets = [b.name for b in spec.storage.buckets] + [ARTIFACTS]
     containers = {b: namer.name("azure.storage.container", b) for b in buckets}
-    return [group_access(g, models=models, containers=containers) for g in reader_groups(spec).values()]
+    return [
+        group_access(_with_feature_sources(spec, g), models=models, containers=containers)
+        for g in reader_groups(spec).values()
+    ]
+
+
+def _with_feature_sources(spec: SpecBase, group: ReaderGroup) -> ReaderGroup:
+    """The group's reads plus the sources of the feature groups its models name (features.py)."""
+    sources = {g.name: g.source for g in spec.feature_store.groups} if spec.feature_store else {}
+    named = {name for m in spec.models if m.name in group.models for name in m.features}
+    refs = [sources[name] for name in sorted(named) if sources.get(name) is not None]
+    if not refs:
+        return group
+    reads = {bucket: list(prefixes) for bucket, prefixes in group.reads.items()}
+    for ref in refs:
+        reads.setdefault(ref.bucket, []).append(ref.prefix)
+    merged = {bucket: covering_prefixes(prefixes) for bucket, prefixes in sorted(reads.items())}
+    return ReaderGroup(name=group.name, models=group.models, reads=merged, writes=group.writes)
+
+
+def feature_reader_groups(spec: SpecBase) -> list[str]:
+    """The model groups whose models name a feature group: one feature reader assignment each."""
+    from mlops_infra.layout import group_of
+
+    identities = reader_groups(spec)  # a model with features but no data of its own has none to grant
+    return sorted({group_of(m) for m in spec.models if m.features} & set(identities))
 
 
 # --- counts: what a stack costs in Azure's subscription-wide budgets ----------------------------
@@ -229,6 +254,8 @@ def role_assignments(spec: SpecBase) -> int:
         count += SERVING_GRANTS
     if any(_evented(m) for m in spec.models):
         count += RETRAINING_GRANTS
+    if spec.feature_store is not None and uses_workspace(spec):
+        count += len(feature_reader_groups(spec))
     return count
 
 

@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from mlops_infra.spec.problems import Problem
 
 CLOUD = "azure"
-ML_STAGES = ("tracking", "training", "registry", "serving", "data_prep", "workspaces")  # stages that live in the workspace
+ML_STAGES = ("tracking", "training", "registry", "serving", "data_prep", "workspaces", "features")  # stages that live in the workspace
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
 # What lets the workspace's managed network connect its private endpoints (private stacks only).
