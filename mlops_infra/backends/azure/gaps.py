@@ -30,6 +30,12 @@ GAPS: dict[str, Gap] = {
         hint="remove max_wait, or keep it for the other clouds",
         severity="warning",
     ),
+    "models[].training.evaluation failures to notify.webhook": Gap(
+        "Azure ML job notifications are emails (or Azure DevOps webhooks): a retraining run whose new version fails "
+        "the evaluation gate mails monitoring.notify.emails, and the webhook is not told",
+        hint="watch failed pipeline runs in Azure ML studio, or rely on the emails",
+        severity="warning",
+    ),
     # --- registry ---------------------------------------------------------------------------------
     "models[].registry.approval.manual": Gap(
         "Azure ML has no approval gate on model versions: mlops-infra records approval: manual as the model "

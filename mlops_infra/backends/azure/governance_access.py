@@ -156,6 +156,12 @@ def prefix_condition(prefix: str) -> str:
     return f"{read_condition((prefix,))} AND {write_condition(prefix)}"
 
 
+def evaluation_prefix(model: str) -> str:
+    """Where a model's evaluation gate keeps metrics in the artifact bucket: beside the model folder,
+    never inside it (the registered version is that folder as it is)."""
+    return f"evaluation/{model}/"
+
+
 def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
     """(read, write) prefixes of one model in the artifact container."""
     reads: list[str] = []
@@ -164,6 +170,8 @@ def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
         writes.append(output_prefix(model.name))
         if model.training.spot:
             writes.append(checkpoint_prefix(model.name))
+        if model.training.evaluation is not None:
+            writes.append(evaluation_prefix(model.name))  # the gate's metrics (training_evaluation.py)
         reads += writes
     monitoring, serving = model.monitoring, model.serving
     monitored = monitoring is not None and (monitoring.drift is not None or monitoring.explainability is not None)

@@ -47,13 +47,8 @@ from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
 from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, ncrontab, windows_zone
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
-from mlops_infra.backends.azure.training import (
-    TrainingJob,
-    TrainingJobs,
-    asset_name,
-    command_job_args,
-    command_job_body,
-)
+from mlops_infra.backends.azure.training import TrainingJob, TrainingJobs, asset_name
+from mlops_infra.backends.azure.training_evaluation import run_args, run_body
 from mlops_infra.spec.models import Model, Retraining
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
@@ -210,7 +205,7 @@ def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any)
             trigger=ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone),
             action=ml.JobScheduleActionArgs(
                 action_type="CreateJob",
-                job_definition=command_job_args(
+                job_definition=run_args(
                     job,
                     display_name=f"{model.name} training (schedule)",
                     description=f"mlops-infra: scheduled retraining of {model.name} at {when}",
@@ -275,7 +270,7 @@ def _workflow(
     automation = governance.identities["automation"]
     name = ctx.namer.name("azure.logic.workflow", model.name, "retrain")
     definition = render_json(WORKFLOW_TEMPLATE, model=model.name, arm=ARM, api_version=JOBS_API_VERSION)
-    body = command_job_body(
+    body = run_body(
         job,
         display_name=f"{model.name} training (event)",
         description=f"mlops-infra: retraining of {model.name} started by new data or drift",

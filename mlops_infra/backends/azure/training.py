@@ -100,6 +100,7 @@ class TrainingJob:
     instance_count: int
     process_count_per_instance: int | None  # set for distributed (PyTorch) runs
     image: str  # what the nodes pull: the spec's image, or a private stack's copy of it
+    gate: Any = None  # training_evaluation.EvaluationGate with training.evaluation: retraining runs the gated pipeline
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,18 @@ class TrainingJobs:
 def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
     from mlops_infra.backends.azure import BACKEND
 
-    return [
+    problems = [
         BACKEND.gap("models[].training.max_wait", ("models", i, "training", "max_wait"), value=model.training.max_wait)
         for i, model in enumerate(spec.models)
         if model.training is not None and model.training.max_wait is not None
     ]
+    if spec.monitoring.notify.webhook:
+        problems += [
+            BACKEND.gap("models[].training.evaluation failures to notify.webhook", ("models", i, "training", "evaluation"))
+            for i, model in enumerate(spec.models)
+            if model.training is not None and model.training.evaluation is not None
+        ]
+    return problems
 
 
 def asset_name(model: str, suffix: str) -> str:
@@ -279,7 +287,31 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
     job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component, image)
     if training.run_on_deploy:
         _job(ctx, job, workspace, spec, compute_name, vm_size)
+    if training.evaluation is not None:
+        job = _gated(ctx, model, job, workspace, f"azureml:{environment_name}:{environment_version}", environment)
     return job
+
+
+def _gated(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any, environment: str, built: Any) -> TrainingJob:
+    """The job with its evaluation gate (training_evaluation.py); the evaluation image's environment if it has one."""
+    import dataclasses
+
+    from mlops_infra.backends.azure.training_evaluation import build_gate
+
+    training = model.training
+    assert training is not None and training.evaluation is not None
+    image = training.evaluation.image
+    if image is not None and image != training.image:
+        name = asset_name(model.name, "evaluate_env")
+        _, version, built = model_environment(
+            ctx, name=name, key=f"{model.name}-evaluate", workspace=workspace, image=image,
+            description=f"mlops-infra: evaluation image of {model.name}",
+        )
+        environment = f"azureml:{name}:{version}"
+    gate = build_gate(
+        ctx, model, workspace=workspace, environment=environment, inputs=sorted(job.inputs), depends_on=[built]
+    )
+    return dataclasses.replace(job, gate=gate)
 
 
 
