@@ -230,9 +230,10 @@ def groups_access(spec: SpecBase, namer: Namer) -> list[GroupAccess]:
 
 def _with_feature_sources(spec: SpecBase, group: ReaderGroup) -> ReaderGroup:
     """The group's reads plus the sources of the feature groups its models name (features.py)."""
-    sources = {g.name: g.source for g in spec.feature_store.groups} if spec.feature_store else {}
+    groups = spec.feature_store.groups if spec.feature_store else []
+    sources = {g.name: g.source for g in groups if g.source is not None}
     named = {name for m in spec.models if m.name in group.models for name in m.features}
-    refs = [sources[name] for name in sorted(named) if sources.get(name) is not None]
+    refs = [sources[name] for name in sorted(named) if name in sources]
     if not refs:
         return group
     reads = {bucket: list(prefixes) for bucket, prefixes in group.reads.items()}

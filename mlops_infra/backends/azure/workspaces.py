@@ -47,9 +47,8 @@ PURPOSE = "processing"
 
 
 def vm_size(user: WorkspaceUser, default: str) -> str:
-    from mlops_infra.spec.common import Compute
-
-    return catalog.instance_type(Compute(size=user.size or default), PURPOSE)
+    """The processing catalog's VM size of the user's size class (the spec's classes are the catalog's)."""
+    return catalog.SIZE_CLASS_TYPES[PURPOSE][user.size or default]
 
 
 def idle_duration(seconds: int) -> str:
