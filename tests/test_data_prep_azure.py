@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_infra.backends.azure import BACKEND
 from mlops_infra.backends.azure.governance_access import groups_access
-from mlops_infra.errors import SpecInvalid
-from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.azure_lifecycle import azure_spec, problems_at
+from tests.planning import plan_for, resources_of, spec_from
 
 ML = "azure-native:machinelearningservices:"
 PREP = {
@@ -30,14 +27,12 @@ TRAINING = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"},
 
 
 def data(prep: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw["cloud"] = "azure"
-    raw["clouds"] = {"azure": raw["clouds"]["azure"]}
-    raw["storage"] = {"buckets": [{"name": "raw"}, {"name": "features"}]}
-    raw["models"] = [{"name": "churn", "training": TRAINING, "data_prep": prep or PREP}]
-    raw["monitoring"] = {"notify": {"emails": ["oncall@example.com"]}}
-    raw.update(copy.deepcopy(changes))
-    return raw
+    return azure_spec(**{
+        "storage": {"buckets": [{"name": "raw"}, {"name": "features"}]},
+        "models": [{"name": "churn", "training": TRAINING, "data_prep": prep or PREP}],
+        "monitoring": {"notify": {"emails": ["oncall@example.com"]}},
+        **changes,
+    })
 
 
 @pytest.fixture(scope="module")
@@ -109,11 +104,7 @@ def test_private_stacks_run_it_without_public_ips() -> None:
 
 
 def problems(raw: dict[str, Any]) -> dict[str, Any]:
-    try:
-        checked = check_text(yaml.safe_dump(raw, sort_keys=False), "spec.yaml", clouds=["azure"])
-    except SpecInvalid as exc:
-        return {p.dotted_path: p for p in [*exc.problems, *exc.warnings]}
-    return {p.dotted_path: p for p in checked.warnings}
+    return {path: found[0] for path, found in problems_at(raw).items()}
 
 
 def test_what_azure_does_not_build_is_located() -> None:

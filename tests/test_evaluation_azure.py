@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_infra.backends.azure import BACKEND
 from mlops_infra.backends.azure.governance_access import groups_access
 from mlops_infra.backends.azure.training_evaluation import GATE_SCRIPT, approved_prefix, gate_command, metrics_prefix
-from mlops_infra.errors import SpecInvalid
-from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.azure_lifecycle import azure_spec, problems_at
+from tests.planning import plan_for, resources_of, spec_from
 
 ML = "azure-native:machinelearningservices:"
 EVALUATION = {"metric": "auc", "threshold": 0.8, "compare_to_approved": True}
@@ -26,9 +24,7 @@ TRAINING = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"},
 
 
 def data(training: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw["cloud"] = "azure"
-    raw["clouds"] = {"azure": raw["clouds"]["azure"]}
+    raw = azure_spec()
     raw["models"] = [{
         "name": "churn", "training": training or TRAINING, "registry": {"approval": "automatic"},
         "retraining": {"schedule": "0 2 * * 0", "on_new_data": {"bucket": "raw", "prefix": "new/"}},
@@ -158,9 +154,5 @@ def test_the_gate_command_runs_in_a_shell_as_azure_ml_runs_it(tmp_path: Path) ->
 def test_a_webhook_is_not_told_of_a_failed_gate() -> None:
     raw = data()
     raw["monitoring"]["notify"]["webhook"] = "https://hooks.example.com/x"
-    try:
-        found = check_text(yaml.safe_dump(raw, sort_keys=False), "spec.yaml", clouds=["azure"]).warnings
-    except SpecInvalid as exc:
-        found = [*exc.problems, *exc.warnings]
-    (problem,) = [p for p in found if p.dotted_path == "models[0].training.evaluation"]
+    (problem,) = problems_at(raw)["models[0].training.evaluation"]
     assert problem.severity == "warning" and "webhook" in problem.message

@@ -6,16 +6,14 @@ import copy
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_infra.backends.azure import BACKEND
 from mlops_infra.backends.azure.explainability import monitor_name, signal_name, threshold
 from mlops_infra.backends.azure.governance_access import groups_access
 from mlops_infra.backends.azure.monitoring_rules import signal_name as drift_signal_name
-from mlops_infra.errors import SpecInvalid
-from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.storage import capture_prefix
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.azure_lifecycle import azure_spec, problems_at
+from tests.planning import plan_for, resources_of, spec_from
 
 SCHEDULE = "azure-native:machinelearningservices:Schedule"
 BASELINE = {"bucket": "features", "prefix": "churn/baseline/"}
@@ -26,9 +24,7 @@ MONITORING = {
 
 
 def data(monitoring: dict[str, Any] | None = None, **changes: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw["cloud"] = "azure"
-    raw["clouds"] = {"azure": raw["clouds"]["azure"]}
+    raw = azure_spec()
     raw["storage"] = {"buckets": [{"name": "raw"}, {"name": "features"}]}
     raw["models"] = [{
         "name": "churn",
@@ -96,16 +92,7 @@ def test_private_stacks_provision_spark_for_the_monitor() -> None:
     assert provision, "the managed network is provisioned with serverless Spark"
 
 
-def problems(raw: dict[str, Any]) -> dict[str, list[Any]]:
-    try:
-        checked = check_text(yaml.safe_dump(raw, sort_keys=False), "spec.yaml", clouds=["azure"])
-        found = checked.warnings
-    except SpecInvalid as exc:
-        found = [*exc.problems, *exc.warnings]
-    by_path: dict[str, list[Any]] = {}
-    for problem in found:
-        by_path.setdefault(problem.dotted_path, []).append(problem)
-    return by_path
+problems = problems_at
 
 
 def test_bias_and_model_quality_are_warned_with_the_reason() -> None:

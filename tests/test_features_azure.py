@@ -6,15 +6,13 @@ import copy
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_infra.backends.azure import BACKEND
 from mlops_infra.backends.azure.features import FEATURE_READER_ACTIONS
 from mlops_infra.backends.azure.governance_access import groups_access, role_assignments
 from mlops_infra.diff import diff_plans
-from mlops_infra.errors import SpecInvalid
-from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.azure_lifecycle import azure_spec, problems_at
+from tests.planning import plan_for, resources_of, spec_from
 
 ML = "azure-native:machinelearningservices:"
 GRANT = "azure-native:authorization:RoleAssignment"
@@ -31,9 +29,7 @@ TRAINING = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"},
 
 
 def data(groups: list[dict[str, Any]] | None = None, **changes: Any) -> dict[str, Any]:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw["cloud"] = "azure"
-    raw["clouds"] = {"azure": raw["clouds"]["azure"]}
+    raw = azure_spec()
     raw["storage"] = {"buckets": [{"name": "raw"}, {"name": "features"}]}
     raw["models"] = [
         {"name": "churn", "training": TRAINING, "features": ["customers"]},
@@ -87,7 +83,7 @@ def test_only_the_models_naming_a_group_read_the_store(plan: dict[str, Any]) -> 
     assert not any("*" in action for action in permission["actions"])
     assert not permission.get("dataActions")
     (grant,) = staged(plan, GRANT)  # churn's group only: ltv names no feature group
-    assert grant["name"] == "features-grant-feature-reader-churn"
+    assert grant["name"] == "features-grant-churn-feature-reader-featurestore"
 
 
 def test_the_reader_group_reads_the_source_of_its_feature_groups_only() -> None:
@@ -123,12 +119,7 @@ def test_adding_a_group_touches_only_its_own_resources(plan: dict[str, Any]) -> 
 
 
 def problems(raw: dict[str, Any]) -> dict[str, Any]:
-    try:
-        checked = check_text(yaml.safe_dump(raw, sort_keys=False), "spec.yaml", clouds=["azure"])
-        found = checked.warnings
-    except SpecInvalid as exc:
-        found = [*exc.problems, *exc.warnings]
-    return {p.dotted_path: p for p in found}
+    return {path: found[0] for path, found in problems_at(raw).items()}
 
 
 def test_what_azure_does_not_build_is_warned_at_the_group() -> None:

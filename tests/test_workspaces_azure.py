@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
-import yaml
 
 from mlops_infra.diff import diff_plans
-from mlops_infra.errors import SpecInvalid
 from mlops_infra.naming import name_rules
-from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of
+from tests.azure_lifecycle import azure_spec, problems_at
+from tests.planning import plan_for, resources_of
 
 COMPUTE = "azure-native:machinelearningservices:Compute"
 ALICE = "11111111-aaaa-bbbb-cccc-000000000001"
@@ -21,10 +18,8 @@ TENANT = "22222222-aaaa-bbbb-cccc-000000000000"
 
 
 def data(*, users: list[dict[str, Any]] | None = None, ids: dict[str, str] | None = None, **changes: Any) -> dict:
-    raw = copy.deepcopy(BASE_SPEC)
-    raw["cloud"] = "azure"
-    raw["clouds"] = {"azure": {**raw["clouds"]["azure"], "tenant_id": TENANT,
-                               "workspace_users": ids if ids is not None else {"alice": ALICE, "bob": BOB}}}
+    raw = azure_spec()
+    raw["clouds"]["azure"].update(tenant_id=TENANT, workspace_users=ids if ids is not None else {"alice": ALICE, "bob": BOB})
     raw["workspaces"] = {"size": "cpu-small", "idle_shutdown": "1h",
                          "users": users if users is not None else [{"name": "alice"}, {"name": "bob", "size": "gpu-small"}]}
     raw.update(changes)
@@ -90,11 +85,7 @@ def test_adding_a_user_touches_only_its_instance(public: dict[str, Any]) -> None
 
 
 def problems(raw: dict[str, Any]) -> dict[str, Any]:
-    try:
-        checked = check_text(yaml.safe_dump(raw, sort_keys=False), "spec.yaml", clouds=["azure"])
-    except SpecInvalid as exc:
-        return {p.dotted_path: p for p in [*exc.problems, *exc.warnings]}
-    return {p.dotted_path: p for p in checked.warnings}
+    return {path: found[0] for path, found in problems_at(raw).items()}
 
 
 def test_a_user_without_an_object_id_is_an_error_at_its_name() -> None:

@@ -27,16 +27,14 @@ on_new_data is not built on Azure: validate says so at models[i].data_prep.on_ne
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
-from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, ncrontab, windows_zone
-from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
+from mlops_infra.backends.azure.retraining import cron_trigger, schedule_problems
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef, identity_datastore
 from mlops_infra.backends.azure.training import asset_name, compute_cluster, input_names, model_environment
 from mlops_infra.spec.models import Model
-from mlops_infra.stages.base import finding
 from mlops_infra.stages.data_prep import DataPrepOutputs
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import StorageOutputs
@@ -66,26 +64,7 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
         path = ("models", i, "data_prep")
         if prep.on_new_data:
             problems.append(BACKEND.gap("models[].data_prep.on_new_data", (*path, "on_new_data"), value=True))
-        if prep.schedule:
-            try:
-                ncrontab(prep.schedule)
-            except Untranslatable as exc:
-                problems.append(
-                    BACKEND.gap("models[].retraining.schedule with both day fields", (*path, "schedule"),
-                                value=prep.schedule, detail=f" ({exc})")
-                )
-        if windows_zone(prep.timezone) is None:
-            close = difflib.get_close_matches(prep.timezone, sorted(WINDOWS_ZONES), n=3)
-            problems.append(
-                finding(
-                    (*path, "timezone"),
-                    "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
-                    f"{prep.timezone!r}",
-                    hint=(f"did you mean {', '.join(close)}? " if close else "")
-                    + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
-                    value=prep.timezone,
-                )
-            )
+        problems += schedule_problems(prep.schedule, prep.timezone, path)
         if spec.monitoring.notify.webhook:
             problems.append(BACKEND.gap("models[].data_prep failures to notify.webhook", path))
     return problems
@@ -111,8 +90,6 @@ class Datastores:
 
 
 def _datastores(ctx: StageContext, workspace: WorkspaceRef) -> Datastores:
-    from pulumi_azure_native import machinelearningservices as ml
-
     written = sorted({m.data_prep.output.bucket for m in ctx.spec.models if m.data_prep is not None})
     names = {bucket: datastore_name(ctx, bucket) for bucket in written}
     storage = ctx.upstream.of(StorageOutputs)
@@ -125,24 +102,16 @@ def _datastores(ctx: StageContext, workspace: WorkspaceRef) -> Datastores:
         if ref is None:
             continue  # validate reports unknown buckets
         resources.append(
-            ml.Datastore(
-                ctx.logical("datastore", bucket),
+            identity_datastore(
+                ctx,
+                key=bucket,
                 name=names[bucket],
-                resource_group_name=workspace.resource_group,
+                rg=workspace.resource_group,
                 workspace_name=workspace.name,
-                properties=ml.AzureBlobDatastoreArgs(
-                    datastore_type="AzureBlob",
-                    account_name=account,
-                    container_name=ref.physical,
-                    credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
-                    endpoint="core.windows.net",
-                    protocol="https",
-                    resource_group=workspace.resource_group,
-                    subscription_id=workspace.subscription_id,
-                    description=f"mlops-infra: bucket {bucket}, written by data preparation jobs",
-                    tags=ctx.tags(),
-                ),
-                opts=ctx.opts(),
+                account_name=account,
+                container=ref.physical,
+                subscription_id=workspace.subscription_id,
+                description=f"mlops-infra: bucket {bucket}, written by data preparation jobs",
             )
         )
     return Datastores(names=names, resources=resources)
@@ -195,11 +164,6 @@ def _model(ctx: StageContext, model: Model, workspace: WorkspaceRef, datastores:
     output = pulumi.Output.concat(
         "azureml://datastores/", datastores.names[prep.output.bucket], "/paths/", prep.output.prefix
     )
-    try:
-        expression = ncrontab(prep.schedule)
-    except Untranslatable:
-        expression = prep.schedule  # check() reports it; never a different schedule
-    zone = windows_zone(prep.timezone) or prep.timezone  # likewise: never silently UTC
     when = f"{prep.schedule} ({prep.timezone})"
     emails = sorted(set(ctx.spec.monitoring.notify.emails))
     job = ml.CommandJobArgs(
@@ -235,7 +199,7 @@ def _model(ctx: StageContext, model: Model, workspace: WorkspaceRef, datastores:
             display_name=f"{model.name} data preparation",
             description=f"mlops-infra: prepares the data of {model.name} at {when}",
             is_enabled=True,
-            trigger=ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone),
+            trigger=cron_trigger(prep.schedule, prep.timezone),
             action=ml.JobScheduleActionArgs(action_type="CreateJob", job_definition=job),
             tags=ctx.tags(),
         ),

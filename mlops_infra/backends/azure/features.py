@@ -32,11 +32,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.common import after, assign_custom, custom_role
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.governance_access import feature_reader_groups
 from mlops_infra.backends.azure.naming import generation_parts
-from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
+from mlops_infra.backends.azure.storage_workspace import WorkspaceRef, secured_workspace_args
 from mlops_infra.backends.azure.training import asset_name
 from mlops_infra.stages.features import FeatureOutputs
 from mlops_infra.stages.governance import GovernanceOutputs
@@ -114,7 +114,6 @@ def _feature_store(ctx: StageContext, workspace: WorkspaceRef) -> ml.Workspace:
     assert azure.workspace is not None  # governance makes it whenever a workspace exists
     identity_id = azure.workspace.identity.id
     private = ctx.spec.governance.network == "private"
-    public = "Disabled" if private else "Enabled"
     store = ml.Workspace(
         ctx.logical("store"),
         workspace_name=feature_store_name(ctx),
@@ -128,24 +127,8 @@ def _feature_store(ctx: StageContext, workspace: WorkspaceRef) -> ml.Workspace:
         key_vault=azure.workspace.vault_id,
         application_insights=workspace.insights_id,
         container_registry=workspace.registry_id,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity_id.apply(lambda value: [value]),
-        ),
-        primary_user_assigned_identity=identity_id,
-        encryption=ml.EncryptionPropertyArgs(
-            status=ml.EncryptionStatus.ENABLED,
-            key_vault_properties=ml.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, key_vault_arm_id=azure.workspace.vault_id
-            ),
-            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
-        ),
-        hbi_workspace=True,
-        system_datastores_auth_mode=ml.SystemDatastoresAuthMode.IDENTITY,
-        public_network_access=public,
-        allow_public_access_when_behind_vnet=False,
-        managed_network=ml.ManagedNetworkSettingsArgs(
-            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
+        **secured_workspace_args(
+            identity_id=identity_id, key_id=governance.key_id, vault_id=azure.workspace.vault_id, private=private
         ),
         feature_store_settings=ml.FeatureStoreSettingsArgs(
             compute_runtime=ml.ComputeRuntimeDtoArgs(spark_runtime_version=SPARK_RUNTIME)
@@ -208,44 +191,30 @@ def _group(ctx: StageContext, group: FeatureGroup, workspace: WorkspaceRef, stor
 
 def _readers(ctx: StageContext, store: ml.Workspace) -> list[authorization.RoleAssignment]:
     """The feature reader role on the store, assigned to each model group that names a feature group."""
-    import pulumi
-    from pulumi_azure_native import authorization
-
     groups = feature_reader_groups(ctx.spec)
     if not groups:
         return []
-    governance = ctx.upstream.of(GovernanceOutputs)
-    subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
+    identities = ctx.upstream.of(GovernanceOutputs).groups
     spec = ctx.spec
-    seed = (ctx.namer.scope, spec.project, spec.environment)
-    definition_guid = assignment_name(*seed, "feature-reader-role")
-    role = authorization.RoleDefinition(
-        ctx.logical("role", "feature-reader"),
-        role_definition_id=definition_guid,
-        role_name=f"mlops-infra feature reader {spec.project}-{spec.environment} {definition_guid[:8]}",
+    role = custom_role(
+        ctx,
+        slug="feature-reader",
+        words="feature reader",
         description=f"mlops-infra: read the feature store of {spec.project} ({spec.environment}) and its definitions",
-        role_type="CustomRole",
-        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
-        assignable_scopes=[store.id],
-        permissions=[authorization.PermissionArgs(actions=list(FEATURE_READER_ACTIONS))],
-        opts=ctx.opts(),
-    )
-    role_id = pulumi.Output.concat(
-        "/subscriptions/",
-        subscription_id,
-        "/providers/Microsoft.Authorization/roleDefinitions/",
-        after(role.role_name, definition_guid),
+        actions=FEATURE_READER_ACTIONS,
+        scope=store.id,
+        subscription_id=ctx.upstream.of(AzureGovernance).subscription_id,
     )
     return [
-        authorization.RoleAssignment(
-            ctx.logical("grant", "feature-reader", group),
-            role_assignment_name=assignment_name(*seed, "featurestore", definition_guid, group),
-            principal_id=governance.groups[group].principal,
-            principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-            role_definition_id=role_id,
+        assign_custom(
+            ctx,
+            role=role,
+            slug="feature-reader",
+            principal=group,
+            principal_id=identities[group].principal,
             scope=store.id,
+            target="featurestore",
             description=f"mlops-infra: model group {group} reads the feature groups its models name",
-            opts=ctx.opts(delete_before_replace=True),
         )
         for group in groups
     ]

@@ -311,24 +311,8 @@ def build_workspace(
         key_vault=azure.workspace.vault_id,
         application_insights=insights.id,
         container_registry=registry.id,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity_id.apply(lambda identity_id: [identity_id]),
-        ),
-        primary_user_assigned_identity=identity_id,
-        encryption=ml.EncryptionPropertyArgs(
-            status=ml.EncryptionStatus.ENABLED,
-            key_vault_properties=ml.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, key_vault_arm_id=azure.workspace.vault_id
-            ),
-            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
-        ),
-        hbi_workspace=True,
-        system_datastores_auth_mode=ml.SystemDatastoresAuthMode.IDENTITY,
-        public_network_access=public,
-        allow_public_access_when_behind_vnet=False,
-        managed_network=ml.ManagedNetworkSettingsArgs(
-            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
+        **secured_workspace_args(
+            identity_id=identity_id, key_id=governance.key_id, vault_id=azure.workspace.vault_id, private=private
         ),
         # Online deployments need the managed network in place: provisioned with the workspace.
         provision_network_now=True if private else None,
@@ -341,25 +325,16 @@ def build_workspace(
         _private_access(ctx, rg=rg, workspace=workspace, registry=registry)
 
     datastore_name = ctx.namer.name("azure.ml.datastore", "artifacts")
-    datastore = ml.Datastore(
-        ctx.logical("datastore", "artifacts"),
+    datastore = identity_datastore(
+        ctx,
+        key="artifacts",
         name=datastore_name,
-        resource_group_name=rg,
+        rg=rg,
         workspace_name=workspace_name,
-        properties=ml.AzureBlobDatastoreArgs(
-            datastore_type="AzureBlob",
-            account_name=account_name,
-            container_name=artifacts.physical,
-            # No stored credentials: every job reaches the container with its own identity.
-            credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
-            endpoint="core.windows.net",
-            protocol="https",
-            resource_group=rg,
-            subscription_id=subscription_id,
-            description="mlops-infra: the stack's artifact bucket (models, checkpoints)",
-            tags=tags,
-        ),
-        opts=ctx.opts(),
+        account_name=account_name,
+        container=artifacts.physical,
+        subscription_id=subscription_id,
+        description="mlops-infra: the stack's artifact bucket (models, checkpoints)",
     )
 
     return WorkspaceRef(
@@ -377,6 +352,69 @@ def build_workspace(
         logs_id=logs.id,
         logs_name=logs_name,
         insights_id=insights.id,
+    )
+
+
+def secured_workspace_args(*, identity_id: Any, key_id: Any, vault_id: Any, private: bool) -> dict[str, Any]:
+    """What every Azure ML workspace of the stack shares: runs as `identity_id` (user-assigned), the
+    stack key (customer-managed, versionless), hbiWorkspace, identity-based system datastores, and
+    with `private` no public access and a managed network that allows only approved outbound traffic."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return {
+        "identity": ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity_id.apply(lambda value: [value]),
+        ),
+        "primary_user_assigned_identity": identity_id,
+        "encryption": ml.EncryptionPropertyArgs(
+            status=ml.EncryptionStatus.ENABLED,
+            key_vault_properties=ml.KeyVaultPropertiesArgs(key_identifier=key_id, key_vault_arm_id=vault_id),
+            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
+        ),
+        "hbi_workspace": True,
+        "system_datastores_auth_mode": ml.SystemDatastoresAuthMode.IDENTITY,
+        "public_network_access": "Disabled" if private else "Enabled",
+        "allow_public_access_when_behind_vnet": False,
+        "managed_network": ml.ManagedNetworkSettingsArgs(
+            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
+        ),
+    }
+
+
+def identity_datastore(
+    ctx: StageContext,
+    *,
+    key: str,
+    name: str,
+    rg: Any,
+    workspace_name: Any,
+    account_name: Any,
+    container: Any,
+    subscription_id: Any,
+    description: str,
+) -> Any:
+    """A blob datastore of one container with no stored credentials: every job reaches it as its own identity."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return ml.Datastore(
+        ctx.logical("datastore", key),
+        name=name,
+        resource_group_name=rg,
+        workspace_name=workspace_name,
+        properties=ml.AzureBlobDatastoreArgs(
+            datastore_type="AzureBlob",
+            account_name=account_name,
+            container_name=container,
+            credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
+            endpoint="core.windows.net",
+            protocol="https",
+            resource_group=rg,
+            subscription_id=subscription_id,
+            description=description,
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(),
     )
 
 
