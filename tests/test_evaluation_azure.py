@@ -156,3 +156,10 @@ def test_a_webhook_is_not_told_of_a_failed_gate() -> None:
     raw["monitoring"]["notify"]["webhook"] = "https://hooks.example.com/x"
     (problem,) = problems_at(raw)["models[0].training.evaluation"]
     assert problem.severity == "warning" and "webhook" in problem.message
+
+
+def test_a_gate_without_retraining_is_warned() -> None:
+    raw = data()
+    del raw["models"][0]["retraining"]
+    (problem,) = problems_at(raw)["models[0].training.evaluation"]
+    assert problem.severity == "warning" and "no retraining" in problem.message

@@ -57,6 +57,7 @@ from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import DataRef, Model
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.training import (
     TrainingOutputs,
     checkpoint_prefix,
@@ -117,6 +118,17 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
         BACKEND.gap("models[].training.max_wait", ("models", i, "training", "max_wait"), value=model.training.max_wait)
         for i, model in enumerate(spec.models)
         if model.training is not None and model.training.max_wait is not None
+    ]
+    problems += [
+        finding(
+            ("models", i, "training", "evaluation"),
+            "on Azure the evaluation gate is part of retraining runs (a pipeline job that registers only what "
+            "passes), and this model has no retraining to start one",
+            hint=f"add models[{i}].retraining with a schedule or on_new_data",
+            severity="warning",
+        )
+        for i, model in enumerate(spec.models)
+        if model.training is not None and model.training.evaluation is not None and model.retraining is None
     ]
     if spec.monitoring.notify.webhook:
         problems += [
