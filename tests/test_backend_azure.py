@@ -68,7 +68,8 @@ GRANTABLE = {
         "azure-native:containerregistry:Registry",
     },
 }
-STAGES = {"governance", "storage", "tracking", "training", "registry", "serving", "monitoring", "retraining"}
+STAGES = {"governance", "storage", "tracking", "training", "registry", "serving", "monitoring", "retraining",
+          "features", "data_prep", "workspaces", "explainability"}
 # Dynamic resources (serving's endpoint traffic) run in Pulumi's own Python provider, not azure-native.
 DYNAMIC = "pulumi-python:dynamic/"
 # physical-name inputs of each resource type and their naming kind

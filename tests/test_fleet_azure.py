@@ -165,7 +165,7 @@ def test_azure_ml_quotas_are_warnings_up_to_their_maximum() -> None:
     spec = spec_from(azure_fleet(300))
     warnings = {p.message.split(",")[0] for p in BACKEND.check(spec, spec.settings_for("azure")) if p.path == ("models",)}
     assert warnings == {
-        "this stack runs 600 Azure ML computes in westeurope (300 training clusters",
+        "this stack runs 600 Azure ML computes in westeurope (300 compute clusters",
         "this stack serves from 300 online endpoints in westeurope",
     }
     spec = spec_from(azure_fleet(1300))

@@ -161,3 +161,60 @@ def once_granted(identity_id: Any, grants: list[Any]) -> pulumi.Output[Any]:
     import pulumi
 
     return pulumi.Output.all(identity_id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
+
+
+def custom_role(
+    ctx: StageContext, *, slug: str, words: str, description: str, actions: tuple[str, ...], scope: Any, subscription_id: Any
+) -> tuple[str, pulumi.Output[str]]:
+    """A custom role of the stack (explicit `actions`, assignable at `scope` only): (its GUID, its id).
+
+    The id is built from names (known while planning), once the definition exists.
+    """
+    import pulumi
+    from pulumi_azure_native import authorization
+
+    spec = ctx.spec
+    guid = assignment_name(ctx.namer.scope, spec.project, spec.environment, "role-definition", slug)
+    role = authorization.RoleDefinition(
+        ctx.logical("role", slug),
+        role_definition_id=guid,
+        role_name=f"mlops-infra {words} {spec.project}-{spec.environment} {guid[:8]}",
+        description=description,
+        role_type="CustomRole",
+        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
+        assignable_scopes=[scope],
+        permissions=[authorization.PermissionArgs(actions=list(actions))],
+        opts=ctx.opts(),
+    )
+    role_id = pulumi.Output.concat(
+        "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/", after(role.role_name, guid)
+    )
+    return guid, role_id
+
+
+def assign_custom(
+    ctx: StageContext,
+    *,
+    role: tuple[str, Any],
+    slug: str,
+    principal: str,
+    principal_id: Any,
+    scope: Any,
+    target: str,
+    description: str,
+) -> authorization.RoleAssignment:
+    """Assign a custom_role() to a managed identity on `scope` (`target` names the scope in words)."""
+    from pulumi_azure_native import authorization
+
+    guid, role_id = role
+    spec = ctx.spec
+    return authorization.RoleAssignment(
+        ctx.logical("grant", principal, slug, target),
+        role_assignment_name=assignment_name(ctx.namer.scope, spec.project, spec.environment, target, guid, principal),
+        principal_id=principal_id,
+        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
+        role_definition_id=role_id,
+        scope=scope,
+        description=description,
+        opts=ctx.opts(delete_before_replace=True),
+    )

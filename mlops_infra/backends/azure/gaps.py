@@ -30,6 +30,12 @@ GAPS: dict[str, Gap] = {
         hint="remove max_wait, or keep it for the other clouds",
         severity="warning",
     ),
+    "models[].training.evaluation failures to notify.webhook": Gap(
+        "Azure ML job notifications are emails (or Azure DevOps webhooks): a retraining run whose new version fails "
+        "the evaluation gate mails monitoring.notify.emails, and the webhook is not told",
+        hint="watch failed pipeline runs in Azure ML studio, or rely on the emails",
+        severity="warning",
+    ),
     # --- registry ---------------------------------------------------------------------------------
     "models[].registry.approval.manual": Gap(
         "Azure ML has no approval gate on model versions: mlops-infra records approval: manual as the model "
@@ -71,6 +77,62 @@ GAPS: dict[str, Gap] = {
         "Azure ML model monitors notify by email only: drift on this model reaches monitoring.notify.emails but "
         "not the webhook (on_drift adds an Azure Monitor alert that does)",
         hint="set retraining.on_drift: true on the model, or watch the monitor in Azure ML studio",
+        severity="warning",
+    ),
+    # --- features ---------------------------------------------------------------------------------
+    # azure-native's Blob needs shared keys: github.com/pulumi/pulumi-azure-native/issues/2015 (open,
+    # read 2026-12-06); the offline store types: reference-yaml-feature-store (azure_data_lake_gen2 only).
+    "feature_store.groups[] feature set versions": Gap(
+        "Azure ML registers a feature set version from a FeaturesetSpec.yaml folder in storage, which mlops-infra "
+        "cannot write (azure-native writes blobs with shared keys, which the stack's storage account refuses): "
+        "mlops-infra creates the group's entity and feature set, and its versions are registered from your repository",
+        hint="register versions with `az ml feature-set create --feature-store-name <store>` (the plan's feature "
+        "store) from a FeaturesetSpec.yaml with the group's features, index column and timestamp column",
+        severity="warning",
+    ),
+    "feature_store.groups[].online": Gap(
+        "Azure ML's online store is an Azure Managed Redis that mlops-infra does not create yet: the group is "
+        "served from its offline source only",
+        hint="attach an online store to the feature store yourself, or set online: false",
+        severity="warning",
+    ),
+    # --- data_prep --------------------------------------------------------------------------------
+    "models[].data_prep.on_new_data": Gap(
+        "Azure ML schedules cannot be triggered by events (a cron or a recurrence only), and mlops-infra starts "
+        "Azure ML jobs on new blobs only for retraining (its Logic App and Event Grid subscription), not yet for "
+        "data preparation",
+        hint="give data_prep a schedule instead, e.g. an hour before retraining",
+    ),
+    "models[].data_prep failures to notify.webhook": Gap(
+        "Azure ML job notifications are emails (or Azure DevOps webhooks): a failed preparation run mails "
+        "monitoring.notify.emails, and the webhook is not told",
+        hint="watch failed runs in Azure ML studio, or rely on the emails",
+        severity="warning",
+    ),
+    # --- explainability ---------------------------------------------------------------------------
+    # Signal types of Azure ML model monitors in the stable API: DataDrift, PredictionDrift,
+    # DataQuality, FeatureAttributionDrift, Custom (MonitoringSignalType, learn.microsoft.com/
+    # javascript/api/@azure/arm-machinelearning/monitoringsignaltype; pulumi-azure-native 3.29, API
+    # 2025-12-01). ModelPerformance is experimental in azure-ai-ml (learn.microsoft.com/python/api/
+    # azure-ai-ml/azure.ai.ml.entities.modelperformancesignal) and prerelease in the ARM SDKs. Read 2026-12-06.
+    "models[].monitoring.bias": Gap(
+        "is not monitored on Azure: Azure ML model monitors have no bias signal (their signals are data drift, "
+        "prediction drift, data quality, feature attribution drift and custom components); its label names the "
+        "target column of the feature attribution signal",
+        hint="compute bias metrics in the evaluation step or a custom job, or keep bias for the other clouds",
+        severity="warning",
+    ),
+    "models[].monitoring.model_quality": Gap(
+        "is not monitored on Azure: Azure ML's model performance signal exists only in its preview API versions "
+        "(experimental in azure-ai-ml), not in the stable API (2025-12-01) that mlops-infra declares monitors with",
+        hint="join ground truth to the captured responses in a scheduled job of your own, or keep model_quality "
+        "for the other clouds",
+        severity="warning",
+    ),
+    "models[].monitoring.explainability to notify.webhook": Gap(
+        "Azure ML model monitors notify by email only: attribution drift on this model reaches "
+        "monitoring.notify.emails but not the webhook",
+        hint="watch the monitor in Azure ML studio, or rely on the emails",
         severity="warning",
     ),
     # --- retraining -------------------------------------------------------------------------------

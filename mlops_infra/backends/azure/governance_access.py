@@ -156,6 +156,12 @@ def prefix_condition(prefix: str) -> str:
     return f"{read_condition((prefix,))} AND {write_condition(prefix)}"
 
 
+def evaluation_prefix(model: str) -> str:
+    """Where a model's evaluation gate keeps metrics in the artifact bucket: beside the model folder,
+    never inside it (the registered version is that folder as it is)."""
+    return f"evaluation/{model}/"
+
+
 def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
     """(read, write) prefixes of one model in the artifact container."""
     reads: list[str] = []
@@ -164,10 +170,13 @@ def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
         writes.append(output_prefix(model.name))
         if model.training.spot:
             writes.append(checkpoint_prefix(model.name))
+        if model.training.evaluation is not None:
+            writes.append(evaluation_prefix(model.name))  # the gate's metrics (training_evaluation.py)
         reads += writes
     monitoring, serving = model.monitoring, model.serving
-    if monitoring is not None and monitoring.drift is not None and serving is not None and serving.data_capture:
-        reads.append(capture_prefix(model.name))  # the drift monitor reads what the endpoint captured
+    monitored = monitoring is not None and (monitoring.drift is not None or monitoring.explainability is not None)
+    if monitored and serving is not None and serving.data_capture:
+        reads.append(capture_prefix(model.name))  # drift and attribution monitors read what the endpoint captured
     return reads, writes
 
 
@@ -186,10 +195,16 @@ def group_access(group: ReaderGroup, *, models: Mapping[str, Model], containers:
 
     system = (Place(SYSTEM_CONTAINER), Place(SYSTEM_CONTAINER_PREFIX, starts_with=True))
     # unknown buckets are reported by validate and granted nothing
-    reads = [place(b, prefixes) for b, prefixes in group.reads.items() if b != ARTIFACTS and b in containers]
+    # What the group's jobs write in data buckets (prepared data, predictions) they also read and list:
+    # mounted outputs are listed and read back.
+    data_writes = [place(b, prefixes) for b, prefixes in group.writes.items() if b != ARTIFACTS and b in containers]
+    read_prefixes = {b: list(prefixes) for b, prefixes in group.reads.items()}
+    for bucket, prefixes in group.writes.items():
+        read_prefixes.setdefault(bucket, []).extend(prefixes)
+    reads = [place(b, prefixes) for b, prefixes in read_prefixes.items() if b != ARTIFACTS and b in containers]
     if art_reads:
         reads.append(place(ARTIFACTS, art_reads))
-    writes = [place(ARTIFACTS, art_writes)] if art_writes else []
+    writes = ([place(ARTIFACTS, art_writes)] if art_writes else []) + sorted(data_writes, key=lambda p: p.container)
     return GroupAccess(
         group=group.name,
         reads=(*sorted(reads, key=lambda p: p.container), *system),
@@ -207,7 +222,33 @@ def groups_access(spec: SpecBase, namer: Namer) -> list[GroupAccess]:
     models = {m.name: m for m in spec.models}
     buckets = [b.name for b in spec.storage.buckets] + [ARTIFACTS]
     containers = {b: namer.name("azure.storage.container", b) for b in buckets}
-    return [group_access(g, models=models, containers=containers) for g in reader_groups(spec).values()]
+    return [
+        group_access(_with_feature_sources(spec, g), models=models, containers=containers)
+        for g in reader_groups(spec).values()
+    ]
+
+
+def _with_feature_sources(spec: SpecBase, group: ReaderGroup) -> ReaderGroup:
+    """The group's reads plus the sources of the feature groups its models name (features.py)."""
+    groups = spec.feature_store.groups if spec.feature_store else []
+    sources = {g.name: g.source for g in groups if g.source is not None}
+    named = {name for m in spec.models if m.name in group.models for name in m.features}
+    refs = [sources[name] for name in sorted(named) if name in sources]
+    if not refs:
+        return group
+    reads = {bucket: list(prefixes) for bucket, prefixes in group.reads.items()}
+    for ref in refs:
+        reads.setdefault(ref.bucket, []).append(ref.prefix)
+    merged = {bucket: covering_prefixes(prefixes) for bucket, prefixes in sorted(reads.items())}
+    return ReaderGroup(name=group.name, models=group.models, reads=merged, writes=group.writes)
+
+
+def feature_reader_groups(spec: SpecBase) -> list[str]:
+    """The model groups whose models name a feature group: one feature reader assignment each."""
+    from mlops_infra.layout import group_of
+
+    identities = reader_groups(spec)  # a model with features but no data of its own has none to grant
+    return sorted({group_of(m) for m in spec.models if m.features} & set(identities))
 
 
 # --- counts: what a stack costs in Azure's subscription-wide budgets ----------------------------
@@ -222,6 +263,8 @@ def role_assignments(spec: SpecBase) -> int:
         count += SERVING_GRANTS
     if any(_evented(m) for m in spec.models):
         count += RETRAINING_GRANTS
+    if spec.feature_store is not None and uses_workspace(spec):
+        count += len(feature_reader_groups(spec))
     return count
 
 

@@ -384,28 +384,7 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
         ],
         notification_types=["AmlNotification"],
     )
-    definition = ml.MonitorDefinitionArgs(
-        compute_configuration=ml.MonitorServerlessSparkComputeArgs(
-            compute_type="ServerlessSpark",
-            instance_type=rules.SPARK_INSTANCE_TYPE,
-            runtime_version=rules.SPARK_RUNTIME,
-            compute_identity=ml.ManagedComputeIdentityArgs(
-                compute_identity_type="ManagedIdentity",
-                identity=ml.ManagedServiceIdentityArgs(
-                    type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-                    user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
-                ),
-            ),
-        ),
-        signals={rules.signal_name(model.name): signal},
-        alert_notification_settings=(
-            ml.MonitorNotificationSettingsArgs(
-                email_notification_settings=ml.MonitorEmailNotificationSettingsArgs(emails=emails)
-            )
-            if emails
-            else None
-        ),
-    )
+    definition = monitor_definition(identity, {rules.signal_name(model.name): signal}, emails)
     return ml.Schedule(
         ctx.logical("drift", model.name),
         name=rules.monitor_name(model.name),
@@ -427,6 +406,35 @@ def _drift_monitor(ctx: StageContext, model: Model, workspace: Any) -> ml.Schedu
         # The capture data asset is named, not referenced: wait for serving to declare it.
         # A private stack's Spark runs in the managed network, provisioned for it (storage_workspace.py).
         opts=ctx.opts(depends_on=[captured, *(spark.provisioned if spark else [])]),
+    )
+
+
+def monitor_definition(identity: Any, signals: dict[str, Any], emails: list[str]) -> ml.MonitorDefinitionArgs:
+    """A model monitor's definition: `signals` on serverless Spark running as `identity` (the model
+    group's), breaches mailed to `emails` (model monitors notify by email only)."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return ml.MonitorDefinitionArgs(
+        compute_configuration=ml.MonitorServerlessSparkComputeArgs(
+            compute_type="ServerlessSpark",
+            instance_type=rules.SPARK_INSTANCE_TYPE,
+            runtime_version=rules.SPARK_RUNTIME,
+            compute_identity=ml.ManagedComputeIdentityArgs(
+                compute_identity_type="ManagedIdentity",
+                identity=ml.ManagedServiceIdentityArgs(
+                    type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+                    user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
+                ),
+            ),
+        ),
+        signals=signals,
+        alert_notification_settings=(
+            ml.MonitorNotificationSettingsArgs(
+                email_notification_settings=ml.MonitorEmailNotificationSettingsArgs(emails=emails)
+            )
+            if emails
+            else None
+        ),
     )
 
 

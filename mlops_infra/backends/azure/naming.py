@@ -52,6 +52,9 @@ STYLES = {
     "azure.ml.workspace": NameStyle(),
     "azure.ml.compute_cluster": NameStyle(letter_first=True),
     "azure.ml.datastore": NameStyle(separator="_"),
+    # Compute instances are DNS names (<name>.<location>.instances.azureml.ms): unique in the region
+    # across customers, like online endpoints (workspaces.py).
+    "azure.ml.compute_instance": NameStyle(global_unique=True, letter_first=True),
     "azure.ml.online_endpoint": NameStyle(global_unique=True, letter_first=True),
     "azure.ml.online_deployment": NameStyle(letter_first=True),
     "azure.monitor.metric_alert": NameStyle(),

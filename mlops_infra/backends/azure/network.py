@@ -73,6 +73,7 @@ class Target:
 
 TARGETS = {
     "workspace": Target("amlworkspace", WORKSPACE_ZONES),
+    "featurestore": Target("amlworkspace", WORKSPACE_ZONES),  # a workspace of kind FeatureStore
     "blob": Target("blob", (BLOB_ZONE,)),
     "registry": Target("registry", (REGISTRY_ZONE,)),
 }

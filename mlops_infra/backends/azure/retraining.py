@@ -41,19 +41,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import monitoring_rules as rules
-from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.common import after, assign_custom, custom_role
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
 from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, ncrontab, windows_zone
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
-from mlops_infra.backends.azure.training import (
-    TrainingJob,
-    TrainingJobs,
-    asset_name,
-    command_job_args,
-    command_job_body,
-)
+from mlops_infra.backends.azure.training import TrainingJob, TrainingJobs, asset_name
+from mlops_infra.backends.azure.training_evaluation import run_args, run_body
 from mlops_infra.spec.models import Model, Retraining
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
@@ -103,33 +98,40 @@ JOB_SUBMITTER_ACTIONS = (
 
 def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
     """Crons and time zones an Azure ML schedule cannot express exactly (schedules.py)."""
-    from mlops_infra.backends.azure import BACKEND
-
     problems: list[Problem] = []
     for i, model in enumerate(spec.models):
         retrain = model.retraining
         if retrain is None or not retrain.schedule:
             continue
-        base = ("models", i, "retraining")
+        problems += schedule_problems(retrain.schedule, retrain.timezone, ("models", i, "retraining"))
+    return problems
+
+
+def schedule_problems(cron: str | None, timezone: str, base: tuple[Any, ...]) -> list[Problem]:
+    """What an Azure ML cron trigger cannot express of `cron` in `timezone` (fields under `base`)."""
+    from mlops_infra.backends.azure import BACKEND
+
+    problems: list[Problem] = []
+    if cron:
         try:
-            ncrontab(retrain.schedule)
+            ncrontab(cron)
         except Untranslatable as exc:
             problems.append(
                 BACKEND.gap("models[].retraining.schedule with both day fields", (*base, "schedule"),
-                            value=retrain.schedule, detail=f" ({exc})")
+                            value=cron, detail=f" ({exc})")
             )
-        if windows_zone(retrain.timezone) is None:
-            close = difflib.get_close_matches(retrain.timezone, sorted(WINDOWS_ZONES), n=3)
-            problems.append(
-                finding(
-                    (*base, "timezone"),
-                    "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
-                    f"{retrain.timezone!r}",
-                    hint=(f"did you mean {', '.join(close)}? " if close else "")
-                    + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
-                    value=retrain.timezone,
-                )
+    if windows_zone(timezone) is None:
+        close = difflib.get_close_matches(timezone, sorted(WINDOWS_ZONES), n=3)
+        problems.append(
+            finding(
+                (*base, "timezone"),
+                "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
+                f"{timezone!r}",
+                hint=(f"did you mean {', '.join(close)}? " if close else "")
+                + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
+                value=timezone,
             )
+        )
     return problems
 
 
@@ -187,16 +189,23 @@ def _on_drift(model: Model) -> bool:
 
 
 # --- cron schedules ----------------------------------------------------------------------------
+def cron_trigger(cron: str, timezone: str) -> ml.CronTriggerArgs:
+    """An Azure ML cron trigger firing at `cron` in `timezone` (NCronTab, a Windows zone)."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    try:
+        expression = ncrontab(cron)
+    except Untranslatable:
+        expression = cron  # check() reports it; never a different schedule
+    zone = windows_zone(timezone) or timezone  # likewise: never silently UTC
+    return ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone)
+
+
 def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any) -> ml.Schedule:
     from pulumi_azure_native import machinelearningservices as ml
 
     retrain = model.retraining
     assert retrain is not None and retrain.schedule
-    try:
-        expression = ncrontab(retrain.schedule)
-    except Untranslatable:
-        expression = retrain.schedule  # check() reports it; never a different schedule
-    zone = windows_zone(retrain.timezone) or retrain.timezone  # likewise: never silently UTC
     when = f"{retrain.schedule} ({retrain.timezone})"
     return ml.Schedule(
         ctx.logical("schedule", model.name),
@@ -207,10 +216,10 @@ def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any)
             display_name=f"{model.name} retraining",
             description=f"mlops-infra: retrains {model.name} at {when}",
             is_enabled=True,
-            trigger=ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone),
+            trigger=cron_trigger(retrain.schedule, retrain.timezone),
             action=ml.JobScheduleActionArgs(
                 action_type="CreateJob",
-                job_definition=command_job_args(
+                job_definition=run_args(
                     job,
                     display_name=f"{model.name} training (schedule)",
                     description=f"mlops-infra: scheduled retraining of {model.name} at {when}",
@@ -226,41 +235,26 @@ def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any)
 # --- the automation identity's one grant -------------------------------------------------------
 def _submitter(ctx: StageContext, workspace: Any) -> authorization.RoleAssignment:
     """A custom role that may submit jobs in this workspace only, assigned to the automation identity."""
-    import pulumi
-    from pulumi_azure_native import authorization
-
     automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
-    subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
     spec = ctx.spec
-    seed = (ctx.namer.scope, spec.project, spec.environment)
-    definition_guid = assignment_name(*seed, "role-definition", "job-submitter")
-    role = authorization.RoleDefinition(
-        ctx.logical("role", "job-submitter"),
-        role_definition_id=definition_guid,
-        role_name=f"mlops-infra job submitter {spec.project}-{spec.environment} {definition_guid[:8]}",
+    role = custom_role(
+        ctx,
+        slug="job-submitter",
+        words="job submitter",
         description=f"mlops-infra: submit and read Azure ML jobs in the workspace of {spec.project} ({spec.environment})",
-        role_type="CustomRole",
-        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
-        assignable_scopes=[workspace.id],
-        permissions=[authorization.PermissionArgs(actions=list(JOB_SUBMITTER_ACTIONS))],
-        opts=ctx.opts(),
-    )
-    # Built from names (known while planning), once the definition exists.
-    role_id = pulumi.Output.concat(
-        "/subscriptions/",
-        subscription_id,
-        "/providers/Microsoft.Authorization/roleDefinitions/",
-        after(role.role_name, definition_guid),
-    )
-    return authorization.RoleAssignment(
-        ctx.logical("grant", "automation", "job-submitter", "workspace"),
-        role_assignment_name=assignment_name(*seed, "workspace", definition_guid, "automation"),
-        principal_id=automation.principal,
-        principal_type=authorization.PrincipalType.SERVICE_PRINCIPAL,
-        role_definition_id=role_id,
+        actions=JOB_SUBMITTER_ACTIONS,
         scope=workspace.id,
+        subscription_id=ctx.upstream.of(AzureGovernance).subscription_id,
+    )
+    return assign_custom(
+        ctx,
+        role=role,
+        slug="job-submitter",
+        principal="automation",
+        principal_id=automation.principal,
+        scope=workspace.id,
+        target="workspace",
         description="mlops-infra: retraining triggers submit this stack's training jobs",
-        opts=ctx.opts(delete_before_replace=True),
     )
 
 
@@ -275,7 +269,7 @@ def _workflow(
     automation = governance.identities["automation"]
     name = ctx.namer.name("azure.logic.workflow", model.name, "retrain")
     definition = render_json(WORKFLOW_TEMPLATE, model=model.name, arm=ARM, api_version=JOBS_API_VERSION)
-    body = command_job_body(
+    body = run_body(
         job,
         display_name=f"{model.name} training (event)",
         description=f"mlops-infra: retraining of {model.name} started by new data or drift",

@@ -78,6 +78,14 @@ class AzureSettings(Strict):
         ),
     )
     overrides: AzureOverrides = Field(default_factory=AzureOverrides)
+    workspace_users: dict[str, Annotated[str, Field(pattern=GUID_PATTERN)]] = Field(
+        default_factory=dict,
+        description=(
+            "workspaces.users[].name -> the Microsoft Entra object id (a GUID) of the person its compute instance is "
+            "assigned to (az ad user show --id <upn> --query id --output tsv): Azure ML compute instances belong to "
+            "one user, named by object id"
+        ),
+    )
     network: Optional[AzureNetwork] = Field(
         None,
         description=(

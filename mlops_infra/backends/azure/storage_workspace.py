@@ -73,7 +73,7 @@ if TYPE_CHECKING:
     from mlops_infra.spec.problems import Problem
 
 CLOUD = "azure"
-ML_STAGES = ("tracking", "training", "registry", "serving")  # stages that live in the workspace
+ML_STAGES = ("tracking", "training", "registry", "serving", "data_prep", "workspaces", "features")  # stages that live in the workspace
 
 WORKSPACE_IDENTITY = "workspace"  # governance identity the workspace and its registry run as
 # What lets the workspace's managed network connect its private endpoints (private stacks only).
@@ -128,18 +128,21 @@ def uses_workspace(spec: SpecBase) -> bool:
 
 @dataclass(frozen=True)
 class MlUsage:
-    clusters: int  # one compute cluster per trained model
+    clusters: int  # one compute cluster per trained model, one per model's data preparation
     endpoints: int  # one online endpoint per served model
     deployments: int  # one deployment per served model (two while a canary or a new release rolls out)
+    instances: int = 0  # one compute instance per workspaces user
 
     @property
     def computes(self) -> int:
-        return self.clusters + self.deployments
+        return self.clusters + self.deployments + self.instances
 
 
 def ml_usage(spec: SpecBase) -> MlUsage:
     served = sum(1 for m in spec.models if m.serving is not None)
-    return MlUsage(clusters=sum(1 for m in spec.models if m.training is not None), endpoints=served, deployments=served)
+    clusters = sum(1 for m in spec.models if m.training is not None) + sum(1 for m in spec.models if m.data_prep)
+    instances = len(spec.workspaces.users) if spec.workspaces else 0
+    return MlUsage(clusters=clusters, endpoints=served, deployments=served, instances=instances)
 
 
 def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
@@ -149,8 +152,10 @@ def quota_problems(spec: SpecBase, settings: Any) -> list[Problem]:
     default = fact(CLOUD, "ml-quotas", "computes-per-region")
     most = fact(CLOUD, "ml-quotas", "computes-per-region-max")
     computes = (
-        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} training clusters, "
-        f"{usage.deployments} online deployments, more while a release rolls out)"
+        f"this stack runs {usage.computes} Azure ML computes {where} ({usage.clusters} compute clusters, "
+        f"{usage.deployments} online deployments"
+        + (f", {usage.instances} compute instances" if usage.instances else "")
+        + ", more while a release rolls out)"
     )
     if usage.computes > most.value:
         found.append(
@@ -306,24 +311,8 @@ def build_workspace(
         key_vault=azure.workspace.vault_id,
         application_insights=insights.id,
         container_registry=registry.id,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity_id.apply(lambda identity_id: [identity_id]),
-        ),
-        primary_user_assigned_identity=identity_id,
-        encryption=ml.EncryptionPropertyArgs(
-            status=ml.EncryptionStatus.ENABLED,
-            key_vault_properties=ml.KeyVaultPropertiesArgs(
-                key_identifier=governance.key_id, key_vault_arm_id=azure.workspace.vault_id
-            ),
-            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
-        ),
-        hbi_workspace=True,
-        system_datastores_auth_mode=ml.SystemDatastoresAuthMode.IDENTITY,
-        public_network_access=public,
-        allow_public_access_when_behind_vnet=False,
-        managed_network=ml.ManagedNetworkSettingsArgs(
-            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
+        **secured_workspace_args(
+            identity_id=identity_id, key_id=governance.key_id, vault_id=azure.workspace.vault_id, private=private
         ),
         # Online deployments need the managed network in place: provisioned with the workspace.
         provision_network_now=True if private else None,
@@ -336,25 +325,16 @@ def build_workspace(
         _private_access(ctx, rg=rg, workspace=workspace, registry=registry)
 
     datastore_name = ctx.namer.name("azure.ml.datastore", "artifacts")
-    datastore = ml.Datastore(
-        ctx.logical("datastore", "artifacts"),
+    datastore = identity_datastore(
+        ctx,
+        key="artifacts",
         name=datastore_name,
-        resource_group_name=rg,
+        rg=rg,
         workspace_name=workspace_name,
-        properties=ml.AzureBlobDatastoreArgs(
-            datastore_type="AzureBlob",
-            account_name=account_name,
-            container_name=artifacts.physical,
-            # No stored credentials: every job reaches the container with its own identity.
-            credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
-            endpoint="core.windows.net",
-            protocol="https",
-            resource_group=rg,
-            subscription_id=subscription_id,
-            description="mlops-infra: the stack's artifact bucket (models, checkpoints)",
-            tags=tags,
-        ),
-        opts=ctx.opts(),
+        account_name=account_name,
+        container=artifacts.physical,
+        subscription_id=subscription_id,
+        description="mlops-infra: the stack's artifact bucket (models, checkpoints)",
     )
 
     return WorkspaceRef(
@@ -375,6 +355,69 @@ def build_workspace(
     )
 
 
+def secured_workspace_args(*, identity_id: Any, key_id: Any, vault_id: Any, private: bool) -> dict[str, Any]:
+    """What every Azure ML workspace of the stack shares: runs as `identity_id` (user-assigned), the
+    stack key (customer-managed, versionless), hbiWorkspace, identity-based system datastores, and
+    with `private` no public access and a managed network that allows only approved outbound traffic."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return {
+        "identity": ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity_id.apply(lambda value: [value]),
+        ),
+        "primary_user_assigned_identity": identity_id,
+        "encryption": ml.EncryptionPropertyArgs(
+            status=ml.EncryptionStatus.ENABLED,
+            key_vault_properties=ml.KeyVaultPropertiesArgs(key_identifier=key_id, key_vault_arm_id=vault_id),
+            identity=ml.IdentityForCmkArgs(user_assigned_identity=identity_id),
+        ),
+        "hbi_workspace": True,
+        "system_datastores_auth_mode": ml.SystemDatastoresAuthMode.IDENTITY,
+        "public_network_access": "Disabled" if private else "Enabled",
+        "allow_public_access_when_behind_vnet": False,
+        "managed_network": ml.ManagedNetworkSettingsArgs(
+            isolation_mode=ml.IsolationMode.ALLOW_ONLY_APPROVED_OUTBOUND if private else ml.IsolationMode.DISABLED
+        ),
+    }
+
+
+def identity_datastore(
+    ctx: StageContext,
+    *,
+    key: str,
+    name: str,
+    rg: Any,
+    workspace_name: Any,
+    account_name: Any,
+    container: Any,
+    subscription_id: Any,
+    description: str,
+) -> Any:
+    """A blob datastore of one container with no stored credentials: every job reaches it as its own identity."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return ml.Datastore(
+        ctx.logical("datastore", key),
+        name=name,
+        resource_group_name=rg,
+        workspace_name=workspace_name,
+        properties=ml.AzureBlobDatastoreArgs(
+            datastore_type="AzureBlob",
+            account_name=account_name,
+            container_name=container,
+            credentials=ml.NoneDatastoreCredentialsArgs(credentials_type="None"),
+            endpoint="core.windows.net",
+            protocol="https",
+            resource_group=rg,
+            subscription_id=subscription_id,
+            description=description,
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(),
+    )
+
+
 @dataclass(frozen=True)
 class SparkNetwork:
     """The managed network provisioned with serverless Spark: drift monitors wait for it (same stack only)."""
@@ -383,8 +426,11 @@ class SparkNetwork:
 
 
 def drifts(spec: SpecBase) -> bool:
-    """Whether a model monitors drift (Azure ML model monitors run on serverless Spark)."""
-    return any(m.monitoring is not None and m.monitoring.drift is not None for m in spec.models)
+    """Whether a model monitors drift or attributions (Azure ML model monitors run on serverless Spark)."""
+    return any(
+        m.monitoring is not None and (m.monitoring.drift is not None or m.monitoring.explainability is not None)
+        for m in spec.models
+    )
 
 
 def _private_access(ctx: StageContext, *, rg: Any, workspace: Any, registry: Any) -> None:

@@ -57,6 +57,7 @@ from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
 from mlops_infra.spec.models import DataRef, Model
+from mlops_infra.stages.base import finding
 from mlops_infra.stages.training import (
     TrainingOutputs,
     checkpoint_prefix,
@@ -100,6 +101,7 @@ class TrainingJob:
     instance_count: int
     process_count_per_instance: int | None  # set for distributed (PyTorch) runs
     image: str  # what the nodes pull: the spec's image, or a private stack's copy of it
+    gate: Any = None  # training_evaluation.EvaluationGate with training.evaluation: retraining runs the gated pipeline
 
 
 @dataclass(frozen=True)
@@ -112,11 +114,29 @@ class TrainingJobs:
 def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
     from mlops_infra.backends.azure import BACKEND
 
-    return [
+    problems = [
         BACKEND.gap("models[].training.max_wait", ("models", i, "training", "max_wait"), value=model.training.max_wait)
         for i, model in enumerate(spec.models)
         if model.training is not None and model.training.max_wait is not None
     ]
+    problems += [
+        finding(
+            ("models", i, "training", "evaluation"),
+            "on Azure the evaluation gate is part of retraining runs (a pipeline job that registers only what "
+            "passes), and this model has no retraining to start one",
+            hint=f"add models[{i}].retraining with a schedule or on_new_data",
+            severity="warning",
+        )
+        for i, model in enumerate(spec.models)
+        if model.training is not None and model.training.evaluation is not None and model.retraining is None
+    ]
+    if spec.monitoring.notify.webhook:
+        problems += [
+            BACKEND.gap("models[].training.evaluation failures to notify.webhook", ("models", i, "training", "evaluation"))
+            for i, model in enumerate(spec.models)
+            if model.training is not None and model.training.evaluation is not None
+        ]
+    return problems
 
 
 def asset_name(model: str, suffix: str) -> str:
@@ -229,68 +249,25 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
     training = model.training
     assert training is not None
     rg, tags = workspace.resource_group, ctx.tags()
-    private = ctx.spec.governance.network == "private"
     vm_size = catalog.training_vm_size(model, ctx.settings)
     count = training.compute.instance_count
 
     compute_name = ctx.namer.name("azure.ml.compute_cluster", model.name)
-    compute = ml.Compute(
-        ctx.logical("compute", model.name),
-        compute_name=compute_name,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        location=workspace.location,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
-        ),
-        properties=ml.AmlComputeArgs(
-            compute_type="AmlCompute",
-            description=f"mlops-infra: training of {model.name}",
-            disable_local_auth=True,
-            properties=ml.AmlComputePropertiesArgs(
-                vm_size=vm_size,
-                vm_priority=ml.VmPriority.LOW_PRIORITY if training.spot else ml.VmPriority.DEDICATED,
-                os_type=ml.OsType.LINUX,
-                scale_settings=ml.ScaleSettingsArgs(
-                    min_node_count=0, max_node_count=count, node_idle_time_before_scale_down=IDLE_SCALE_DOWN
-                ),
-                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
-                enable_node_public_ip=not private,
-            ),
-        ),
-        tags=tags,
-        opts=ctx.opts(),
+    compute = compute_cluster(
+        ctx,
+        name=compute_name,
+        key=model.name,
+        workspace=workspace,
+        identity=identity,
+        vm_size=vm_size,
+        count=count,
+        spot=training.spot,
+        description=f"mlops-infra: training of {model.name}",
     )
-
     environment_name = asset_name(model.name, "train_env")
-    environment_container = ml.EnvironmentContainer(
-        ctx.logical("environment", model.name),
-        name=environment_name,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        properties=ml.EnvironmentContainerPropertiesArgs(
-            description=f"mlops-infra: training image of {model.name}", tags=tags
-        ),
-        opts=ctx.opts(),
-    )
-    # A private stack runs the copy of the image in its own registry (images.py).
-    image, copies = private_image(ctx, training.image, workspace=workspace, what=model.name)
-    environment_version = stable_hash(image, "Linux", length=VERSION_LENGTH)
-    environment = ml.EnvironmentVersion(
-        ctx.logical("envversion", model.name),
-        name=environment_container.name.apply(lambda _: environment_name),
-        version=environment_version,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        properties=ml.EnvironmentVersionPropertiesArgs(
-            image=image,
-            os_type=ml.OperatingSystemType.LINUX,
-            auto_rebuild=ml.AutoRebuildSetting.DISABLED,
-            description=f"mlops-infra: {training.image}",
-            tags=tags,
-        ),
-        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
+    image, environment_version, environment = model_environment(
+        ctx, name=environment_name, key=model.name, workspace=workspace, image=training.image,
+        description=f"mlops-infra: training image of {model.name}",
     )
 
     values = component_values(model, environment=f"azureml:{environment_name}:{environment_version}", vm_size=vm_size)
@@ -322,7 +299,116 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
     job = _bindings(model, workspace, identity, storage, values, spec, compute, environment, component, image)
     if training.run_on_deploy:
         _job(ctx, job, workspace, spec, compute_name, vm_size)
+    if training.evaluation is not None:
+        job = _gated(ctx, model, job, workspace, f"azureml:{environment_name}:{environment_version}", environment)
     return job
+
+
+def _gated(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any, environment: str, built: Any) -> TrainingJob:
+    """The job with its evaluation gate (training_evaluation.py); the evaluation image's environment if it has one."""
+    import dataclasses
+
+    from mlops_infra.backends.azure.training_evaluation import build_gate
+
+    training = model.training
+    assert training is not None and training.evaluation is not None
+    image = training.evaluation.image
+    if image is not None and image != training.image:
+        name = asset_name(model.name, "evaluate_env")
+        _, version, built = model_environment(
+            ctx, name=name, key=f"{model.name}-evaluate", workspace=workspace, image=image,
+            description=f"mlops-infra: evaluation image of {model.name}",
+        )
+        environment = f"azureml:{name}:{version}"
+    gate = build_gate(
+        ctx, model, workspace=workspace, environment=environment, inputs=sorted(job.inputs), depends_on=[built]
+    )
+    return dataclasses.replace(job, gate=gate)
+
+
+
+def compute_cluster(
+    ctx: StageContext,
+    *,
+    name: str,
+    key: str,
+    workspace: Any,
+    identity: Any,
+    vm_size: str,
+    count: int,
+    spot: bool,
+    description: str,
+) -> ml.Compute:
+    """An AmlCompute cluster from 0 to `count` nodes running as `identity` (one group's), no SSH, no
+    node public IP on a private stack. `key` names it in the plan (the model's name)."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    private = ctx.spec.governance.network == "private"
+    return ml.Compute(
+        ctx.logical("compute", key),
+        compute_name=name,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        location=workspace.location,
+        identity=ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
+        ),
+        properties=ml.AmlComputeArgs(
+            compute_type="AmlCompute",
+            description=description,
+            disable_local_auth=True,
+            properties=ml.AmlComputePropertiesArgs(
+                vm_size=vm_size,
+                vm_priority=ml.VmPriority.LOW_PRIORITY if spot else ml.VmPriority.DEDICATED,
+                os_type=ml.OsType.LINUX,
+                scale_settings=ml.ScaleSettingsArgs(
+                    min_node_count=0, max_node_count=count, node_idle_time_before_scale_down=IDLE_SCALE_DOWN
+                ),
+                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
+                enable_node_public_ip=not private,
+            ),
+        ),
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
+
+
+def model_environment(
+    ctx: StageContext, *, name: str, key: str, workspace: Any, image: str, description: str
+) -> tuple[str, str, ml.EnvironmentVersion]:
+    """(image pulled, version, environment version) of an environment holding `image` as is (a
+    private stack's copy of it); versions are a hash of the image, retained on delete."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    rg, tags = workspace.resource_group, ctx.tags()
+    container = ml.EnvironmentContainer(
+        ctx.logical("environment", key),
+        name=name,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentContainerPropertiesArgs(description=description, tags=tags),
+        opts=ctx.opts(),
+    )
+    # A private stack runs the copy of the image in its own registry (images.py).
+    pulled, copies = private_image(ctx, image, workspace=workspace, what=key)
+    version = stable_hash(pulled, "Linux", length=VERSION_LENGTH)
+    environment = ml.EnvironmentVersion(
+        ctx.logical("envversion", key),
+        name=container.name.apply(lambda _: name),
+        version=version,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        properties=ml.EnvironmentVersionPropertiesArgs(
+            image=pulled,
+            os_type=ml.OperatingSystemType.LINUX,
+            auto_rebuild=ml.AutoRebuildSetting.DISABLED,
+            description=f"mlops-infra: {image}",
+            tags=tags,
+        ),
+        opts=ctx.opts(retain_on_delete=True, depends_on=copies),
+    )
+    return pulled, version, environment
 
 
 def _bindings(
