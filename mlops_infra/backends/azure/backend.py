@@ -20,6 +20,7 @@ from mlops_infra.stages.base import finding
 
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 TRIGGER_CALLBACK = "azure-native:logic:listWorkflowTriggerCallbackUrl"
+ENDPOINT_KEYS = "azure-native:machinelearningservices:listOnlineEndpointKeys"
 
 # Azure Storage charges archived blobs for at least 180 days (early deletion period,
 # "Access tiers for blob data", Microsoft Learn).
@@ -150,6 +151,9 @@ class AzureBackend(Backend):
         if token == TRIGGER_CALLBACK:
             # A Logic App trigger's signed URL: only Azure can sign it.
             return {"value": UNKNOWN, "basePath": UNKNOWN, "method": UNKNOWN, "relativePath": UNKNOWN}
+        if token == ENDPOINT_KEYS:
+            # serving.auth: key: Azure generates the keys; the plan never holds one.
+            return {"primaryKey": UNKNOWN, "secondaryKey": UNKNOWN}
         return {}
 
     # --- validation ---------------------------------------------------------

@@ -66,6 +66,19 @@ GAPS: dict[str, Gap] = {
         hint="copy the model into the stack's artifact bucket under models/<model>/ and point model_uri there, "
         "or drop model_uri to serve the training output",
     ),
+    "models[].serving.mode.serverless": Gap(
+        "Azure ML's serverless deployments (serverless API endpoints) serve only models from the Azure AI model "
+        "catalog, billed per token; a custom container has no serverless option and runs on managed online "
+        "endpoints with at least one instance (learn.microsoft.com/azure/machine-learning/concept-endpoints, "
+        "read 2026-12-06)",
+        hint="use mode: realtime (min_replicas: 1), or batch: for scoring that can wait",
+    ),
+    "models[].serving.mode.async": Gap(
+        "Azure ML has no asynchronous online inference: managed online endpoints answer within the request, "
+        "and queued, long-running scoring is what batch endpoints do "
+        "(learn.microsoft.com/azure/machine-learning/concept-endpoints, read 2026-12-06)",
+        hint="use mode: realtime, or models[].batch for long-running scoring into a bucket",
+    ),
     # --- monitoring -------------------------------------------------------------------------------
     "models[].monitoring.drift to notify.webhook": Gap(
         "Azure ML model monitors notify by email only: drift on this model reaches monitoring.notify.emails but "
