@@ -64,7 +64,7 @@ class AzureBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on Azure yet"
-        for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
+        for stage in ("data_prep", "features", "workspaces", "explainability")
     }
     gaps: ClassVar[Mapping[str, Gap]] = GAPS
 
