@@ -46,13 +46,13 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.batch_schedule import recurrence
-from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.common import after, assignment_name, workspace_role
 from mlops_infra.backends.azure.governance import AzureGovernance, GovernanceGrants
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, windows_zone
 from mlops_infra.backends.azure.serving_rules import SCORING_HOST, model_source
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
-from mlops_infra.backends.azure.training import asset_name
+from mlops_infra.backends.azure.training import asset_name, compute_cluster
 from mlops_infra.backends.base import CatalogMiss
 from mlops_infra.layout import group_of
 from mlops_infra.naming import stable_hash
@@ -63,7 +63,6 @@ from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
-from mlops_infra.stages.training import output_prefix
 from mlops_infra.templating import render_json
 
 if TYPE_CHECKING:
@@ -203,28 +202,19 @@ def build(ctx: StageContext) -> BatchOutputs:
 def _invokers(ctx: StageContext, workspace: Any, scored: list[Model]) -> dict[str, Any]:
     """A custom role that may invoke batch endpoints in this workspace, assigned to each group
     identity that scores in batch: group -> its assignment."""
-    import pulumi
     from pulumi_azure_native import authorization
 
     governance = ctx.upstream.of(GovernanceOutputs)
-    subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
     spec = ctx.spec
     seed = (ctx.namer.scope, spec.project, spec.environment)
-    definition_guid = assignment_name(*seed, "role-definition", "batch-invoker")
-    role = authorization.RoleDefinition(
-        ctx.logical("role", "batch-invoker"),
-        role_definition_id=definition_guid,
-        role_name=f"mlops-infra batch invoker {spec.project}-{spec.environment} {definition_guid[:8]}",
+    role_id, definition_guid = workspace_role(
+        ctx,
+        slug="batch-invoker",
+        title="batch invoker",
         description=f"mlops-infra: start batch scoring jobs in the workspace of {spec.project} ({spec.environment})",
-        role_type="CustomRole",
-        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
-        assignable_scopes=[workspace.id],
-        permissions=[authorization.PermissionArgs(actions=list(INVOKER_ACTIONS))],
-        opts=ctx.opts(),
-    )
-    role_id = pulumi.Output.concat(
-        "/subscriptions/", subscription_id, "/providers/Microsoft.Authorization/roleDefinitions/",
-        after(role.role_name, definition_guid),
+        actions=INVOKER_ACTIONS,
+        workspace_id=workspace.id,
+        subscription_id=ctx.upstream.of(AzureGovernance).subscription_id,
     )
     found: dict[str, Any] = {}
     for group in sorted({group_of(m) for m in scored}):
@@ -283,37 +273,17 @@ def _model(ctx: StageContext, model: Model, workspace: Any, datastores: dict[str
     assert batch is not None
     identity = ctx.upstream.of(GovernanceOutputs).reader(model)
     rg, tags = workspace.resource_group, ctx.tags()
-    private = ctx.spec.governance.network == "private"
-    vm_size = catalog.instance_type(batch.compute, "processing", ctx.settings)
 
-    compute_name = ctx.namer.name("azure.ml.compute_cluster", model.name, "batch")
-    compute = ml.Compute(
-        ctx.logical("compute", model.name),
-        compute_name=compute_name,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        location=workspace.location,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
-        ),
-        properties=ml.AmlComputeArgs(
-            compute_type="AmlCompute",
-            description=f"mlops-infra: batch scoring of {model.name}",
-            disable_local_auth=True,
-            properties=ml.AmlComputePropertiesArgs(
-                vm_size=vm_size,
-                vm_priority=ml.VmPriority.DEDICATED,
-                os_type=ml.OsType.LINUX,
-                scale_settings=ml.ScaleSettingsArgs(
-                    min_node_count=0, max_node_count=batch.instance_count, node_idle_time_before_scale_down="PT120S"
-                ),
-                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
-                enable_node_public_ip=not private,
-            ),
-        ),
-        tags=tags,
-        opts=ctx.opts(),
+    compute = compute_cluster(
+        ctx,
+        name=ctx.namer.name("azure.ml.compute_cluster", model.name, "batch"),
+        model=model.name,
+        workspace=workspace,
+        identity=identity,
+        vm_size=catalog.instance_type(batch.compute, "processing", ctx.settings),
+        max_nodes=batch.instance_count,
+        low_priority=False,
+        description=f"mlops-infra: batch scoring of {model.name}",
     )
 
     endpoint_name = ctx.namer.name("azure.ml.online_endpoint", model.name, "batch")
@@ -369,22 +339,13 @@ def invocation_uri(endpoint: str, location: str) -> str:
 
 def _model_version(ctx: StageContext, model: Model, workspace: Any) -> Any:
     """The MLflow model version the deployment scores, named by a hash of its location."""
-    import pulumi
     from pulumi_azure_native import machinelearningservices as ml
+
+    from mlops_infra.backends.azure.serving import artifact
 
     batch = model.batch
     assert batch is not None
-    source = model_source(
-        batch.model_uri,
-        account=ctx.namer.name("azure.storage.account"),
-        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
-        model=model.name,
-    )
-    if source.kind == "artifacts":
-        location = f"artifacts:{source.path}"
-        uri: Any = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
-    else:
-        location, uri = f"uri:{source.uri}", source.uri
+    location, uri = artifact(ctx, batch.model_uri, model.name, workspace)
     registry = ctx.upstream.find(RegistryOutputs)
     if registry is not None and model.name in registry.registries:
         container_name = registry.registries[model.name].apply(lambda _: model.name)
@@ -472,49 +433,40 @@ def _group_grant(ctx: StageContext, model: Model) -> Any:
 
 
 def _alerts(ctx: StageContext, model: Model, workspace: Any, endpoint_name: str, workflow: Any) -> list[Any]:
-    """Failed runs notify the monitoring stage's action group (when the spec has one)."""
+    """Failed runs notify the monitoring stage's action group (when the spec has one): a run the
+    schedule could not start (the workflow's failed runs), and a scoring job that failed (the
+    workspace's failed runs of the endpoint's jobs)."""
     from pulumi_azure_native import monitor
 
     monitoring = ctx.upstream.find(MonitoringOutputs)
     if monitoring is None:
         return []
-    common = {"group": monitoring.channel, "severity": SEVERITY}
-    calls = metric_alert(
-        ctx,
-        logical=ctx.logical("alarm", "start", model.name),
-        # Not an endpoint alarm (naming.alarm_name) nor a serving alert: its own kind.
-        name=ctx.namer.name("azure.monitor.metric_alert", model.name, "batch-start"),
-        description=f"mlops-infra: a scheduled batch scoring run of {model.name} could not be started",
-        scope=workflow.id,
-        resource_type=WORKFLOW_TYPE,
-        criterion=monitor.MetricCriteriaArgs(
-            criterion_type="StaticThresholdCriterion",
-            name="failed-starts",
-            metric_name=FAILED_CALLS,
-            metric_namespace=WORKFLOW_TYPE,
-            operator=monitor.Operator.GREATER_THAN,
-            threshold=0.0,
-            time_aggregation=monitor.AggregationTypeEnum.TOTAL,
-        ),
-        **common,
+    watched = (
+        ("start", "could not be started", workflow.id, WORKFLOW_TYPE, FAILED_CALLS, None),
+        ("failed", "failed", workspace.id, WORKSPACE_TYPE, FAILED_JOBS,
+         [monitor.MetricDimensionArgs(name="ExperimentName", operator="Include", values=[endpoint_name])]),
     )
-    jobs = metric_alert(
-        ctx,
-        logical=ctx.logical("alarm", "failed", model.name),
-        name=ctx.namer.name("azure.monitor.metric_alert", model.name, "batch-failed"),
-        description=f"mlops-infra: a batch scoring job of {model.name} failed",
-        scope=workspace.id,
-        resource_type=WORKSPACE_TYPE,
-        criterion=monitor.MetricCriteriaArgs(
-            criterion_type="StaticThresholdCriterion",
-            name="failed-jobs",
-            metric_name=FAILED_JOBS,
-            metric_namespace=WORKSPACE_TYPE,
-            operator=monitor.Operator.GREATER_THAN,
-            threshold=0.0,
-            time_aggregation=monitor.AggregationTypeEnum.TOTAL,
-            dimensions=[monitor.MetricDimensionArgs(name="ExperimentName", operator="Include", values=[endpoint_name])],
-        ),
-        **common,
-    )
-    return [calls.id, jobs.id]
+    return [
+        metric_alert(
+            ctx,
+            logical=ctx.logical("alarm", kind, model.name),
+            # Neither an endpoint alarm (naming.alarm_name) nor a serving alert: a kind of its own.
+            name=ctx.namer.name("azure.monitor.metric_alert", model.name, f"batch-{kind}"),
+            description=f"mlops-infra: a batch scoring run of {model.name} {what}",
+            scope=scope,
+            resource_type=resource_type,
+            criterion=monitor.MetricCriteriaArgs(
+                criterion_type="StaticThresholdCriterion",
+                name=f"batch-{kind}",
+                metric_name=metric,
+                metric_namespace=resource_type,
+                operator=monitor.Operator.GREATER_THAN,
+                threshold=0.0,
+                time_aggregation=monitor.AggregationTypeEnum.TOTAL,
+                dimensions=dimensions,
+            ),
+            group=monitoring.channel,
+            severity=SEVERITY,
+        ).id
+        for kind, what, scope, resource_type, metric, dimensions in watched
+    ]

@@ -161,3 +161,37 @@ def once_granted(identity_id: Any, grants: list[Any]) -> pulumi.Output[Any]:
     import pulumi
 
     return pulumi.Output.all(identity_id, *(g.principal_type for g in grants)).apply(lambda values: values[0])
+
+
+def workspace_role(
+    ctx: StageContext, *, slug: str, title: str, description: str, actions: tuple[str, ...], workspace_id: Any,
+    subscription_id: Any,
+) -> tuple[pulumi.Output[str], str]:
+    """A custom role with exactly `actions`, assignable on the stack's Azure ML workspace only.
+
+    Returns its role definition id (built from names, known while planning once the definition
+    exists) and the GUID that seeds its assignments' names. `slug` names it in the stack.
+    """
+    import pulumi
+    from pulumi_azure_native import authorization
+
+    spec = ctx.spec
+    definition_guid = assignment_name(ctx.namer.scope, spec.project, spec.environment, "role-definition", slug)
+    role = authorization.RoleDefinition(
+        ctx.logical("role", slug),
+        role_definition_id=definition_guid,
+        role_name=f"mlops-infra {title} {spec.project}-{spec.environment} {definition_guid[:8]}",
+        description=description,
+        role_type="CustomRole",
+        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
+        assignable_scopes=[workspace_id],
+        permissions=[authorization.PermissionArgs(actions=list(actions))],
+        opts=ctx.opts(),
+    )
+    role_id = pulumi.Output.concat(
+        "/subscriptions/",
+        subscription_id,
+        "/providers/Microsoft.Authorization/roleDefinitions/",
+        after(role.role_name, definition_guid),
+    )
+    return role_id, definition_guid

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import monitoring_rules as rules
-from mlops_infra.backends.azure.common import after, assignment_name
+from mlops_infra.backends.azure.common import after, assignment_name, workspace_role
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
@@ -226,31 +226,20 @@ def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any)
 # --- the automation identity's one grant -------------------------------------------------------
 def _submitter(ctx: StageContext, workspace: Any) -> authorization.RoleAssignment:
     """A custom role that may submit jobs in this workspace only, assigned to the automation identity."""
-    import pulumi
     from pulumi_azure_native import authorization
 
     automation = ctx.upstream.of(GovernanceOutputs).identities["automation"]
     subscription_id = ctx.upstream.of(AzureGovernance).subscription_id
     spec = ctx.spec
     seed = (ctx.namer.scope, spec.project, spec.environment)
-    definition_guid = assignment_name(*seed, "role-definition", "job-submitter")
-    role = authorization.RoleDefinition(
-        ctx.logical("role", "job-submitter"),
-        role_definition_id=definition_guid,
-        role_name=f"mlops-infra job submitter {spec.project}-{spec.environment} {definition_guid[:8]}",
+    role_id, definition_guid = workspace_role(
+        ctx,
+        slug="job-submitter",
+        title="job submitter",
         description=f"mlops-infra: submit and read Azure ML jobs in the workspace of {spec.project} ({spec.environment})",
-        role_type="CustomRole",
-        scope=pulumi.Output.concat("/subscriptions/", subscription_id),
-        assignable_scopes=[workspace.id],
-        permissions=[authorization.PermissionArgs(actions=list(JOB_SUBMITTER_ACTIONS))],
-        opts=ctx.opts(),
-    )
-    # Built from names (known while planning), once the definition exists.
-    role_id = pulumi.Output.concat(
-        "/subscriptions/",
-        subscription_id,
-        "/providers/Microsoft.Authorization/roleDefinitions/",
-        after(role.role_name, definition_guid),
+        actions=JOB_SUBMITTER_ACTIONS,
+        workspace_id=workspace.id,
+        subscription_id=subscription_id,
     )
     return authorization.RoleAssignment(
         ctx.logical("grant", "automation", "job-submitter", "workspace"),

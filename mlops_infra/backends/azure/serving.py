@@ -471,23 +471,11 @@ def _model_version(
     image is a new version, as new data is. role "shadow": the challenger's, in a container of
     its own (a challenger is not a version of the registry's model).
     """
-    import pulumi
     from pulumi_azure_native import machinelearningservices as ml
 
     serving = model.serving
     assert serving is not None
-    source = model_source(
-        serving.model_uri,
-        account=ctx.namer.name("azure.storage.account"),
-        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
-        model=model.name,
-    )
-    if source.kind == "artifacts":
-        location = f"artifacts:{source.path}"
-        uri: Any = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
-    else:
-        location = f"uri:{source.uri}"
-        uri = source.uri
+    location, uri = artifact(ctx, serving.model_uri, model.name, workspace)
     key = json.dumps({"model": location, "serving": json.loads(environment_key)}, sort_keys=True)
     properties: dict[str, Any] = {
         "mlops-infra/source": "training output" if not serving.model_uri else "model_uri",
@@ -532,6 +520,23 @@ def _model_version(
         opts=ctx.opts(retain_on_delete=True),
     )
     return model_version, key
+
+
+def artifact(ctx: StageContext, model_uri: str | None, model: str, workspace: Any) -> tuple[str, Any]:
+    """(where, URI) of a model's files: model_uri, or the training output through the artifact
+    bucket's datastore; `where` names it in version keys ("artifacts:<path>" or "uri:<uri>")."""
+    import pulumi
+
+    source = model_source(
+        model_uri,
+        account=ctx.namer.name("azure.storage.account"),
+        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
+        model=model,
+    )
+    if source.kind == "artifacts":
+        uri = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
+        return f"artifacts:{source.path}", uri
+    return f"uri:{source.uri}", source.uri
 
 
 def auth_mode(serving: Any) -> Any:

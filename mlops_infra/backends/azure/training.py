@@ -229,38 +229,20 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
     training = model.training
     assert training is not None
     rg, tags = workspace.resource_group, ctx.tags()
-    private = ctx.spec.governance.network == "private"
     vm_size = catalog.training_vm_size(model, ctx.settings)
     count = training.compute.instance_count
 
     compute_name = ctx.namer.name("azure.ml.compute_cluster", model.name)
-    compute = ml.Compute(
-        ctx.logical("compute", model.name),
-        compute_name=compute_name,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        location=workspace.location,
-        identity=ml.ManagedServiceIdentityArgs(
-            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
-        ),
-        properties=ml.AmlComputeArgs(
-            compute_type="AmlCompute",
-            description=f"mlops-infra: training of {model.name}",
-            disable_local_auth=True,
-            properties=ml.AmlComputePropertiesArgs(
-                vm_size=vm_size,
-                vm_priority=ml.VmPriority.LOW_PRIORITY if training.spot else ml.VmPriority.DEDICATED,
-                os_type=ml.OsType.LINUX,
-                scale_settings=ml.ScaleSettingsArgs(
-                    min_node_count=0, max_node_count=count, node_idle_time_before_scale_down=IDLE_SCALE_DOWN
-                ),
-                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
-                enable_node_public_ip=not private,
-            ),
-        ),
-        tags=tags,
-        opts=ctx.opts(),
+    compute = compute_cluster(
+        ctx,
+        name=compute_name,
+        model=model.name,
+        workspace=workspace,
+        identity=identity,
+        vm_size=vm_size,
+        max_nodes=count,
+        low_priority=training.spot,
+        description=f"mlops-infra: training of {model.name}",
     )
 
     environment_name = asset_name(model.name, "train_env")
@@ -323,6 +305,53 @@ def _model(ctx: StageContext, model: Model, workspace: Any, identity: Any, stora
     if training.run_on_deploy:
         _job(ctx, job, workspace, spec, compute_name, vm_size)
     return job
+
+
+def compute_cluster(
+    ctx: StageContext,
+    *,
+    name: str,
+    model: str,
+    workspace: Any,
+    identity: Any,
+    vm_size: str,
+    max_nodes: int,
+    low_priority: bool,
+    description: str,
+) -> ml.Compute:
+    """A model's AmlCompute cluster: from 0 to max_nodes nodes running as its group's identity, no
+    SSH, no node public IP on a private network (batch.py makes its scoring clusters with it too)."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    private = ctx.spec.governance.network == "private"
+    return ml.Compute(
+        ctx.logical("compute", model),
+        compute_name=name,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        location=workspace.location,
+        identity=ml.ManagedServiceIdentityArgs(
+            type=ml.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
+        ),
+        properties=ml.AmlComputeArgs(
+            compute_type="AmlCompute",
+            description=description,
+            disable_local_auth=True,
+            properties=ml.AmlComputePropertiesArgs(
+                vm_size=vm_size,
+                vm_priority=ml.VmPriority.LOW_PRIORITY if low_priority else ml.VmPriority.DEDICATED,
+                os_type=ml.OsType.LINUX,
+                scale_settings=ml.ScaleSettingsArgs(
+                    min_node_count=0, max_node_count=max_nodes, node_idle_time_before_scale_down=IDLE_SCALE_DOWN
+                ),
+                remote_login_port_public_access=ml.RemoteLoginPortPublicAccess.DISABLED,
+                enable_node_public_ip=not private,
+            ),
+        ),
+        tags=ctx.tags(),
+        opts=ctx.opts(),
+    )
 
 
 def _bindings(
