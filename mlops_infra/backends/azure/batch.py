@@ -49,7 +49,7 @@ from mlops_infra.backends.azure.batch_schedule import recurrence
 from mlops_infra.backends.azure.common import after, assignment_name, workspace_role
 from mlops_infra.backends.azure.governance import AzureGovernance, GovernanceGrants
 from mlops_infra.backends.azure.monitoring import metric_alert
-from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, windows_zone
+from mlops_infra.backends.azure.schedules import Untranslatable, windows_zone, zone_problem
 from mlops_infra.backends.azure.serving_rules import SCORING_HOST, model_source
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.backends.azure.training import asset_name, compute_cluster
@@ -157,8 +157,6 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
 
 
 def _schedule_problems(spec: SpecBase, batch: Any, base: Path) -> list[Problem]:
-    import difflib
-
     from mlops_infra.backends.azure import BACKEND
 
     problems: list[Problem] = []
@@ -172,17 +170,8 @@ def _schedule_problems(spec: SpecBase, batch: Any, base: Path) -> list[Problem]:
             BACKEND.gap("models[].batch.schedule by day of month or month", (*base, "schedule"), value=batch.schedule,
                         detail=f" ({exc})")
         )
-    if zone is None:
-        close = difflib.get_close_matches(batch.timezone, sorted(WINDOWS_ZONES), n=3)
-        problems.append(
-            finding(
-                (*base, "timezone"),
-                f"Logic Apps schedules take Windows time zone names, and mlops-infra maps none for {batch.timezone!r}",
-                hint=(f"did you mean {', '.join(close)}? " if close else "")
-                + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
-                value=batch.timezone,
-            )
-        )
+    wrong = zone_problem(batch.timezone, (*base, "timezone"), service="Logic Apps schedules")
+    problems += [wrong] if wrong else []
     return problems
 
 
