@@ -257,3 +257,20 @@ def test_recurrence_fires_at_the_crons_minutes(cron: str, frequency: str, schedu
 def test_recurrence_refuses_day_of_month_and_month_restrictions(cron: str) -> None:
     with pytest.raises(Untranslatable):
         recurrence(cron, "UTC")
+
+
+def test_the_group_identity_writes_its_batch_output_prefix_and_no_other(plan: dict) -> None:
+    from mlops_infra.backends.azure.governance_access import group_access
+    from mlops_infra.access import reader_groups
+
+    spec = spec_from(BATCH)
+    names = namer()
+    containers = {b: names.name("azure.storage.container", b) for b in ("raw", "scores", "artifacts")}
+    access = group_access(reader_groups(spec)["retention"], models={m.name: m for m in spec.models}, containers=containers)
+    written = {p.container: p.prefixes for p in access.writes if not p.container.startswith("azureml")}
+    assert written == {containers["scores"]: ("churn/",), containers["artifacts"]: ("models/churn/",)}
+    read = {p.container: p.prefixes for p in access.reads if not p.container.startswith("azureml")}
+    assert read[containers["scores"]] == ("churn/",)  # reads back its own predictions, not ltv's
+    grant = by_name(plan, "governance-grant-data-retention")["inputs"]["condition"]
+    assert f"'{containers['scores']}' AND (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith 'churn/')" in grant
+    assert "'ltv/'" not in grant

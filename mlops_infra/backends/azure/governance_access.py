@@ -171,6 +171,20 @@ def _artifact_prefixes(model: Model) -> tuple[list[str], list[str]]:
     return reads, writes
 
 
+def _merged(places: list[Place]) -> list[Place]:
+    """One place per container, covering the prefixes of every place given for it."""
+    by_container: dict[str, list[Place]] = {}
+    for item in places:
+        by_container.setdefault(item.container, []).append(item)
+    merged = []
+    for container, found in by_container.items():
+        if len(found) == 1 or any(not p.prefixes for p in found):
+            merged.append(found[0] if len(found) == 1 else Place(container))
+        else:
+            merged.append(Place(container, tuple(covering_prefixes(q for p in found for q in p.prefixes))))
+    return merged
+
+
 def group_access(group: ReaderGroup, *, models: Mapping[str, Model], containers: Mapping[str, str]) -> GroupAccess:
     """One group's access; `models` by name, `containers`: bucket -> its physical container."""
     art_reads: list[str] = []
@@ -187,9 +201,12 @@ def group_access(group: ReaderGroup, *, models: Mapping[str, Model], containers:
     system = (Place(SYSTEM_CONTAINER), Place(SYSTEM_CONTAINER_PREFIX, starts_with=True))
     # unknown buckets are reported by validate and granted nothing
     reads = [place(b, prefixes) for b, prefixes in group.reads.items() if b != ARTIFACTS and b in containers]
+    # Data its jobs write (batch predictions, prepared data): written, and read back, there only.
+    written = [place(b, prefixes) for b, prefixes in group.writes.items() if b != ARTIFACTS and b in containers]
+    reads = _merged(reads + written)
     if art_reads:
         reads.append(place(ARTIFACTS, art_reads))
-    writes = [place(ARTIFACTS, art_writes)] if art_writes else []
+    writes = [*written, place(ARTIFACTS, art_writes)] if art_writes else written
     return GroupAccess(
         group=group.name,
         reads=(*sorted(reads, key=lambda p: p.container), *system),
