@@ -274,3 +274,20 @@ def test_the_group_identity_writes_its_batch_output_prefix_and_no_other(plan: di
     grant = by_name(plan, "governance-grant-data-retention")["inputs"]["condition"]
     assert f"'{containers['scores']}' AND (@Resource[Microsoft.Storage/storageAccounts/blobServices/containers/blobs:path] StringStartsWith 'churn/')" in grant
     assert "'ltv/'" not in grant
+
+
+@pytest.mark.parametrize(
+    ("uri", "warned"),
+    [
+        ("azureml://registries/acme/models/ltv/versions/3", False),  # a registry's model: no storage grant
+        ("https://elsewhere.blob.core.windows.net/models/ltv/", True),  # another account: nothing granted
+    ],
+)
+def test_a_model_uri_the_group_cannot_read_is_a_warning(uri: str, warned: bool) -> None:
+    data = copy.deepcopy(BATCH)
+    data["models"][1]["batch"]["model_uri"] = uri
+    checked = check_text(yaml.safe_dump(data), "spec.yaml", clouds=["azure"])
+    found = [p for p in checked.warnings if p.dotted_path == "models[1].batch.model_uri"]
+    assert bool(found) == warned
+    if found:
+        assert "'ltv'" in found[0].message and found[0].hint

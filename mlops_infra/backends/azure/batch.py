@@ -63,6 +63,7 @@ from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.monitoring import MonitoringOutputs
 from mlops_infra.stages.registry import RegistryOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
+from mlops_infra.stages.training import output_prefix
 from mlops_infra.templating import render_json
 
 if TYPE_CHECKING:
@@ -147,13 +148,39 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
             problems.append(BACKEND.gap("models[].batch.on_new_data", (*base, "on_new_data"), value=True))
         if batch.schedule:
             problems += _schedule_problems(spec, batch, base)
-        if batch.model_uri and model_source(batch.model_uri, account=account, container=container, model=model.name).kind == "unsupported":
-            problems.append(
-                BACKEND.gap("models[].batch.model_uri outside Azure storage", (*base, "model_uri"), value=batch.model_uri)
-            )
+        if batch.model_uri:
+            problems += _model_uri_problems(spec, model, base, account=account, container=container)
         problems.append(BACKEND.gap("models[].batch MLflow models", base))
         problems.append(BACKEND.gap("models[].batch.max_runtime", (*base, "max_runtime"), value=batch.max_runtime))
     return problems
+
+
+def _model_uri_problems(spec: SpecBase, model: Model, base: Path, *, account: str, container: str) -> list[Problem]:
+    """A model_uri Azure cannot read (an error), or one the group's identity may not read (a warning)."""
+    from mlops_infra.backends.azure import BACKEND
+
+    batch = model.batch
+    assert batch is not None and batch.model_uri
+    source = model_source(batch.model_uri, account=account, container=container, model=model.name)
+    if source.kind == "unsupported":
+        return [BACKEND.gap("models[].batch.model_uri outside Azure storage", (*base, "model_uri"), value=batch.model_uri)]
+    group = group_of(model)
+    readable = [output_prefix(m.name) for m in spec.models if m.training is not None and group_of(m) == group]
+    if source.kind == "artifacts" and any(source.path.startswith(prefix) for prefix in readable):
+        return []
+    if source.kind == "external" and source.uri.startswith("azureml://registries/"):
+        return []  # an Azure ML registry's model: the workspace reads it, no storage grant is involved
+    return [
+        finding(
+            (*base, "model_uri"),
+            f"the batch cluster runs as model group {group!r}'s identity, which may read only its trained models "
+            "in the artifact bucket: it gets no read access to this model",
+            hint=f"put it under {output_prefix(model.name)} of a model of group {group!r} that trains, or give that "
+            "identity Storage Blob Data Reader on it",
+            value=batch.model_uri,
+            severity="warning",
+        )
+    ]
 
 
 def _schedule_problems(spec: SpecBase, batch: Any, base: Path) -> list[Problem]:
