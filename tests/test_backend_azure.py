@@ -69,7 +69,7 @@ GRANTABLE = {
     },
 }
 STAGES = {"governance", "storage", "tracking", "training", "registry", "serving", "monitoring", "retraining",
-          "features", "data_prep", "workspaces", "explainability"}
+          "features", "data_prep", "workspaces", "explainability", "batch"}
 # Dynamic resources (serving's endpoint traffic) run in Pulumi's own Python provider, not azure-native.
 DYNAMIC = "pulumi-python:dynamic/"
 # physical-name inputs of each resource type and their naming kind

@@ -235,6 +235,9 @@ def test_the_templates_parse_with_any_string_in_any_value(rendered: list) -> Non
     assert body["widgets"][0]["properties"]["markdown"].startswith("# " + text)
     workflow = templating.render_json("azure/retrain_workflow.json.j2", model=text, arm=text, api_version=text)
     assert workflow["parameters"]["job"]["metadata"]["description"].endswith(f"that trains {text}")
+    batch = templating.render_json("azure/batch_workflow.json.j2", model=text, recurrence={"timeZone": text}, audience=text)
+    assert batch["parameters"]["deployment"]["metadata"]["description"].endswith(f"that scores {text}")
+    assert batch["triggers"]["schedule"]["recurrence"] == {"timeZone": text}
     query = templating.render(
         "gcp/drift.sql.j2", model=text, captured="p.d`; DROP TABLE t; --.captured", baseline="p.d.base\\`line",
         window_hours=24,

@@ -20,6 +20,7 @@ from mlops_infra.stages.base import finding
 
 CLIENT_CONFIG = "azure-native:authorization:getClientConfig"
 TRIGGER_CALLBACK = "azure-native:logic:listWorkflowTriggerCallbackUrl"
+ENDPOINT_KEYS = "azure-native:machinelearningservices:listOnlineEndpointKeys"
 
 # Azure Storage charges archived blobs for at least 180 days (early deletion period,
 # "Access tiers for blob data", Microsoft Learn).
@@ -60,11 +61,7 @@ class AzureBackend(Backend):
     naming_styles = STYLES
     settings_example = "clouds: {azure: {location: westeurope, subscription_id: <your subscription's id>}}"
     prerequisite_types = frozenset({"azure-native:authorization:RoleAssignment"})
-    # The lifecycle stages of this round land one cloud at a time; until then validate says so.
-    unsupported: ClassVar[dict[str, str]] = {
-        stage: "not implemented on Azure yet"
-        for stage in ("batch",)
-    }
+    unsupported: ClassVar[dict[str, str]] = {}  # every stage deploys on Azure
     gaps: ClassVar[Mapping[str, Gap]] = GAPS
 
     # --- teardown -----------------------------------------------------------
@@ -150,6 +147,9 @@ class AzureBackend(Backend):
         if token == TRIGGER_CALLBACK:
             # A Logic App trigger's signed URL: only Azure can sign it.
             return {"value": UNKNOWN, "basePath": UNKNOWN, "method": UNKNOWN, "relativePath": UNKNOWN}
+        if token == ENDPOINT_KEYS:
+            # serving.auth: key: Azure generates the keys; the plan never holds one.
+            return {"primaryKey": UNKNOWN, "secondaryKey": UNKNOWN}
         return {}
 
     # --- validation ---------------------------------------------------------

@@ -72,6 +72,54 @@ GAPS: dict[str, Gap] = {
         hint="copy the model into the stack's artifact bucket under models/<model>/ and point model_uri there, "
         "or drop model_uri to serve the training output",
     ),
+    "models[].serving.mode.serverless": Gap(
+        "Azure ML's serverless deployments (serverless API endpoints) serve only models from the Azure AI model "
+        "catalog, billed per token; a custom container has no serverless option and runs on managed online "
+        "endpoints with at least one instance (learn.microsoft.com/azure/machine-learning/concept-endpoints, "
+        "read 2026-12-06)",
+        hint="use mode: realtime (min_replicas: 1), or batch: for scoring that can wait",
+    ),
+    "models[].serving.mode.async": Gap(
+        "Azure ML has no asynchronous online inference: managed online endpoints answer within the request, "
+        "and queued, long-running scoring is what batch endpoints do "
+        "(learn.microsoft.com/azure/machine-learning/concept-endpoints, read 2026-12-06)",
+        hint="use mode: realtime, or models[].batch for long-running scoring into a bucket",
+    ),
+    # --- batch ------------------------------------------------------------------------------------
+    "models[].batch.on_new_data": Gap(
+        "Azure ML schedules have cron and recurrence triggers only, and mlops-infra builds no event trigger for "
+        "batch scoring on Azure: what Azure offers is an Event Grid subscription on the storage account delivering "
+        "to a Logic App that invokes the batch endpoint, and the stack's storage account has one Event Grid system "
+        "topic, which the retraining stage owns",
+        hint="use schedule: (e.g. '0 * * * *' to score new files every hour), or retraining.on_new_data for training",
+    ),
+    "models[].batch.schedule by day of month or month": Gap(
+        "batch runs start from a Logic Apps Recurrence trigger, which runs every day or on days of the week, at "
+        "given hours and minutes, and has no day-of-month or month field",
+        hint="restrict only hours, minutes and days of the week (e.g. '0 5 * * 1-5')",
+    ),
+    "models[].batch.schedule on a private network": Gap(
+        "with governance.network: private the batch endpoint is reached only through the workspace's private "
+        "endpoint, and the Logic App (Consumption) that starts scheduled runs runs outside the stack's network",
+        hint="invoke the endpoint from inside the network (az ml batch-endpoint invoke), or use network: public",
+    ),
+    "models[].batch.model_uri outside Azure storage": Gap(
+        "Azure ML reads model files from Azure storage only (https://, azureml://, wasbs:// or abfss:// URIs)",
+        hint="copy the model into the stack's artifact bucket under models/<model>/ and point model_uri there, "
+        "or drop model_uri to score with the training output",
+    ),
+    "models[].batch MLflow models": Gap(
+        "Azure ML batch deployments without a scoring script run MLflow models only: the training output under "
+        "models/<model>/ (or model_uri) must be an MLflow model directory (MLmodel file), registered as mlflow_model",
+        hint="log the model with mlflow.<flavor>.save_model in the training container",
+        severity="warning",
+    ),
+    "models[].batch.max_runtime": Gap(
+        "Azure batch deployments have no limit on a whole run: max_runtime bounds each mini-batch call "
+        "(retry_settings.timeout), retried up to 3 times",
+        hint="keep it for the other clouds; watch long runs in Azure ML studio",
+        severity="warning",
+    ),
     # --- monitoring -------------------------------------------------------------------------------
     "models[].monitoring.drift to notify.webhook": Gap(
         "Azure ML model monitors notify by email only: drift on this model reaches monitoring.notify.emails but "

@@ -36,7 +36,6 @@ subscriptions and drift alerts are per model (the model's stack).
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +44,7 @@ from mlops_infra.backends.azure.common import after, assign_custom, custom_role
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
-from mlops_infra.backends.azure.schedules import WINDOWS_ZONES, Untranslatable, ncrontab, windows_zone
+from mlops_infra.backends.azure.schedules import Untranslatable, ncrontab, windows_zone, zone_problem
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef
 from mlops_infra.backends.azure.training import TrainingJob, TrainingJobs, asset_name
 from mlops_infra.backends.azure.training_evaluation import run_args, run_body
@@ -120,18 +119,8 @@ def schedule_problems(cron: str | None, timezone: str, base: tuple[Any, ...]) ->
                 BACKEND.gap("models[].retraining.schedule with both day fields", (*base, "schedule"),
                             value=cron, detail=f" ({exc})")
             )
-    if windows_zone(timezone) is None:
-        close = difflib.get_close_matches(timezone, sorted(WINDOWS_ZONES), n=3)
-        problems.append(
-            finding(
-                (*base, "timezone"),
-                "Azure ML schedules take Windows time zone names, and mlops-infra maps no Windows zone for "
-                f"{timezone!r}",
-                hint=(f"did you mean {', '.join(close)}? " if close else "")
-                + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
-                value=timezone,
-            )
-        )
+    zone = zone_problem(timezone, (*base, "timezone"), service="Azure ML schedules")
+    problems += [zone] if zone else []
     return problems
 
 

@@ -18,7 +18,12 @@ Azure ML schedules (CronTrigger, REST API 2025-12-01, which pulumi-azure-native 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mlops_infra.stages.schedule import parse_cron
+
+if TYPE_CHECKING:
+    from mlops_infra.spec.problems import Path, Problem
 
 # IANA zone -> Windows time zone id. Source: Unicode CLDR windowsZones.xml (the mapping Windows
 # and .NET use), as generated into tzlocal 5.4.5's windows_tz.py. tests/test_monitoring_azure.py
@@ -157,3 +162,21 @@ def _field(values: frozenset[int], low: int, high: int) -> str:
             runs.append((value, value))
     return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
+
+
+def zone_problem(zone: str, path: Path, *, service: str) -> Problem | None:
+    """The error for an IANA zone mlops-infra maps to no Windows zone (`service` takes Windows names)."""
+    import difflib
+
+    from mlops_infra.stages.base import finding
+
+    if windows_zone(zone) is not None:
+        return None
+    close = difflib.get_close_matches(zone, sorted(WINDOWS_ZONES), n=3)
+    return finding(
+        path,
+        f"{service} take Windows time zone names, and mlops-infra maps no Windows zone for {zone!r}",
+        hint=(f"did you mean {', '.join(close)}? " if close else "")
+        + "supported: the zones in mlops_infra/backends/azure/schedules.py (WINDOWS_ZONES), or UTC",
+        value=zone,
+    )

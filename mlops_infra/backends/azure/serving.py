@@ -80,6 +80,8 @@ from mlops_infra.backends.azure.serving_rules import (
     METRIC_GRAIN,
     METRIC_WINDOW,
     MODEL_MOUNT_PATH,
+    INPUTS,
+    OUTPUTS,
     PROBE,
     MAX_AUTOSCALE_TAGS,
     MIN_COOLDOWN_SECONDS,
@@ -149,7 +151,10 @@ def check(spec: SpecBase, settings: AzureSettings) -> list[Problem]:
         if model.serving is not None:
             base: Path = ("models", i, "serving")
             problems += _rollout_problems(model, base, namer) + _cooldown_problems(model, base)
-            problems += _model_uri_problems(model, base, namer)
+            problems += model_uri_problems(model, base, namer)
+    from mlops_infra.backends.azure.serving_shadow import shadow_problems
+
+    problems += shadow_problems(spec, settings)
     total_tags = len(spec.tags) + len(MANAGED_KEYS)
     if total_tags > MAX_AUTOSCALE_TAGS:
         problems.append(
@@ -221,7 +226,7 @@ def _cooldown_problems(model: Model, base: Path) -> list[Problem]:
     ]
 
 
-def _model_uri_problems(model: Model, base: Path, namer: Namer) -> list[Problem]:
+def model_uri_problems(model: Model, base: Path, namer: Namer) -> list[Problem]:
     from mlops_infra.backends.azure import BACKEND
 
     serving = model.serving
@@ -327,7 +332,7 @@ def _model(
             user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
         ),
         properties=ml.OnlineEndpointPropertiesArgs(
-            auth_mode=ml.EndpointAuthMode.AAD_TOKEN,
+            auth_mode=auth_mode(serving),
             description=description,
             public_network_access=access,
         ),
@@ -337,7 +342,7 @@ def _model(
     # Whatever changes the endpoint makes EndpointTraffic write its traffic again (a PUT of the
     # endpoint without traffic must not leave it routing nowhere).
     revision = stable_hash(
-        json.dumps({"auth": "AADToken", "access": access, "description": description, "tags": tags}, sort_keys=True),
+        json.dumps({"auth": str(auth_mode(serving).value), "access": access, "description": description, "tags": tags}, sort_keys=True),
         length=VERSION_LENGTH,
     )
     endpoint_ref = after(endpoint.tags, endpoint_name)
@@ -361,10 +366,76 @@ def _model(
     digest = stable_hash(model.name, json.dumps(definition, sort_keys=True), length=DEPLOYMENT_HASH_LENGTH)
     deployment_name = ctx.namer.name("azure.ml.online_deployment", model.name, digest)
     autoscaling = serving.autoscaling
+    properties = deployment_properties(
+        description=f"mlops-infra: {model.name} on {serving.image}",
+        model_version=model_version,
+        environment=environment,
+        variables=variables,
+        instance_type=instance_type,
+        collectors=collectors,
+        public=public,
+    )
+    deployment = ml.OnlineDeployment(
+        ctx.logical("deployment", model.name),
+        deployment_name=deployment_name,
+        endpoint_name=endpoint_ref,
+        resource_group_name=rg,
+        workspace_name=workspace.name,
+        location=location,
+        # Default scale settings: Azure runs sku.capacity instances, which the autoscale setting
+        # then moves between min_replicas and max_replicas.
+        sku=ml.SkuArgs(name="Default", capacity=autoscaling.min_replicas),
+        properties=properties,
+        tags=tags,
+        # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
+        opts=ctx.opts(retain_on_delete=True, depends_on=waits),
+    )
+    deployment_ref = after(deployment.tags, deployment_name)
+
+    autoscale = _autoscale(ctx, model, workspace, endpoint, deployment, deployment_name)
+    mirror: dict[str, Any] = {}
+    if serving.shadow is not None:
+        from mlops_infra.backends.azure.serving_shadow import shadow_deployment
+
+        percent = serving.shadow.traffic_percent
+        shadow = shadow_deployment(ctx, model, workspace, endpoint_ref, instance_type, waits)
+        mirror = {"mirror": shadow.apply(lambda name: {name: percent})}
+    if serving.auth == "key":
+        from mlops_infra.backends.azure.serving_auth import keys_in_vault
+
+        keys_in_vault(ctx, model, workspace, endpoint_ref)
+
+    EndpointTraffic(
+        ctx.logical("traffic", model.name),
+        endpoint_id=endpoint.id,
+        deployment=deployment_ref,
+        percent=traffic_percent(serving.rollout),
+        revision=revision,
+        # A dynamic resource has no cloud provider of its own: parent only.
+        opts=pulumi.ResourceOptions(parent=ctx.parent, depends_on=[autoscale]),
+        **mirror,
+    )
+    return endpoint_ref, after(endpoint.tags, scoring_url(endpoint_name, location))
+
+
+def deployment_properties(
+    *,
+    description: str,
+    model_version: Any,
+    environment: Any,
+    variables: dict[str, str],
+    instance_type: str,
+    collectors: dict[str, Any],
+    public: bool,
+) -> Any:
+    """A managed online deployment's properties: the model, its container, probes and capture."""
+    import pulumi
+    from pulumi_azure_native import machinelearningservices as ml
+
     probe = ml.ProbeSettingsArgs(**PROBE)
     properties = ml.ManagedOnlineDeploymentArgs(
         endpoint_compute_type="Managed",
-        description=f"mlops-infra: {model.name} on {serving.image}",
+        description=description,
         model=model_version.id,
         environment_id=environment.id,
         environment_variables=variables,
@@ -387,79 +458,42 @@ def _model(
         # isolation with managed online endpoints"); the SDK's Args class fills in "Enabled" when
         # it is not given, so it is cleared after construction.
         pulumi.set(properties, "egress_public_network_access", None)
-    deployment = ml.OnlineDeployment(
-        ctx.logical("deployment", model.name),
-        deployment_name=deployment_name,
-        endpoint_name=endpoint_ref,
-        resource_group_name=rg,
-        workspace_name=workspace.name,
-        location=location,
-        # Default scale settings: Azure runs sku.capacity instances, which the autoscale setting
-        # then moves between min_replicas and max_replicas.
-        sku=ml.SkuArgs(name="Default", capacity=autoscaling.min_replicas),
-        properties=properties,
-        tags=tags,
-        # Retained: EndpointTraffic deletes a replaced deployment once no traffic goes to it.
-        opts=ctx.opts(retain_on_delete=True, depends_on=waits),
-    )
-    deployment_ref = after(deployment.tags, deployment_name)
-
-    autoscale = _autoscale(ctx, model, workspace, endpoint, deployment, deployment_name)
-
-    EndpointTraffic(
-        ctx.logical("traffic", model.name),
-        endpoint_id=endpoint.id,
-        deployment=deployment_ref,
-        percent=traffic_percent(serving.rollout),
-        revision=revision,
-        # A dynamic resource has no cloud provider of its own: parent only.
-        opts=pulumi.ResourceOptions(parent=ctx.parent, depends_on=[autoscale]),
-    )
-    return endpoint_ref, after(endpoint.tags, scoring_url(endpoint_name, location))
+    return properties
 
 
-def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_key: str) -> tuple[Any, str]:
+def _model_version(
+    ctx: StageContext, model: Model, workspace: Any, environment_key: str, *, role: str = ""
+) -> tuple[Any, str]:
     """The registered model version the deployment serves, and the key its version is derived from.
 
     A version is one pairing of model data and serving image: it records both (the serving image
     and its environment as properties), so the registry says what the endpoint serves, and a new
-    image is a new version, as new data is.
+    image is a new version, as new data is. role "shadow": the challenger's, in a container of
+    its own (a challenger is not a version of the registry's model).
     """
-    import pulumi
     from pulumi_azure_native import machinelearningservices as ml
 
     serving = model.serving
     assert serving is not None
-    source = model_source(
-        serving.model_uri,
-        account=ctx.namer.name("azure.storage.account"),
-        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
-        model=model.name,
-    )
-    if source.kind == "artifacts":
-        location = f"artifacts:{source.path}"
-        uri: Any = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
-    else:
-        location = f"uri:{source.uri}"
-        uri = source.uri
+    location, uri = artifact(ctx, serving.model_uri, model.name, workspace)
     key = json.dumps({"model": location, "serving": json.loads(environment_key)}, sort_keys=True)
     properties: dict[str, Any] = {
         "mlops-infra/source": "training output" if not serving.model_uri else "model_uri",
         SERVING_IMAGE_PROPERTY: json.loads(environment_key)["image"],  # what the deployment pulls
-        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model, json.loads(environment_key)["image"]),
+        SERVING_ENVIRONMENT_PROPERTY: serving_environment(model, json.loads(environment_key)["image"], role=role),
     }
     training = ctx.upstream.find(TrainingOutputs)
     if not serving.model_uri and training is not None and model.name in training.output_uris:
         properties["mlops-infra/artifact"] = training.output_uris[model.name]
 
     registry = ctx.upstream.find(RegistryOutputs)
-    if registry is not None and model.name in registry.registries:
+    if not role and registry is not None and model.name in registry.registries:
         # The registry stage's model container (named like the model).
         container_name = registry.registries[model.name].apply(lambda _: model.name)
     else:
-        name = asset_name(model.name, "serving")
+        name = asset_name(model.name, role or "serving")
         container = ml.ModelContainer(
-            ctx.logical("model", model.name),
+            ctx.logical("model", model.name, *_role(role)),
             name=name,
             resource_group_name=workspace.resource_group,
             workspace_name=workspace.name,
@@ -471,7 +505,7 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_
         )
         container_name = container.name.apply(lambda _: name)
     model_version = ml.ModelVersion(
-        ctx.logical("modelversion", model.name),
+        ctx.logical("modelversion", model.name, *_role(role)),
         name=container_name,
         version=model_version_number(key),
         resource_group_name=workspace.resource_group,
@@ -488,39 +522,69 @@ def _model_version(ctx: StageContext, model: Model, workspace: Any, environment_
     return model_version, key
 
 
+def artifact(ctx: StageContext, model_uri: str | None, model: str, workspace: Any) -> tuple[str, Any]:
+    """(where, URI) of a model's files: model_uri, or the training output through the artifact
+    bucket's datastore; `where` names it in version keys ("artifacts:<path>" or "uri:<uri>")."""
+    import pulumi
+
+    source = model_source(
+        model_uri,
+        account=ctx.namer.name("azure.storage.account"),
+        container=ctx.namer.name("azure.storage.container", ARTIFACTS),
+        model=model,
+    )
+    if source.kind == "artifacts":
+        uri = pulumi.Output.concat("azureml://datastores/", workspace.artifacts_datastore, "/paths/", source.path)
+        return f"artifacts:{source.path}", uri
+    return f"uri:{source.uri}", source.uri
+
+
+def auth_mode(serving: Any) -> Any:
+    """The endpoint's auth mode: Microsoft Entra tokens for auth: iam, endpoint keys for auth: key."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return ml.EndpointAuthMode.KEY if serving.auth == "key" else ml.EndpointAuthMode.AAD_TOKEN
+
+
 def model_version_number(key: str) -> str:
     """Model versions are whole numbers: the first 8 hex digits of the key's hash."""
     return str(int(stable_hash(key, length=8), 16))
 
 
-def serving_environment(model: Model, image: str | None = None) -> str:
+def serving_environment(model: Model, image: str | None = None, *, role: str = "") -> str:
     """The serving environment version a model's deployment runs: 'azureml:<name>:<version>'.
 
     `image` is what the deployment pulls (default: the spec's; a private stack's copy differs).
     """
-    name, version, _ = _environment_key(model, image)
+    name, version, _ = _environment_key(model, image, role=role)
     return f"azureml:{name}:{version}"
 
 
-def _environment_key(model: Model, image: str | None = None) -> tuple[str, str, str]:
+def _role(role: str) -> tuple[str, ...]:
+    """The extra part of logical names for a role's resources (none for the served model)."""
+    return (role,) if role else ()
+
+
+def _environment_key(model: Model, image: str | None = None, *, role: str = "") -> tuple[str, str, str]:
     """(name, version, key) of a model's serving environment: its image and inference routes."""
     serving = model.serving
     assert serving is not None
     routes = {"port": SERVING_PORT, "health": HEALTH_PATH, "scoring": SCORING_PATH}
     key = json.dumps({"image": image or serving.image, "routes": routes}, sort_keys=True)
-    return asset_name(model.name, "serve_env"), stable_hash(key, length=VERSION_LENGTH), key
+    name = asset_name(model.name, f"{role}_env" if role else "serve_env")
+    return name, stable_hash(key, length=VERSION_LENGTH), key
 
 
-def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, str]:
+def _environment(ctx: StageContext, model: Model, workspace: Any, *, role: str = "") -> tuple[Any, str]:
     """The serving image with its inference routes, and the key its version is derived from."""
     from pulumi_azure_native import machinelearningservices as ml
 
     serving = model.serving
     assert serving is not None
-    image, copies = private_image(ctx, serving.image, workspace=workspace, what=model.name)
-    name, version, key = _environment_key(model, image)
+    image, copies = private_image(ctx, serving.image, workspace=workspace, what="-".join((model.name, *_role(role))))
+    name, version, key = _environment_key(model, image, role=role)
     container = ml.EnvironmentContainer(
-        ctx.logical("environment", model.name),
+        ctx.logical("environment", model.name, *_role(role)),
         name=name,
         resource_group_name=workspace.resource_group,
         workspace_name=workspace.name,
@@ -531,7 +595,7 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
     )
     health = ml.RouteArgs(path=HEALTH_PATH, port=SERVING_PORT)
     environment = ml.EnvironmentVersion(
-        ctx.logical("envversion", model.name),
+        ctx.logical("envversion", model.name, *_role(role)),
         name=container.name.apply(lambda _: name),
         version=version,
         resource_group_name=workspace.resource_group,
@@ -554,22 +618,27 @@ def _environment(ctx: StageContext, model: Model, workspace: Any) -> tuple[Any, 
     return environment, key
 
 
-def _capture(ctx: StageContext, model: Model, workspace: Any, captured: dict[str, Any]) -> dict[str, Any]:
+def _capture(
+    ctx: StageContext, model: Model, workspace: Any, captured: dict[str, Any], *, role: str = ""
+) -> dict[str, Any]:
     """Data collector collections, each writing to a data asset under data-capture/<model>/.
 
-    Each asset's version goes into `captured` too (CaptureAssets).
+    Each asset's version goes into `captured` too (CaptureAssets). role "shadow": the challenger
+    captures every request mirrored to it and its response, under data-capture/<model>/shadow/
+    (its responses are kept there and never returned); the drift monitor does not read them.
     """
     import pulumi
     from pulumi_azure_native import machinelearningservices as ml
     serving = model.serving
     assert serving is not None
     found: dict[str, Any] = {}
-    for collection in collections(serving.data_capture):
+    wanted = [INPUTS, OUTPUTS] if role else collections(serving.data_capture)
+    for collection in wanted:
         word = collection.split("_", 1)[1]  # inputs / outputs
-        name = asset_name(model.name, collection)
-        path = f"{capture_prefix(model.name)}{collection}/"
+        name = asset_name(model.name, f"{role}_{collection}" if role else collection)
+        path = f"{capture_prefix(model.name)}{role + '/' if role else ''}{collection}/"
         container = ml.DataContainer(
-            ctx.logical("capture", word, model.name),
+            ctx.logical("capture", word, model.name, *_role(role)),
             name=name,
             resource_group_name=workspace.resource_group,
             workspace_name=workspace.name,
@@ -581,7 +650,7 @@ def _capture(ctx: StageContext, model: Model, workspace: Any, captured: dict[str
             opts=ctx.opts(),
         )
         version = ml.DataVersion(
-            ctx.logical("captureversion", word, model.name),
+            ctx.logical("captureversion", word, model.name, *_role(role)),
             name=after(container.name, name),
             version=CAPTURE_VERSION,
             resource_group_name=workspace.resource_group,
@@ -594,12 +663,14 @@ def _capture(ctx: StageContext, model: Model, workspace: Any, captured: dict[str
             ),
             opts=ctx.opts(),
         )
-        captured[f"{model.name}/{collection}"] = version
-        assert serving.data_capture is not None  # collections() is empty without a data_capture block
+        if role:
+            rate = 1.0  # the mirror already samples: keep all of it
+        else:
+            captured[f"{model.name}/{collection}"] = version
+            assert serving.data_capture is not None  # collections() is empty without a data_capture block
+            rate = serving.data_capture.sampling_percent / 100
         found[collection] = ml.CollectionArgs(
-            data_collection_mode=ml.DataCollectionMode.ENABLED,
-            data_id=version.id,
-            sampling_rate=serving.data_capture.sampling_percent / 100,
+            data_collection_mode=ml.DataCollectionMode.ENABLED, data_id=version.id, sampling_rate=rate
         )
     return found
 

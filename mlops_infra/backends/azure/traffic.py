@@ -38,18 +38,23 @@ _READ_ONLY = ("id", "name", "type", "systemData")
 _READ_ONLY_PROPERTIES = ("provisioningState", "scoringUri", "swaggerUri", "keys")
 # Inputs naming the endpoint: a change means another endpoint, so a new resource.
 REPLACE_ON = ("endpoint_id",)
-UPDATE_ON = ("endpoint_id", "deployment", "percent", "revision")
+UPDATE_ON = ("endpoint_id", "deployment", "percent", "revision", "mirror")
 
 
 class ArmClient(ArmSession):
     """ARM calls for endpoint traffic (the session in arm.py, at the endpoints' API version)."""
 
-    def set_traffic(self, endpoint_id: str, traffic: dict[str, int]) -> dict[str, int]:
-        """Route `traffic` ({deployment: percent}) on the endpoint; returns what Azure now holds."""
+    def set_traffic(
+        self, endpoint_id: str, traffic: dict[str, int], mirror: dict[str, int] | None = None
+    ) -> dict[str, int]:
+        """Route `traffic` ({deployment: percent}) on the endpoint and copy `mirror` ({shadow
+        deployment: percent}) to shadows, none when empty; returns the live traffic Azure now holds."""
         endpoint = self.call("GET", endpoint_id, api_version=API_VERSION).json()
         body = {k: v for k, v in endpoint.items() if k not in _READ_ONLY}
         properties = {k: v for k, v in body.get("properties", {}).items() if k not in _READ_ONLY_PROPERTIES}
         properties["traffic"] = dict(traffic)
+        if mirror is not None:  # {} stops the copies (a shadow left the spec); None: as it is
+            properties["mirrorTraffic"] = dict(mirror)
         body["properties"] = properties
         self.wait(self.call("PUT", endpoint_id, body, api_version=API_VERSION))
         return dict(self.call("GET", endpoint_id, api_version=API_VERSION).json().get("properties", {}).get("traffic") or {})
@@ -100,12 +105,17 @@ class EndpointTrafficProvider(ResourceProvider):
             self._client = ArmClient()
         return self._client
 
-    def _apply(self, props: dict[str, Any], current: str | None, previous: str | None) -> dict[str, Any]:
+    def _apply(
+        self, props: dict[str, Any], current: str | None, previous: str | None, mirrored: bool = False
+    ) -> dict[str, Any]:
         traffic, kept, retire = plan_traffic(
             deployment=props["deployment"], percent=int(props["percent"]), current=current, previous=previous
         )
         client = self._arm()
-        held = client.set_traffic(props["endpoint_id"], traffic)
+        # A shadow that left the spec stops receiving copies before Pulumi deletes its deployment.
+        wanted = props.get("mirror") if props.get("mirror") is not None else ({} if mirrored else None)
+        mirror = {"mirror": wanted} if wanted is not None else {}
+        held = client.set_traffic(props["endpoint_id"], traffic, **mirror)
         for name in retire:
             client.delete_deployment(props["endpoint_id"], name)
         return {**props, "traffic": held or traffic, "previous": kept}
@@ -117,7 +127,9 @@ class EndpointTrafficProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         if olds.get("endpoint_id") != news.get("endpoint_id"):
             return UpdateResult(self._apply(news, None, None))  # not reached: diff replaces
-        return UpdateResult(self._apply(news, olds.get("deployment"), olds.get("previous") or None))
+        return UpdateResult(
+            self._apply(news, olds.get("deployment"), olds.get("previous") or None, mirrored=bool(olds.get("mirror")))
+        )
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         """Leave the endpoint as it is: its traffic goes with it when the endpoint is deleted."""
@@ -142,10 +154,11 @@ class EndpointTraffic(DynamicResource, module="mlops-infra-azure", name="Endpoin
         deployment: pulumi.Input[str],
         percent: int,
         revision: str,
+        mirror: pulumi.Input[dict] | None = None,
         opts: pulumi.ResourceOptions | None = None,
         provider: ResourceProvider | None = None,
     ) -> None:
-        props = {
+        props: dict[str, Any] = {
             "endpoint_id": endpoint_id,
             "deployment": deployment,
             "percent": percent,
@@ -153,4 +166,6 @@ class EndpointTraffic(DynamicResource, module="mlops-infra-azure", name="Endpoin
             "traffic": None,
             "previous": None,
         }
+        if mirror is not None:  # only with a shadow: endpoints without one keep their inputs
+            props["mirror"] = mirror
         super().__init__(provider or EndpointTrafficProvider(), resource_name, props, opts)
