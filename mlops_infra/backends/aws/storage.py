@@ -211,8 +211,11 @@ def _bucket(
 
 def retrained_buckets(spec: Any) -> set[str]:
     """Data buckets whose new objects start a model's retraining (retraining.on_new_data)."""
-    return {m.retraining.new_data_ref.bucket for m in spec.models
-            if m.retraining is not None and m.retraining.new_data_ref is not None}
+    buckets = {m.retraining.new_data_ref.bucket for m in spec.models
+               if m.retraining is not None and m.retraining.new_data_ref is not None}
+    # Data preparation on new data listens to its first input's bucket the same way.
+    return buckets | {m.data_prep.inputs[0].bucket for m in spec.models
+                      if m.data_prep is not None and m.data_prep.on_new_data}
 
 
 def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:
