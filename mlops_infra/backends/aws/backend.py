@@ -149,6 +149,16 @@ GAPS = {
         "this model names no ground truth",
         hint="add models[].monitoring.model_quality with ground_truth: {bucket, prefix} (where the labels land)",
     ),
+    "models[].training.evaluation.image": Gap(
+        "SageMaker Processing pulls images only from Amazon ECR in the job's own region; this ECR image is in "
+        "another region",
+        hint="replicate the repository to the stack's region (ECR replication) and name that copy, or name an "
+        "image outside ECR to use this stack's repository",
+    ),
+    "workspaces.idle_shutdown": Gap(
+        "SageMaker Studio shuts idle JupyterLab apps down after 60 to 525600 minutes (IdleTimeoutInMinutes)",
+        hint="use an idle_shutdown from 1h to 365d",
+    ),
     "models[].data_prep.image": Gap(
         "SageMaker Processing pulls images only from Amazon ECR in the job's own region; this ECR image is in "
         "another region",
@@ -190,7 +200,7 @@ class AwsBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on AWS yet"
-        for stage in ("batch", "workspaces")
+        for stage in ("batch",)
     }
     gaps = GAPS
 
@@ -209,6 +219,7 @@ class AwsBackend(Backend):
         "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
         "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
         "aws:sagemaker/featureGroup:FeatureGroup",  # its offline store's data stays in S3 either way
+        "aws:sagemaker/domain:Domain",  # the users' home directories
     })
     force_delete_inputs = {"aws:s3/bucket:Bucket": "forceDestroy", "aws:ecr/repository:Repository": "forceDelete"}
     # Inputs holding names AWS keeps unique per account, region or partition.
@@ -305,6 +316,11 @@ class AwsBackend(Backend):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             # Which zones a region offers is the cloud's answer; a private network takes the first two.
             return {"names": [UNKNOWN, UNKNOWN], "zoneIds": [UNKNOWN, UNKNOWN], "id": UNKNOWN}
+        if token == "aws:ec2/getVpc:getVpc":
+            # The account's default VPC (public workspaces) is the cloud's answer.
+            return {"id": UNKNOWN, "arn": UNKNOWN, "cidrBlock": UNKNOWN, "default": True}
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return {"id": UNKNOWN, "ids": [UNKNOWN, UNKNOWN]}
         if token == "aws:index/getRegion:getRegion":
             region = args.get("region") or args.get("name") or UNKNOWN
             return {"region": region, "name": region, "id": region, "endpoint": UNKNOWN, "description": UNKNOWN}

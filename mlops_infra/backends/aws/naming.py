@@ -271,6 +271,11 @@ def prep_job_prefix(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.processing_job", model, "prep")
 
 
+def evaluation_job_prefix(namer: Namer, model: str) -> str:
+    """What every evaluation job of a model's training pipeline starts with (the gate)."""
+    return namer.name("aws.sagemaker.processing_job", model, "eval")
+
+
 def prep_schedule_name(namer: Namer, model: str) -> str:
     """A model's EventBridge Scheduler schedule of its data preparation."""
     return namer.name("aws.scheduler.schedule", model, "prep")
