@@ -174,8 +174,7 @@ def build(ctx: StageContext) -> DataPrepOutputs:
                                   repository=repo)
         instance_type = catalog.instance_type(data_prep.compute, "processing", settings)
         refs = [*data_prep.inputs, data_prep.output]
-        uris = [pulumi.Output.from_input(storage.buckets[r.bucket].uri).apply(lambda u, p=r.prefix: f"{u}/{p}")
-                for r in refs]
+        uris = [under(storage.buckets[r.bucket].uri, r.prefix) for r in refs]
 
         def definition(values: list[Any], model: Any = model, image: str = image, instance_type: str = instance_type,
                        count: int = len(data_prep.inputs)) -> str:
@@ -206,6 +205,16 @@ def build(ctx: StageContext) -> DataPrepOutputs:
         failure_alarm(ctx, model=model.name, purpose="prep", pipeline=pipeline.arn,
                       what=f"{model.name}'s data preparation")
     return DataPrepOutputs(jobs=started)
+
+
+def under(uri: Any, prefix: str) -> Any:
+    """s3://bucket/prefix from a bucket URI (an Output or a string)."""
+    import pulumi
+
+    def join(base: str) -> str:
+        return f"{base}/{prefix}"
+
+    return pulumi.Output.from_input(uri).apply(join)
 
 
 def _group_grants(ctx: StageContext, *, partition: str, network: PrivateNetwork | None) -> None:

@@ -89,7 +89,7 @@ def failed_pattern(pipeline_arn: str) -> dict[str, Any]:
 
 def prep_grants(
     *, partition: str, region: str, account_id: str, job_prefix: str, key_arn: str, outputs: list[tuple[str, str]],
-    repository: str | None, network: tuple[dict[str, Any], ...] = (),
+    repository: str | list[str] | None, network: tuple[dict[str, Any], ...] = (),
 ) -> dict[str, Any]:
     """A model group identity's "dataprep" policy: run (as the pipeline) the stack's preparation
     jobs, write their logs, write exactly its models' output prefixes (bucket, prefix), pull the

@@ -9,8 +9,8 @@ Per feature_store.groups[] (stack-wide: built in the shared stack of a split spe
   destroy, like the buckets); SageMaker cannot change a group's definition in place, so a
   changed group is replaced.
 - one iam.Role "<stack>-features-<region>" (when there are groups), assumed by SageMaker only
-  from this account: Feature Store writes the offline stores as it. Inline "offline" policy:
-  write and read exactly the groups' offline prefixes, and use the key.
+  from this account: Feature Store writes the offline stores as it. One inline policy
+  "offline-<group>" per group: write and read exactly that group's offline prefix, use the key.
 
 Grants (least privilege, never on "*"):
 - each model group whose models name feature groups (models[].features): inline policy
@@ -27,6 +27,7 @@ from typing import Any
 
 from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws import features_sdk as sdk
+from mlops_infra.backends.aws.data_prep import under
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     feature_group_name,
@@ -85,17 +86,17 @@ def build(ctx: StageContext) -> FeatureOutputs:
         tags=ctx.tags(),
         opts=ctx.opts(),
     )
-    offline = aws.iam.RolePolicy(
-        ctx.logical("offline"),
-        name=inline_policy_name(ctx.namer, "offline"),
-        role=role.id,
-        policy=pulumi.Output.from_input(gov.key_id).apply(lambda key: json.dumps(
-            sdk.offline_store_grant(partition=partition, places=list(places.values()), key_arn=key))),
-        opts=ctx.opts(),
-    )
     groups: dict[str, Any] = {}
     for group in spec.feature_store.groups:
         prefix = places[group.name][1]
+        # One policy per group: adding a group adds its grant and changes no other.
+        offline = aws.iam.RolePolicy(
+            ctx.logical("offline", group.name),
+            name=inline_policy_name(ctx.namer, "offline", group.name),
+            role=role.id,
+            policy=pulumi.Output.from_input(gov.key_id).apply(_offline_document(partition, places[group.name])),
+            opts=ctx.opts(),
+        )
         source = storage.artifacts.uri if group.source is None else storage.buckets[group.source.bucket].uri
         resource = aws.sagemaker.FeatureGroup(
             ctx.logical("group", group.name),
@@ -106,7 +107,7 @@ def build(ctx: StageContext) -> FeatureOutputs:
             feature_definitions=sdk.feature_definitions(group),
             offline_store_config={
                 "s3_storage_config": {
-                    "s3_uri": pulumi.Output.from_input(source).apply(lambda uri, p=prefix: f"{uri}/{p}"),
+                    "s3_uri": under(source, prefix),
                     "kms_key_id": gov.key_id,
                 },
                 "disable_glue_table_creation": True,
@@ -121,6 +122,13 @@ def build(ctx: StageContext) -> FeatureOutputs:
 
     _grants(ctx, places=places, partition=partition, account=account)
     return FeatureOutputs(groups=groups)
+
+
+def _offline_document(partition: str, place: tuple[str, str]) -> Any:
+    def document(key: str) -> str:
+        return json.dumps(sdk.offline_store_grant(partition=partition, places=[place], key_arn=key))
+
+    return document
 
 
 def _grants(ctx: StageContext, *, places: dict[str, tuple[str, str]], partition: str, account: str) -> None:

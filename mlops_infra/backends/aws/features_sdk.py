@@ -29,8 +29,7 @@ def offline_place(group: Any, *, artifacts: str, physical: Callable[[str], str])
     """(physical bucket, prefix) of a group's offline store."""
     if group.source is None:
         return artifacts, f"{OFFLINE_PREFIX}{group.name}/"
-    prefix = group.source.prefix
-    return physical(group.source.bucket), prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+    return physical(group.source.bucket), group.source.prefix  # spec prefixes end with "/" (or are "")
 
 
 def group_arn_maker(*, partition: str, region: str, account: str, name: Callable[[str], str]) -> Callable[[str], str]:

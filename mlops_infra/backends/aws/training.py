@@ -312,7 +312,7 @@ def _gate(ctx: StageContext, model: Any, *, image: str, identity: Any, waits: li
 def _gate_values(ctx: StageContext, model: Any, *, image: str, role_arn: str, key_arn: str, artifacts: str,
                  package_group: str, vpc: Any) -> evaluation.Gate:
     gate = model.training.evaluation
-    instance_type = catalog.instance_type(Compute(size=evaluation.EVALUATION_SIZE), "processing", ctx.settings)
+    instance_type = catalog.instance_type(Compute.model_validate({"size": evaluation.EVALUATION_SIZE}), "processing", ctx.settings)
     return evaluation.Gate(
         job_name=evaluation_job_prefix(ctx.namer, model.name), image=image, command=tuple(gate.command),
         metric=gate.metric, threshold=gate.threshold, direction=gate.direction,

@@ -48,7 +48,7 @@ IDLE_MINUTES = (60, 525600)
 
 def instance_type(size: str, settings: Any) -> str:
     """A workspace size's Studio instance: the catalog's processing type of the same size class."""
-    return catalog.instance_type(Compute(size=size), "processing", settings)
+    return catalog.instance_type(Compute.model_validate({"size": size}), "processing", settings)
 
 
 def idle_minutes(seconds: int) -> int:
