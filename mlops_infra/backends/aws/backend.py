@@ -157,7 +157,7 @@ GAPS = {
     ),
     "workspaces.idle_shutdown": Gap(
         "SageMaker Studio shuts idle JupyterLab apps down after 60 to 525600 minutes (IdleTimeoutInMinutes)",
-        hint="use an idle_shutdown from 1h to 365d",
+        hint="use idle_shutdown: 1h (the longest the spec takes, and the shortest Studio takes)",
     ),
     "models[].data_prep.image": Gap(
         "SageMaker Processing pulls images only from Amazon ECR in the job's own region; this ECR image is in "
