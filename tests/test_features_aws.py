@@ -15,7 +15,7 @@ import yaml
 
 from mlops_infra.backends.aws import BACKEND
 from mlops_infra.backends.aws import features_sdk as sdk
-from mlops_infra.backends.aws.naming import bucket_name, feature_group_name
+from mlops_infra.backends.aws.naming import bucket_name, feature_group_name, role_name
 from mlops_infra.diff import diff_plans
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
@@ -170,3 +170,13 @@ def test_an_unknown_group_is_an_error_with_a_suggestion():
         check_text(yaml.safe_dump(data, sort_keys=False), "spec.yaml", clouds=["aws"])
     problem = next(p for p in raised.value.problems if p.dotted_path == "models[0].features[0]")
     assert "did you mean 'customers'" in (problem.hint or "")
+
+
+def test_the_buckets_holding_offline_stores_let_exactly_the_features_role_in(plan, namer):
+    spec = spec_from(SPEC)
+    # Storage exempts this role from a private network's perimeter on these buckets only.
+    assert sdk.offline_buckets(spec) == {ARTIFACTS, "features"}
+    assert by_name(plan, "features-role")["inputs"]["name"] == role_name(namer, sdk.ROLE, "us-east-1")
+    data = copy.deepcopy(SPEC)
+    del data["feature_store"]["groups"][1]["source"]
+    assert sdk.offline_buckets(spec_from(data)) == {ARTIFACTS}

@@ -42,7 +42,7 @@ from mlops_infra.stages.features import FeatureOutputs
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import ARTIFACTS, StorageOutputs
 
-ROLE = "features"  # the offline stores' writer, a word of its role name
+ROLE = sdk.ROLE
 
 
 def check(spec: Any, settings: Any) -> list[Problem]:

@@ -21,6 +21,19 @@ RECORD_READ = ("sagemaker:GetRecord", "sagemaker:BatchGetRecord")
 METADATA_READ = ("sagemaker:DescribeFeatureGroup",)
 
 
+ROLE = "features"  # a word of the offline stores' writer role's name
+
+
+def offline_buckets(spec: Any) -> set[str]:
+    """The buckets (spec names, ARTIFACTS for the artifact bucket) holding offline stores: their
+    policies let the features role in from outside a private network (Feature Store writes from
+    SageMaker's own network)."""
+    from mlops_infra.stages.storage import ARTIFACTS
+
+    groups = spec.feature_store.groups if spec.feature_store else []
+    return {ARTIFACTS if g.source is None else g.source.bucket for g in groups}
+
+
 def feature_definitions(group: Any) -> list[dict[str, str]]:
     return [{"feature_name": f.name, "feature_type": FEATURE_TYPES[f.type]} for f in group.features]
 
