@@ -113,9 +113,9 @@ def test_schedule_and_new_data_start_the_pipeline_as_automation(plan):
     assert inputs["scheduleExpression"] == "cron(0 1 ? * 1 *)"
     assert inputs["scheduleExpressionTimezone"] == "Europe/Amsterdam"
     assert schedule["dependencies"]["target"] == ["data_prep-pipeline-churn", "governance-role-automation"]
-    rule = by_name(plan, "data_prep-rule-churn")
+    rule = by_name(plan, "data_prep-rule-prepdata-churn")
     assert rule["inputs"]["name"] == "churn-dev-churn-prepdata"
-    target = by_name(plan, "data_prep-target-churn")
+    target = by_name(plan, "data_prep-target-prepdata-churn")
     assert target["dependencies"]["arn"] == ["data_prep-pipeline-churn"]
     # The raw bucket sends its events to EventBridge so that the rule sees new objects.
     assert any(r["name"] == "storage-notification-raw" for r in plan["resources"])

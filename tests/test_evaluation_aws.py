@@ -17,7 +17,7 @@ from mlops_infra.backends.aws import training_evaluation as evaluation
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, plan_for, spec_from
 
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 TRAIN = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"}, "inputs": ["raw"]}

@@ -6,7 +6,6 @@ Plans shared by the module: one model with all three signals, and its private-ne
 from __future__ import annotations
 
 import copy
-import json
 from typing import Any
 
 import pytest

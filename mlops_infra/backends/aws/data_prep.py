@@ -49,7 +49,6 @@ from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages import monitoring
-from mlops_infra.stages.base import finding
 from mlops_infra.stages.data_prep import DataPrepOutputs
 from mlops_infra.stages.governance import GovernanceOutputs
 from mlops_infra.stages.storage import StorageOutputs
@@ -60,41 +59,23 @@ REPOSITORY = "prep"  # the last word of a preparation image repository's name
 def check(spec: Any, settings: Any) -> list[Problem]:
     """Images SageMaker cannot pull, schedules EventBridge Scheduler cannot express, environments
     SageMaker rejects."""
-    from mlops_infra.backends.aws.training import check_environment
+    from mlops_infra.backends.aws.retraining import check_cron
+    from mlops_infra.backends.aws.training import check_environment, image_problems
 
     namer = BACKEND.namer(spec, settings)
-    partition = policies.partition_of(settings.region)
     problems: list[Problem] = []
     for i, model in enumerate(spec.models):
         data_prep = model.data_prep
         if data_prep is None:
             continue
         path = ("models", i, "data_prep")
-        source = jobs.image_source(data_prep.image, settings.region)
-        if source.kind == "stack":
-            target = jobs.push_target(partition=partition, region=settings.region,
-                                      repository=repository_name(namer, model.name, REPOSITORY),
-                                      reference=source.reference, account=settings.account_id)
-            problems.append(finding(
-                (*path, "image"),
-                f"SageMaker Processing pulls images only from Amazon ECR: this stack prepares {model.name!r}'s "
-                f"data with {target} (the stack's repository, same tag)",
-                hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
-                f"private ECR image in {settings.region}",
-                value=data_prep.image, severity="warning",
-            ))
-        elif source.kind == "other-region":
-            problems.append(BACKEND.gap("models[].data_prep.image", (*path, "image"), value=data_prep.image))
+        problems += image_problems(
+            data_prep.image, (*path, "image"), settings=settings, gap="models[].data_prep.image",
+            repository=repository_name(namer, model.name, REPOSITORY),
+            says=f"SageMaker Processing pulls images only from Amazon ECR: this stack prepares {model.name!r}'s "
+            "data with {target} (the stack's repository, same tag)")
         if data_prep.schedule:
-            if triggers.restricts_either_day(data_prep.schedule):
-                problems.append(BACKEND.gap("models[].data_prep.schedule", (*path, "schedule"),
-                                            value=data_prep.schedule))
-            else:
-                try:
-                    triggers.scheduler_cron(data_prep.schedule)
-                except triggers.UntranslatableCron as exc:
-                    problems.append(finding((*path, "schedule"), str(exc),
-                                            hint="use fewer distinct minutes, hours or days", value=data_prep.schedule))
+            problems += check_cron(data_prep.schedule, (*path, "schedule"), gap="models[].data_prep.schedule")
         problems += check_environment(data_prep.environment, path)
     return problems
 
@@ -258,7 +239,8 @@ def _group_grants(ctx: StageContext, *, partition: str, network: PrivateNetwork 
 
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
     import pulumi
-    import pulumi_aws as aws
+
+    from mlops_infra.backends.aws.retraining import pipeline_rule, pipeline_schedule
 
     spec = ctx.spec
     storage = ctx.upstream.of(StorageOutputs)
@@ -267,46 +249,17 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
     opts = ctx.opts(depends_on=ctx.waits(grant))
     ids: list[Any] = []
     if data_prep.schedule:
-        try:
-            expression: str | None = triggers.scheduler_cron(data_prep.schedule)
-        except triggers.UntranslatableCron:
-            expression = None  # a validation error (check above)
-        if expression is not None:
-            schedule = aws.scheduler.Schedule(
-                ctx.logical("schedule", model.name),
-                name=prep_schedule_name(ctx.namer, model.name),
-                group_name="default",
-                description=f"{what} on '{data_prep.schedule}' ({data_prep.timezone})",
-                schedule_expression=expression,
-                schedule_expression_timezone=data_prep.timezone,
-                flexible_time_window={"mode": "OFF"},
-                state="ENABLED",
-                action_after_completion="NONE",
-                target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
-                opts=opts,
-            )
-            ids.append(schedule.name)
+        schedule = pipeline_schedule(ctx.logical("schedule", model.name),
+                                     name=prep_schedule_name(ctx.namer, model.name), what=what, cron=data_prep.schedule,
+                                     timezone=data_prep.timezone, pipeline=pipeline, role=role, opts=opts)
+        if schedule is not None:
+            ids.append(schedule)
     if data_prep.on_new_data:
         first = data_prep.inputs[0]
-        rule = aws.cloudwatch.EventRule(
-            ctx.logical("rule", model.name),
-            name=rule_name(ctx.namer, model.name, "prepdata"),
-            description=f"{what} when objects arrive in storage bucket {first.bucket}"
-            + (f" under {first.prefix}" if first.prefix else ""),
-            event_pattern=pulumi.Output.from_input(storage.buckets[first.bucket].physical).apply(
-                lambda bucket: json.dumps(triggers.new_data_pattern(bucket, first.prefix))),
-            state="ENABLED",
-            tags=ctx.tags(),
-            opts=ctx.opts(),
-        )
-        aws.cloudwatch.EventTarget(
-            ctx.logical("target", model.name),
-            rule=rule.name,
-            target_id="pipeline",
-            arn=pipeline,
-            role_arn=role,
-            retry_policy=triggers.RETRY_POLICY.copy(),
-            opts=opts,
-        )
-        ids.append(rule.name)
+        pattern = pulumi.Output.from_input(storage.buckets[first.bucket].physical).apply(
+            lambda bucket: json.dumps(triggers.new_data_pattern(bucket, first.prefix)))
+        where = f"storage bucket {first.bucket}" + (f" under {first.prefix}" if first.prefix else "")
+        ids.append(pipeline_rule(ctx, model.name, "prepdata", pattern=pattern,
+                                 description=f"{what} when objects arrive in {where}", pipeline=pipeline, role=role,
+                                 opts=opts))
     return ids

@@ -66,18 +66,21 @@ def check(spec: Any, settings: Any) -> list[Problem]:
     problems: list[Problem] = []
     for i, model in enumerate(spec.models):
         retrain = model.retraining
-        if retrain is None or not retrain.schedule:
-            continue
-        path = ("models", i, "retraining", "schedule")
-        if triggers.restricts_either_day(retrain.schedule):
-            problems.append(BACKEND.gap("models[].retraining.schedule", path, value=retrain.schedule))
-            continue
-        try:
-            triggers.scheduler_cron(retrain.schedule)
-        except triggers.UntranslatableCron as exc:
-            problems.append(finding(path, str(exc), hint="use fewer distinct minutes, hours or days",
-                                    value=retrain.schedule))
+        if retrain is not None and retrain.schedule:
+            problems += check_cron(retrain.schedule, ("models", i, "retraining", "schedule"),
+                                   gap="models[].retraining.schedule")
     return problems
+
+
+def check_cron(cron: str, path: tuple, *, gap: str) -> list[Problem]:
+    """A neutral cron EventBridge Scheduler cannot express: the backend's gap `gap`, or untranslatable."""
+    if triggers.restricts_either_day(cron):
+        return [BACKEND.gap(gap, path, value=cron)]
+    try:
+        triggers.scheduler_cron(cron)
+    except triggers.UntranslatableCron as exc:
+        return [finding(path, str(exc), hint="use fewer distinct minutes, hours or days", value=cron)]
+    return []
 
 
 def build(ctx: StageContext) -> RetrainingOutputs:
@@ -114,7 +117,6 @@ def build(ctx: StageContext) -> RetrainingOutputs:
 
 def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant: Any | None) -> list[Any]:
     import pulumi
-    import pulumi_aws as aws
 
     spec = ctx.spec
     storage = ctx.upstream.of(StorageOutputs)
@@ -126,42 +128,56 @@ def _triggers(ctx: StageContext, model: Any, *, pipeline: Any, role: Any, grant:
     ids: list[Any] = []
 
     if retrain.schedule:
-        try:
-            expression = triggers.scheduler_cron(retrain.schedule)
-        except triggers.UntranslatableCron:
-            expression = None  # a validation error (check above)
-        if expression is not None:
-            schedule = aws.scheduler.Schedule(
-                ctx.logical("schedule", name),
-                name=schedule_name(ctx.namer, name),
-                group_name=SCHEDULE_GROUP,
-                description=f"{what} on '{retrain.schedule}' ({retrain.timezone})",
-                schedule_expression=expression,
-                schedule_expression_timezone=retrain.timezone,
-                flexible_time_window={"mode": "OFF"},
-                state="ENABLED",
-                action_after_completion="NONE",
-                target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
-                opts=opts,
-            )
-            ids.append(schedule.name)
+        schedule = pipeline_schedule(ctx.logical("schedule", name), name=schedule_name(ctx.namer, name),
+                                     what=what, cron=retrain.schedule, timezone=retrain.timezone, pipeline=pipeline,
+                                     role=role, opts=opts)
+        if schedule is not None:
+            ids.append(schedule)
 
     new_data = retrain.new_data_ref
     if new_data is not None and new_data.bucket in storage.buckets:
         pattern: pulumi.Input[str] = pulumi.Output.from_input(storage.buckets[new_data.bucket].physical).apply(
             lambda bucket: json.dumps(triggers.new_data_pattern(bucket, new_data.prefix)))
         where = f"storage bucket {new_data.bucket}" + (f" under {new_data.prefix}" if new_data.prefix else "")
-        ids.append(_rule(ctx, name, "newdata", pattern=pattern, description=f"{what} when objects arrive in {where}",
+        ids.append(pipeline_rule(ctx, name, "newdata", pattern=pattern, description=f"{what} when objects arrive in {where}",
                          pipeline=pipeline, role=role, opts=opts))
 
     if retrain.on_drift and model.monitoring is not None and model.monitoring.drift is not None:
         pattern = json.dumps(triggers.alarm_pattern(alarm_name(ctx.namer, name, "drift")))
-        ids.append(_rule(ctx, name, "drift", pattern=pattern, description=f"{what} when its drift alarm fires",
+        ids.append(pipeline_rule(ctx, name, "drift", pattern=pattern, description=f"{what} when its drift alarm fires",
                          pipeline=pipeline, role=role, opts=opts))
     return ids
 
 
-def _rule(
+def pipeline_schedule(
+    logical: str, *, name: str, what: str, cron: str, timezone: str, pipeline: Any, role: Any,
+    opts: pulumi.ResourceOptions,
+) -> Any:
+    """A Scheduler schedule starting `pipeline` as `role` on a neutral cron; its name (None when the
+    cron cannot be translated: a validation error)."""
+    import pulumi_aws as aws
+
+    try:
+        expression = triggers.scheduler_cron(cron)
+    except triggers.UntranslatableCron:
+        return None
+    schedule = aws.scheduler.Schedule(
+        logical,
+        name=name,
+        group_name=SCHEDULE_GROUP,
+        description=f"{what} on '{cron}' ({timezone})",
+        schedule_expression=expression,
+        schedule_expression_timezone=timezone,
+        flexible_time_window={"mode": "OFF"},
+        state="ENABLED",
+        action_after_completion="NONE",
+        target={"arn": pipeline, "role_arn": role, "retry_policy": triggers.RETRY_POLICY.copy()},
+        opts=opts,
+    )
+    return schedule.name
+
+
+def pipeline_rule(
     ctx: StageContext, model: str, purpose: str, *, pattern: Any, description: str, pipeline: Any, role: Any,
     opts: pulumi.ResourceOptions,
 ) -> Any:

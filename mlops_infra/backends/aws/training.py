@@ -94,30 +94,25 @@ ENVIRONMENT_MAX = 1024
 def check(spec: Any, settings: Any) -> list[Problem]:
     """Images SageMaker cannot pull, and request fields it would reject."""
     namer = BACKEND.namer(spec, settings)
-    partition = policies.partition_of(settings.region)
     problems: list[Problem] = []
     for i, model in enumerate(spec.models):
         training = model.training
         if training is None:
             continue
         path = ("models", i, "training")
-        source = jobs.image_source(training.image, settings.region)
-        if source.kind == "stack":
-            target = jobs.push_target(partition=partition, region=settings.region,
-                                      repository=repository_name(namer, model.name), reference=source.reference,
-                                      account=settings.account_id)
-            problems.append(finding(
-                (*path, "image"),
-                f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
-                f"{model.name!r} with {target} (the stack's repository, same tag)",
-                hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
-                f"private ECR image in {settings.region}",
-                value=training.image,
-                severity="warning",
-            ))
-        elif source.kind == "other-region":
-            problems.append(BACKEND.gap("models[].training.image", (*path, "image"), value=training.image))
-        problems += _check_evaluation_image(model, path, settings=settings, namer=namer)
+        problems += image_problems(
+            training.image, (*path, "image"), settings=settings, gap="models[].training.image",
+            repository=repository_name(namer, model.name),
+            says=f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
+            f"{model.name!r} with {{target}} (the stack's repository, same tag)")
+        gate = training.evaluation
+        if gate is not None and gate.image is not None:
+            problems += image_problems(
+                gate.image, (*path, "evaluation", "image"), settings=settings,
+                gap="models[].training.evaluation.image",
+                repository=repository_name(namer, model.name, EVALUATION_REPOSITORY),
+                says=f"SageMaker Processing pulls images only from Amazon ECR: the evaluation gate of "
+                f"{model.name!r} runs {{target}} (the stack's repository, same tag)")
         for key, value in training.hyperparameters.items():
             text = value if isinstance(value, str) else json.dumps(value)
             if len(key) > HYPERPARAMETER_KEY_MAX or len(text) > HYPERPARAMETER_VALUE_MAX:
@@ -131,26 +126,22 @@ def check(spec: Any, settings: Any) -> list[Problem]:
     return problems
 
 
-def _check_evaluation_image(model: Any, path: tuple, *, settings: Any, namer: Namer) -> list[Problem]:
-    gate = model.training.evaluation
-    if gate is None or gate.image is None:
-        return []
-    source = jobs.image_source(gate.image, settings.region)
-    where = (*path, "evaluation", "image")
+def image_problems(image: str, path: tuple, *, settings: Any, gap: str, repository: str,
+                   says: str) -> list[Problem]:
+    """An image SageMaker pulls from the stack's `repository` (a warning `says`, whose {target}
+    is the push target), or cannot pull at all (ECR in another region: the backend's gap `gap`)."""
+    source = jobs.image_source(image, settings.region)
     if source.kind == "other-region":
-        return [BACKEND.gap("models[].training.evaluation.image", where, value=gate.image)]
+        return [BACKEND.gap(gap, path, value=image)]
     if source.kind != "stack":
         return []
     target = jobs.push_target(partition=policies.partition_of(settings.region), region=settings.region,
-                              repository=repository_name(namer, model.name, EVALUATION_REPOSITORY),
-                              reference=source.reference, account=settings.account_id)
+                              repository=repository, reference=source.reference, account=settings.account_id)
     return [finding(
-        where,
-        f"SageMaker Processing pulls images only from Amazon ECR: the evaluation gate of {model.name!r} runs {target} "
-        "(the stack's repository, same tag)",
+        path, says.format(target=target),
         hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a private ECR image "
         f"in {settings.region}",
-        value=gate.image, severity="warning",
+        value=image, severity="warning",
     )]
 
 
