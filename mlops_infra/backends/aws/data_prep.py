@@ -198,6 +198,14 @@ def under(uri: Any, prefix: str) -> Any:
     return pulumi.Output.from_input(uri).apply(join)
 
 
+def vpc_statements(*, partition: str, region: str, account_id: str, vpc_id: str | None) -> tuple[dict[str, Any], ...]:
+    """What a job's role needs to attach it to the stack's VPC (none outside a private network)."""
+    if not vpc_id:
+        return ()
+    return tuple(network_facts.network_grants(partition=partition, region=region, account_id=account_id,
+                                              vpc_id=vpc_id))
+
+
 def _group_grants(ctx: StageContext, *, partition: str, network: PrivateNetwork | None) -> None:
     """Each model group's "dataprep" policy (stack-wide: decided from every model of the spec)."""
     import pulumi
@@ -221,8 +229,7 @@ def _group_grants(ctx: StageContext, *, partition: str, network: PrivateNetwork 
         def document(values: list[Any], outputs: list[tuple[str, str]] = outputs,
                      repositories: list[str] = repositories) -> str:
             key, vpc = values
-            vpc_grants = tuple(network_facts.network_grants(partition=partition, region=region, account_id=account,
-                                                            vpc_id=vpc)) if vpc else ()
+            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account, vpc_id=vpc)
             return json.dumps(prep.prep_grants(
                 partition=partition, region=region, account_id=account,
                 job_prefix=stack_prefix(ctx.namer, "aws.sagemaker.processing_job"), key_arn=key, outputs=outputs,

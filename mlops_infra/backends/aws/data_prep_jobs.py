@@ -42,16 +42,27 @@ class PrepValues:
     vpc: dict[str, Any] | None = None  # a private network's VpcConfig (PrivateNetwork.vpc_config)
 
 
+def cluster_config(*, instance_type: str, volume_encrypted: bool, key_arn: Any) -> dict[str, Any]:
+    """One instance's ClusterConfig of a processing or monitoring job, its volume encrypted with
+    the key (instance types with local NVMe storage have none to encrypt)."""
+    cluster: dict[str, Any] = {"InstanceCount": 1, "InstanceType": instance_type, "VolumeSizeInGB": jobs.VOLUME_SIZE_GB}
+    if volume_encrypted:
+        cluster["VolumeKmsKeyId"] = key_arn
+    return cluster
+
+
+def network_config(vpc: dict[str, Any] | None) -> dict[str, Any]:
+    """A job's NetworkConfig: isolated, encrypted between containers, in the stack's VPC when private."""
+    network: dict[str, Any] = {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
+    if vpc is not None:
+        network["VpcConfig"] = {"SecurityGroupIds": list(vpc["security_group_ids"]), "Subnets": list(vpc["subnets"])}
+    return network
+
+
 def processing_request(v: PrepValues) -> dict[str, Any]:
     """The CreateProcessingJob request of a preparation run (the Processing step's Arguments)."""
-    cluster: dict[str, Any] = {"InstanceCount": 1, "InstanceType": v.instance_type,
-                               "VolumeSizeInGB": jobs.VOLUME_SIZE_GB}
-    if v.volume_encrypted:
-        cluster["VolumeKmsKeyId"] = v.key_arn
-    network: dict[str, Any] = {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
-    if v.vpc is not None:
-        network["VpcConfig"] = {"SecurityGroupIds": list(v.vpc["security_group_ids"]),
-                                "Subnets": list(v.vpc["subnets"])}
+    cluster = cluster_config(instance_type=v.instance_type, volume_encrypted=v.volume_encrypted, key_arn=v.key_arn)
+    network = network_config(v.vpc)
     return {
         "ProcessingJobName": v.job_name,
         "ProcessingResources": {"ClusterConfig": cluster},

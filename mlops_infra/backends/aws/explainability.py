@@ -28,8 +28,8 @@ from typing import Any
 
 from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import explainability_jobs as signals
-from mlops_infra.backends.aws import governance_network as network_facts
 from mlops_infra.backends.aws import monitoring_alarms as alarms
+from mlops_infra.backends.aws.data_prep import vpc_statements
 from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.aws.naming import (
     bucket_name,
@@ -262,8 +262,7 @@ def _grants(ctx: StageContext) -> None:
 
         def document(values: list[Any], models: list[str] = models) -> str:
             key, vpc = values
-            vpc_grants = tuple(network_facts.network_grants(partition=partition, region=region, account_id=account,
-                                                            vpc_id=vpc)) if vpc else ()
+            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account, vpc_id=vpc)
             return json.dumps(signals.signal_grants(partition=partition, region=region, account_id=account,
                                                     artifacts=artifacts, models=sorted(models), key_arn=key,
                                                     network=vpc_grants))

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlops_infra.backends.aws import data_prep_jobs as prep
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws import training_jobs as jobs
@@ -97,14 +98,9 @@ def definition(job: SignalJob) -> dict[str, Any]:
         "S3DataDistributionType": "FullyReplicated", "S3InputMode": "File"}}
     if job.ground_truth is not None:
         job_input["GroundTruthS3Input"] = {"S3Uri": job.ground_truth}
-    cluster: dict[str, Any] = {"InstanceCount": 1, "InstanceType": job.instance_type,
-                               "VolumeSizeInGB": jobs.VOLUME_SIZE_GB}
-    if job.volume_encrypted:
-        cluster["VolumeKmsKeyId"] = job.key_arn
-    network: dict[str, Any] = {"EnableNetworkIsolation": True, "EnableInterContainerTrafficEncryption": True}
-    if job.vpc is not None:
-        network["VpcConfig"] = {"SecurityGroupIds": list(job.vpc["security_group_ids"]),
-                                "Subnets": list(job.vpc["subnets"])}
+    cluster = prep.cluster_config(instance_type=job.instance_type, volume_encrypted=job.volume_encrypted,
+                                  key_arn=job.key_arn)
+    network = prep.network_config(job.vpc)
     return {
         "JobDefinitionName": job.name,
         f"{prefix}AppSpecification": app,
