@@ -172,3 +172,18 @@ def test_validation_locates_image_and_schedule_problems():
     ok = check_text(yaml.safe_dump(SPEC, sort_keys=False), "spec.yaml", clouds=["aws"])
     warning = next(p for p in ok.warnings if p.dotted_path == "models[0].data_prep.image")
     assert "churn-dev-churn-prep:1.0" in warning.message
+
+
+def test_validate_counts_the_lifecycle_grants_against_the_roles_inline_limit():
+    from mlops_infra.backends.aws import governance_grants as grants
+    from mlops_infra.backends.aws import lifecycle_grants, policies
+
+    spec = spec_from(SPEC)
+    settings = spec.clouds.aws
+    key = policies.key_arn("aws", settings.region, settings.account_id, grants.KEY_ID_PLACEHOLDER)
+    (group,) = grants.groups(spec, namer(), settings.region)
+    docs = lifecycle_grants.group_documents(spec, namer(), settings, group.models, key)
+    assert [s["Sid"] for d in docs for s in d["Statement"]][0] == "RunPreparationJobs"
+    budget = next(b for b in grants.budgets(spec, namer(), settings) if b.role == group.role)
+    data = policies.policy_size(grants.group_data(spec, namer(), settings, group))
+    assert budget.inline == data + sum(policies.policy_size(d) for d in docs)
