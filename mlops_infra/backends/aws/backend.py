@@ -118,6 +118,59 @@ GAPS = {
         "rule)",
         severity="warning",
     ),
+    "models[].monitoring.explainability": Gap(
+        "Clarify explainability monitoring runs the prebuilt SageMaker Clarify image, and none is known for the "
+        "stack's region",
+        hint="deploy the stack to a region listed in backends/aws/facts/clarify.json, or remove this monitoring",
+    ),
+    "models[].monitoring.explainability.schedule": Gap(
+        "SageMaker monitoring schedules run hourly or daily only",
+        hint="use schedule: daily (or hourly)",
+    ),
+    "models[].monitoring.bias": Gap(
+        "Clarify bias monitoring runs the prebuilt SageMaker Clarify image, and none is known for the stack's region",
+        hint="deploy the stack to a region listed in backends/aws/facts/clarify.json, or remove this monitoring",
+    ),
+    "models[].monitoring.bias.schedule": Gap(
+        "SageMaker monitoring schedules run hourly or daily only",
+        hint="use schedule: daily (or hourly)",
+    ),
+    "models[].monitoring.model_quality": Gap(
+        "model-quality monitoring runs Model Monitor's built-in analyzer image, and none is known for the stack's "
+        "region",
+        hint=f"deploy the stack to one of {', '.join(sorted(alarms.ANALYZER_ACCOUNTS))}, or remove this monitoring",
+    ),
+    "models[].monitoring.model_quality.schedule": Gap(
+        "SageMaker monitoring schedules run hourly or daily only",
+        hint="use schedule: daily (or hourly)",
+    ),
+    "models[].monitoring.bias.label": Gap(
+        "SageMaker Clarify computes post-training bias from predictions joined with ground-truth labels, and "
+        "this model names no ground truth",
+        hint="add models[].monitoring.model_quality with ground_truth: {bucket, prefix} (where the labels land)",
+    ),
+    "models[].training.evaluation.image": Gap(
+        "SageMaker Processing pulls images only from Amazon ECR in the job's own region; this ECR image is in "
+        "another region",
+        hint="replicate the repository to the stack's region (ECR replication) and name that copy, or name an "
+        "image outside ECR to use this stack's repository",
+    ),
+    "workspaces.idle_shutdown": Gap(
+        "SageMaker Studio shuts idle JupyterLab apps down after 60 to 525600 minutes (IdleTimeoutInMinutes)",
+        hint="use idle_shutdown: 1h (the longest the spec takes, and the shortest Studio takes)",
+    ),
+    "models[].data_prep.image": Gap(
+        "SageMaker Processing pulls images only from Amazon ECR in the job's own region; this ECR image is in "
+        "another region",
+        hint="replicate the repository to the stack's region (ECR replication) and name that copy, or name an "
+        "image outside ECR to use this stack's repository",
+    ),
+    "models[].data_prep.schedule": Gap(
+        "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts one of "
+        "them (the other is '?'), while this schedule restricts both",
+        hint="restrict only one of the two day fields and use '*' in the other (e.g. '0 1 1 * *' or "
+        "'0 1 * * sun')",
+    ),
     "models[].retraining.schedule": Gap(
         "EventBridge Scheduler cannot fire on a day of the month OR a day of the week: a cron restricts one of "
         "them (the other is '?'), while this schedule restricts both",
@@ -181,11 +234,7 @@ class AwsBackend(Backend):
         "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
         "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule",
     })
-    # The lifecycle stages of this round land one cloud at a time; until then validate says so.
-    unsupported: ClassVar[dict[str, str]] = {
-        stage: "not implemented on AWS yet"
-        for stage in ("data_prep", "features", "workspaces", "explainability")
-    }
+    unsupported: ClassVar[dict[str, str]] = {}  # every stage deploys on AWS
     gaps = GAPS
     serving_modes = frozenset({"realtime", "serverless", "async"})
 
@@ -203,6 +252,8 @@ class AwsBackend(Backend):
         "aws:ecr/repository:Repository",
         "aws:sagemaker/modelPackageGroup:ModelPackageGroup",
         "aws:sagemaker/mlflowTrackingServer:MlflowTrackingServer",
+        "aws:sagemaker/featureGroup:FeatureGroup",  # its offline store's data stays in S3 either way
+        "aws:sagemaker/domain:Domain",  # the users' home directories
     })
     force_delete_inputs = {"aws:s3/bucket:Bucket": "forceDestroy", "aws:ecr/repository:Repository": "forceDelete"}
     # Inputs holding names AWS keeps unique per account, region or partition.
@@ -299,6 +350,11 @@ class AwsBackend(Backend):
         if token == "aws:index/getAvailabilityZones:getAvailabilityZones":
             # Which zones a region offers is the cloud's answer; a private network takes the first two.
             return {"names": [UNKNOWN, UNKNOWN], "zoneIds": [UNKNOWN, UNKNOWN], "id": UNKNOWN}
+        if token == "aws:ec2/getVpc:getVpc":
+            # The account's default VPC (public workspaces) is the cloud's answer.
+            return {"id": UNKNOWN, "arn": UNKNOWN, "cidrBlock": UNKNOWN, "default": True}
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return {"id": UNKNOWN, "ids": [UNKNOWN, UNKNOWN]}
         if token == "aws:index/getRegion:getRegion":
             region = args.get("region") or args.get("name") or UNKNOWN
             return {"region": region, "name": region, "id": region, "endpoint": UNKNOWN, "description": UNKNOWN}

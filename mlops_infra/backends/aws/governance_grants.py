@@ -29,6 +29,7 @@ from typing import Any, Iterable
 from mlops_infra.access import reader_groups, reads_of
 from mlops_infra.backends.aws import catalog, policies
 from mlops_infra.backends.aws import governance_network as network
+from mlops_infra.backends.aws import lifecycle_grants
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
@@ -202,7 +203,8 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             what=f"the identity of model group {group.name!r}",
             path=("models", first, "group") if group.models[0].group is not None else ("models", first),
             inline=size(group_data(spec, namer, settings, group)) + sum(size(d) for d in pulls if d is not None)
-            + batch_grant_size(spec, namer, settings, list(group.models)),
+            + batch_grant_size(spec, namer, settings, list(group.models))
+            + sum(size(d) for d in lifecycle_grants.group_documents(spec, namer, settings, group.models, key_arn)),
             managed=tuple((p, shared[p]) for p in group.purposes),
             models=len(group.models),
         ))

@@ -87,6 +87,13 @@ def uses_eventbridge(spec: Any, region: str) -> bool:
         retrain = model.retraining
         if retrain is not None and model.training is not None and (retrain.new_data_ref or retrain.on_drift):
             return True
+        # Data preparation and the evaluation gate watch their pipelines' failed runs; the
+        # explainability signals watch their monitoring executions.
+        if model.data_prep is not None or (model.training is not None and model.training.evaluation is not None):
+            return True
+        mon = model.monitoring
+        if mon is not None and (mon.explainability or mon.bias or mon.model_quality) and model.serving is not None:
+            return True
     return False
 
 

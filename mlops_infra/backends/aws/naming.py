@@ -92,6 +92,10 @@ STYLES = {
     "aws.sagemaker.monitoring_schedule": NameStyle(),
     "aws.events.rule": NameStyle(),
     "aws.scheduler.schedule": NameStyle(),
+    "aws.sagemaker.feature_group": NameStyle(),
+    "aws.sagemaker.processing_job": NameStyle(max_length=JOB_PREFIX_MAX),
+    "aws.sagemaker.domain": NameStyle(),
+    "aws.sagemaker.user_profile": NameStyle(),
 }
 
 
@@ -229,6 +233,13 @@ def alarm_name(namer: Namer, model: str, kind: str) -> str:
     return namer.name("aws.cloudwatch.alarm", model, kind)
 
 
+def pipeline_alarm_name(namer: Namer, model: str, purpose: str) -> str:
+    """The alarm on failed runs of a model's pipeline: "prep" (data preparation) or "gate" (the
+    training pipeline's evaluation gate). Within the stack's alarm prefix, which the alert topic
+    accepts."""
+    return namer.name("aws.cloudwatch.alarm", model, purpose, "failed")
+
+
 def topic_name(namer: Namer) -> str:
     """The stack's notification channel (SNS topic)."""
     return namer.name("aws.sns.topic", "alerts")
@@ -248,6 +259,21 @@ def monitoring_schedule_name(namer: Namer, model: str) -> str:
     return namer.name("aws.sagemaker.monitoring_schedule", model)
 
 
+def signal_definition_prefix(namer: Namer, model: str, signal: str) -> str:
+    """What every job definition of a model's explainability, bias or model-quality monitoring
+    starts with (+ "-" + its content hash)."""
+    return namer.name("aws.sagemaker.monitoring_job_definition", model, signal.replace("_", "-"))
+
+
+def signal_schedule_name(namer: Namer, model: str, signal: str) -> str:
+    return namer.name("aws.sagemaker.monitoring_schedule", model, signal.replace("_", "-"))
+
+
+def signal_alarm_name(namer: Namer, model: str, signal: str) -> str:
+    """The alarm on a signal's executions that found violations (within the stack's alarm prefix)."""
+    return namer.name("aws.cloudwatch.alarm", model, signal.replace("_", "-"))
+
+
 def rule_name(namer: Namer, model: str, purpose: str) -> str:
     """An EventBridge rule of a model: "violations" (monitoring), "newdata" or "drift" (retraining)."""
     return namer.name("aws.events.rule", model, purpose)
@@ -256,6 +282,41 @@ def rule_name(namer: Namer, model: str, purpose: str) -> str:
 def schedule_name(namer: Namer, model: str) -> str:
     """A model's EventBridge Scheduler schedule (retraining on a cron)."""
     return namer.name("aws.scheduler.schedule", model, "retrain")
+
+
+def feature_group_name(namer: Namer, group: str) -> str:
+    """A feature group of the stack's feature store (unique per account and region)."""
+    return namer.name("aws.sagemaker.feature_group", group)
+
+
+def prep_pipeline_name(namer: Namer, model: str) -> str:
+    """A model's data-preparation pipeline (starts with the stack's pipeline prefix, like training's)."""
+    return namer.name("aws.sagemaker.pipeline", model, "prep")
+
+
+def prep_job_prefix(namer: Namer, model: str) -> str:
+    """What every processing job of a model's data preparation starts with (Pipelines extends it)."""
+    return namer.name("aws.sagemaker.processing_job", model, "prep")
+
+
+def evaluation_job_prefix(namer: Namer, model: str) -> str:
+    """What every evaluation job of a model's training pipeline starts with (the gate)."""
+    return namer.name("aws.sagemaker.processing_job", model, "eval")
+
+
+def prep_schedule_name(namer: Namer, model: str) -> str:
+    """A model's EventBridge Scheduler schedule of its data preparation."""
+    return namer.name("aws.scheduler.schedule", model, "prep")
+
+
+def domain_name(namer: Namer) -> str:
+    """The stack's SageMaker Studio domain (workspaces)."""
+    return namer.name("aws.sagemaker.domain", "studio")
+
+
+def user_profile_name(namer: Namer, user: str) -> str:
+    """A workspace user's Studio user profile (unique within the domain)."""
+    return namer.name("aws.sagemaker.user_profile", user)
 
 
 def content_name(prefix: str, definition: Mapping[str, Any]) -> str:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import features_sdk, policies
 from mlops_infra.backends.aws.naming import (
     ACCOUNT_REGIONAL,
     bucket_name,
@@ -91,10 +91,14 @@ def build(ctx: StageContext) -> StorageOutputs:
     physical = {b.name: bucket_name(ctx.namer, b.name) for b in spec.storage.buckets}
     physical[ARTIFACTS] = bucket_name(ctx.namer, ARTIFACTS)
 
+    # Feature Store writes offline stores from SageMaker's own network, as the features role.
+    offline = features_sdk.offline_buckets(spec)
+    writer = (policies.role_arn(partition, account_id, role_name(ctx.namer, features_sdk.ROLE, region)),)
     refs: dict[str, BucketRef] = {}
     for bucket in spec.storage.buckets:
         created = _bucket(ctx, bucket.name, physical[bucket.name], bucket, versioned=bucket.versioning,
-                          key_arn=gov.key_id, policy=_policy(ctx, physical[bucket.name]))
+                          key_arn=gov.key_id, policy=_policy(ctx, physical[bucket.name],
+                                                             exempt=writer if bucket.name in offline else ()))
         refs[bucket.name] = created["ref"]
 
     audit_args = (account_id, policies.trail_arn(partition, region, account_id, trail)) if trail else None
@@ -102,7 +106,8 @@ def build(ctx: StageContext) -> StorageOutputs:
     mlflow = ((policies.role_arn(partition, account_id, role_name(ctx.namer, MLFLOW_ROLE, region)),)
               if tracking.STAGE.used(spec) else ())
     artifacts = _bucket(ctx, ARTIFACTS, physical[ARTIFACTS], spec.storage.artifacts, versioned=True,
-                        key_arn=gov.key_id, policy=_policy(ctx, physical[ARTIFACTS], audit=audit_args, exempt=mlflow))
+                        key_arn=gov.key_id, policy=_policy(ctx, physical[ARTIFACTS], audit=audit_args,
+                                                           exempt=mlflow + (writer if ARTIFACTS in offline else ())))
 
     for name in sorted(retrained_buckets(spec) & set(refs)):
         aws.s3.BucketNotification(
@@ -213,8 +218,12 @@ def retrained_buckets(spec: Any) -> set[str]:
     """Data buckets whose new objects start a model's retraining (retraining.on_new_data)."""
     buckets = {m.retraining.new_data_ref.bucket for m in spec.models
                if m.retraining is not None and m.retraining.new_data_ref is not None}
-    # Batch scoring on new data listens to its input's bucket the same way.
-    return buckets | {m.batch.input.bucket for m in spec.models if m.batch is not None and m.batch.on_new_data}
+    # Batch scoring and data preparation on new data listen to their input's bucket the same way.
+    return (
+        buckets
+        | {m.batch.input.bucket for m in spec.models if m.batch is not None and m.batch.on_new_data}
+        | {m.data_prep.inputs[0].bucket for m in spec.models if m.data_prep is not None and m.data_prep.on_new_data}
+    )
 
 
 def lifecycle_rules(rules: Any) -> list[aws.s3.BucketLifecycleConfigurationRuleArgsDict]:

@@ -51,20 +51,25 @@ from typing import Any, Callable
 
 from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import governance_grants as grants
+from mlops_infra.backends.aws import training_evaluation as evaluation
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
     bucket_name,
+    evaluation_job_prefix,
     group_role_name,
     inline_policy_name,
     key_alias,
     job_prefix,
+    model_package_group_name,
     pipeline_name,
     repository_name,
+    stack_prefix,
 )
 from mlops_infra.backends.aws.governance_network import PrivateNetwork
 from mlops_infra.backends.context import StageContext
 from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
+from mlops_infra.spec.models import Compute
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 from mlops_infra.stages.governance import GovernanceOutputs
@@ -76,6 +81,7 @@ from mlops_infra.stages.training import (
     output_prefix,
 )
 
+EVALUATION_REPOSITORY = "evaluation"  # the last word of a separate evaluation image's repository
 CREATE_TIMEOUT_MARGIN = 3600  # seconds on top of a one-off job's longest run, should the provider wait for it
 # CreateTrainingJob limits (botocore sagemaker shapes HyperParameterKey / HyperParameterValue,
 # EnvironmentKey / EnvironmentValue).
@@ -88,29 +94,25 @@ ENVIRONMENT_MAX = 1024
 def check(spec: Any, settings: Any) -> list[Problem]:
     """Images SageMaker cannot pull, and request fields it would reject."""
     namer = BACKEND.namer(spec, settings)
-    partition = policies.partition_of(settings.region)
     problems: list[Problem] = []
     for i, model in enumerate(spec.models):
         training = model.training
         if training is None:
             continue
         path = ("models", i, "training")
-        source = jobs.image_source(training.image, settings.region)
-        if source.kind == "stack":
-            target = jobs.push_target(partition=partition, region=settings.region,
-                                      repository=repository_name(namer, model.name), reference=source.reference,
-                                      account=settings.account_id)
-            problems.append(finding(
-                (*path, "image"),
-                f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
-                f"{model.name!r} with {target} (the stack's repository, same tag)",
-                hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a "
-                f"private ECR image in {settings.region}",
-                value=training.image,
-                severity="warning",
-            ))
-        elif source.kind == "other-region":
-            problems.append(BACKEND.gap("models[].training.image", (*path, "image"), value=training.image))
+        problems += image_problems(
+            training.image, (*path, "image"), settings=settings, gap="models[].training.image",
+            repository=repository_name(namer, model.name),
+            says=f"SageMaker training pulls images only from Amazon ECR: this stack's pipeline trains "
+            f"{model.name!r} with {{target}} (the stack's repository, same tag)")
+        gate = training.evaluation
+        if gate is not None and gate.image is not None:
+            problems += image_problems(
+                gate.image, (*path, "evaluation", "image"), settings=settings,
+                gap="models[].training.evaluation.image",
+                repository=repository_name(namer, model.name, EVALUATION_REPOSITORY),
+                says=f"SageMaker Processing pulls images only from Amazon ECR: the evaluation gate of "
+                f"{model.name!r} runs {{target}} (the stack's repository, same tag)")
         for key, value in training.hyperparameters.items():
             text = value if isinstance(value, str) else json.dumps(value)
             if len(key) > HYPERPARAMETER_KEY_MAX or len(text) > HYPERPARAMETER_VALUE_MAX:
@@ -122,6 +124,25 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                 ))
         problems += check_environment(training.environment, path)
     return problems
+
+
+def image_problems(image: str, path: tuple, *, settings: Any, gap: str, repository: str,
+                   says: str) -> list[Problem]:
+    """An image SageMaker pulls from the stack's `repository` (a warning `says`, whose {target}
+    is the push target), or cannot pull at all (ECR in another region: the backend's gap `gap`)."""
+    source = jobs.image_source(image, settings.region)
+    if source.kind == "other-region":
+        return [BACKEND.gap(gap, path, value=image)]
+    if source.kind != "stack":
+        return []
+    target = jobs.push_target(partition=policies.partition_of(settings.region), region=settings.region,
+                              repository=repository, reference=source.reference, account=settings.account_id)
+    return [finding(
+        path, says.format(target=target),
+        hint=f"after `up`, copy the image there (docker pull, docker tag, docker push), or name a private ECR image "
+        f"in {settings.region}",
+        value=image, severity="warning",
+    )]
 
 
 def check_environment(environment: Any, path: tuple) -> list[Problem]:
@@ -187,14 +208,22 @@ def build(ctx: StageContext) -> TrainingOutputs:
         prefix = job_prefix(ctx.namer, model.name)
         registration = _registration(ctx.namer, settings, model)
 
+        gate_image = _gate(ctx, model, image=image, identity=identity, waits=waits)
+
         def definition(resolved: list[Any], model: Any = model, prefix: str = prefix, image: str = image,
                        registration: Callable[[str], jobs.Registration] = registration,
-                       names: tuple[str, ...] = tuple(bucket_uris)) -> str:
+                       names: tuple[str, ...] = tuple(bucket_uris), gate_image: str | None = gate_image) -> str:
             role_arn, key_arn, artifacts, group, vpc, *uris = resolved
             job = values(job_name=prefix, image=image, role_arn=role_arn, key_arn=key_arn, artifacts=artifacts,
                          buckets=dict(zip(names, uris)), vpc=vpc, model=model)
             reg = registration(group) if group else None
-            return json.dumps(jobs.pipeline_definition(job, reg), sort_keys=True)
+            document = jobs.pipeline_definition(job, reg)
+            if gate_image is not None and reg is not None:
+                document = evaluation.gated(
+                    document, _gate_values(ctx, model, image=gate_image, role_arn=role_arn, key_arn=key_arn,
+                                           artifacts=artifacts, package_group=group, vpc=vpc),
+                    train_step=jobs.TRAIN_STEP, register_step=jobs.REGISTER_STEP)
+            return json.dumps(document, sort_keys=True)
 
         name = pipeline_name(ctx.namer, model.name)
         pipeline = aws.sagemaker.Pipeline(
@@ -214,6 +243,11 @@ def build(ctx: StageContext) -> TrainingOutputs:
             opts=ctx.opts(depends_on=waits),
         )
         pipelines[model.name] = pipeline.arn
+        if gate_image is not None:
+            from mlops_infra.backends.aws.data_prep import failure_alarm
+
+            failure_alarm(ctx, model=model.name, purpose="gate", pipeline=pipeline.arn,
+                          what=f"{model.name}'s training pipeline (its evaluation gate included)")
 
         def output_uri(uri: str, m: str = model.name) -> str:
             return f"{uri}/{output_prefix(m)}"
@@ -227,6 +261,58 @@ def build(ctx: StageContext) -> TrainingOutputs:
                          network=network)
 
     return TrainingOutputs(pipelines=pipelines, output_uris=output_uris, images=images)
+
+
+def _gate(ctx: StageContext, model: Any, *, image: str, identity: Any, waits: list[Any]) -> str | None:
+    """The image of a model's evaluation gate (None without one); its repository and its grant,
+    which the pipeline waits for (appended to `waits`)."""
+    import pulumi
+    import pulumi_aws as aws
+
+    gate = model.training.evaluation
+    if gate is None or model.registry is None:
+        return None
+    settings, region = ctx.settings, ctx.settings.region
+    partition = policies.partition_of(region)
+    repository = None
+    if gate.image is not None:
+        name = repository_name(ctx.namer, model.name, EVALUATION_REPOSITORY)
+        source = jobs.image_source(gate.image, region)
+        if source.kind == "stack":
+            waits.append(image_repository(ctx, f"{model.name}-{EVALUATION_REPOSITORY}", name))
+            repository = jobs.repository_arn(partition, region, settings.account_id, name)
+        else:
+            repository = jobs.spec_repository_arn(partition, source)
+        image = jobs.pulled_image(image=gate.image, partition=partition, region=region, account=settings.account_id,
+                                  repository=name)
+    groups = [model_package_group_name(ctx.namer, model.name)] if gate.compare_to_approved else []
+    waits.append(aws.iam.RolePolicy(
+        ctx.logical("evalgrant", model.name),
+        name=inline_policy_name(ctx.namer, "evaluation", model.name),
+        role=identity.id,
+        policy=pulumi.Output.from_input(ctx.upstream.of(GovernanceOutputs).key_id).apply(
+            lambda key: json.dumps(evaluation.gate_grants(
+                partition=partition, region=region, account_id=settings.account_id,
+                job_prefix=stack_prefix(ctx.namer, "aws.sagemaker.processing_job"), key_arn=key,
+                package_groups=groups, repository=repository))),
+        opts=ctx.opts(),
+    ))
+    return image
+
+
+def _gate_values(ctx: StageContext, model: Any, *, image: str, role_arn: str, key_arn: str, artifacts: str,
+                 package_group: str, vpc: Any) -> evaluation.Gate:
+    gate = model.training.evaluation
+    instance_type = catalog.instance_type(Compute.model_validate({"size": evaluation.EVALUATION_SIZE}), "processing", ctx.settings)
+    return evaluation.Gate(
+        job_name=evaluation_job_prefix(ctx.namer, model.name), image=image, command=tuple(gate.command),
+        metric=gate.metric, threshold=gate.threshold, direction=gate.direction,
+        compare_to_approved=gate.compare_to_approved, package_group=package_group, role_arn=role_arn,
+        key_arn=key_arn, instance_type=instance_type,
+        volume_encrypted=not catalog.has_instance_storage(instance_type),
+        output=f"{artifacts}/{evaluation.evaluation_prefix(model.name)}", tags=tuple(sorted(ctx.tags().items())),
+        vpc=vpc,
+    )
 
 
 def _registration(namer: Namer, settings: Any, model: Any) -> Callable[[str], jobs.Registration]:
