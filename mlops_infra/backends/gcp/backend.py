@@ -22,6 +22,8 @@ BIGQUERY_AGENT_INVOKE = "gcp:bigquery/getDefaultServiceAccount:getDefaultService
 # BigQuery's encryption service account: bq-<PROJECT_NUMBER>@bigquery-encryption.iam.gserviceaccount.com.
 BIGQUERY_AGENT_PLACEHOLDER = f"bq-{UNKNOWN}@bigquery-encryption.iam.gserviceaccount.com"
 
+BIGQUERY_TABLE = "gcp:bigquery/table:Table"
+
 # Objects in ARCHIVE are billed for at least 365 days (cloud.google.com/storage/docs/storage-classes).
 ARCHIVE_MINIMUM_DAYS = 365
 
@@ -89,6 +91,12 @@ GAPS: dict[str, Gap] = {
         "--traffic-split; set rollback_on_alarms: false to acknowledge",
         severity="warning",
     ),
+    "feature_store.groups[].source": Gap(
+        "on GCP a feature group's offline store is a BigQuery table the stack creates (Vertex AI Feature Store reads "
+        "BigQuery only); mlops-infra does not load it from a bucket prefix",
+        hint="remove source and write the group's rows to its table (bq load, or a data_prep job), whose name "
+        "`plan` shows",
+    ),
 }
 
 
@@ -113,7 +121,7 @@ class GcpBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on GCP yet"
-        for stage in ("batch", "data_prep", "features", "workspaces", "explainability")
+        for stage in ("batch", "data_prep", "workspaces", "explainability")
     }
     gaps: ClassVar[dict[str, Gap]] = GAPS
 
@@ -145,6 +153,13 @@ class GcpBackend(Backend):
     physical_name_inputs = frozenset(
         {"name", "bucket", "accountId", "roleId", "repositoryId", "datasetId", "modelId"}
     )
+
+    def keeps(self, resource_type: str, inputs: Any) -> bool:
+        """kept_types, and the feature store's offline tables (BigQuery tables holding data; the
+        drift stage's external tables over baseline objects hold none and go)."""
+        if resource_type == BIGQUERY_TABLE:
+            return "externalDataConfiguration" not in inputs
+        return super().keeps(resource_type, inputs)
 
     def singletons(self, spec: Any, settings: GcpSettings) -> list[Singleton]:
         return fleet.singletons(spec, settings)

@@ -119,6 +119,12 @@ def check(spec: Any, settings: Any) -> list[Problem]:
             sources="Artifact Registry, Container Registry or Docker Hub", settings=settings,
             repository=repository_id(namer, model.name),
         )
+        if training.evaluation is not None and training.evaluation.image is not None:
+            problems += image_findings(
+                training.evaluation.image, (*base, "evaluation", "image"), accepted=TRAINING_SOURCES,
+                use="custom training", sources="Artifact Registry, Container Registry or Docker Hub",
+                settings=settings, repository=repository_id(namer, model.name),
+            )
         if training.run_on_deploy:
             problems.append(
                 BACKEND.gap(
@@ -134,7 +140,8 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                     f"{RESERVED_ENV_PREFIX}* variables are set by mlops-infra on GCP; where it sets {name} too, "
                     "its value replaces the spec's",
                     hint="rename it (mlops-infra sets MLOPS_MODEL, MLOPS_OUTPUT_URI, MLOPS_MODEL_DIR, "
-                    "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI)",
+                    "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI; for the "
+                    "evaluation job also MLOPS_METRICS_URI and MLOPS_METRIC)",
                     value=name,
                     severity="warning",
                 )
@@ -314,7 +321,59 @@ def workflow_values(
         "job": custom_job(ctx, model, image=image, values=values, labels=labels),
         "registry": registry,
         "serving_image": serving_image,
+        "evaluation": evaluation_values(ctx, model, image=image, repository=repository, values=values, labels=labels),
     }
+
+
+def evaluation_values(
+    ctx: StageContext, model: Model, *, image: str, repository: str, values: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any] | None:
+    """The gate's part of the workflow: its custom job, where its metrics land and the comparisons
+    (Workflows operators) that fail it; None without training.evaluation."""
+    assert model.training is not None
+    gate = model.training.evaluation
+    if gate is None:
+        return None
+    maximize = gate.direction == "maximize"
+    if gate.image is not None:
+        image = training_image(gate.image, ctx.settings, repository)
+    return {
+        "bucket": values["artifacts_uri"].removeprefix("gs://"),
+        "prefix": output_prefix(model.name),
+        "metric": gate.metric,
+        "threshold": gate.threshold,
+        # A passing score reaches the threshold; with compare_to_approved it also beats the
+        # approved version's own score (strictly: a tie keeps the approved version).
+        "fails": f"${{score {'<' if maximize else '>'} gate_threshold}}",
+        "not_better": f"${{approved_score != null and not (score {'>' if maximize else '<'} approved_score)}}",
+        "rule": f"{'>=' if maximize else '<='} {gate.threshold:g}",
+        "compare_to_approved": gate.compare_to_approved and "model_name" in values,
+        "approved_alias": SERVING_ALIAS,
+        "job": evaluation_job(ctx, model, image=image, values=values, labels=labels),
+    }
+
+
+def evaluation_job(
+    ctx: StageContext, model: Model, *, image: str, values: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
+    """The evaluation CustomJob: one replica of the training machine, as the group's identity,
+    reading the run's model and the training inputs, writing metrics.json next to the model."""
+    training = model.training
+    assert training is not None and training.evaluation is not None
+    job = custom_job(ctx, model, image=image, values=values, labels=labels)
+    pool = dict(job["jobSpec"]["workerPoolSpecs"][0])
+    container = dict(pool["containerSpec"], args=[])
+    if training.evaluation.command:
+        container["command"] = [_literal(arg) for arg in training.evaluation.command]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    env["MLOPS_METRICS_URI"] = "${metrics_uri}"
+    env["MLOPS_METRIC"] = training.evaluation.metric
+    container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    pool["containerSpec"] = container
+    spec = dict(job["jobSpec"], workerPoolSpecs=[pool])
+    # On demand: a gate waiting for spot capacity would hold the new version back for hours.
+    spec["scheduling"] = {"timeout": spec["scheduling"]["timeout"], "strategy": "STANDARD"}
+    return dict(job, displayName="${job_display_name + \"-evaluation\"}", jobSpec=spec)
 
 
 def max_wait(training: Any) -> int | None:
