@@ -121,7 +121,7 @@ class GcpBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on GCP yet"
-        for stage in ("batch", "data_prep", "workspaces", "explainability")
+        for stage in ("batch", "workspaces", "explainability")
     }
     gaps: ClassVar[dict[str, Gap]] = GAPS
 

@@ -168,7 +168,7 @@ def group_work(spec: Any) -> dict[str, frozenset[str]]:
     for model in spec.models:
         if group_of(model) not in work:
             continue
-        if model.training is not None:
+        if model.training is not None or model.data_prep is not None:  # custom jobs
             work[group_of(model)].add(TRAINING)
         if model.name in drifting:
             work[group_of(model)].add(DRIFT)
@@ -192,6 +192,8 @@ def project_bindings(spec: Any) -> list[Binding]:
     bindings = [Binding(worker_role(work), group_key(name)) for name, work in group_work(spec).items() if work]
     if any(m.training is not None for m in spec.models):
         bindings += [Binding(LAUNCHER, AUTOMATION), Binding(LOG_WRITER, AUTOMATION)]
+    elif any(m.data_prep is not None for m in spec.models):
+        bindings.append(Binding(LAUNCHER, AUTOMATION))
     if any(m.registry is not None and m.training is not None for m in spec.models):
         bindings.append(Binding(REGISTRAR, AUTOMATION))
     if starts_workflows(spec):
