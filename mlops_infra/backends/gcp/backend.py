@@ -23,6 +23,7 @@ BIGQUERY_AGENT_INVOKE = "gcp:bigquery/getDefaultServiceAccount:getDefaultService
 BIGQUERY_AGENT_PLACEHOLDER = f"bq-{UNKNOWN}@bigquery-encryption.iam.gserviceaccount.com"
 
 BIGQUERY_TABLE = "gcp:bigquery/table:Table"
+PROJECT_INVOKE = "gcp:organizations/getProject:getProject"
 
 # Objects in ARCHIVE are billed for at least 365 days (cloud.google.com/storage/docs/storage-classes).
 ARCHIVE_MINIMUM_DAYS = 365
@@ -121,7 +122,7 @@ class GcpBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on GCP yet"
-        for stage in ("batch", "workspaces", "explainability")
+        for stage in ("batch", "explainability")
     }
     gaps: ClassVar[dict[str, Gap]] = GAPS
 
@@ -141,6 +142,7 @@ class GcpBackend(Backend):
             "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
             "gcp:projects/iAMAuditConfig:IAMAuditConfig",
             "gcp:projects/iAMCustomRole:IAMCustomRole",
+            "gcp:workbench/instance:Instance",
         }
     )
     # Repositories need no force input: deleting one deletes its images (facts/reserved-names.json).
@@ -184,6 +186,9 @@ class GcpBackend(Backend):
                 "id": UNKNOWN,
                 "project": args.get("project") or UNKNOWN,
             }
+        if token == PROJECT_INVOKE:
+            # The project number (Compute Engine's agent email holds it) is only known to the cloud.
+            return {"number": UNKNOWN, "projectId": args.get("projectId") or UNKNOWN, "id": UNKNOWN}
         if token == BIGQUERY_AGENT_INVOKE:
             return {
                 "email": BIGQUERY_AGENT_PLACEHOLDER,
