@@ -14,6 +14,9 @@ Per stack:
   read the model's baseline; what it needs on the project (BigQuery jobs.create, the metric's
   timeSeries.create, its call logs: none has a narrower resource) is its group's worker role
   (governance.py), one grant per group.
+Per model whose training workflow has an evaluation gate, and per model with data preparation,
+an alert policy on that workflow's error log entries (a failed run or gate), notifying the stack's
+channels: this stage is the first to have them (training and data_prep are built before it).
 All of these are in the shared stack of a split spec; model stacks get the channel names and the
 drift metric type from it (ctx.shared) and hold the per-model resources below.
 

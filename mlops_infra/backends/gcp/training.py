@@ -40,6 +40,16 @@ reach in the project is bounded by its service account's grants, and a VPC Servi
 perimeter (a prerequisite the stack cannot make) keeps the project's data inside. On a public
 network a job runs on a Google-managed network. The interactive shell (enableWebAccess) stays off.
 
+Evaluation gate (training.evaluation): after the training job the workflow runs an evaluation
+custom job (the evaluation image, or the training image with its command; one replica of the
+training machine, on demand, as the group's identity) that writes a JSON object of metrics to
+MLOPS_METRICS_URI (the run's evaluation/metrics.json). The workflow reads it (the automation
+identity may read the model's output folder alone) and uploads the version only when the metric
+reaches the threshold and, with compare_to_approved, beats the score of the version called
+"approved" (read from that version's own run folder; none yet, or one evaluated before the gate,
+passes). A failing gate logs an error and fails the run: the monitoring stage's failed-run alert
+policy notifies the stack's channels.
+
 run_on_deploy: Pulumi has no resource that starts a workflow execution or a custom job once, so
 GCP declares none; check() warns with the command that starts the run.
 """
