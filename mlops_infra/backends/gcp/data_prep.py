@@ -39,9 +39,10 @@ from mlops_infra.backends.gcp.scheduling import workflow_job
 from mlops_infra.backends.gcp.shared import ObjectGrants, PrivateNetwork, ProjectServices
 from mlops_infra.backends.gcp.training import (
     POLL_SECONDS,
-    SERVICE_ACCOUNT_USER,
     TERMINAL_FAILURES,
     _literal,
+    act_as_grant,
+    machine_spec_body,
     peering,
 )
 from mlops_infra.layout import group_of
@@ -172,25 +173,15 @@ def build(ctx: StageContext) -> DataPrepOutputs:
 def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> None:
     """The launcher role and actAs for groups that prepare data but train nothing (the training
     stage grants trained groups)."""
-    import pulumi_gcp as gcp
-
     trained = {group_of(m) for m in ctx.spec.models if m.training is not None}
     preparing = sorted({group_of(m) for m in ctx.spec.models if m.data_prep is not None} - trained)
     if not preparing:
         return
-    automation = governance.identities["automation"]
-    project = ctx.settings.project
     if not trained:
         role = ctx.upstream.of(ProjectServices).roles[grants.LAUNCHER]
-        project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
+        project_grant(ctx, "launcher", "automation", role=role, member=governance.identities["automation"].principal)
     for group in preparing:
-        gcp.serviceaccount.IAMMember(
-            ctx.logical("actas-grant", "automation", group),
-            service_account_id=governance.groups[group].id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
-            role=SERVICE_ACCOUNT_USER,
-            member=automation.principal,
-            opts=ctx.opts(),
-        )
+        act_as_grant(ctx, group, governance=governance)
 
 
 # --- the workflow source (pure: called inside apply with resolved values) ---------------------
@@ -221,11 +212,7 @@ def custom_job(ctx: StageContext, model: Model, *, values: dict[str, Any]) -> di
     prep = model.data_prep
     assert prep is not None
     settings = ctx.settings
-    machine = catalog.machine_spec(prep.compute, "training", settings)
-    machine_spec: dict[str, Any] = {"machineType": machine.machine_type}
-    if machine.accelerator_type:
-        machine_spec["acceleratorType"] = machine.accelerator_type
-        machine_spec["acceleratorCount"] = machine.accelerator_count
+    machine_spec = machine_spec_body(catalog.machine_spec(prep.compute, "training", settings))
     env = {k: _literal(v) for k, v in prep.environment.items()}
     by_bucket: dict[str, list[str]] = {}
     for ref in prep.inputs:

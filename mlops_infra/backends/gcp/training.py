@@ -265,10 +265,7 @@ def image_repository(ctx: StageContext, model: str, repo_id: str) -> Any:
     )
 
 def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> None:
-    import pulumi_gcp as gcp
-
     automation = governance.identities["automation"]
-    project = ctx.settings.project
     # Project-level: custom jobs have no resource-level IAM (their names exist only once created).
     role = ctx.upstream.of(ProjectServices).roles[grants.LAUNCHER]
     project_grant(ctx, "launcher", "automation", role=role, member=automation.principal)
@@ -276,18 +273,34 @@ def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> Non
     # group's account alone, a grant on that account's own policy.
     trained = sorted({group_of(m) for m in ctx.spec.models if m.training is not None})
     for group in trained:
-        gcp.serviceaccount.IAMMember(
-            ctx.logical("actas-grant", "automation", group),
-            service_account_id=governance.groups[group].id.apply(
-                lambda email: f"projects/{project}/serviceAccounts/{email}"
-            ),
-            role=SERVICE_ACCOUNT_USER,
-            member=automation.principal,
-            opts=ctx.opts(),
-        )
+        act_as_grant(ctx, group, governance=governance)
     # Cloud Logging has no narrower resource for writing entries than the project (the groups
     # write theirs through their worker role, governance.py).
     project_grant(ctx, "logwriter", "automation", role=LOG_WRITER, member=automation.principal)
+
+
+def act_as_grant(ctx: StageContext, group: str, *, governance: GovernanceOutputs) -> Any:
+    """actAs for the automation identity on one group's service account (a grant on that account's
+    own policy): the workflows it runs submit custom jobs as the group."""
+    import pulumi_gcp as gcp
+
+    project = ctx.settings.project
+    return gcp.serviceaccount.IAMMember(
+        ctx.logical("actas-grant", "automation", group),
+        service_account_id=governance.groups[group].id.apply(lambda email: f"projects/{project}/serviceAccounts/{email}"),
+        role=SERVICE_ACCOUNT_USER,
+        member=governance.identities["automation"].principal,
+        opts=ctx.opts(),
+    )
+
+
+def machine_spec_body(machine: catalog.MachineSpec) -> dict[str, Any]:
+    """A CustomJob worker pool's machineSpec."""
+    body: dict[str, Any] = {"machineType": machine.machine_type}
+    if machine.accelerator_type:
+        body["acceleratorType"] = machine.accelerator_type
+        body["acceleratorCount"] = machine.accelerator_count
+    return body
 
 
 # --- the workflow source (pure: called inside apply with resolved values; tests call it too) ---
@@ -399,11 +412,7 @@ def custom_job(ctx: StageContext, model: Model, *, image: str, values: dict[str,
     are Workflows expressions over the workflow's variables (run-specific paths and names)."""
     training = model.training
     assert training is not None
-    machine = catalog.machine_spec(training.compute, "training", ctx.settings, model=model.name)
-    machine_spec: dict[str, Any] = {"machineType": machine.machine_type}
-    if machine.accelerator_type:
-        machine_spec["acceleratorType"] = machine.accelerator_type
-        machine_spec["acceleratorCount"] = machine.accelerator_count
+    machine_spec = machine_spec_body(catalog.machine_spec(training.compute, "training", ctx.settings, model=model.name))
     container = {
         "imageUri": image,
         "args": [_literal(arg) for arg in hyperparameter_args(training.hyperparameters)],

@@ -71,7 +71,7 @@ def check(spec: Any, settings: Any) -> list[Problem]:
 
 def machine(size: str, settings: Any) -> catalog.MachineSpec:
     """The Workbench machine of a size class (the training catalog's: the same work, interactively)."""
-    return catalog.machine_spec(Compute(size=size), "training", settings)
+    return catalog.machine_spec(Compute.model_validate({"size": size}), "training", settings)
 
 
 def build(ctx: StageContext) -> WorkspacesOutputs:
