@@ -165,3 +165,13 @@ def test_an_evaluation_image_vertex_cannot_pull_is_located() -> None:
         pytest.fail(str(exc.problems))
     (found,) = [w for w in warnings if w.path == ("models", 0, "training", "evaluation", "image")]
     assert "Artifact Registry" in found.message and "docker push" in (found.hint or "")
+
+
+def test_changing_the_threshold_updates_only_the_workflow(gated: dict[str, Any]) -> None:
+    from mlops_infra.diff import diff_plans
+
+    stricter = copy.deepcopy(GATED)
+    stricter["models"][0]["training"]["evaluation"]["threshold"] = 0.85
+    changes = diff_plans(gated, plan_for("gcp", stricter))
+    assert not changes.create and not changes.delete
+    assert [u.name for u in changes.update] == ["training-workflow-churn"]
