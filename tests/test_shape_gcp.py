@@ -115,6 +115,14 @@ GAP_SPECS: dict[str, tuple[dict[str, Any], tuple]] = {
                                                   "autoscaling": {"max_replicas": 2}})]},
         ("models", 0, "serving", "rollout", "rollback_on_alarms"),
     ),
+    "feature_store.groups[].source": (
+        {"feature_store": {"groups": [{
+            "name": "customers", "record_id": "customer-id", "event_time": "event-time",
+            "source": {"bucket": "raw", "prefix": "customers/"},
+            "features": [{"name": "customer-id", "type": "string"}, {"name": "event-time", "type": "timestamp"}],
+        }]}},
+        ("feature_store", "groups", 0, "source"),
+    ),
 }
 
 
