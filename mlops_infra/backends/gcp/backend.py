@@ -35,6 +35,13 @@ _COOLDOWN = (
 ).format(out=SCALE_OUT_SECONDS, window=SCALE_IN_WINDOW_SECONDS // 60)
 _COOLDOWN_HINT = "remove it, or keep it for the clouds where it sets the cool-down"
 
+# Vertex AI model monitoring (aiplatform v1 ModelMonitoringObjectiveConfig; the objective types in
+# ModelDeploymentMonitoringObjectiveType; discovery document revision 20261106, read 2026-12-06).
+_MONITORING_V1 = (
+    "Vertex AI model monitoring (v1) has four objectives only: raw-feature skew and drift, feature-attribution "
+    "skew and drift"
+)
+
 # What GCP cannot do as the spec says (Backend.gaps): validate reports each where the spec asks
 # for it, and the README's table of cloud gaps is generated from this.
 GAPS: dict[str, Gap] = {
@@ -97,6 +104,16 @@ GAPS: dict[str, Gap] = {
         "BigQuery only); mlops-infra does not load it from a bucket prefix",
         hint="remove source and write the group's rows to its table (bq load, or a data_prep job), whose name "
         "`plan` shows",
+    ),    "models[].monitoring.bias": Gap(
+        _MONITORING_V1 + "; none measures bias between groups of a facet, so on GCP nothing is deployed for it",
+        hint="compute bias metrics in a data_prep or evaluation job, or monitor bias on a cloud that offers it",
+        severity="warning",
+    ),
+    "models[].monitoring.model_quality": Gap(
+        _MONITORING_V1 + "; none joins ground truth to predictions, so on GCP nothing is deployed for it",
+        hint="score the captured requests against the ground truth in a scheduled data_prep job, or monitor "
+        "model quality on a cloud that offers it",
+        severity="warning",
     ),
 }
 
@@ -122,7 +139,7 @@ class GcpBackend(Backend):
     # The lifecycle stages of this round land one cloud at a time; until then validate says so.
     unsupported: ClassVar[dict[str, str]] = {
         stage: "not implemented on GCP yet"
-        for stage in ("batch", "explainability")
+        for stage in ("batch",)
     }
     gaps: ClassVar[dict[str, Gap]] = GAPS
 
