@@ -224,3 +224,12 @@ def test_the_provider_configures_every_deployed_model_and_waits_for_one() -> Non
     assert provider.diff(result.id, {**result.outs, "deployedModelIds": ["9"]}, rekeyed).replaces == ["encryptionSpec"]
     provider.delete(result.id, result.outs)
     assert client.calls[-1] == ("delete", result.id)
+
+
+def test_the_replacement_facts_match_the_provider() -> None:
+    from mlops_infra.backends import registry
+    from mlops_infra.backends.gcp import explainability_job
+
+    facts = registry()["gcp"].resource_facts().types[MONITOR]
+    assert facts.replace == explainability_job.REPLACE_KEYS
+    assert facts.in_place == set(explainability_job.UPDATE_FIELDS)
