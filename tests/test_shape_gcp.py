@@ -123,6 +123,17 @@ GAP_SPECS: dict[str, tuple[dict[str, Any], tuple]] = {
         }]}},
         ("feature_store", "groups", 0, "source"),
     ),
+    "models[].monitoring.bias": (
+        {"models": [_model(serving={**SERVING, "model_uri": "m/", "data_capture": {"sampling_percent": 10}},
+                           monitoring={"bias": {"facet": "age-band", "label": "churned", "baseline": {"bucket": "raw"}}})]},
+        ("models", 0, "monitoring", "bias"),
+    ),
+    "models[].monitoring.model_quality": (
+        {"models": [_model(serving={**SERVING, "model_uri": "m/", "data_capture": {"sampling_percent": 10}},
+                           monitoring={"model_quality": {"ground_truth": {"bucket": "raw"}, "problem_type": "binary",
+                                                         "metric": "auc", "threshold": 0.7}})]},
+        ("models", 0, "monitoring", "model_quality"),
+    ),
 }
 
 
