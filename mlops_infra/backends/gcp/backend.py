@@ -22,6 +22,9 @@ BIGQUERY_AGENT_INVOKE = "gcp:bigquery/getDefaultServiceAccount:getDefaultService
 # BigQuery's encryption service account: bq-<PROJECT_NUMBER>@bigquery-encryption.iam.gserviceaccount.com.
 BIGQUERY_AGENT_PLACEHOLDER = f"bq-{UNKNOWN}@bigquery-encryption.iam.gserviceaccount.com"
 
+BIGQUERY_TABLE = "gcp:bigquery/table:Table"
+PROJECT_INVOKE = "gcp:organizations/getProject:getProject"
+
 # Objects in ARCHIVE are billed for at least 365 days (cloud.google.com/storage/docs/storage-classes).
 ARCHIVE_MINIMUM_DAYS = 365
 
@@ -31,6 +34,13 @@ _COOLDOWN = (
     "within {out} s and in only when the whole window allows it); no setting changes that"
 ).format(out=SCALE_OUT_SECONDS, window=SCALE_IN_WINDOW_SECONDS // 60)
 _COOLDOWN_HINT = "remove it, or keep it for the clouds where it sets the cool-down"
+
+# Vertex AI model monitoring (aiplatform v1 ModelMonitoringObjectiveConfig; the objective types in
+# ModelDeploymentMonitoringObjectiveType; discovery document revision 20261106, read 2026-12-06).
+_MONITORING_V1 = (
+    "Vertex AI model monitoring (v1) has four objectives only: raw-feature skew and drift, feature-attribution "
+    "skew and drift"
+)
 
 # What GCP cannot do as the spec says (Backend.gaps): validate reports each where the spec asks
 # for it, and the README's table of cloud gaps is generated from this.
@@ -126,6 +136,23 @@ GAPS: dict[str, Gap] = {
         hint="put the project in a service perimeter (docs/networking-gcp.md), which covers batch prediction",
         severity="warning",
     ),
+    "feature_store.groups[].source": Gap(
+        "on GCP a feature group's offline store is a BigQuery table the stack creates (Vertex AI Feature Store reads "
+        "BigQuery only); mlops-infra does not load it from a bucket prefix",
+        hint="remove source and write the group's rows to its table (bq load, or a data_prep job), whose name "
+        "`plan` shows",
+    ),
+    "models[].monitoring.bias": Gap(
+        _MONITORING_V1 + "; none measures bias between groups of a facet, so on GCP nothing is deployed for it",
+        hint="compute bias metrics in a data_prep or evaluation job, or monitor bias on a cloud that offers it",
+        severity="warning",
+    ),
+    "models[].monitoring.model_quality": Gap(
+        _MONITORING_V1 + "; none joins ground truth to predictions, so on GCP nothing is deployed for it",
+        hint="score the captured requests against the ground truth in a scheduled data_prep job, or monitor "
+        "model quality on a cloud that offers it",
+        severity="warning",
+    ),
 }
 
 
@@ -147,11 +174,7 @@ class GcpBackend(Backend):
             "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
         }
     )
-    # The lifecycle stages of this round land one cloud at a time; until then validate says so.
-    unsupported: ClassVar[dict[str, str]] = {
-        stage: "not implemented on GCP yet"
-        for stage in ("data_prep", "features", "workspaces", "explainability")
-    }
+    unsupported: ClassVar[dict[str, str]] = {}  # every stage deploys on GCP
     gaps: ClassVar[dict[str, Gap]] = GAPS
 
     # A default destroy keeps the data (buckets with their versioning, encryption, lifecycle and
@@ -170,6 +193,7 @@ class GcpBackend(Backend):
             "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember",
             "gcp:projects/iAMAuditConfig:IAMAuditConfig",
             "gcp:projects/iAMCustomRole:IAMCustomRole",
+            "gcp:workbench/instance:Instance",
         }
     )
     # Repositories need no force input: deleting one deletes its images (facts/reserved-names.json).
@@ -182,6 +206,13 @@ class GcpBackend(Backend):
     physical_name_inputs = frozenset(
         {"name", "bucket", "accountId", "roleId", "repositoryId", "datasetId", "modelId"}
     )
+
+    def keeps(self, resource_type: str, inputs: Any) -> bool:
+        """kept_types, and the feature store's offline tables (BigQuery tables holding data; the
+        drift stage's external tables over baseline objects hold none and go)."""
+        if resource_type == BIGQUERY_TABLE:
+            return "externalDataConfiguration" not in inputs
+        return super().keeps(resource_type, inputs)
 
     def singletons(self, spec: Any, settings: GcpSettings) -> list[Singleton]:
         return fleet.singletons(spec, settings)
@@ -206,6 +237,9 @@ class GcpBackend(Backend):
                 "id": UNKNOWN,
                 "project": args.get("project") or UNKNOWN,
             }
+        if token == PROJECT_INVOKE:
+            # The project number (Compute Engine's agent email holds it) is only known to the cloud.
+            return {"number": UNKNOWN, "projectId": args.get("projectId") or UNKNOWN, "id": UNKNOWN}
         if token == BIGQUERY_AGENT_INVOKE:
             return {
                 "email": BIGQUERY_AGENT_PLACEHOLDER,

@@ -213,6 +213,8 @@ class DeployedModelProvider(ResourceProvider):
                 "encryptionSpec": spec["encryptionSpec"],
                 "labels": labels,
             }
+            if spec.get("explanationSpec"):  # explainability monitoring attributes its predictions
+                body["explanationSpec"] = spec["explanationSpec"]
             client.upload_model(parent, model_id=model_id, model=body, service_account=props["serviceAccount"])
         return {"name": name, "source": source}
 

@@ -96,14 +96,17 @@ def ml_apis(spec: SpecBase) -> list[str]:
     Artifact Registry for training and serving (the repositories of their images); Workflows
     for training and drift monitoring (the workflows that run them); BigQuery when an endpoint
     captures requests; Pub/Sub when topics carry new-object notices or drift alerts."""
-    used = {name: stage(name).used(spec) for name in ("tracking", "training", "registry", "serving")}
+    used = {
+        name: stage(name).used(spec)
+        for name in ("tracking", "training", "registry", "serving", "features", "data_prep")
+    }
     batch = bool(auto.batch_models(spec))  # batch prediction jobs, run by a workflow per model
     names = ["aiplatform"] if any(used.values()) or batch else []
     if used["training"] or used["serving"]:
         names.append("artifactregistry")
-    if used["training"] or auto.drift_models(spec) or batch:
+    if used["training"] or used["data_prep"] or auto.drift_models(spec) or batch:
         names.append("workflows")
-    if any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):
+    if used["features"] or any(m.serving is not None and m.serving.data_capture is not None for m in spec.models):
         names.append(BIGQUERY)
     if auto.uses_pubsub(spec):
         names.append("pubsub")

@@ -39,7 +39,7 @@ SERVING = "serving"
 AUTOMATION = "automation"
 # What runs as a group's identity, and the custom roles that lets it write logs (and for drift
 # run BigQuery jobs and write the drift metric) on the project (governance.py).
-TRAINING, DRIFT = "training", "drift"
+TRAINING, DRIFT, FEATURES = "training", "drift", "features"
 MODEL_WORKER, DRIFT_WORKER = "model-worker", "drift-worker"
 # The stack-wide project grants (role keys as the stages name them).
 LAUNCHER, REGISTRAR, STARTER = "training-launcher", "model-registrar", "workflow-starter"
@@ -146,6 +146,11 @@ def storage_access(spec: Any, *, served_paths: dict[str, str]) -> StorageAccess:
                 grant(ARTIFACTS, prefix, Binding(OBJECT_USER, group_key(group_of(model))))
     for path in served_paths.values():
         grant(ARTIFACTS, folder_name(path), Binding(OBJECT_VIEWER, SERVING))
+    for model in spec.models:
+        if model.training is not None and model.training.evaluation is not None:
+            # The training workflow (automation) reads the gate's metrics.json of each run, and of
+            # the approved version's run: in the model's output folder, nothing else.
+            grant(ARTIFACTS, output_prefix(model.name), Binding(OBJECT_VIEWER, AUTOMATION))
     return StorageAccess(
         folders={f: _sorted(b) for f, b in sorted(folders.items(), key=lambda i: (i[0].bucket, i[0].name))},
         whole={bucket: _sorted(b) for bucket, b in sorted(whole.items())},
@@ -163,17 +168,20 @@ def group_work(spec: Any) -> dict[str, frozenset[str]]:
     for model in spec.models:
         if group_of(model) not in work:
             continue
-        if model.training is not None:
+        if model.training is not None or model.data_prep is not None:  # custom jobs
             work[group_of(model)].add(TRAINING)
         if model.name in drifting:
             work[group_of(model)].add(DRIFT)
+        if model.features:
+            work[group_of(model)].add(FEATURES)
     return {name: frozenset(kinds) for name, kinds in work.items()}
 
 
 def worker_role(work: frozenset[str]) -> str:
     """The worker role (governance.py) a group identity holds on the project: DRIFT_WORKER when
-    it runs drift workflows (logs, BigQuery jobs, metric writes), else MODEL_WORKER (logs)."""
-    return DRIFT_WORKER if DRIFT in work else MODEL_WORKER
+    it runs drift workflows (logs, BigQuery jobs, metric writes) or queries its feature groups'
+    offline tables (BigQuery jobs; the metric write goes unused), else MODEL_WORKER (logs)."""
+    return DRIFT_WORKER if DRIFT in work or FEATURES in work else MODEL_WORKER
 
 
 def project_bindings(spec: Any) -> list[Binding]:
@@ -184,6 +192,8 @@ def project_bindings(spec: Any) -> list[Binding]:
     bindings = [Binding(worker_role(work), group_key(name)) for name, work in group_work(spec).items() if work]
     if launches_jobs(spec):
         bindings += [Binding(LAUNCHER, AUTOMATION), Binding(LOG_WRITER, AUTOMATION)]
+    elif any(m.data_prep is not None for m in spec.models):
+        bindings.append(Binding(LAUNCHER, AUTOMATION))
     if any(m.registry is not None and m.training is not None for m in spec.models):
         bindings.append(Binding(REGISTRAR, AUTOMATION))
     if starts_workflows(spec):

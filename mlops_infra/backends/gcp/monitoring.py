@@ -14,6 +14,9 @@ Per stack:
   read the model's baseline; what it needs on the project (BigQuery jobs.create, the metric's
   timeSeries.create, its call logs: none has a narrower resource) is its group's worker role
   (governance.py), one grant per group.
+Per model whose training workflow has an evaluation gate, and per model with data preparation,
+an alert policy on that workflow's error log entries (a failed run or gate), notifying the stack's
+channels: this stage is the first to have them (training and data_prep are built before it).
 All of these are in the shared stack of a split spec; model stacks get the channel names and the
 drift metric type from it (ctx.shared) and hold the per-model resources below.
 
@@ -131,6 +134,11 @@ def build(ctx: StageContext) -> MonitoringOutputs:
                 # Its group's worker grant (governance.py); in a model stack the shared stack's.
                 worker = worker_grants.by_group.get(group_of(model)) if worker_grants is not None else None
                 _drift(ctx, model, metric_type=metric_type, channel_names=channel_names, waits_for=ctx.waits(worker))
+
+    if channel_names:
+        for model in ctx.models():
+            for workflow, what in failure_watched(ctx.namer, model):
+                _failure_alert(ctx, model, workflow=workflow, what=what, channel_names=channel_names)
 
     served = [m.name for m in ctx.spec.models if m.serving is not None]
     if ctx.spec.monitoring.dashboard and served and ctx.builds_stack:
@@ -278,6 +286,69 @@ def _endpoint_alerts(
             )
         )
     return policies
+
+
+# --- failed runs -------------------------------------------------------------------------------
+# Workflows logs an execution's errors (and sys.log entries) under the monitored resource
+# workflows.googleapis.com/Workflow, labelled with its workflow_id (cloud.google.com/workflows/docs/monitor);
+# a log-match condition fires on the first such entry. Cloud Monitoring requires a notification
+# rate limit on log-match policies.
+FAILURE_RATE_LIMIT = "3600s"
+
+
+def failure_watched(namer: Any, model: Model) -> list[tuple[str, str]]:
+    """The workflows of `model` whose failed runs notify the stack's channels, with what they do:
+    the training workflow when it has an evaluation gate (a failed gate fails the run), and the
+    data preparation workflow."""
+    watched = []
+    if model.training is not None and model.training.evaluation is not None:
+        watched.append((workflow_name(namer, model.name), "training run or evaluation gate"))
+    if model.data_prep is not None:
+        watched.append((naming.prep_workflow_name(namer, model.name), "data preparation run"))
+    return watched
+
+
+def failure_filter(*, project: str, workflow: str) -> str:
+    """The log filter of a workflow's failed runs (pure)."""
+    return (
+        'resource.type="workflows.googleapis.com/Workflow" '
+        f'AND resource.labels.project_id="{project}" '
+        f'AND resource.labels.workflow_id="{workflow}" '
+        "AND severity>=ERROR"
+    )
+
+
+def _failure_alert(
+    ctx: StageContext, model: Model, *, workflow: str, what: str, channel_names: list[Any]
+) -> gcp.monitoring.AlertPolicy:
+    import pulumi_gcp as gcp
+
+    stack = f"{ctx.spec.project}/{ctx.spec.environment}"
+    purpose = "prep" if what.startswith("data") else "training"
+    return gcp.monitoring.AlertPolicy(
+        ctx.logical(f"alert-failed-{purpose}", model.name),
+        project=ctx.settings.project,
+        display_name=f"mlops-infra {stack} {model.name}: failed {what}",
+        combiner="OR",
+        conditions=[
+            {
+                "display_name": f"{workflow}: an execution logged an error",
+                "condition_matched_log": {"filter": failure_filter(project=ctx.settings.project, workflow=workflow)},
+            }
+        ],
+        notification_channels=channel_names,
+        severity="ERROR",
+        alert_strategy={"auto_close": AUTO_CLOSE, "notification_rate_limit": {"period": FAILURE_RATE_LIMIT}},
+        documentation={
+            "mime_type": "text/markdown",
+            "subject": f"{model.name} ({stack}): failed {what}",
+            "content": f"A run of the workflow **{workflow}** (model {model.name}, mlops-infra stack {stack}) failed. "
+            "Its error (for a failed evaluation gate: the score and the rule it missed) is in the execution: "
+            f"gcloud workflows executions list {workflow} --location={ctx.settings.region}",
+        },
+        user_labels={**ctx.tags(), "mlops-model": model.name},
+        opts=ctx.opts(),
+    )
 
 
 _CONDITION_TITLES = {"latency": "p99 latency", "errors": "error rate", "traffic": "too little traffic"}

@@ -52,6 +52,11 @@ STYLES = {
     # rules and address ranges share Compute Engine's RFC 1035 names; Cloud DNS zones the same form.
     "gcp.compute.resource": NameStyle(letter_first=True),
     "gcp.dns.managed_zone": NameStyle(letter_first=True),
+    # Feature store (facts/name-rules.json): groups, online stores and views take [a-z0-9_] only;
+    # offline tables the same form in BigQuery; Workbench instances are Compute Engine names.
+    "gcp.vertex.feature_store_id": NameStyle(separator="_", letter_first=True),
+    "gcp.bigquery.table": NameStyle(separator="_", letter_first=True),
+    "gcp.workbench.instance": NameStyle(letter_first=True),
 }
 
 # Cloud Storage bucket naming: no "goog" prefix, no "google" (or close misspellings) anywhere.
@@ -129,6 +134,12 @@ def batch_workflow_name(namer: Namer, model: str) -> str:
     """The Cloud Workflows workflow that scores a model's batch input (batch.check() reports a model
     whose training workflow would take the same name)."""
     return physical_name(namer, "gcp.workflows.workflow", model, "batch")
+
+
+def prep_workflow_name(namer: Namer, model: str) -> str:
+    """The Cloud Workflows workflow that runs a model's data preparation job (data_prep.check()
+    reports a model whose training or drift workflow would take the same name)."""
+    return physical_name(namer, "gcp.workflows.workflow", model, "prep")
 
 
 def topic_id(namer: Namer, model: str, purpose: str) -> str:

@@ -51,6 +51,7 @@ from mlops_infra.backends.gcp.naming import (
     repository_id,
     served_model_id,
 )
+from mlops_infra.backends.gcp.explainability import explanation_spec
 from mlops_infra.backends.gcp.roles import project_grant
 from mlops_infra.backends.gcp.serving_endpoints import (
     CAPTURE_TABLE,
@@ -63,6 +64,7 @@ from mlops_infra.backends.gcp.serving_endpoints import (
 )
 from mlops_infra.backends.gcp.shared import (
     CaptureDatasets,
+    DeployedModels,
     ImageRepositories,
     ObjectGrants,
     PrivateNetwork,
@@ -262,6 +264,7 @@ def psc_address(config: Any) -> str:
 def build(ctx: StageContext) -> ServingOutputs:
     serving = ctx.upstream.of(GovernanceOutputs).identities["serving"]
     ctx.share(CaptureDatasets())
+    ctx.share(DeployedModels())
     if ctx.builds_stack:
         # Containers (and client libraries in them) write logs as the serving identity.
         project_grant(ctx, "logwriter", "serving", role=LOG_WRITER, member=serving.principal)
@@ -398,7 +401,7 @@ def _serve(ctx: StageContext, model: Model) -> tuple[Any, Any]:
 
     # --- the deployment ----------------------------------------------------------------------
     if source.kind in (UPLOAD, REGISTRY):
-        _deploy(
+        ctx.upstream.of(DeployedModels).by_model[name] = _deploy(
             ctx,
             model,
             source=source,
@@ -441,6 +444,9 @@ def _deploy(
         machine_spec["acceleratorType"] = machine.accelerator_type
         machine_spec["acceleratorCount"] = machine.accelerator_count
 
+    # Vertex Explainable AI (explainability.py): only for models whose attributions are monitored.
+    explained = explanation_spec(ctx.spec, model)
+    explanation = {"explanationSpec": explained} if explained else {}
     if source.kind == REGISTRY:
         described = pulumi.Output.all(registry_model, key).apply(
             lambda v: {
@@ -449,6 +455,7 @@ def _deploy(
                 "alias": SERVING_ALIAS,
                 "containerSpec": container,
                 "encryptionSpec": {"kmsKeyName": v[1]},
+                **explanation,
             }
         )
     else:
@@ -459,6 +466,7 @@ def _deploy(
                 "artifactUri": v[0],
                 "containerSpec": container,
                 "encryptionSpec": {"kmsKeyName": v[1]},
+                **explanation,
             }
         )
     service_account = governance.identities["serving"].id

@@ -67,6 +67,13 @@ class CaptureDatasets:
 
 
 @dataclass(frozen=True)
+class DeployedModels:
+    """Serving: each served model's DeployedModel (its explainability monitor waits for it)."""
+
+    by_model: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class DriftTopics:
     """Monitoring: each drift-retrained model's Pub/Sub topic (its Eventarc trigger waits for it)."""
 

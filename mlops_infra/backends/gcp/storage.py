@@ -71,6 +71,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     access = grants.storage_access(ctx.spec, served_paths=grants.served_paths(ctx.spec, ctx.namer))
     principals = {grants.group_key(name): identity for name, identity in governance.groups.items()}
     principals[grants.SERVING] = governance.identities["serving"]
+    principals[grants.AUTOMATION] = governance.identities["automation"]
     # Stays in this stack (resources never cross stacks): later stages wait for their grants.
     object_grants = ObjectGrants()
     ctx.upstream.add(object_grants)

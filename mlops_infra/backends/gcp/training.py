@@ -40,6 +40,16 @@ reach in the project is bounded by its service account's grants, and a VPC Servi
 perimeter (a prerequisite the stack cannot make) keeps the project's data inside. On a public
 network a job runs on a Google-managed network. The interactive shell (enableWebAccess) stays off.
 
+Evaluation gate (training.evaluation): after the training job the workflow runs an evaluation
+custom job (the evaluation image, or the training image with its command; one replica of the
+training machine, on demand, as the group's identity) that writes a JSON object of metrics to
+MLOPS_METRICS_URI (the run's evaluation/metrics.json). The workflow reads it (the automation
+identity may read the model's output folder alone) and uploads the version only when the metric
+reaches the threshold and, with compare_to_approved, beats the score of the version called
+"approved" (read from that version's own run folder; none yet, or one evaluated before the gate,
+passes). A failing gate logs an error and fails the run: the monitoring stage's failed-run alert
+policy notifies the stack's channels.
+
 run_on_deploy: Pulumi has no resource that starts a workflow execution or a custom job once, so
 GCP declares none; check() warns with the command that starts the run.
 """
@@ -118,6 +128,12 @@ def check(spec: Any, settings: Any) -> list[Problem]:
             sources="Artifact Registry, Container Registry or Docker Hub", settings=settings,
             repository=repository_id(namer, model.name),
         )
+        if training.evaluation is not None and training.evaluation.image is not None:
+            problems += image_findings(
+                training.evaluation.image, (*base, "evaluation", "image"), accepted=TRAINING_SOURCES,
+                use="custom training", sources="Artifact Registry, Container Registry or Docker Hub",
+                settings=settings, repository=repository_id(namer, model.name),
+            )
         if training.run_on_deploy:
             problems.append(
                 BACKEND.gap(
@@ -133,7 +149,8 @@ def check(spec: Any, settings: Any) -> list[Problem]:
                     f"{RESERVED_ENV_PREFIX}* variables are set by mlops-infra on GCP; where it sets {name} too, "
                     "its value replaces the spec's",
                     hint="rename it (mlops-infra sets MLOPS_MODEL, MLOPS_OUTPUT_URI, MLOPS_MODEL_DIR, "
-                    "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI)",
+                    "MLOPS_CHECKPOINT_URI, MLOPS_INPUTS, MLOPS_INPUT_<BUCKET> and MLOPS_TRACKING_URI; for the "
+                    "evaluation job also MLOPS_METRICS_URI and MLOPS_METRIC)",
                     value=name,
                     severity="warning",
                 )
@@ -261,6 +278,15 @@ def _launcher_grants(ctx: StageContext, *, governance: GovernanceOutputs) -> Non
     project_grant(ctx, "logwriter", "automation", role=LOG_WRITER, member=automation.principal)
 
 
+def machine_spec_body(machine: catalog.MachineSpec) -> dict[str, Any]:
+    """A CustomJob worker pool's machineSpec."""
+    body: dict[str, Any] = {"machineType": machine.machine_type}
+    if machine.accelerator_type:
+        body["acceleratorType"] = machine.accelerator_type
+        body["acceleratorCount"] = machine.accelerator_count
+    return body
+
+
 # --- the workflow source (pure: called inside apply with resolved values; tests call it too) ---
 def workflow_source(
     ctx: StageContext, model: Model, *, workflow: str, image: str, repository: str, values: dict[str, Any]
@@ -302,7 +328,59 @@ def workflow_values(
         "job": custom_job(ctx, model, image=image, values=values, labels=labels),
         "registry": registry,
         "serving_image": serving_image,
+        "evaluation": evaluation_values(ctx, model, image=image, repository=repository, values=values, labels=labels),
     }
+
+
+def evaluation_values(
+    ctx: StageContext, model: Model, *, image: str, repository: str, values: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any] | None:
+    """The gate's part of the workflow: its custom job, where its metrics land and the comparisons
+    (Workflows operators) that fail it; None without training.evaluation."""
+    assert model.training is not None
+    gate = model.training.evaluation
+    if gate is None:
+        return None
+    maximize = gate.direction == "maximize"
+    if gate.image is not None:
+        image = training_image(gate.image, ctx.settings, repository)
+    return {
+        "bucket": values["artifacts_uri"].removeprefix("gs://"),
+        "prefix": output_prefix(model.name),
+        "metric": gate.metric,
+        "threshold": gate.threshold,
+        # A passing score reaches the threshold; with compare_to_approved it also beats the
+        # approved version's own score (strictly: a tie keeps the approved version).
+        "fails": f"${{score {'<' if maximize else '>'} gate_threshold}}",
+        "not_better": f"${{approved_score != null and not (score {'>' if maximize else '<'} approved_score)}}",
+        "rule": f"{'>=' if maximize else '<='} {gate.threshold:g}",
+        "compare_to_approved": gate.compare_to_approved and "model_name" in values,
+        "approved_alias": SERVING_ALIAS,
+        "job": evaluation_job(ctx, model, image=image, values=values, labels=labels),
+    }
+
+
+def evaluation_job(
+    ctx: StageContext, model: Model, *, image: str, values: dict[str, Any], labels: dict[str, str]
+) -> dict[str, Any]:
+    """The evaluation CustomJob: one replica of the training machine, as the group's identity,
+    reading the run's model and the training inputs, writing metrics.json next to the model."""
+    training = model.training
+    assert training is not None and training.evaluation is not None
+    job = custom_job(ctx, model, image=image, values=values, labels=labels)
+    pool = dict(job["jobSpec"]["workerPoolSpecs"][0])
+    container = dict(pool["containerSpec"], args=[])
+    if training.evaluation.command:
+        container["command"] = [_literal(arg) for arg in training.evaluation.command]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    env["MLOPS_METRICS_URI"] = "${metrics_uri}"
+    env["MLOPS_METRIC"] = training.evaluation.metric
+    container["env"] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    pool["containerSpec"] = container
+    spec = dict(job["jobSpec"], workerPoolSpecs=[pool])
+    # On demand: a gate waiting for spot capacity would hold the new version back for hours.
+    spec["scheduling"] = {"timeout": spec["scheduling"]["timeout"], "strategy": "STANDARD"}
+    return dict(job, displayName="${job_display_name + \"-evaluation\"}", jobSpec=spec)
 
 
 def max_wait(training: Any) -> int | None:
@@ -318,11 +396,7 @@ def custom_job(ctx: StageContext, model: Model, *, image: str, values: dict[str,
     are Workflows expressions over the workflow's variables (run-specific paths and names)."""
     training = model.training
     assert training is not None
-    machine = catalog.machine_spec(training.compute, "training", ctx.settings, model=model.name)
-    machine_spec: dict[str, Any] = {"machineType": machine.machine_type}
-    if machine.accelerator_type:
-        machine_spec["acceleratorType"] = machine.accelerator_type
-        machine_spec["acceleratorCount"] = machine.accelerator_count
+    machine_spec = machine_spec_body(catalog.machine_spec(training.compute, "training", ctx.settings, model=model.name))
     container = {
         "imageUri": image,
         "args": [_literal(arg) for arg in hyperparameter_args(training.hyperparameters)],
