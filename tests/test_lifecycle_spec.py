@@ -157,3 +157,10 @@ def test_a_mode_a_cloud_lacks_is_refused_or_served_realtime(elsewhere: str, seve
     assert [(p.path, p.severity) for p in found] == [(("models", 0, "serving", "mode"), severity)]
     assert words in found[0].message
     assert checks.serving_modes(parsed, offered=frozenset({"realtime", "async"}), cloud="Here", reason=str) == []
+
+
+def test_an_async_output_names_a_bucket_of_the_spec() -> None:
+    serving = {**SERVING, "mode": "async", "async": {"output": {"bucket": "scorez", "prefix": "x/"}},
+               "mode_elsewhere": "realtime"}
+    found = located(spec(serving=serving))
+    assert "unknown bucket" in found["models[0].serving.async.output.bucket"].message

@@ -177,8 +177,6 @@ def change(index: int, **serving: Any) -> dict[str, Any]:
      "cannot have shadow variants"),
     (change(1, shadow={"image": "ghcr.io/acme/serve:2.0", "traffic_percent": 5}), "models[1].serving.shadow",
      "cannot have shadow variants"),
-    (change(1, **{"async": {"output": {"bucket": "scorez", "prefix": "x/"}}}), "models[1].serving.async.output.bucket",
-     "unknown bucket"),
     (change(3, data_capture=None), "models[3].serving.shadow", "data capture"),
     (change(3, auth="key"), "models[3].serving.auth", "no API keys"),
     (change(3, shadow={"image": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/x:1", "traffic_percent": 5}),

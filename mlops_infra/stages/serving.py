@@ -7,6 +7,7 @@ from typing import Any
 
 from mlops_infra.spec.models import SpecBase
 from mlops_infra.stages.base import Stage, finding, model_paths
+from mlops_infra.stages.refs import check_bucket_ref
 
 
 @dataclass(frozen=True)
@@ -30,10 +31,21 @@ def _check_model_source(spec: SpecBase) -> list:
     ]
 
 
+def _check_async_output(spec: SpecBase) -> list:
+    """An async output names a bucket of the spec, on every cloud (also where the model is served
+    realtime instead: the spec must stay valid for the clouds that build it)."""
+    problems = []
+    for i, model in enumerate(spec.models):
+        options = model.serving.async_inference if model.serving is not None else None
+        if options is not None and options.output is not None:
+            problems += check_bucket_ref(spec, options.output, ("models", i, "serving", "async", "output"))
+    return problems
+
+
 STAGE = Stage(
     name="serving",
     title="Serving",
     requires=("governance", "storage", "registry", "training"),
     used_at=lambda spec: model_paths(spec, "serving"),
-    checks=(_check_model_source,),
+    checks=(_check_model_source, _check_async_output),
 )

@@ -107,8 +107,9 @@ def group_grant(
     logs = f"arn:{partition}:logs:{region}:{account_id}:log-group:{LOG_GROUP}"
     prefix = stack_prefix(namer, "aws.sagemaker.transform_job")
     repositories = stack_prefix(namer, "aws.ecr.repository")
+    # An unknown output bucket is reported by validate (this also sizes the policy there) and granted nothing.
     outputs = sorted({f"{policies.bucket_arn(partition, physical[m.batch.output.bucket])}/{m.batch.output.prefix}*"
-                      for m in models})
+                      for m in models if m.batch.output.bucket in physical})
     statements: list[dict[str, Any]] = [
         {"Sid": "RunTransformJobs", "Effect": "Allow", "Action": list(JOB_CONTROL),
          "Resource": f"{sm}:transform-job/{prefix.lower()}*"},

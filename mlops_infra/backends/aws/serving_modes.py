@@ -38,7 +38,6 @@ from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.facts import fact
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
-from mlops_infra.stages.refs import check_bucket_ref
 
 SHADOW_VARIANT = "shadow"
 ASYNC_PREFIX = "async-inference/"  # default async responses: s3://<artifacts>/async-inference/<model>/
@@ -107,10 +106,7 @@ def _check_serverless(spec: Any, backend: Any, serving: Any, path: tuple) -> lis
 
 def _check_async(spec: Any, model: Any, path: tuple) -> list[Problem]:
     serving = model.serving
-    options = serving.async_inference
-    problems: list[Problem] = []
-    if options is not None and options.output is not None:
-        problems += check_bucket_ref(spec, options.output, (*path, "async", "output"))
+    problems: list[Problem] = []  # an unknown output bucket: the neutral serving check
     monitoring = model.monitoring
     for field, kind in ASYNC_NO_ALARMS.items():
         if monitoring is not None and getattr(monitoring, field) is not None:
