@@ -10,15 +10,12 @@ import click
 
 from mlops_infra.cli.output import echo_err, emit_json, error_text, render_problems
 
-CLOUDS = ("aws", "azure", "gcp")
-
-
 def register(group: click.Group) -> None:
-    from mlops_infra.cli.main import _json_option, _source_options
+    from mlops_infra.cli.main import CloudChoice, _json_option, _source_options
 
     @group.command()
     @_source_options
-    @click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")
+    @click.option("--cloud", type=CloudChoice(), help="Target cloud (default: the spec's `cloud:`).")
     @click.option(
         "--against",
         type=click.Path(dir_okay=False, path_type=Path),
@@ -39,7 +36,7 @@ def register(group: click.Group) -> None:
 
     @group.command()
     @_source_options
-    @click.option("--cloud", type=click.Choice(CLOUDS), help="Target cloud (default: the spec's `cloud:`).")
+    @click.option("--cloud", type=CloudChoice(), help="Target cloud (default: the spec's `cloud:`).")
     @click.option(
         "--policy",
         "policies",
