@@ -326,3 +326,37 @@ def test_the_bundled_examples_validate_on_kubernetes() -> None:
     for stack in ("dev", "prod"):
         checked = check_text((ROOT / "stacks" / f"{stack}.yaml").read_text(), f"{stack}.yaml", clouds=[CLOUD])
         assert checked.spec.settings_for(CLOUD).context  # valid: check_text raises on any error
+
+
+# --- policy and cost ---------------------------------------------------------------------------------
+
+
+def test_check_passes_on_the_examples_and_finds_a_wildcard_or_unprotected_volume() -> None:
+    from click.testing import CliRunner
+
+    from mlops_infra.cli import main
+    from mlops_infra.policy.facts import facts_for
+    from mlops_infra.policy.rules import protected_data, wildcard_grants
+
+    for stack in ("dev", "prod"):
+        result = CliRunner().invoke(main, ["check", "--spec", str(ROOT / "stacks" / f"{stack}.yaml"), "--cloud", CLOUD])
+        assert result.exit_code == 0, result.output
+    document = example_plan("dev", CLOUD)
+    facts = facts_for(CLOUD)
+    assert wildcard_grants(document["resources"], facts) == []
+    role = resources_of(document, "kubernetes:rbac.authorization.k8s.io/v1:Role")[0]
+    role["inputs"]["rules"][0]["verbs"] = ["*"]
+    assert [f.rule for f in wildcard_grants([role], facts)] == ["no-wildcard-grants"]
+    volume = resources_of(document, "kubernetes:core/v1:PersistentVolumeClaim")[0]
+    assert protected_data([{**volume, "protect": False}], facts)
+
+
+def test_cost_lists_the_cluster_capacity_as_unpriced_never_as_free() -> None:
+    from mlops_infra.cost.estimate import estimate
+    from tests.planning import spec_from
+
+    data = spec()
+    result = estimate(spec=spec_from(data), cloud=CLOUD, document=plan_for(CLOUD, data))
+    assert result.items == []
+    unpriced = {u.name for u in result.unpriced}
+    assert {"serving-endpoint-churn", "tracking-mlflow", "training-runs-churn"} <= unpriced
