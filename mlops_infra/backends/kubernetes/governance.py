@@ -98,11 +98,12 @@ def build(ctx: StageContext) -> GovernanceOutputs:
         identities[role] = account(role)
     group_identities = {group: account(f"group-{group}") for group in groups(ctx.spec)}
 
-    role = k8s.rbac.v1.Role(ctx.logical("role", "automation"), metadata=metadata(ctx, name(ctx, "automation"), ns),
+    automation = k8s.rbac.v1.Role(ctx.logical("role", "automation"), metadata=metadata(ctx, name(ctx, "automation"), ns),
                             rules=AUTOMATION_RULES, opts=ctx.opts())  # fmt: skip
     k8s.rbac.v1.RoleBinding(
         ctx.logical("binding", "automation"), metadata=metadata(ctx, name(ctx, "automation"), ns),
-        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role.metadata.apply(lambda m: m.name)},
+        role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                  "name": automation.metadata.apply(lambda m: m.name)},
         subjects=[{"kind": "ServiceAccount", "name": accounts["automation"], "namespace": ns}], opts=ctx.opts(),
     )  # fmt: skip
     k8s.core.v1.ResourceQuota(ctx.logical("quota"), metadata=metadata(ctx, name(ctx, "quota"), ns),

@@ -70,11 +70,14 @@ def build(ctx: StageContext) -> ServingOutputs:
     trained = ctx.upstream.find(TrainingOutputs)
     serving_sa = ctx.upstream.of(GovernanceOutputs).identities["serving"].id
     served = [m for m in ctx.models() if m.serving is not None]
-    logger_url = request_logger(ctx, ns) if any(m.serving.data_capture for m in served) else None
+    capture = any(m.serving is not None and m.serving.data_capture is not None for m in served)
+    logger_url = request_logger(ctx, ns) if capture else None
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
     for model in served:
         serving = model.serving
+        if serving is None:
+            continue
         isvc_name = name(ctx, model.name)
         model_uri = serving.model_uri or (trained.output_uris.get(model.name) if trained else None)
         env = env_list(dict(serving.environment)) + common.store_env(ctx)
