@@ -12,15 +12,10 @@ import pytest
 from tests.e2e.cluster import Api, ExternalCluster, LocalCluster
 from tests.e2e.engine import SKIP_AWAIT, Engine
 from tests.e2e.product import Project, declared, harness, make_project, object_paths, planned, state
-from tests.e2e.toolchain import required
+from tests.e2e.toolchain import kubernetes_sdk
 
 pytestmark = pytest.mark.e2e
-try:
-    import pulumi_kubernetes  # noqa: F401
-except ImportError:
-    if required():
-        raise
-    pytest.skip("the Kubernetes SDK is the `kubernetes` extra: pip install '.[kubernetes]'", allow_module_level=True)
+kubernetes_sdk()
 
 Cluster = LocalCluster | ExternalCluster
 KEPT_TYPES = {"kubernetes:core/v1:PersistentVolumeClaim", "kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Namespace"}
