@@ -25,6 +25,10 @@ BASE_SPEC: dict[str, Any] = {
         "aws": {"region": "us-east-1", "account_id": "123456789012"},
         "gcp": {"project": "acme-ml-dev", "region": "us-central1", "name_generation": 1},
         "azure": {"location": "westeurope", "subscription_id": "00000000-0000-0000-0000-000000000000"},
+        "kubernetes": {
+            "context": "kind-mlops",
+            "object_store": {"endpoint": "https://minio.example.com", "credentials_secret": "object-store"},
+        },
     },
     "tags": {"owner": "ml-platform"},
     "storage": {"buckets": [{"name": "raw", "archive_after_days": 90, "expire_after_days": 730}]},

@@ -160,7 +160,8 @@ def test_every_cloud_has_measured_stack_limits() -> None:
     from mlops_infra.stack_size import models_per_stack_limit
 
     limits = {cloud: models_per_stack_limit(cloud) for cloud in registry()}
-    assert limits == {"aws": 1500, "azure": 900, "gcp": 1100}
+    # Kubernetes is not measured yet (benchmarks/): no limit, so validate does not warn there.
+    assert limits == {"aws": 1500, "azure": 900, "gcp": 1100, "kubernetes": None}
 
 
 def test_a_stack_past_the_measured_limit_warns_and_points_to_split() -> None:

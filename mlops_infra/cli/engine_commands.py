@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -111,7 +110,9 @@ def _run(
     engine = engine or make_engine(policy_files)
     results: list[Any] = []
     for target in ordered:
-        progress = Progress(total=None if operation == "destroy" else functools.partial(_planned_total, target))
+        # The total comes from an offline plan, made before the engine starts: made during the run
+        # (in the event stream), its mock runtime would take over the inline program's and hang it.
+        progress = Progress(total=None if operation == "destroy" else _planned_total(target))
         try:
             results.append(engine.run(operation, target, on_event=progress, delete_data=delete_data))
         except MlopsInfraError as exc:

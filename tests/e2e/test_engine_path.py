@@ -15,15 +15,10 @@ import pytest
 
 from tests.e2e.cluster import Api, ExternalCluster, LocalCluster
 from tests.e2e.engine import SKIP_AWAIT, Engine, resource_types
-from tests.e2e.toolchain import required
+from tests.e2e.toolchain import kubernetes_sdk
 
 pytestmark = pytest.mark.e2e
-try:
-    import pulumi_kubernetes as k8s
-except ImportError:
-    if required():
-        raise
-    pytest.skip("the Kubernetes SDK is the `kubernetes` extra: pip install '.[kubernetes]'", allow_module_level=True)
+k8s = kubernetes_sdk()
 
 PROJECT = "mlops-e2e"
 RESTRICTED = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")}

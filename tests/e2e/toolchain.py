@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "toolchain" / "build.sh"
@@ -52,3 +54,15 @@ def locate() -> tuple[Toolchain, str | None]:
     if check.returncode != 0:
         return toolchain, check.stderr.strip()
     return toolchain, None
+
+
+def kubernetes_sdk() -> ModuleType:
+    """pulumi_kubernetes, or a module-level skip naming the extra (a failure under toolchain/ci.sh)."""
+    import pytest
+
+    try:
+        return importlib.import_module("pulumi_kubernetes")
+    except ImportError:
+        if required():
+            raise
+        pytest.skip("the Kubernetes SDK is the `kubernetes` extra: pip install '.[kubernetes]'", allow_module_level=True)
