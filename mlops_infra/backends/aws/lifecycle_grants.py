@@ -3,7 +3,9 @@
 Features ("features"), data preparation ("dataprep"), explainability ("explainability") and the
 evaluation gate ("evaluation-<model>") each put one inline policy on the group's role; IAM counts
 them with the group's "data" policy against the per-role inline limit, so governance_grants.budgets
-adds their sizes (measured with the key's ARN at full length and the longest VPC id). No SDK here.
+adds their sizes (measured with the key's ARN at full length and the longest VPC id). In a private
+network they repeat the VPC grants only where no attached managed policy carries them
+(governance_network.grants_of_group). No SDK here.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from mlops_infra.backends.aws.naming import (
     repository_name,
     stack_prefix,
 )
+from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
 from mlops_infra.stages.storage import ARTIFACTS
 
@@ -35,7 +38,8 @@ def group_documents(spec: Any, namer: Namer, settings: Any, models: tuple[Any, .
     region, account = settings.region, settings.account_id
     partition = policies.partition_of(region)
     artifacts = bucket_name(namer, ARTIFACTS)
-    vpc = network.measured_vpc(settings) if network.private(spec) else None
+    vpc = network.grants_of_group(spec, group_of(models[0]), network.measured_vpc(settings), region) \
+        if network.private(spec) and models else None
     vpc_grants = tuple(network.network_grants(partition=partition, region=region, account_id=account,
                                               vpc_id=vpc)) if vpc else ()
     docs: list[dict] = []
