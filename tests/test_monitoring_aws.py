@@ -679,6 +679,29 @@ def test_automation_may_only_start_the_stacks_training_pipelines(rich, prod):
         assert not fnmatch.fnmatchcase(f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/churn-{stack}-x-other", pattern)
 
 
+def test_validate_measures_every_policy_the_automation_identity_holds(rich, prod):
+    """The automation role's budget counts retraining's, batch scoring's and data preparation's
+    grants: exactly the inline policies the plan puts on that role."""
+    for plan, data in ((rich, RICH), (prod, None)):
+        spec = spec_from(data) if data is not None else prod_spec()
+        settings = spec.clouds.aws
+        namer = BACKEND.namer(spec, settings)
+        role = named(plan)["governance-role-automation"]["inputs"]["name"]
+        held = [json.loads(r["inputs"]["policy"]) for r in resources_of(plan, ROLE_POLICY) if r["inputs"]["role"] == role]
+        (budget,) = [b for b in grants.budgets(spec, namer, settings) if b.role == role]
+        assert len(held) == (1 if data is not None else 3)
+        assert budget.inline == sum(policies.policy_size(d) for d in held)
+
+
+def prod_spec() -> Any:
+    """stacks/prod.yaml as validated (the prod fixture plans it)."""
+    import yaml
+
+    from mlops_infra.spec.models import spec_model
+
+    return spec_model().model_validate(yaml.safe_load((ROOT / "stacks" / "prod.yaml").read_text()))
+
+
 def test_monitoring_runs_as_the_group_identity_with_the_stacks_monitoring_policy(rich):
     resources = named(rich)
     policy = resources["governance-policy-monitoring"]

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_infra.backends.aws import batch_jobs as batch
 from mlops_infra.backends.aws import data_prep_jobs as prep
 from mlops_infra.backends.aws import explainability_jobs as signals
 from mlops_infra.backends.aws import features_sdk
 from mlops_infra.backends.aws import governance_network as network
 from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import training_evaluation as evaluation
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
@@ -78,4 +80,18 @@ def group_documents(spec: Any, namer: Namer, settings: Any, models: tuple[Any, .
             job_prefix=stack_prefix(namer, "aws.sagemaker.processing_job"), key_arn=key_arn,
             package_groups=[model_package_group_name(namer, model.name)] if gate.compare_to_approved else [],
             repository=repository))
+    return docs
+
+
+def automation_documents(spec: Any, namer: Namer, settings: Any) -> list[dict]:
+    """The inline policies batch scoring ("batch") and data preparation ("dataprep") add to the
+    automation identity besides retraining's: each starts its own stage's pipelines only."""
+    region, account = settings.region, settings.account_id
+    partition = policies.partition_of(region)
+    pipelines = stack_prefix(namer, "aws.sagemaker.pipeline")
+    docs: list[dict] = []
+    if any(m.batch is not None for m in spec.models):
+        docs.append(batch.automation_grant(partition=partition, region=region, account_id=account, pipelines=pipelines))
+    if any(m.data_prep is not None for m in spec.models):
+        docs.append(prep.start_grant(triggers.pipeline_arn(partition, region, account, f"{pipelines}*-prep")))
     return docs
