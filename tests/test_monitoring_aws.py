@@ -687,7 +687,8 @@ def test_validate_measures_every_policy_the_automation_identity_holds(rich, prod
         settings = spec.clouds.aws
         namer = BACKEND.namer(spec, settings)
         role = named(plan)["governance-role-automation"]["inputs"]["name"]
-        held = [json.loads(r["inputs"]["policy"]) for r in resources_of(plan, ROLE_POLICY) if r["inputs"]["role"] == role]
+        held = [json.loads(r["inputs"]["policy"]) for r in resources_of(plan, ROLE_POLICY)
+                if r["inputs"]["role"] == role]
         (budget,) = [b for b in grants.budgets(spec, namer, settings) if b.role == role]
         assert len(held) == (1 if data is not None else 3)
         assert budget.inline == sum(policies.policy_size(d) for d in held)
