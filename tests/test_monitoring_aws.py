@@ -458,7 +458,9 @@ def test_each_trigger_starts_its_models_pipeline_as_automation(stack, dev, prod)
     plan = {"dev": dev, "prod": prod}[stack]
     resources = named(plan)
     triggered = 0
-    for r in resources_of(plan, SCHEDULE):
+    # Batch scoring and data preparation have schedules of their own (tests/test_batch_aws.py,
+    # tests/test_data_prep_aws.py): these are the retraining ones.
+    for r in (r for r in resources_of(plan, SCHEDULE) if r["stage"] == "retraining"):
         model = r["name"].removeprefix("retraining-schedule-")
         assert sorted(r["dependencies"]["target"]) == ["governance-role-automation", f"training-pipeline-{model}"]
         assert r["depends_on"] == ["retraining-grant-automation"]
@@ -655,11 +657,50 @@ def test_automation_may_only_start_the_stacks_training_pipelines(rich, prod):
         assert allowed(doc(grant)) == {"sagemaker:StartPipelineExecution": {pattern}}
         automation = [r for r in resources_of(plan, ROLE_POLICY) if r["inputs"]["role"] ==
                       resources["governance-role-automation"]["inputs"]["name"]]
-        assert [r["name"] for r in automation] == ["retraining-grant-automation"]  # and no key grant
-        for pipeline in resources_of(plan, PIPELINE):
+        # Batch scoring and data preparation (prod) start their own pipelines the same way, each
+        # stage's grant on its own suffix only; nothing else, and no key grant.
+        suffixes = {"retraining": "training", "batch": "batch", "data_prep": "prep"}
+        stages = ["retraining"] + [s for s in ("batch", "data_prep") if any(r["stage"] == s for r in plan["resources"])]
+        assert sorted(r["name"] for r in automation) == sorted(f"{s}-grant-automation" for s in stages)
+        patterns = {}
+        for r in automation:
+            (action, resource), = allowed(doc(r)).items()
+            assert action == "sagemaker:StartPipelineExecution"
+            patterns[r["stage"]] = resource.pop()
+            assert not resource
+        assert patterns == {s: f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/churn-{stack}-*-{suffixes[s]}"
+                            for s in stages} and patterns["retraining"] == pattern
+        pipelines = resources_of(plan, PIPELINE)
+        assert {p["stage"] for p in pipelines} == {"training", *stages[1:]}
+        for pipeline in pipelines:
             arn = f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/{pipeline['inputs']['pipelineName']}"
-            assert fnmatch.fnmatchcase(arn, pattern)
+            stage = "retraining" if pipeline["stage"] == "training" else pipeline["stage"]
+            assert [s for s, p in patterns.items() if fnmatch.fnmatchcase(arn, p)] == [stage], arn
         assert not fnmatch.fnmatchcase(f"arn:aws:sagemaker:{region}:{ACCOUNT}:pipeline/churn-{stack}-x-other", pattern)
+
+
+def test_validate_measures_every_policy_the_automation_identity_holds(rich, prod):
+    """The automation role's budget counts retraining's, batch scoring's and data preparation's
+    grants: exactly the inline policies the plan puts on that role."""
+    for plan, data in ((rich, RICH), (prod, None)):
+        spec = spec_from(data) if data is not None else prod_spec()
+        settings = spec.clouds.aws
+        namer = BACKEND.namer(spec, settings)
+        role = named(plan)["governance-role-automation"]["inputs"]["name"]
+        held = [json.loads(r["inputs"]["policy"]) for r in resources_of(plan, ROLE_POLICY)
+                if r["inputs"]["role"] == role]
+        (budget,) = [b for b in grants.budgets(spec, namer, settings) if b.role == role]
+        assert len(held) == (1 if data is not None else 3)
+        assert budget.inline == sum(policies.policy_size(d) for d in held)
+
+
+def prod_spec() -> Any:
+    """stacks/prod.yaml as validated (the prod fixture plans it)."""
+    import yaml
+
+    from mlops_infra.spec.models import spec_model
+
+    return spec_model().model_validate(yaml.safe_load((ROOT / "stacks" / "prod.yaml").read_text()))
 
 
 def test_monitoring_runs_as_the_group_identity_with_the_stacks_monitoring_policy(rich):

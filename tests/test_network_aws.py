@@ -134,10 +134,17 @@ def test_endpoints_cover_every_api_the_stack_calls_privately():
 def test_endpoints_follow_what_the_spec_uses():
     data = prod()
     for model in data["models"]:
-        model.pop("serving"), model.pop("monitoring"), model.pop("retraining")
+        model.pop("serving"), model.pop("monitoring"), model.pop("retraining"), model.pop("batch", None)
+    # Data preparation and the evaluation gate watch their pipelines' failed runs with rules too.
+    prepared = data["models"][0].pop("data_prep")
+    gate = data["models"][0]["training"].pop("evaluation")
     services = network.interface_services(spec_model().model_validate(data), REGION)
     assert "sagemaker.runtime" not in services and "events" not in services
     assert {"ecr.api", "ecr.dkr", "sagemaker.api", "sts", "logs", "monitoring", "kms"} <= set(services)
+    for stage, value in (("data_prep", prepared), ("evaluation", gate)):
+        ruled = copy.deepcopy(data)
+        (ruled["models"][0] if stage == "data_prep" else ruled["models"][0]["training"])[stage] = value
+        assert "events" in network.interface_services(spec_model().model_validate(ruled), REGION), stage
     data["models"] = []
     assert "ecr.api" not in network.interface_services(spec_model().model_validate(data), REGION)
 
@@ -329,6 +336,50 @@ def test_the_valid_brought_form_passes(tmp_path: Path):
     found = located(tmp_path, prod(BROUGHT))
     assert not [p for p in found if p.severity == "error"]
     assert not [p for p in found if p.path[:3] == ("clouds", "aws", "network") or p.path[0] == "governance"]
+
+
+NETWORK_SIDS = {"DescribeNetwork", "CreateNetworkInterfaces", "CreateNetworkInterfacesInStackVpc",
+                "ManageNetworkInterfacesInStackVpc"}
+
+
+def test_lifecycle_policies_leave_the_vpc_grants_to_the_attached_managed_policies():
+    """One model with every lifecycle stage fits its role's inline limit in a private network: the
+    batch, data preparation and explainability policies do not repeat the VPC grants its attached
+    "training" and "monitoring" policies carry; a group attaching neither keeps them inline."""
+    from mlops_infra.backends.aws import batch, lifecycle_grants
+    from mlops_infra.backends.aws import governance_grants as grants
+
+    data = prod()
+    ltv = data["models"][1]  # served from a given model and scored in batch: no managed policy
+    ltv.pop("training"), ltv.pop("registry"), ltv.pop("retraining")
+    ltv["serving"]["model_uri"] = "s3://churn-prod-models/ltv/model.tar.gz"
+    ltv["batch"] = {"input": {"bucket": "raw", "prefix": "ltv/"}, "output": {"bucket": "scores", "prefix": "ltv/"},
+                    "compute": {"size": "cpu-large"}, "schedule": "0 6 * * *"}
+    spec = spec_model().model_validate(data)
+    settings = spec.clouds.aws
+    namer = BACKEND.namer(spec, settings)
+    key = policies.key_arn("aws", REGION, ACCOUNT, grants.KEY_ID_PLACEHOLDER)
+    limit = grants.limit("role_inline_policies_size").value
+    by_group = {g.name: g for g in grants.groups(spec, namer, REGION)}
+    full, bare = by_group["churn-classifier"], by_group["ltv-regressor"]
+    assert full.purposes == ("training", "monitoring") and bare.purposes == ()
+    managed = grants.managed(spec, namer, settings, key, full.purposes)
+    assert all(NETWORK_SIDS <= {s["Sid"] for s in managed[p]["Statement"]} for p in full.purposes)
+    inline = lifecycle_grants.group_documents(spec, namer, settings, full.models, key)
+    assert {s["Sid"] for d in inline for s in d["Statement"]}.isdisjoint(NETWORK_SIDS)
+    assert network.grants_of_group(spec, full.name, VPC, REGION) is None
+    assert network.grants_of_group(spec, bare.name, VPC, REGION) == VPC
+    assert network.grants_of_group(spec, bare.name, None, REGION) is None
+    public = spec_model().model_validate({**data, "governance": {**data["governance"], "network": "public"}})
+    vpc_part = policies.policy_size(policies.document(network.network_grants(
+        partition="aws", region=REGION, account_id=ACCOUNT, vpc_id=network.measured_vpc(settings)))) - \
+        policies.policy_size(policies.document([]))
+    assert batch.grant_size(spec, namer, settings, list(full.models)) == \
+        batch.grant_size(public, namer, public.clouds.aws, list(full.models))
+    assert batch.grant_size(spec, namer, settings, list(bare.models)) - \
+        batch.grant_size(public, namer, public.clouds.aws, list(bare.models)) >= vpc_part - 4
+    budget = next(b for b in grants.budgets(spec, namer, settings) if b.role == full.role)
+    assert budget.inline <= limit
 
 
 # --- invariants, split, cost, determinism ------------------------------------------------------

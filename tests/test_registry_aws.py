@@ -62,6 +62,21 @@ def pipeline_of(plan: dict[str, Any], model: str) -> dict[str, Any]:
     return json.loads(pipeline["inputs"]["pipelineDefinition"])
 
 
+def train_and_register(steps: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training step and the one step registering its model: right after training, or behind
+    the evaluation gate (a Condition step registering only if the metric passes, else failing)."""
+    train, *rest = steps
+    assert train["Type"] == "Training"
+    if rest and rest[-1]["Type"] == "Condition":
+        gate = rest[-1]["Arguments"]
+        assert [s["Type"] for s in rest] == ["Processing", "Condition"]
+        assert [s["Type"] for s in gate["ElseSteps"]] == ["Fail"]
+        rest = gate["IfSteps"]
+    (register,) = rest
+    assert register["Type"] == "RegisterModel"
+    return train, register
+
+
 def served_by(plan: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """The endpoint's model container and its production variant."""
     named = {r["name"]: r for r in plan["resources"]}
@@ -74,7 +89,7 @@ def test_the_registered_version_is_what_the_endpoint_serves(stack: str, deployed
     plan = example(stack)
     models = yaml.safe_load((ROOT / "stacks" / f"{stack}.yaml").read_text())["models"]
     for model in (m["name"] for m in models if m.get("registry") and m.get("serving")):
-        train, register = pipeline_of(plan, model)["Steps"]
+        train, register = train_and_register(pipeline_of(plan, model)["Steps"])
         (registered,) = register["Arguments"]["InferenceSpecification"]["Containers"]
         container, variant = served_by(plan, model)
         # The serving image as the endpoint pulls it, never the training image.

@@ -256,7 +256,10 @@ def test_examples_serve_every_model_wired_to_artifact_key_and_identity(stack, de
         assert f"serving-scalingpolicy-{name}" in resources
         url = plan["outputs"]["serving"]["urls"][name]
         region = "us-east-1" if stack == "dev" else "eu-west-1"
-        assert url == f"https://runtime.sagemaker.{region}.amazonaws.com/endpoints/{endpoint['inputs']['name']}/invocations"
+        # An asynchronous endpoint is invoked at its own path (InvokeEndpointAsync).
+        invoke = "async-invocations" if model["serving"].get("mode") == "async" else "invocations"
+        runtime = f"https://runtime.sagemaker.{region}.amazonaws.com"
+        assert url == f"{runtime}/endpoints/{endpoint['inputs']['name']}/{invoke}"
         assert plan["outputs"]["serving"]["endpoints"][name] == endpoint["inputs"]["name"]
 
 

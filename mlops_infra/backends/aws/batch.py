@@ -38,7 +38,7 @@ from mlops_infra.backends.aws import batch_jobs as batch_data
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import serving_endpoints as endpoints
-from mlops_infra.backends.aws.governance_network import PrivateNetwork, measured_vpc, private
+from mlops_infra.backends.aws.governance_network import PrivateNetwork, grants_of_group, measured_vpc, private
 from mlops_infra.backends.aws.retraining import check_cron, pipeline_rule, pipeline_schedule
 from mlops_infra.backends.aws.naming import (
     BATCH_ALARM_KIND,
@@ -114,11 +114,13 @@ def grant_size(spec: Any, namer: Any, settings: Any, models: list[Any]) -> int:
     partition = policies.partition_of(region)
     from mlops_infra.backends.aws.governance_grants import KEY_ID_PLACEHOLDER
 
+    vpc = measured_vpc(settings) if private(spec) else None
     return policies.policy_size(batch_data.group_grant(
         partition=partition, region=region, account_id=account, namer=namer, models=batched,
         key_arn=policies.key_arn(partition, region, account, KEY_ID_PLACEHOLDER),
         physical={b.name: bucket_name(namer, b.name) for b in spec.storage.buckets},
-        artifacts=bucket_name(namer, ARTIFACTS), vpc_id=measured_vpc(settings) if private(spec) else None))
+        artifacts=bucket_name(namer, ARTIFACTS),
+        vpc_id=grants_of_group(spec, group_of(batched[0]), vpc, region)))
 
 
 def build(ctx: StageContext) -> BatchOutputs:
@@ -172,7 +174,8 @@ def _group_grant(ctx: StageContext, group: str, models: list[Any], *, network: P
         key_arn, vpc = values
         return json.dumps(batch_data.group_grant(
             partition=partition, region=region, account_id=settings.account_id, namer=ctx.namer, models=models,
-            key_arn=key_arn, physical=physical, artifacts=bucket_name(ctx.namer, ARTIFACTS), vpc_id=vpc))
+            key_arn=key_arn, physical=physical, artifacts=bucket_name(ctx.namer, ARTIFACTS),
+            vpc_id=grants_of_group(ctx.spec, group, vpc, region)))
 
     return aws.iam.RolePolicy(
         ctx.logical("groupgrant", group),

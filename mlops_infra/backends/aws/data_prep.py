@@ -227,9 +227,10 @@ def _group_grants(ctx: StageContext, *, partition: str, network: PrivateNetwork 
         repositories = sorted({stack_repos, *(r for r in spec_repos if r is not None)})
 
         def document(values: list[Any], outputs: list[tuple[str, str]] = outputs,
-                     repositories: list[str] = repositories) -> str:
+                     repositories: list[str] = repositories, group: str = group) -> str:
             key, vpc = values
-            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account, vpc_id=vpc)
+            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account,
+                                        vpc_id=network_facts.grants_of_group(spec, group, vpc, region))
             return json.dumps(prep.prep_grants(
                 partition=partition, region=region, account_id=account,
                 job_prefix=stack_prefix(ctx.namer, "aws.sagemaker.processing_job"), key_arn=key, outputs=outputs,

@@ -30,7 +30,7 @@ from mlops_infra.backends.aws import BACKEND, catalog, policies
 from mlops_infra.backends.aws import explainability_jobs as signals
 from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws.data_prep import vpc_statements
-from mlops_infra.backends.aws.governance_network import PrivateNetwork
+from mlops_infra.backends.aws.governance_network import PrivateNetwork, grants_of_group
 from mlops_infra.backends.aws.naming import (
     bucket_name,
     content_name,
@@ -260,9 +260,10 @@ def _grants(ctx: StageContext) -> None:
             by_group.setdefault(group_of(model), []).append(model.name)
     for group, models in sorted(by_group.items()):
 
-        def document(values: list[Any], models: list[str] = models) -> str:
+        def document(values: list[Any], models: list[str] = models, group: str = group) -> str:
             key, vpc = values
-            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account, vpc_id=vpc)
+            vpc_grants = vpc_statements(partition=partition, region=region, account_id=account,
+                                        vpc_id=grants_of_group(spec, group, vpc, region))
             return json.dumps(signals.signal_grants(partition=partition, region=region, account_id=account,
                                                     artifacts=artifacts, models=sorted(models), key_arn=key,
                                                     network=vpc_grants))

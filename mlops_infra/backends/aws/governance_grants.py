@@ -209,12 +209,14 @@ def budgets(spec: Any, namer: Namer, settings: Any) -> list[Budget]:
             models=len(group.models),
         ))
     out.append(_serving(spec, namer, settings, key_arn))
-    automation = [m for m in spec.models if m.retraining is not None and m.training is not None]
-    if automation:
+    retrained = any(m.retraining is not None and m.training is not None for m in spec.models)
+    started = lifecycle_grants.automation_documents(spec, namer, settings)
+    if retrained or started:
+        retraining = [triggers.automation_grants(partition=partition, region=region, account_id=account,
+                                                 pipelines=stack_prefix(namer, "aws.sagemaker.pipeline"))]
         out.append(Budget(
             role=role_name(namer, "automation", region), what="the automation identity", path=("models",),
-            inline=size(triggers.automation_grants(partition=partition, region=region, account_id=account,
-                                                   pipelines=stack_prefix(namer, "aws.sagemaker.pipeline"))),
+            inline=sum(size(d) for d in [*(retraining if retrained else []), *started]),
             managed=(),
         ))
     return out

@@ -41,6 +41,7 @@ from mlops_infra.backends.aws import monitoring_alarms as alarms
 from mlops_infra.backends.aws import policies
 from mlops_infra.backends.aws.settings import DEFAULT_CIDR
 from mlops_infra.facts import fact
+from mlops_infra.layout import group_of
 from mlops_infra.spec.problems import Problem
 from mlops_infra.stages.base import finding
 
@@ -161,6 +162,19 @@ def network_grants(*, partition: str, region: str, account_id: str, vpc_id: str)
         {"Sid": "ManageNetworkInterfacesInStackVpc", "Effect": "Allow", "Action": manage,
          "Resource": f"{ec2}:network-interface/*", "Condition": in_vpc},
     ]
+
+
+def grants_of_group(spec: Any, group: str, vpc_id: Any, region: str) -> Any:
+    """The VPC id a lifecycle stage's inline policy on `group`'s identity grants network access
+    to, or None. A group whose models train or monitor drift attaches the stack's managed
+    "training" or "monitoring" policy (governance_grants.groups), which already carries the same
+    network grants: repeating them in every lifecycle policy would only spend the role's inline
+    size limit (one fully featured model passed it in a private network)."""
+    if not vpc_id:
+        return None
+    attached = any(m.training is not None or alarms.monitors_drift(m, region)
+                   for m in spec.models if group_of(m) == group)
+    return None if attached else vpc_id
 
 
 def measured_vpc(settings: Any) -> str:

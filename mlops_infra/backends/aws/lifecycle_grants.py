@@ -3,18 +3,22 @@
 Features ("features"), data preparation ("dataprep"), explainability ("explainability") and the
 evaluation gate ("evaluation-<model>") each put one inline policy on the group's role; IAM counts
 them with the group's "data" policy against the per-role inline limit, so governance_grants.budgets
-adds their sizes (measured with the key's ARN at full length and the longest VPC id). No SDK here.
+adds their sizes (measured with the key's ARN at full length and the longest VPC id). In a private
+network they repeat the VPC grants only where no attached managed policy carries them
+(governance_network.grants_of_group). No SDK here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mlops_infra.backends.aws import batch_jobs as batch
 from mlops_infra.backends.aws import data_prep_jobs as prep
 from mlops_infra.backends.aws import explainability_jobs as signals
 from mlops_infra.backends.aws import features_sdk
 from mlops_infra.backends.aws import governance_network as network
 from mlops_infra.backends.aws import policies
+from mlops_infra.backends.aws import retraining_triggers as triggers
 from mlops_infra.backends.aws import training_evaluation as evaluation
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.backends.aws.naming import (
@@ -24,6 +28,7 @@ from mlops_infra.backends.aws.naming import (
     repository_name,
     stack_prefix,
 )
+from mlops_infra.layout import group_of
 from mlops_infra.naming import Namer
 from mlops_infra.stages.storage import ARTIFACTS
 
@@ -35,7 +40,8 @@ def group_documents(spec: Any, namer: Namer, settings: Any, models: tuple[Any, .
     region, account = settings.region, settings.account_id
     partition = policies.partition_of(region)
     artifacts = bucket_name(namer, ARTIFACTS)
-    vpc = network.measured_vpc(settings) if network.private(spec) else None
+    vpc = network.grants_of_group(spec, group_of(models[0]), network.measured_vpc(settings), region) \
+        if network.private(spec) and models else None
     vpc_grants = tuple(network.network_grants(partition=partition, region=region, account_id=account,
                                               vpc_id=vpc)) if vpc else ()
     docs: list[dict] = []
@@ -74,4 +80,18 @@ def group_documents(spec: Any, namer: Namer, settings: Any, models: tuple[Any, .
             job_prefix=stack_prefix(namer, "aws.sagemaker.processing_job"), key_arn=key_arn,
             package_groups=[model_package_group_name(namer, model.name)] if gate.compare_to_approved else [],
             repository=repository))
+    return docs
+
+
+def automation_documents(spec: Any, namer: Namer, settings: Any) -> list[dict]:
+    """The inline policies batch scoring ("batch") and data preparation ("dataprep") add to the
+    automation identity besides retraining's: each starts its own stage's pipelines only."""
+    region, account = settings.region, settings.account_id
+    partition = policies.partition_of(region)
+    pipelines = stack_prefix(namer, "aws.sagemaker.pipeline")
+    docs: list[dict] = []
+    if any(m.batch is not None for m in spec.models):
+        docs.append(batch.automation_grant(partition=partition, region=region, account_id=account, pipelines=pipelines))
+    if any(m.data_prep is not None for m in spec.models):
+        docs.append(prep.start_grant(triggers.pipeline_arn(partition, region, account, f"{pipelines}*-prep")))
     return docs
