@@ -46,6 +46,7 @@ JOB = "gcp:cloudscheduler/job:Job"
 TOPIC = "gcp:pubsub/topic:Topic"
 TRIGGER = "gcp:eventarc/trigger:Trigger"
 WORKFLOW = "gcp:workflows/workflow:Workflow"
+WORKBENCH = "gcp:workbench/instance:Instance"
 NETWORK_WIDE = {NETWORK, SUBNET, ROUTE, FIREWALL, ZONE, RECORD, RANGE, PEERING}
 
 
@@ -83,7 +84,11 @@ def created() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def brought() -> dict[str, Any]:
-    return _plan(_prod({"network": BROUGHT, "service_perimeter": PERIMETER}))
+    # Without workspaces: a Workbench instance needs a subnet a brought network does not name,
+    # which validate refuses (tests/test_workspaces_gcp.py).
+    data = _prod({"network": BROUGHT, "service_perimeter": PERIMETER})
+    del data["workspaces"]
+    return _plan(data)
 
 
 def by_name(plan: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -114,8 +119,19 @@ def test_the_network_has_no_internet_path(created: dict[str, Any]) -> None:
     # The one route leads to the restricted Google APIs VIP (a perimeter is stated), nowhere else.
     (route,) = of_type(created, ROUTE)
     assert route["inputs"]["destRange"] == "199.36.153.4/30" and route["inputs"]["nextHopGateway"] == "default-internet-gateway"
-    # No router, NAT, external address or instance: nothing could reach the internet.
-    assert not [r for r in created["resources"] if re.search(r"router|nat|instance|:address:Address", r["type"], re.I)]
+    # No router, NAT, external address or instance but the workspaces' Workbench instances, which
+    # sit on the subnet without a public IP: nothing could reach the internet.
+    assert not [r for r in created["resources"]
+                if re.search(r"router|nat|instance|:address:Address", r["type"], re.I) and r["type"] != WORKBENCH]
+    subnet_path = f"projects/{PROJECT}/regions/europe-west4/subnetworks/{subnet['inputs']['name']}"
+    workbenches = of_type(created, WORKBENCH)
+    assert len(workbenches) == 2  # stacks/prod.yaml's two workspace users
+    for workbench in workbenches:
+        gce = workbench["inputs"]["gceSetup"]
+        assert gce["disablePublicIp"] is True
+        assert gce["networkInterfaces"] == [
+            {"network": f"projects/{PROJECT}/global/networks/{network['inputs']['name']}", "subnet": subnet_path}
+        ]
 
 
 def test_egress_is_denied_but_for_google_apis_and_the_endpoints(created: dict[str, Any]) -> None:
@@ -196,8 +212,8 @@ def test_endpoints_are_private_service_connect_in_the_network(created: dict[str,
 
 def test_schedules_reach_workflows_through_pubsub_and_eventarc(created: dict[str, Any]) -> None:
     jobs = of_type(created, JOB)
-    # Two retraining schedules and one drift schedule (and batch schedules, when the example has them).
-    assert sorted(j["stage"] for j in jobs if j["stage"] != "batch") == ["monitoring", "retraining", "retraining"]
+    # Two retraining schedules, one drift schedule, one batch scoring and one data preparation schedule.
+    assert sorted(j["stage"] for j in jobs) == ["batch", "data_prep", "monitoring", "retraining", "retraining"]
     topics = {t["inputs"]["name"]: t["inputs"] for t in of_type(created, TOPIC)}
     triggers = [t["inputs"] for t in of_type(created, TRIGGER)]
     automation = by_name(created)["governance-identity-automation"]["inputs"]["accountId"]

@@ -51,6 +51,7 @@ REPO_MEMBER = "gcp:artifactregistry/repositoryIamMember:RepositoryIamMember"
 REPOSITORY = "gcp:artifactregistry/repository:Repository"
 PROJECT_MEMBER = "gcp:projects/iAMMember:IAMMember"
 KEY_MEMBER = "gcp:kms/cryptoKeyIAMMember:CryptoKeyIAMMember"
+VIEW_MEMBER = "gcp:vertex/aiFeatureOnlineStoreFeatureviewIamMember:AiFeatureOnlineStoreFeatureviewIamMember"
 
 
 def _clouds(data: dict) -> dict:
@@ -296,13 +297,19 @@ def test_models_served_from_explicit_uris_gpu_and_private_network(variant: dict)
         assert variant["outputs"]["serving"]["urls"][model] == UNKNOWN
 
 
+def _online_groups_of_served_models(data: dict) -> list[str]:
+    online = {g["name"] for g in (data.get("feature_store") or {}).get("groups", []) if g.get("online")}
+    return sorted({f for m in data["models"] if m.get("serving") for f in m.get("features", [])} & online)
+
+
 def test_serving_grants_are_least_privilege_and_per_model(dev: dict, prod: dict, variant: dict) -> None:
     allowed = {
         REPO_MEMBER: {"roles/artifactregistry.reader"},
         DATASET_MEMBER: {"roles/bigquery.dataEditor"},
         PROJECT_MEMBER: {"roles/logging.logWriter"},
     }
-    for plan in (dev, prod, variant):
+    prod_data = yaml.safe_load((ROOT / "stacks" / "prod.yaml").read_text())
+    for plan, data in ((dev, DEV), (prod, prod_data), (variant, VARIANT)):
         served = set(plan["outputs"]["serving"]["endpoints"])
         serving_identity = identities(plan)["serving"]
         grants = [r for r in plan["resources"] if r["stage"] == "serving" and r["type"] in allowed]
@@ -315,11 +322,19 @@ def test_serving_grants_are_least_privilege_and_per_model(dev: dict, prod: dict,
                 assert grant["name"] == "serving-project-grant-logwriter-serving"  # the only stack-wide one
             else:
                 assert any(grant["name"].endswith(f"-{m}") for m in served), f"{grant['name']} is not per model"
-        # Outside serving, the serving identity only reads the artifact folders of served models.
+        # Outside serving, the serving identity only reads the artifact folders of served models
+        # and the feature views of the online feature groups they name.
         elsewhere = [r for r in plan["resources"] if r["stage"] != "serving" and r["inputs"].get("member") == serving_identity]
-        assert elsewhere and all(r["type"] == FOLDER_MEMBER for r in elsewhere)
-        assert all(r["inputs"]["role"] == "roles/storage.objectViewer" and "condition" not in r["inputs"] for r in elsewhere)
-        assert all(r["dependencies"]["bucket"] == ["storage-folder-artifacts/" + r["inputs"]["managedFolder"]] for r in elsewhere)
+        folders = [r for r in elsewhere if r["type"] == FOLDER_MEMBER]
+        views = [r for r in elsewhere if r["type"] == VIEW_MEMBER]
+        assert folders and len(folders) + len(views) == len(elsewhere)
+        assert all(r["inputs"]["role"] == "roles/storage.objectViewer" and "condition" not in r["inputs"] for r in folders)
+        assert all(r["dependencies"]["bucket"] == ["storage-folder-artifacts/" + r["inputs"]["managedFolder"]] for r in folders)
+        assert sorted(r["dependencies"]["featureView"][0] for r in views) == [
+            f"features-view-{group}" for group in _online_groups_of_served_models(data)
+        ]
+        assert all(r["inputs"]["role"] == "roles/aiplatform.featurestoreDataViewer" and "condition" not in r["inputs"]
+                   for r in views)
         assert "*" not in json.dumps([g["inputs"]["role"] for g in grants])
 
 

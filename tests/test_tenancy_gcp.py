@@ -54,7 +54,8 @@ def stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Any, dic
 
 def physical_names(plan: dict[str, Any]) -> set[tuple[str, ...]]:
     """Each resource's physical name: the values of its physical-name inputs, together (a managed
-    folder's name is unique within its bucket, so it counts with the bucket)."""
+    folder's name is unique within its bucket, a feature's within its feature group, so each counts
+    with its parent)."""
     keys = sorted(BACKEND.physical_name_inputs)
     found = set()
     for r in plan["resources"]:

@@ -448,7 +448,11 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
         # the workflow starter belongs to monitoring and retraining (tests/test_monitoring_gcp.py).
         roles = {r["name"]: r["inputs"] for r in resources_of(plan, CUSTOM_ROLE)
                  if r["name"] in ("governance-role-training-launcher", "governance-role-model-registrar")}
-        assert roles["governance-role-training-launcher"]["permissions"] == [
+        # The launcher also starts batch prediction jobs, exactly when the stack scores in batch.
+        batch = ["aiplatform.batchPredictionJobs.cancel", "aiplatform.batchPredictionJobs.create",
+                 "aiplatform.batchPredictionJobs.get"]
+        scores_in_batch = any(r["stage"] == "batch" for r in plan["resources"])
+        assert roles["governance-role-training-launcher"]["permissions"] == (batch if scores_in_batch else []) + [
             "aiplatform.customJobs.cancel", "aiplatform.customJobs.create", "aiplatform.customJobs.get",
         ]
         assert roles["governance-role-model-registrar"]["permissions"] == list(REGISTRAR_PERMISSIONS)
@@ -495,10 +499,16 @@ def test_training_and_registry_grants_are_least_privilege(plans: list[dict]) -> 
             (prefix(name), f"serviceAccount:{group_email(plan, name)}")
             for name in workflows(plan) for prefix in (output_prefix, checkpoint_prefix)
         }
-        # The automation identity gets no data or key access from these stages.
+        # The automation identity gets no data or key access from these stages, but for reading
+        # the evaluation gate's metrics: the output folder of each gated model, nothing else.
+        gated = {name for name, source in workflows(plan).items() if "submit_evaluation" in steps(source)}
+        automation_reads = set()
         for r in plan["resources"]:
-            if r["type"] in (BUCKET_MEMBER, FOLDER_MEMBER, KEY_MEMBER):
-                assert r["inputs"]["member"] != identities["automation"], r["name"]
+            if r["type"] in (BUCKET_MEMBER, FOLDER_MEMBER, KEY_MEMBER) and r["inputs"]["member"] == identities["automation"]:
+                assert r["type"] == FOLDER_MEMBER and r["inputs"]["bucket"] == artifacts, r["name"]
+                assert r["inputs"]["role"] == "roles/storage.objectViewer" and "condition" not in r["inputs"], r["name"]
+                automation_reads.add(r["inputs"]["managedFolder"])
+        assert automation_reads == {output_prefix(name) for name in gated}
         assert not re.search(r"roles/(owner|editor|aiplatform\.(admin|user))\b", json.dumps(plan["resources"]))
 
 
@@ -512,6 +522,7 @@ CONNECTORS = {
     "sys.log",
     "sys.sleep",
 }
+READ_OBJECT = "googleapis.storage.v1.objects.get"
 
 
 def _check_workflow(source: dict) -> None:
@@ -524,9 +535,13 @@ def _check_workflow(source: dict) -> None:
     """
     assert list(source) == ["main"] and source["main"]["params"] == ["args"]
     named = steps(source)
+    # A gated workflow also reads its metrics objects (tests/test_evaluation_gcp.py checks which).
+    allowed = CONNECTORS | ({READ_OBJECT} if "submit_evaluation" in named else set())
     for name, body in named.items():
         if "call" in body:
-            assert body["call"] in CONNECTORS, name
+            assert body["call"] in allowed, name
+            if body["call"] == READ_OBJECT:
+                assert body["args"]["bucket"] == "${metrics_bucket}", name
         targets = [body.get("next")] + [c.get("next") for c in body.get("switch", [])]
         for target in filter(None, targets):
             assert target in named, f"{name} jumps to a missing step {target}"

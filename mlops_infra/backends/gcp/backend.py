@@ -202,9 +202,10 @@ class GcpBackend(Backend):
         "gcp:bigquery/dataset:Dataset": "deleteContentsOnDestroy",
     }
     # Names unique in the project (or region, or globally for buckets). Managed folder names are
-    # unique within their bucket, so a comparison pairs them with it ("bucket" is listed too).
+    # unique within their bucket and feature names within their feature group, so a comparison
+    # pairs them with it ("bucket" and "featureGroup" are listed too).
     physical_name_inputs = frozenset(
-        {"name", "bucket", "accountId", "roleId", "repositoryId", "datasetId", "modelId"}
+        {"name", "bucket", "featureGroup", "accountId", "roleId", "repositoryId", "datasetId", "modelId"}
     )
 
     def keeps(self, resource_type: str, inputs: Any) -> bool:

@@ -2,7 +2,8 @@
 
 Per stack (feature_store):
 - a BigQuery dataset (CMEK with the stack key through BigQuery's encryption account, protected,
-  kept by a default destroy) holding the offline store: one table per feature group.
+  kept by a default destroy, emptied by the teardown before `destroy --delete-data`) holding the
+  offline store: one table per feature group.
 Per feature group:
 - its offline table: one column per feature (names with "_" for "-", BigQuery's column rule),
   the record id and event time required, partitioned by day on the event time and clustered by
@@ -96,7 +97,7 @@ def build(ctx: StageContext) -> FeatureOutputs:
         location=region,  # the key's region: CMEK needs the same location
         description=f"offline feature store of mlops-infra {spec.project}/{spec.environment}",
         default_encryption_configuration={"kms_key_name": keys["bigquery"]},
-        delete_contents_on_destroy=False,
+        delete_contents_on_destroy=ctx.teardown,  # empties it when destroy --delete-data deletes it
         labels=labels,
         opts=ctx.opts(protect=True),
     )
