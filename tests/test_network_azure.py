@@ -31,13 +31,30 @@ DNS = "azure-native:privatedns:"
 ML = "azure-native:machinelearningservices:"
 GRANT = "azure-native:authorization:RoleAssignment"
 APPROVER = "b556d68e-0be0-4f35-a333-ad7ee1ce17ea"  # Azure AI Enterprise Network Connection Approver
+# The private prod stack's Azure ML workspaces (the stack's and its feature store) and private endpoints.
+WORKSPACES = ("storage-workspace", "features-store")
+ENDPOINTS = ("storage-endpoint-workspace", "features-endpoint-featurestore", "storage-endpoint-blob", "storage-endpoint-registry")
 NETWORK_WIDE = {NET + "VirtualNetwork", NET + "NetworkSecurityGroup", DNS + "PrivateZone", DNS + "VirtualNetworkLink"}
 
 
-def prod_text(network: dict[str, Any] | None = None, *, private: bool = True, **changes: Any) -> str:
-    """stacks/prod.yaml (the richest example) with network: private and an optional clouds.azure.network."""
+def prod_data() -> dict[str, Any]:
     data = yaml.safe_load((ROOT / "stacks" / "prod.yaml").read_text())
     data["clouds"] = {"azure": data["clouds"]["azure"]}
+    return data
+
+
+def without_batch(data: dict[str, Any]) -> dict[str, Any]:
+    """The spec without models[].batch: on a private network Azure refuses batch's only triggers (the
+    schedule's Logic App cannot reach the private workspace; on_new_data is a gap on every network), so a
+    private stack declares no batch block (test_private_prod_is_refused_only_for_its_batch_schedule)."""
+    data["models"] = [{k: v for k, v in model.items() if k != "batch"} for model in data["models"]]
+    return data
+
+
+def prod_text(network: dict[str, Any] | None = None, *, private: bool = True, **changes: Any) -> str:
+    """stacks/prod.yaml (the richest example) with network: private (less what a private Azure stack
+    cannot have: without_batch) and an optional clouds.azure.network."""
+    data = without_batch(prod_data()) if private else prod_data()
     data["governance"]["network"] = "private" if private else "public"
     if network is not None:
         data["clouds"]["azure"]["network"] = network
@@ -76,14 +93,29 @@ def test_private_prod_validates_without_a_network_warning() -> None:
     assert not [w for w in warnings if "private endpoint" in w.message or "network: private" in w.message]
 
 
+def test_private_prod_is_refused_only_for_its_batch_schedule() -> None:
+    data = prod_data()
+    data["governance"]["network"] = "private"
+    with pytest.raises(SpecInvalid) as raised:
+        validate(yaml.safe_dump(data, sort_keys=False))
+    (problem,) = raised.value.problems
+    assert problem.path == ("models", 0, "batch", "schedule") and "private endpoint" in problem.message
+    assert problem.line is not None and problem.hint
+    # what the other tests plan: the same spec less the batch blocks, and nothing else
+    assert [m["name"] for m in data["models"] if "batch" in m] == ["churn-classifier"]
+    assert yaml.safe_load(prod_text()) == without_batch(data)
+
+
 def test_public_access_is_off_on_workspace_storage_vault_registry_and_endpoints(created: dict) -> None:
-    (workspace,) = resources_of(created, ML + "Workspace")
+    workspaces = {w["name"]: w for w in resources_of(created, ML + "Workspace")}
+    assert set(workspaces) == set(WORKSPACES)
     (account,) = resources_of(created, "azure-native:storage:StorageAccount")
     (vault,) = resources_of(created, "azure-native:keyvault:Vault")
     (acr,) = resources_of(created, "azure-native:containerregistry:Registry")
     endpoints = resources_of(created, ML + "OnlineEndpoint")
-    assert workspace["inputs"]["publicNetworkAccess"] == "Disabled"
-    assert workspace["inputs"]["allowPublicAccessWhenBehindVnet"] is False
+    for workspace in workspaces.values():  # the stack's workspace and its feature store alike
+        assert workspace["inputs"]["publicNetworkAccess"] == "Disabled"
+        assert workspace["inputs"]["allowPublicAccessWhenBehindVnet"] is False
     assert account["inputs"]["publicNetworkAccess"] == "Disabled"
     assert account["inputs"]["networkRuleSet"]["defaultAction"] == "Deny"
     assert vault["inputs"]["properties"]["publicNetworkAccess"] == "Disabled"
@@ -97,10 +129,13 @@ def test_public_access_is_off_on_workspace_storage_vault_registry_and_endpoints(
 
 
 def test_the_workspace_has_a_managed_network_with_approved_outbound_only(created: dict) -> None:
-    (workspace,) = resources_of(created, ML + "Workspace")
-    assert workspace["inputs"]["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
-    assert "outboundRules" not in workspace["inputs"]["managedNetwork"]  # no FQDN rule: no Azure Firewall
-    assert workspace["inputs"]["provisionNetworkNow"] is True  # online deployments need it in place
+    workspaces = {w["name"]: w for w in resources_of(created, ML + "Workspace")}
+    assert set(workspaces) == set(WORKSPACES)
+    for workspace in workspaces.values():
+        assert workspace["inputs"]["managedNetwork"]["isolationMode"] == "AllowOnlyApprovedOutbound"
+        assert "outboundRules" not in workspace["inputs"]["managedNetwork"]  # no FQDN rule: no Azure Firewall
+    # online deployments need it in place; the feature store's is provisioned with its first compute
+    assert workspaces["storage-workspace"]["inputs"]["provisionNetworkNow"] is True
     # drift monitors run on serverless Spark: the managed network is provisioned with it, before them
     (spark,) = resources_of(created, "pulumi-python:dynamic/mlops-infra-azure:ManagedNetworkProvision")
     assert spark["inputs"]["include_spark"] is True and spark["dependencies"]["workspace_id"] == ["storage-workspace"]
@@ -131,10 +166,11 @@ def test_private_endpoints_for_workspace_blobs_and_registry_with_their_dns(creat
     endpoints = {r["name"]: r for r in resources_of(created, NET + "PrivateEndpoint")}
     expected = {
         "storage-endpoint-workspace": ("amlworkspace", "storage-workspace", network.WORKSPACE_ZONES),
+        "features-endpoint-featurestore": ("amlworkspace", "features-store", network.WORKSPACE_ZONES),
         "storage-endpoint-blob": ("blob", "storage-account", (network.BLOB_ZONE,)),
         "storage-endpoint-registry": ("registry", "storage-registry", (network.REGISTRY_ZONE,)),
     }
-    assert set(endpoints) == set(expected)
+    assert set(endpoints) == set(expected) == set(ENDPOINTS)
     zone_names = {r["name"]: r["inputs"]["privateZoneName"] for r in resources_of(created, DNS + "PrivateZone")}
     for name, (group, target, zones) in expected.items():
         endpoint = endpoints[name]
@@ -229,7 +265,7 @@ def test_the_private_split_builds_the_network_in_the_shared_stack_and_copies_ima
 def test_a_brought_subnet_gets_the_endpoints_and_nothing_network_wide(brought: dict) -> None:
     assert not {r["type"] for r in brought["resources"]} & NETWORK_WIDE
     endpoints = resources_of(brought, NET + "PrivateEndpoint")
-    assert len(endpoints) == 3 and all(e["inputs"]["subnet"] == {"id": SUBNET} for e in endpoints)
+    assert len(endpoints) == len(ENDPOINTS) and all(e["inputs"]["subnet"] == {"id": SUBNET} for e in endpoints)
     for group in resources_of(brought, NET + "PrivateDnsZoneGroup"):
         for config in group["inputs"]["privateDnsZoneConfigs"]:
             zone = config["privateDnsZoneId"].rsplit("/", 1)[1]
@@ -243,7 +279,7 @@ def test_a_brought_subnet_without_zones_registers_no_records_and_says_so() -> No
     assert "DNS records" in warning.message and all(zone in (warning.hint or "") for zone in network.ZONES)
     assert warning.line is not None
     document = plan(text)
-    assert len(resources_of(document, NET + "PrivateEndpoint")) == 3
+    assert len(resources_of(document, NET + "PrivateEndpoint")) == len(ENDPOINTS)
     assert resources_of(document, NET + "PrivateDnsZoneGroup") == []
 
 

@@ -177,7 +177,9 @@ def test_every_trained_model_gets_cluster_environment_and_component(dev: dict, p
             assert by_name(plan, f"registry-model-{model}")["type"] == ML + "ModelContainer"
             assert plan["outputs"]["training"]["images"][model].startswith("ghcr.io/acme/")
         assert resources_of(plan, ML + "Job") == []  # no run_on_deploy in the examples
-        one(plan, ML + "Workspace")
+        # the stack's one workspace, and a feature store only where the spec declares one
+        workspaces = {w["name"] for w in resources_of(plan, ML + "Workspace")}
+        assert workspaces == ({"storage-workspace", "features-store"} if plan is prod else {"storage-workspace"})
         # The tracking stage adds no cloud resource on Azure (only its component): the workspace serves MLflow.
         assert "tracking" not in plan["summary"]["by_stage"]
         assert [r["custom"] for r in plan["resources"] if r["stage"] == "tracking"] == [False]
@@ -245,11 +247,16 @@ def test_training_output_lands_in_the_artifact_bucket(dev: dict, run: dict) -> N
 def test_workspace_and_registry_use_the_governance_key(dev: dict, prod: dict) -> None:
     for plan in (dev, prod):
         key_id = plan["outputs"]["governance"]["key_id"]
-        workspace = one(plan, ML + "Workspace")
-        encryption = workspace["inputs"]["encryption"]
-        assert encryption["status"] == "Enabled"
-        assert encryption["keyVaultProperties"]["keyIdentifier"] == key_id  # versionless: follows rotation
-        assert {"governance-key", "governance-vault", "governance-identity-workspace"} <= set(workspace["dependencies"]["encryption"])
+        workspaces = resources_of(plan, ML + "Workspace")  # with the feature store in prod: every one
+        assert "storage-workspace" in {w["name"] for w in workspaces}
+        for workspace in workspaces:
+            encryption = workspace["inputs"]["encryption"]
+            assert encryption["status"] == "Enabled"
+            assert encryption["keyVaultProperties"]["keyIdentifier"] == key_id  # versionless: follows rotation
+            assert {"governance-key", "governance-vault", "governance-identity-workspace"} <= set(
+                workspace["dependencies"]["encryption"]
+            )
+        workspace = one(plan, ML + "Workspace", "storage-workspace")
         acr = one(plan, "azure-native:containerregistry:Registry")
         assert acr["inputs"]["encryption"]["status"] == "enabled"
         assert acr["inputs"]["encryption"]["keyVaultProperties"]["keyIdentifier"] == key_id
@@ -415,11 +422,28 @@ def test_a_group_identity_gets_only_what_its_jobs_need(run: dict, prod: dict) ->
         assert sorted(permissions["actions"]) == sorted(governance_access.ROLE_ACTIONS)
         blob_actions = [a for a in permissions["dataActions"] if "/blobs/" in a]
         assert sorted(blob_actions) == sorted((governance_access.READ, *governance_access.WRITES))
-        for grant in (g for g in resources_of(plan, GRANT) if g["dependencies"]["principalId"][0].startswith("governance-identity-data-")):
+        group_grants = [
+            g for g in resources_of(plan, GRANT) if g["dependencies"]["principalId"][0].startswith("governance-identity-data-")
+        ]
+        for grant in group_grants:
+            if grant["dependencies"]["roleDefinitionId"] != ["governance-role-model-data"]:
+                # the lifecycle stages' workspace roles (batch invoker, feature reader): control-plane
+                # actions only, on the one workspace their role may be assigned on, so nothing to condition
+                role = by_name(plan, grant["dependencies"]["roleDefinitionId"][0])
+                assert all(not p.get("dataActions") for p in role["inputs"]["permissions"]), role["name"]
+                assert grant["dependencies"]["scope"] == role["dependencies"]["assignableScopes"], grant["name"]
+                assert grant["dependencies"]["scope"][0] in {"storage-workspace", "features-store"}, grant["name"]
+                continue
             condition = grant["inputs"]["condition"]
             assert all(f"ActionMatches{{'{action}'" in condition for action in blob_actions)
             # the workspace's system containers: run logs and the default datastore
             assert "StringEquals 'azureml'" in condition and "StringStartsWith 'azureml-blobstore-'" in condition
+        lifecycle = sorted(g["name"] for g in group_grants if g["dependencies"]["roleDefinitionId"] != ["governance-role-model-data"])
+        assert lifecycle == (
+            ["batch-grant-churn-classifier-batch-invoker-workspace", "features-grant-churn-classifier-feature-reader-featurestore"]
+            if plan is prod
+            else []
+        )
         workspace_grants = [g for g in resources_of(plan, GRANT) if "identity-workspace" in g["dependencies"]["principalId"][0]]
         assert sorted((role_guid(g), g["dependencies"]["scope"][0]) for g in workspace_grants) == sorted(
             [
