@@ -160,7 +160,7 @@ def request_logger(ctx: StageContext, ns: Any) -> Any:
     )  # fmt: skip
     service = k8s.core.v1.Service(
         ctx.logical("request-log-service"), metadata=metadata(ctx, logger_name, ns),
-        spec={"selector": selector, "ports": [{"name": "http", "port": LOGGER_PORT, "targetPort": "http"}]},
+        spec={"type": "ClusterIP", "selector": selector, "ports": [{"name": "http", "port": LOGGER_PORT, "targetPort": "http"}]},
         opts=ctx.opts(),
     )  # fmt: skip
     return pulumi.Output.all(service.metadata.apply(lambda m: m.name), ns).apply(
