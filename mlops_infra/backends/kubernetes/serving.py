@@ -70,8 +70,10 @@ def build(ctx: StageContext) -> ServingOutputs:
     trained = ctx.upstream.find(TrainingOutputs)
     serving_sa = ctx.upstream.of(GovernanceOutputs).identities["serving"].id
     served = [m for m in ctx.models() if m.serving is not None]
-    capture = any(m.serving is not None and m.serving.data_capture is not None for m in served)
-    logger_url = request_logger(ctx, ns) if capture else None
+    # One request logger per stack, built where stack-wide resources are (the shared stack of a split spec):
+    # model stacks read its address instead of each declaring the same objects in the namespace.
+    capture = any(m.serving is not None and m.serving.data_capture is not None for m in ctx.spec.models)
+    logger_url = ctx.shared("request-log", lambda: request_logger(ctx, ns)) if capture else None
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
     for model in served:
