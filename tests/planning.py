@@ -61,3 +61,16 @@ def _example_plan(stack: str, cloud: str) -> str:
 def example_plan(stack: str, cloud: str) -> dict[str, Any]:
     """The plan of stacks/<stack>.yaml on `cloud`, planned once per test session (a fresh copy each call)."""
     return json.loads(_example_plan(stack, cloud))
+
+
+def lifecycle_edit(cloud: str) -> tuple[str, int, int]:
+    """A bucket lifecycle change the cloud applies: (field, value in the examples, new value).
+
+    Archiving where the cloud has an archive tier; expiry where archive_after_days is only a gap
+    (an S3-compatible store on a cluster), since changing it there plans nothing.
+    """
+    from mlops_infra.backends import registry
+
+    if "storage.buckets[].archive_after_days" in registry()[cloud].gaps:
+        return "expire_after_days", 730, 1200
+    return "archive_after_days", 90, 120

@@ -28,7 +28,14 @@ SOURCES = {
     "wheel": "dist/mlops_infra-0.1.0-py3-none-any.whl",
     "index": "index",
 }
-LOGIN = {"aws": "aws-actions/configure-aws-credentials", "gcp": "google-github-actions/auth", "azure": "azure/login"}
+# The preview job's login: (the action, its OIDC input), or (None, what the run step reads) where no action
+# logs in (a cluster: the job hands its own GitHub OIDC token to the API server).
+LOGIN = {
+    "aws": ("aws-actions/configure-aws-credentials", "role-to-assume"),
+    "gcp": ("google-github-actions/auth", "workload_identity_provider"),
+    "azure": ("azure/login", "client-id"),
+    "kubernetes": (None, "$ACTIONS_ID_TOKEN_REQUEST_URL&audience="),
+}
 
 
 def scaffold(target: Path, cloud: str, source: str | None) -> tuple[dict, str]:
@@ -64,7 +71,8 @@ def test_actionlint_knows_every_action_the_workflow_uses(workflow: tuple[str, di
     """actionlint checks runtimes (node20 is gone) only for action versions it knows: make sure it knows ours."""
     cloud, document, _ = workflow
     uses = {s["uses"] for job in document["jobs"].values() for s in job["steps"] if "uses" in s}
-    assert any(u.startswith(LOGIN[cloud]) for u in uses)
+    action, _ = LOGIN[cloud]
+    assert action is None or any(u.startswith(action) for u in uses)
     for action in sorted(uses):
         probe = tmp_path / "probe.yml"
         probe.write_text(
@@ -145,9 +153,13 @@ def test_preview_uses_oidc_and_no_long_lived_cloud_secrets(workflow: tuple[str, 
     preview = document["jobs"]["preview"]
     assert preview["needs"] == "plan" and "vars.MLOPS_INFRA_PREVIEW == 'true'" in preview["if"]
     assert preview["permissions"] == {"contents": "read", "id-token": "write"}
-    login = next(s for s in preview["steps"] if s.get("uses", "").startswith(LOGIN[cloud]))
-    oidc_input = {"aws": "role-to-assume", "gcp": "workload_identity_provider", "azure": "client-id"}[cloud]
-    assert oidc_input in login["with"] and "secrets." not in str(login["with"])
+    action, oidc = LOGIN[cloud]
+    if action:
+        login = next(s for s in preview["steps"] if s.get("uses", "").startswith(action))
+        assert oidc in login["with"] and "secrets." not in str(login["with"])
+    else:
+        login = next(s for s in preview["steps"] if s.get("name", "").startswith("Log in to"))
+        assert oidc in login["run"] and "secrets." not in str(login)
     assert re.findall(r"secrets\.(\w+)", text) == ["PULUMI_CONFIG_PASSPHRASE", "PULUMI_ACCESS_TOKEN"]
     cache = next(s for s in preview["steps"] if s.get("uses", "").startswith("actions/cache@"))
     assert cache["with"]["path"] == "~/.pulumi/versions" and "steps.install.outputs.pulumi" in cache["with"]["key"]

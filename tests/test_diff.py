@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from mlops_infra.cli import main
 from mlops_infra.diff import diff_plans, render_changes
-from tests.planning import CLOUDS, BASE_SPEC, plan_for
+from tests.planning import CLOUDS, BASE_SPEC, lifecycle_edit, plan_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,12 +38,13 @@ def test_unchanged_spec_has_no_changes(base: tuple[str, dict]) -> None:
 
 def test_lifecycle_change_is_only_updates_with_paths(base: tuple[str, dict]) -> None:
     cloud, plan = base
-    data = variant(buckets=[{"name": "raw", "archive_after_days": 120, "expire_after_days": 730}])
+    field, _, new = lifecycle_edit(cloud)
+    data = variant(buckets=[{"name": "raw", "archive_after_days": 90, "expire_after_days": 730, field: new}])
     changes = diff_plans(plan, plan_for(cloud, data))
     assert not changes.create and not changes.delete and changes.update
     for update in changes.update:
         assert update.paths and all(p.startswith("inputs.") for p in update.paths)
-        assert any("120" in json.dumps(r["inputs"]) for r in plan_for(cloud, data)["resources"] if r["name"] == update.name)
+        assert any(str(new) in json.dumps(r["inputs"]) for r in plan_for(cloud, data)["resources"] if r["name"] == update.name)
 
 
 def test_adding_a_bucket_only_creates(base: tuple[str, dict]) -> None:

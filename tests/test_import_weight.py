@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from mlops_infra.backends import get_backend, registry
 from tests.planning import CLOUDS
 
 ROOT = Path(__file__).resolve().parent.parent
-SDKS = ("pulumi_aws", "pulumi_gcp", "pulumi_azure_native")
+SDKS = tuple(sorted(backend.sdk_package for backend in registry().values()))
 
 
 def loaded_after(code: str) -> set[str]:
@@ -45,7 +47,7 @@ def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
         f"api.plan(source=api.resolve_source(stack='dev', spec=None), cloud='{cloud}')"
     )
     roots = {m.split(".")[0] for m in modules}
-    mine = {"aws": "pulumi_aws", "gcp": "pulumi_gcp", "azure": "pulumi_azure_native"}[cloud]
+    mine = get_backend(cloud).sdk_package
     assert mine in roots
     assert not (roots & set(SDKS)) - {mine}
 
@@ -53,7 +55,6 @@ def test_planning_one_cloud_imports_only_its_sdk(cloud: str) -> None:
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_a_missing_cloud_sdk_is_exit_3_naming_its_extra(cloud: str, tmp_path: Path) -> None:
     """As after `pip install 'mlops-infra[aws]'`: the other clouds' SDKs cannot be imported."""
-    from mlops_infra.backends import get_backend
 
     sdk = get_backend(cloud).sdk_package
     blocker = tmp_path / "sitecustomize.py"

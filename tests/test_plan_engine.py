@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from mlops_infra.backends import registry
 from mlops_infra.plan import PLAN_FORMAT, UNKNOWN, dump_plan, plan_document
 from tests.planning import CLOUDS, BASE_SPEC, plan_for
 
@@ -113,13 +114,14 @@ def test_extreme_names_plan_within_limits_and_unique(cloud: str, project: str, e
     data["clouds"]["gcp"]["project"] = "acme-ml-dev"
     data["storage"]["buckets"] = [{"name": bucket}, {"name": bucket[:-1] + "z"}]
     plan = plan_for(cloud, data)
+    keys = PHYSICAL_KEYS + tuple(sorted(registry()[cloud].physical_name_inputs - set(PHYSICAL_KEYS)))
     seen: dict[tuple, str] = {}
     for resource in plan["resources"]:
         if not resource["custom"]:
             continue
         identity = (resource["type"],) + tuple(
             json.dumps([resource["inputs"].get(k), resource.get("dependencies", {}).get(k)], sort_keys=True)
-            for k in PHYSICAL_KEYS
+            for k in keys
         )
         assert identity not in seen, f"{resource['name']} and {seen[identity]} share a physical name"
         seen[identity] = resource["name"]

@@ -91,14 +91,21 @@ TAG_FIELD = {
 }
 
 
+def _tag_holder(inputs: dict) -> dict:
+    # A Kubernetes object's tags are its metadata's labels; every other resource's are top-level inputs.
+    metadata = inputs.get("metadata")
+    return metadata if isinstance(metadata, dict) else inputs
+
+
 def test_every_taggable_resource_is_tagged(plan: dict) -> None:
-    tagged = [r for r in plan["resources"] if "tags" in r["inputs"] or "labels" in r["inputs"]]
+    tagged = [r for r in plan["resources"] if {"tags", "labels", "metadata"} & set(r["inputs"])]
     assert tagged
     for resource in tagged:
-        field = TAG_FIELD.get(resource["type"], "tags" if "tags" in resource["inputs"] else "labels")
+        holder = _tag_holder(resource["inputs"])
+        field = TAG_FIELD.get(resource["type"], "tags" if "tags" in holder else "labels")
         if field is None:
             continue
-        tags = resource["inputs"].get(field)
+        tags = holder.get(field)
         assert isinstance(tags, dict), f"{resource['name']} has no {field}"
         assert tags.get("managed-by") == "mlops-infra", resource["name"]
         assert tags.get("owner") == "ml-platform", resource["name"]

@@ -190,9 +190,18 @@ def strings_in(value: Any) -> Iterator[str]:
             yield from strings_in(child)
 
 
+def planning_templates(cloud: str) -> list[str]:
+    """The cloud's templates that planning renders (its CI login step is rendered by `init`)."""
+    return sorted(p.name for p in (TEMPLATES / cloud).glob("*.j2") if p.name != "ci-login.yml.j2")
+
+
 @pytest.mark.parametrize("cloud", CLOUDS)
 def test_the_templates_a_cloud_renders_parse_with_hostile_values(cloud: str, rendered: list) -> None:
     plan_recording(cloud)
+    if not planning_templates(cloud):
+        # A backend without templates builds its documents as data: the hostile values still plan.
+        assert not rendered, rendered
+        return
     assert rendered, "nothing was rendered"
     for name, output in rendered:
         document = parse(name, output)

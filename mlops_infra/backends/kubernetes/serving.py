@@ -70,8 +70,10 @@ def build(ctx: StageContext) -> ServingOutputs:
     trained = ctx.upstream.find(TrainingOutputs)
     serving_sa = ctx.upstream.of(GovernanceOutputs).identities["serving"].id
     served = [m for m in ctx.models() if m.serving is not None]
-    capture = any(m.serving is not None and m.serving.data_capture is not None for m in served)
-    logger_url = request_logger(ctx, ns) if capture else None
+    # One request logger per stack, built where stack-wide resources are (the shared stack of a split spec):
+    # model stacks read its address instead of each declaring the same objects in the namespace.
+    capture = any(m.serving is not None and m.serving.data_capture is not None for m in ctx.spec.models)
+    logger_url = ctx.shared("request-log", lambda: request_logger(ctx, ns)) if capture else None
     endpoints: dict[str, Any] = {}
     urls: dict[str, Any] = {}
     for model in served:
@@ -160,7 +162,7 @@ def request_logger(ctx: StageContext, ns: Any) -> Any:
     )  # fmt: skip
     service = k8s.core.v1.Service(
         ctx.logical("request-log-service"), metadata=metadata(ctx, logger_name, ns),
-        spec={"selector": selector, "ports": [{"name": "http", "port": LOGGER_PORT, "targetPort": "http"}]},
+        spec={"type": "ClusterIP", "selector": selector, "ports": [{"name": "http", "port": LOGGER_PORT, "targetPort": "http"}]},
         opts=ctx.opts(),
     )  # fmt: skip
     return pulumi.Output.all(service.metadata.apply(lambda m: m.name), ns).apply(

@@ -21,6 +21,7 @@ from mlops_infra.stages.base import finding
 from mlops_infra.stages.storage import ARTIFACTS, BucketRef, StorageOutputs
 
 BUCKET_FILE = "bucket.json"
+APPLIES = "mlops-infra/applies"  # the Job's annotation: every bucket declaration it applies
 
 
 def check(spec: Any, settings: KubernetesSettings) -> list[Problem]:
@@ -64,7 +65,7 @@ def build(ctx: StageContext) -> StorageOutputs:
     if settings.object_store.in_cluster is not None:
         in_cluster_store(ctx, ns, settings)
 
-    claims: list[Any] = []
+    claims: dict[str, Any] = {}
     declared: dict[str, Any] = {}
 
     def bucket(logical: str, versioning: bool, lifecycle: Any) -> BucketRef:
@@ -77,13 +78,14 @@ def build(ctx: StageContext) -> StorageOutputs:
             ctx.logical("bucket", logical), metadata=metadata(ctx, name(ctx, "bucket", logical), ns, **{KIND_LABEL: "bucket"}),
             data={BUCKET_FILE: json.dumps(body, indent=1, sort_keys=True)}, opts=ctx.opts(protect=True),
         )  # fmt: skip
-        claims.append(made)
+        claims[logical] = made
         return BucketRef(name=logical, physical=physical, uri=f"s3://{physical}")
 
     buckets = {b.name: bucket(b.name, b.versioning, b) for b in ctx.spec.storage.buckets}
     artifacts = bucket(ARTIFACTS, True, ctx.spec.storage.artifacts)
     if claims:
-        setup_job(ctx, ns, claims, declared)
+        # mounted in logical-name order: the spec's list order must not change the Job
+        setup_job(ctx, ns, [claims[k] for k in sorted(claims)], declared)
     return StorageOutputs(buckets=buckets, artifacts=artifacts)
 
 
@@ -101,8 +103,11 @@ def setup_job(ctx: StageContext, ns: Any, claims: list[Any], declared: dict[str,
         env=[*common.store_env(ctx), {"name": "MC_CONFIG_DIR", "value": "/tmp/mc"}], volumeMounts=mounts,
         resources={"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
     )  # fmt: skip
+    meta = metadata(ctx, job_name, ns)
+    # What the Job applies, readable on the Job itself (kubectl describe) and in a plan's diff.
+    meta["annotations"] = {**meta.get("annotations", {}), APPLIES: json.dumps(declared, sort_keys=True)}
     k8s.batch.v1.Job(
-        ctx.logical("bucket-setup"), metadata=metadata(ctx, job_name, ns),
+        ctx.logical("bucket-setup"), metadata=meta,
         spec={"backoffLimit": 6, "ttlSecondsAfterFinished": 86400,
               "template": {"metadata": {"labels": common.labels(ctx)},
                            "spec": pod_spec(common.cluster(ctx).service_accounts["automation"], [setup],
@@ -160,5 +165,5 @@ def in_cluster_store(ctx: StageContext, ns: Any, settings: KubernetesSettings) -
     )  # fmt: skip
     k8s.core.v1.Service(
         ctx.logical("object-store-service"), metadata=metadata(ctx, "object-store", ns),
-        spec={"selector": selector, "ports": [{"name": "s3", "port": 9000, "targetPort": "s3"}]}, opts=ctx.opts(),
+        spec={"type": "ClusterIP", "selector": selector, "ports": [{"name": "s3", "port": 9000, "targetPort": "s3"}]}, opts=ctx.opts(),
     )  # fmt: skip

@@ -51,7 +51,7 @@ def build(ctx: StageContext) -> TrackingOutputs:
     )  # fmt: skip
     service = k8s.core.v1.Service(
         ctx.logical("mlflow-service"), metadata=metadata(ctx, server_name, ns),
-        spec={"selector": selector, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}, opts=ctx.opts(),
+        spec={"type": "ClusterIP", "selector": selector, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}, opts=ctx.opts(),
     )  # fmt: skip
     uri = pulumi.Output.all(service.metadata.apply(lambda m: m.name), ns).apply(
         lambda parts: f"http://{parts[0]}.{parts[1]}.svc:{PORT}"
