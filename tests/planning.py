@@ -28,6 +28,7 @@ BASE_SPEC: dict[str, Any] = {
         "kubernetes": {
             "context": "kind-mlops",
             "object_store": {"endpoint": "https://minio.example.com", "credentials_secret": "object-store"},
+            "quota": {"cpus": 256, "memory_gib": 1024, "gpus": 8},
         },
     },
     "tags": {"owner": "ml-platform"},

@@ -16,7 +16,7 @@ from mlops_infra.naming import name_rules
 from mlops_infra.diff import diff_plans
 from mlops_infra.plan import dump_plan
 from mlops_infra.spec.validate import check_text
-from tests.planning import ROOT, example_plan, plan_for, resources_of
+from tests.planning import ROOT, example_plan, plan_for, resources_of, spec_from
 
 CLOUD = "kubernetes"
 SETTINGS: dict[str, Any] = {
@@ -360,3 +360,26 @@ def test_cost_lists_the_cluster_capacity_as_unpriced_never_as_free() -> None:
     assert result.items == []
     unpriced = {u.name for u in result.unpriced}
     assert {"serving-endpoint-churn", "tracking-mlflow", "training-runs-churn"} <= unpriced
+
+
+def test_a_fixed_quota_is_the_namespaces_and_must_fit_the_spec() -> None:
+    from mlops_infra.backends.kubernetes.governance import worst_case
+
+    data = spec()
+    data["clouds"][CLOUD]["quota"] = {"cpus": 1, "memory_gib": 1}
+    errors = {_dotted(p.path): p for p in problems(data) if p.severity == "error"}
+    need = worst_case(spec_from(data))
+    assert f"may request {need[0]:g} cpus" in errors["clouds.kubernetes.quota.cpus"].message
+    assert "memory_gib" in errors["clouds.kubernetes.quota.memory_gib"].hint
+    data["clouds"][CLOUD]["quota"] = {"cpus": need[0], "memory_gib": need[1], "gpus": need[2]}
+    assert not [p for p in problems(data) if _dotted(p.path).startswith("clouds.kubernetes.quota")]
+    (quota,) = [r for r in plan_for(CLOUD, data)["resources"] if r["type"] == "kubernetes:core/v1:ResourceQuota"]
+    assert quota["inputs"]["spec"]["hard"]["requests.cpu"] == f"{need[0]:g}"
+
+
+def test_a_split_without_a_fixed_quota_is_told_what_each_model_change_touches() -> None:
+    data = spec()
+    data["clouds"][CLOUD].pop("quota", None)
+    data["split"] = {"enabled": True}
+    found = [p for p in problems(data) if _dotted(p.path) == "clouds.kubernetes.quota"]
+    assert found and found[0].severity == "warning" and "quota" in (found[0].hint or "")

@@ -45,15 +45,41 @@ def check(spec: Any, settings: KubernetesSettings) -> list[Problem]:
         finding(("governance", "encryption"), CUSTOMER_KEYS, severity="warning", value=spec.governance.encryption,
                 hint="ask the cluster admin for KMS encryption of Secrets and an encrypted storage class"),
     ]  # fmt: skip
+    problems += _quota_problems(spec, settings)
     if spec.governance.audit_logs:
         problems.append(finding(("governance", "audit_logs"), AUDIT, severity="warning", value=True,
                                 hint="enable the API server's audit policy and the object store's access log"))  # fmt: skip
     return problems
 
 
-def quota(ctx: StageContext) -> dict[str, str]:
-    """Requests the stack may hold at most: every model at max replicas plus one training run each."""
-    spec = ctx.spec
+def _quota_problems(spec: Any, settings: KubernetesSettings) -> list[Problem]:
+    """A fixed quota the spec's worst case does not fit (the cluster would refuse pods at run time);
+    without one, split specs hear that every model change also updates the shared quota."""
+    path = ("clouds", "kubernetes", "quota")
+    if settings.quota is None:
+        if spec.split is not None and spec.split.enabled and spec.models:
+            return [finding(path, "without a fixed quota the namespace's ResourceQuota is sized from every model, "
+                            "so each model's change also updates the shared stack", severity="warning",
+                            hint="set clouds.kubernetes.quota: {cpus: N, memory_gib: N, gpus: N}")]  # fmt: skip
+        return []
+    need = dict(zip(("cpus", "memory_gib", "gpus"), worst_case(spec)))
+    problems = []
+    for field, wanted in need.items():
+        allowed = getattr(settings.quota, field)
+        if wanted > allowed:
+            problems.append(finding(
+                (*path, field),
+                f"the spec may request {wanted:g} {field.replace('_gib', ' GiB')} at once (every model at max "
+                f"replicas plus one training run each), more than the quota's {allowed:g}: pods beyond it are refused",
+                hint=f"raise clouds.kubernetes.quota.{field} to at least {wanted:g}, or lower max_replicas",
+                value=allowed,
+            ))  # fmt: skip
+    return problems
+
+
+def worst_case(spec: Any) -> tuple[float, float, int]:
+    """(CPUs, GiB, GPUs) the stack may request at once: the platform's own workloads, every model at
+    max replicas, plus one training run each."""
     cpus, memory, gpus = PLATFORM["cpus"], PLATFORM["memory_gib"], 0
     if spec.tracking is not None and spec.tracking.enabled:
         cpus += TRACKING_SIZES[spec.tracking.size]["cpus"]
@@ -66,7 +92,14 @@ def quota(ctx: StageContext) -> dict[str, str]:
             cpus += need["cpus"] * int(count or 0)
             memory += need["memory_gib"] * int(count or 0)
             gpus += need["gpus"] * int(count or 0)
-    hard = {"requests.cpu": str(cpus), "requests.memory": f"{memory}Gi", "limits.memory": f"{memory}Gi"}
+    return cpus, memory, gpus
+
+
+def quota(ctx: StageContext) -> dict[str, str]:
+    """The namespace's hard limits: clouds.kubernetes.quota, else the spec's worst case."""
+    fixed = settings_of(ctx).quota
+    cpus, memory, gpus = (fixed.cpus, fixed.memory_gib, fixed.gpus) if fixed else worst_case(ctx.spec)
+    hard = {"requests.cpu": f"{cpus:g}", "requests.memory": f"{memory:g}Gi", "limits.memory": f"{memory:g}Gi"}
     hard["requests.nvidia.com/gpu"] = str(gpus)
     hard["persistentvolumeclaims"] = str(4 + len(settings_of(ctx).volumes))
     return hard

@@ -58,6 +58,14 @@ class Volume(Strict):
     )
 
 
+class Quota(Strict):
+    """The namespace's ResourceQuota, fixed by the platform team (validate checks the spec fits)."""
+
+    cpus: float = Field(gt=0, le=100000, description="CPU requests the namespace may hold")
+    memory_gib: float = Field(gt=0, le=10000000, description="memory requests (and limits) in GiB")
+    gpus: int = Field(0, ge=0, le=100000, description="nvidia.com/gpu requests")
+
+
 class Images(Strict):
     """The images of the platform's own workloads (pinned; mirror them for air-gapped clusters)."""
 
@@ -98,3 +106,8 @@ class KubernetesSettings(Strict):
         "monitoring", pattern=K8S_NAME, description="with network: private, where Prometheus scrapes from"
     )
     images: Images = Field(default_factory=Images)
+    quota: Optional[Quota] = Field(
+        None,
+        description="the namespace's resource quota; default: sized from the spec (every model at max replicas "
+        "plus one training run each), which then changes with every model",
+    )
