@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
 from mlops_infra.backends.azure.batch_schedule import recurrence
-from mlops_infra.backends.azure.common import after, assignment_name, custom_role
+from mlops_infra.backends.azure.common import after, assignment_name, custom_role, identity_workflow
 from mlops_infra.backends.azure.governance import AzureGovernance, GovernanceGrants
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.schedules import Untranslatable, windows_zone, zone_problem
@@ -419,27 +419,21 @@ def _workflow(
     store = datastores.get(batch.output.bucket, "")
     output_uri = pulumi.Output.concat("azureml://datastores/", store, "/paths/", batch.output.prefix)
     string = logic.ParameterType.STRING
-    return logic.Workflow(
-        ctx.logical("workflow", model.name),
-        workflow_name=ctx.namer.name("azure.logic.workflow", model.name, "batch"),
-        resource_group_name=governance.scope,
-        location=ctx.settings.location,
-        state=logic.WorkflowState.ENABLED,
-        identity=logic.ManagedServiceIdentityArgs(
-            type=logic.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=identity.id.apply(lambda identity_id: [identity_id]),
-        ),
+    return identity_workflow(
+        ctx,
+        key=model.name,
+        name=ctx.namer.name("azure.logic.workflow", model.name, "batch"),
+        identity_id=identity.id,
         definition=definition,
         parameters={
-            "invocationUri": logic.WorkflowParameterArgs(type=string, value=endpoint),
-            "deployment": logic.WorkflowParameterArgs(type=string, value=deployment),
-            "identity": logic.WorkflowParameterArgs(type=string, value=identity.id),
-            "inputUri": logic.WorkflowParameterArgs(type=string, value=input_uri),
-            "outputUri": logic.WorkflowParameterArgs(type=string, value=output_uri),
+            "invocationUri": (string, endpoint),
+            "deployment": (string, deployment),
+            "identity": (string, identity.id),
+            "inputUri": (string, input_uri),
+            "outputUri": (string, output_uri),
         },
-        tags=ctx.tags(),
         # Its first run must find the group's invoker and data grants in place.
-        opts=ctx.opts(depends_on=ctx.waits(grant, _group_grant(ctx, model)) or None),
+        depends_on=ctx.waits(grant, _group_grant(ctx, model)),
     )
 
 

@@ -218,3 +218,38 @@ def assign_custom(
         description=description,
         opts=ctx.opts(delete_before_replace=True),
     )
+
+
+def identity_workflow(
+    ctx: StageContext,
+    *,
+    key: str,
+    name: str,
+    identity_id: Any,
+    definition: Any,
+    parameters: dict[str, tuple[str, Any]],
+    depends_on: list[Any],
+) -> Any:
+    """An enabled Logic App in the stack's resource group running as one user-assigned identity;
+    `parameters`: name -> (its logic.ParameterType, value). Its first run waits for `depends_on`."""
+    from pulumi_azure_native import logic
+
+    from mlops_infra.stages.governance import GovernanceOutputs
+
+    return logic.Workflow(
+        ctx.logical("workflow", key),
+        workflow_name=name,
+        resource_group_name=ctx.upstream.of(GovernanceOutputs).scope,
+        location=ctx.settings.location,
+        state=logic.WorkflowState.ENABLED,
+        identity=logic.ManagedServiceIdentityArgs(
+            type=logic.ManagedServiceIdentityType.USER_ASSIGNED,
+            user_assigned_identities=identity_id.apply(lambda found: [found]),
+        ),
+        definition=definition,
+        parameters={
+            param: logic.WorkflowParameterArgs(type=kind, value=value) for param, (kind, value) in parameters.items()
+        },
+        tags=ctx.tags(),
+        opts=ctx.opts(depends_on=depends_on or None),
+    )

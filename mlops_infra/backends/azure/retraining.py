@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import monitoring_rules as rules
-from mlops_infra.backends.azure.common import after, assign_custom, custom_role
+from mlops_infra.backends.azure.common import after, assign_custom, custom_role, identity_workflow
 from mlops_infra.backends.azure.governance import AzureGovernance
 from mlops_infra.backends.azure.monitoring import metric_alert
 from mlops_infra.backends.azure.naming import alert_name
@@ -264,26 +264,21 @@ def _workflow(
         description=f"mlops-infra: retraining of {model.name} started by new data or drift",
         tags={**ctx.tags(), "mlops-infra/trigger": "event"},
     )
-    workflow = logic.Workflow(
-        ctx.logical("workflow", model.name),
-        workflow_name=name,
-        resource_group_name=governance.scope,
-        location=ctx.settings.location,
-        state=logic.WorkflowState.ENABLED,
-        identity=logic.ManagedServiceIdentityArgs(
-            type=logic.ManagedServiceIdentityType.USER_ASSIGNED,
-            user_assigned_identities=automation.id.apply(lambda identity_id: [identity_id]),
-        ),
+    string = logic.ParameterType.STRING
+    workflow = identity_workflow(
+        ctx,
+        key=model.name,
+        name=name,
+        identity_id=automation.id,
         definition=definition,
         parameters={
-            "workspaceId": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=workspace.id),
-            "automationIdentity": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=automation.id),
-            "jobPrefix": logic.WorkflowParameterArgs(type=logic.ParameterType.STRING, value=f"{model.name}-retrain-"),
-            "job": logic.WorkflowParameterArgs(type=logic.ParameterType.OBJECT, value=body),
+            "workspaceId": (string, workspace.id),
+            "automationIdentity": (string, automation.id),
+            "jobPrefix": (string, f"{model.name}-retrain-"),
+            "job": (logic.ParameterType.OBJECT, body),
         },
-        tags=ctx.tags(),
         # Its first run must find the grant in place (in a model stack, the shared stack made it).
-        opts=ctx.opts(depends_on=ctx.waits(grant) or None),
+        depends_on=ctx.waits(grant),
     )
     callback = logic.list_workflow_trigger_callback_url_output(
         resource_group_name=governance.scope,
