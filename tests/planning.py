@@ -46,6 +46,11 @@ def plan_for(cloud: str, data: dict[str, Any] | None = None, **changes: Any) -> 
     return plan_document(spec_from(data, **changes), cloud, stack="dev")
 
 
+def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
+    """The plan's resource of that logical name."""
+    return next(r for r in plan["resources"] if r["name"] == name)
+
+
 def resources_of(plan: dict[str, Any], type_: str) -> list[dict[str, Any]]:
     return [r for r in plan["resources"] if r["type"] == type_]
 

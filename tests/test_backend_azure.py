@@ -26,7 +26,7 @@ from mlops_infra.plan import UNKNOWN
 from mlops_infra.spec.models import SIZE_CLASSES, Compute
 from mlops_infra.stages import all_stages
 from mlops_infra.tagging import stack_tags
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 ROOT = Path(__file__).resolve().parent.parent
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
@@ -188,9 +188,6 @@ def one(plan: dict, type_: str) -> dict:
     assert len(found) == 1, [r["name"] for r in found]
     return found[0]
 
-
-def by_name(plan: dict, name: str) -> dict:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def role_guid(grant: dict) -> str:

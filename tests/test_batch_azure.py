@@ -15,7 +15,7 @@ from mlops_infra.backends.azure.schedules import Untranslatable
 from mlops_infra.diff import diff_plans
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 ML = "azure-native:machinelearningservices:"
 GRANT = "azure-native:authorization:RoleAssignment"
@@ -75,9 +75,6 @@ def plan_new_schedule() -> dict:
     data["models"][0]["batch"]["schedule"] = "15 6 * * 1-5"
     return plan_for("azure", data)
 
-
-def by_name(plan: dict, name: str) -> dict:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def namer() -> Any:

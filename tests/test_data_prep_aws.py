@@ -17,7 +17,7 @@ from mlops_infra.backends.aws import data_prep_jobs as prep
 from mlops_infra.backends.aws.naming import prep_job_prefix, prep_pipeline_name
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 SCHEDULE = "aws:scheduler/schedule:Schedule"
@@ -52,9 +52,6 @@ def private() -> dict[str, Any]:
     data["governance"] = {"network": "private"}
     return plan_for("aws", data)
 
-
-def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def namer() -> Any:

@@ -17,7 +17,7 @@ from mlops_infra.backends.aws import training_evaluation as evaluation
 from mlops_infra.backends.aws import training_jobs as jobs
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, spec_from
 
 PIPELINE = "aws:sagemaker/pipeline:Pipeline"
 TRAIN = {"image": "ghcr.io/acme/train:1.0", "compute": {"size": "cpu-small"}, "inputs": ["raw"]}
@@ -39,9 +39,6 @@ SPEC: dict[str, Any] = {
 def plan() -> dict[str, Any]:
     return plan_for("aws", SPEC)
 
-
-def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def gated_definition(name: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import yaml
 from mlops_infra.backends.aws import explainability_jobs as signals
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of
 
 DEFINITION = "aws:cloudcontrol/resource:Resource"
 SCHEDULE = "aws:sagemaker/monitoringSchedule:MonitoringSchedule"
@@ -51,9 +51,6 @@ def private() -> dict[str, Any]:
     data["governance"] = {"network": "private"}
     return plan_for("aws", data)
 
-
-def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def job(signal: str, **changes: Any) -> signals.SignalJob:

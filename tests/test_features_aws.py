@@ -20,7 +20,7 @@ from mlops_infra.diff import diff_plans
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.storage import ARTIFACTS
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 GROUP = "aws:sagemaker/featureGroup:FeatureGroup"
 ROLE = "aws:iam/role:Role"
@@ -63,9 +63,6 @@ def namer() -> Any:
     spec = spec_from(SPEC)
     return BACKEND.namer(spec, spec.clouds.aws)
 
-
-def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def test_each_group_is_a_feature_group_with_its_definitions(plan, namer):

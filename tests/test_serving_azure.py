@@ -24,7 +24,7 @@ from mlops_infra.naming import name_rules
 from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.spec.validate import check_text
 from mlops_infra.stages.training import output_prefix
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 CLOUD = "azure"  # for the dev / prod fixtures in conftest.py
 
@@ -144,9 +144,6 @@ def one(plan: dict, type_: str, name: str) -> dict:
     assert len(found) == 1, [r["name"] for r in resources_of(plan, type_)]
     return found[0]
 
-
-def by_name(plan: dict, name: str) -> dict:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def served(plan: dict) -> list[str]:

@@ -14,7 +14,7 @@ from mlops_infra.diff import diff_plans
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.plan import dump_plan
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of
 
 ML = "azure-native:machinelearningservices:"
 SECRET = "azure-native:keyvault:Secret"
@@ -57,9 +57,6 @@ def plain() -> dict:
     del data["models"][0]["serving"]["auth"]
     return plan_for("azure", data)
 
-
-def by_name(plan: dict, name: str) -> dict:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 # --- shadow ----------------------------------------------------------------------------------------

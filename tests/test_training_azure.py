@@ -25,7 +25,7 @@ from mlops_infra.plan import UNKNOWN, dump_plan
 from mlops_infra.spec.models import Compute, DataRef
 from mlops_infra.stages.training import checkpoint_prefix, output_prefix
 from mlops_infra.templating import render, render_json
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 CLOUD = "azure"  # for the dev / prod fixtures in conftest.py
 
@@ -144,9 +144,6 @@ def one(plan: dict, type_: str, name: str | None = None) -> dict:
     assert len(found) == 1, [r["name"] for r in found]
     return found[0]
 
-
-def by_name(plan: dict, name: str) -> dict:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def role_guid(grant: dict) -> str:

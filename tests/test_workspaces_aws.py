@@ -16,7 +16,7 @@ from mlops_infra.backends.aws import workspaces
 from mlops_infra.diff import diff_plans
 from mlops_infra.errors import SpecInvalid
 from mlops_infra.spec.validate import check_text
-from tests.planning import BASE_SPEC, plan_for, resources_of, spec_from
+from tests.planning import BASE_SPEC, by_name, plan_for, resources_of, spec_from
 
 DOMAIN = "aws:sagemaker/domain:Domain"
 PROFILE = "aws:sagemaker/userProfile:UserProfile"
@@ -39,9 +39,6 @@ def private() -> dict[str, Any]:
     data["governance"] = {"network": "private"}
     return plan_for("aws", data)
 
-
-def by_name(plan: dict[str, Any], name: str) -> dict[str, Any]:
-    return next(r for r in plan["resources"] if r["name"] == name)
 
 
 def test_one_domain_encrypted_and_kept_with_idle_shutdown(plan):
