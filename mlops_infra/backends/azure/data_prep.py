@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_infra.backends.azure import catalog
-from mlops_infra.backends.azure.retraining import cron_trigger, schedule_problems
+from mlops_infra.backends.azure.retraining import cron_schedule, schedule_problems
 from mlops_infra.backends.azure.storage_workspace import WorkspaceRef, identity_datastore
 from mlops_infra.backends.azure.training import asset_name, compute_cluster, input_names, model_environment
 from mlops_infra.spec.models import Model
@@ -190,19 +190,16 @@ def _model(ctx: StageContext, model: Model, workspace: WorkspaceRef, datastores:
         notification_setting=ml.NotificationSettingArgs(email_on=[FAILED], emails=emails) if emails else None,
         tags={**ctx.tags(), "mlops-infra/trigger": "schedule"},
     )
-    return ml.Schedule(
-        ctx.logical("schedule", model.name),
+    return cron_schedule(
+        ctx,
+        key=model.name,
         name=asset_name(model.name, "prepare"),
-        resource_group_name=workspace.resource_group,
-        workspace_name=workspace.name,
-        properties=ml.SchedulePropertiesArgs(
-            display_name=f"{model.name} data preparation",
-            description=f"mlops-infra: prepares the data of {model.name} at {when}",
-            is_enabled=True,
-            trigger=cron_trigger(prep.schedule, prep.timezone),
-            action=ml.JobScheduleActionArgs(action_type="CreateJob", job_definition=job),
-            tags=ctx.tags(),
-        ),
+        workspace=workspace,
+        display_name=f"{model.name} data preparation",
+        description=f"mlops-infra: prepares the data of {model.name} at {when}",
+        cron=prep.schedule,
+        timezone=prep.timezone,
+        job=job,
         # The output datastore is named, not referenced; the first run needs the group's grant.
-        opts=ctx.opts(depends_on=[*datastores.resources, *ctx.prerequisites]),
+        depends_on=[*datastores.resources, *ctx.prerequisites],
     )

@@ -190,34 +190,51 @@ def cron_trigger(cron: str, timezone: str) -> ml.CronTriggerArgs:
     return ml.CronTriggerArgs(trigger_type="Cron", expression=expression, time_zone=zone)
 
 
+def cron_schedule(
+    ctx: StageContext, *, key: str, name: str, workspace: Any, display_name: str, description: str, cron: str,
+    timezone: str, job: Any, depends_on: list[Any] | None = None,
+) -> ml.Schedule:
+    """An enabled Azure ML schedule creating `job` (a job definition) at `cron` in `timezone`."""
+    from pulumi_azure_native import machinelearningservices as ml
+
+    return ml.Schedule(
+        ctx.logical("schedule", key),
+        name=name,
+        resource_group_name=workspace.resource_group,
+        workspace_name=workspace.name,
+        properties=ml.SchedulePropertiesArgs(
+            display_name=display_name,
+            description=description,
+            is_enabled=True,
+            trigger=cron_trigger(cron, timezone),
+            action=ml.JobScheduleActionArgs(action_type="CreateJob", job_definition=job),
+            tags=ctx.tags(),
+        ),
+        opts=ctx.opts(depends_on=depends_on) if depends_on is not None else ctx.opts(),
+    )
+
+
 def _schedule(ctx: StageContext, model: Model, job: TrainingJob, workspace: Any) -> ml.Schedule:
     from pulumi_azure_native import machinelearningservices as ml
 
     retrain = model.retraining
     assert retrain is not None and retrain.schedule
     when = f"{retrain.schedule} ({retrain.timezone})"
-    return ml.Schedule(
-        ctx.logical("schedule", model.name),
+    return cron_schedule(
+        ctx,
+        key=model.name,
         name=asset_name(model.name, "retrain"),
-        resource_group_name=workspace.resource_group,
-        workspace_name=workspace.name,
-        properties=ml.SchedulePropertiesArgs(
-            display_name=f"{model.name} retraining",
-            description=f"mlops-infra: retrains {model.name} at {when}",
-            is_enabled=True,
-            trigger=cron_trigger(retrain.schedule, retrain.timezone),
-            action=ml.JobScheduleActionArgs(
-                action_type="CreateJob",
-                job_definition=run_args(
-                    job,
-                    display_name=f"{model.name} training (schedule)",
-                    description=f"mlops-infra: scheduled retraining of {model.name} at {when}",
-                    tags={**ctx.tags(), "mlops-infra/trigger": "schedule"},
-                ),
-            ),
-            tags=ctx.tags(),
+        workspace=workspace,
+        display_name=f"{model.name} retraining",
+        description=f"mlops-infra: retrains {model.name} at {when}",
+        cron=retrain.schedule,
+        timezone=retrain.timezone,
+        job=run_args(
+            job,
+            display_name=f"{model.name} training (schedule)",
+            description=f"mlops-infra: scheduled retraining of {model.name} at {when}",
+            tags={**ctx.tags(), "mlops-infra/trigger": "schedule"},
         ),
-        opts=ctx.opts(),
     )
 
 
