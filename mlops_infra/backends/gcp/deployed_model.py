@@ -128,7 +128,9 @@ def _served_model_id(base: str, version: str | None) -> str:
 
 
 # --- the provider --------------------------------------------------------------------------------
-class DeployedModelProvider(ResourceProvider):
+class VertexProvider(ResourceProvider):
+    """A dynamic provider calling Vertex AI in its resource's region (props["region"])."""
+
     def __init__(self, client_factory: Callable[[str], Any] | None = None) -> None:
         super().__init__()
         self._client_factory = client_factory  # tests inject a fake client here; None in plans
@@ -136,9 +138,15 @@ class DeployedModelProvider(ResourceProvider):
     def _client(self, props: dict[str, Any]) -> Any:
         if self._client_factory is not None:
             return self._client_factory(props["region"])
+        return self._make_client(props["region"])
+
+    def _make_client(self, region: str) -> Any:
         from mlops_infra.backends.gcp.vertex_client import VertexClient
 
-        return VertexClient(props["region"])
+        return VertexClient(region)
+
+
+class DeployedModelProvider(VertexProvider):
 
     # diff ---------------------------------------------------------------------------------
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:

@@ -22,14 +22,13 @@ diff     REPLACE_KEYS force a new job (Vertex AI cannot change them); a pending 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, UpdateResult
 
 from mlops_infra.backends.dynamic import DynamicResource
-from mlops_infra.backends.gcp.deployed_model import MODULE, _known
+from mlops_infra.backends.gcp.deployed_model import MODULE, VertexProvider, _known
 from mlops_infra.backends.gcp.vertex_client import VertexClient
 
 PENDING_PREFIX = "pending-"
@@ -81,15 +80,9 @@ def job_body(props: dict[str, Any], deployed: list[str]) -> dict[str, Any]:
     }
 
 
-class ExplainabilityMonitorProvider(ResourceProvider):
-    def __init__(self, client_factory: Callable[[str], Any] | None = None) -> None:
-        super().__init__()
-        self._client_factory = client_factory  # tests inject a fake client here; None in plans
-
-    def _client(self, props: dict[str, Any]) -> Any:
-        if self._client_factory is not None:
-            return self._client_factory(props["region"])
-        return MonitoringJobClient(props["region"])
+class ExplainabilityMonitorProvider(VertexProvider):
+    def _make_client(self, region: str) -> Any:
+        return MonitoringJobClient(region)
 
     def diff(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = [key for key in REPLACE_KEYS if olds.get(key) != news.get(key)]
